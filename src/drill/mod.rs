@@ -1,0 +1,365 @@
+//! The drill runner: executes a scenario's steps with timeouts and retries, places the
+//! `disaster` / `recovered` marks, runs the rollback steps after any failure or interrupt,
+//! stops every process it started, evaluates the objectives and writes the report.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+pub mod objectives;
+pub mod timeline;
+
+use crate::duration::millis;
+use crate::exit::{self, Classify};
+use crate::platform::{self, Service, ServiceEnv};
+use crate::report::{self, DrillReport, Failure};
+use crate::scenario::{Scenario, StepSpec};
+use crate::steps::{Memory, Outputs, StepContext};
+use crate::targets::chroma::ChromaClient;
+use timeline::{Phase, StepRecord, StepStatus, Timeline};
+
+/// A step with no `timeout:` of its own is cut off after this long.
+const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error("cannot prepare the report directory {path}: {source}")]
+    ReportDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the report in {path}: {source}")]
+    WriteReport {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Classify for DrillError {
+    fn exit_code(&self) -> i32 {
+        exit::RUNTIME
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some("choose a writable directory with --report-dir".into())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub report_dir: PathBuf,
+}
+
+/// Live progress of a run; the CLI prints it, tests ignore it.
+pub trait DrillObserver: Send + Sync {
+    fn run_started(&self, _scenario: &Scenario, _run_dir: &Path) {}
+    fn step_started(&self, _phase: Phase, _index: usize, _total: usize, _spec: &StepSpec) {}
+    fn step_retrying(&self, _spec: &StepSpec, _attempt: u32, _error: &str) {}
+    fn step_finished(&self, _record: &StepRecord) {}
+}
+
+pub struct SilentObserver;
+impl DrillObserver for SilentObserver {}
+
+/// Becomes `true` when the run should stop (Ctrl-C, SIGTERM).
+pub type Interrupt = watch::Receiver<bool>;
+
+/// An interrupt that never fires.
+pub fn no_interrupt() -> Interrupt {
+    let (tx, rx) = watch::channel(false);
+    // Keep the sender alive for the life of the program so the receiver never sees a close.
+    std::mem::forget(tx);
+    rx
+}
+
+/// An interrupt fired by SIGINT (Ctrl-C) or SIGTERM.
+pub fn interrupt_on_signals() -> Interrupt {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        tracing::warn!("interrupted: stopping the current step and running rollback");
+        let _ = tx.send(true);
+        // Keep the sender (and so the flag) alive until the process ends.
+        std::future::pending::<()>().await;
+    });
+    rx
+}
+
+/// Run a scenario to completion and write its report.
+pub async fn run(
+    scenario: &Scenario,
+    options: &RunOptions,
+    observer: &dyn DrillObserver,
+    interrupt: Interrupt,
+) -> Result<DrillReport, DrillError> {
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let run_dir = create_run_dir(&options.report_dir, &scenario.name, started_at)?;
+    observer.run_started(scenario, &run_dir);
+    let target = &scenario.target;
+    let chroma = ChromaClient::with_database(&target.url, &target.tenant, &target.database);
+    let service = target.service.as_ref().map(|spec| {
+        platform::build(
+            spec,
+            ServiceEnv {
+                log_path: run_dir.join("service.log"),
+                listen_addr: listen_addr(&target.url),
+            },
+        )
+    });
+    let mut runner = Runner {
+        chroma,
+        service,
+        memory: Memory::default(),
+        outputs: Default::default(),
+        timeline: Timeline::default(),
+        run_dir: run_dir.clone(),
+        interrupt,
+        observer,
+    };
+
+    let mut failed = false;
+    let total = scenario.steps.len();
+    for (index, spec) in scenario.steps.iter().enumerate() {
+        if failed || runner.interrupted() {
+            runner.skip(spec, Phase::Steps);
+            continue;
+        }
+        let record = runner.execute(spec, Phase::Steps, index, total).await;
+        failed = matches!(record.status, StepStatus::Failed | StepStatus::Interrupted);
+    }
+    let interrupted = runner.interrupted();
+    if failed || interrupted {
+        let total = scenario.rollback.len();
+        for (index, spec) in scenario.rollback.iter().enumerate() {
+            runner.execute(spec, Phase::Rollback, index, total).await;
+        }
+    }
+    if let Some(service) = runner.service.as_mut() {
+        service.shutdown().await;
+    }
+
+    let objectives =
+        objectives::evaluate(&scenario.objectives, &runner.timeline, &runner.memory, started_at);
+    let failure = runner.timeline.first_failure().map(|step| Failure {
+        step: step.id.clone(),
+        kind: step.kind.clone(),
+        reason: step.error.clone().unwrap_or_default(),
+    });
+    let passed = failure.is_none() && !interrupted && objectives.iter().all(|o| o.passed);
+    let exit_code = if interrupted {
+        exit::INTERRUPTED
+    } else if passed {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    };
+    let report = DrillReport::new(report::ReportParts {
+        scenario,
+        run_dir: &run_dir,
+        started_at,
+        duration: clock.elapsed(),
+        passed,
+        interrupted,
+        exit_code,
+        timeline: runner.timeline,
+        objectives,
+        failure,
+        latency: runner.memory.latency.map(|(_, summary)| summary),
+    });
+    report::write_files(&report, &run_dir).map_err(|source| DrillError::WriteReport {
+        path: run_dir.display().to_string(),
+        source,
+    })?;
+    Ok(report)
+}
+
+struct Runner<'a> {
+    chroma: ChromaClient,
+    service: Option<Box<dyn Service>>,
+    memory: Memory,
+    outputs: crate::scenario::vars::StepOutputs,
+    timeline: Timeline,
+    run_dir: PathBuf,
+    interrupt: Interrupt,
+    observer: &'a dyn DrillObserver,
+}
+
+enum Attempt {
+    Done(Outputs),
+    Failed(String),
+    Interrupted,
+}
+
+impl Runner<'_> {
+    fn interrupted(&self) -> bool {
+        *self.interrupt.borrow()
+    }
+
+    fn skip(&mut self, spec: &StepSpec, phase: Phase) {
+        let record = StepRecord {
+            id: spec.id.clone(),
+            kind: spec.kind.name.to_string(),
+            phase,
+            status: StepStatus::Skipped,
+            started_at: None,
+            duration_ms: 0.0,
+            attempts: 0,
+            error: None,
+            mark: spec.mark,
+            outputs: Outputs::new(),
+        };
+        self.observer.step_finished(&record);
+        self.timeline.steps.push(record);
+    }
+
+    async fn execute(&mut self, spec: &StepSpec, phase: Phase, index: usize, total: usize) -> StepRecord {
+        self.observer.step_started(phase, index, total, spec);
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let max_attempts = spec.retries + 1;
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
+            let outcome = self.attempt(spec, phase).await;
+            match outcome {
+                Attempt::Failed(error) if attempts < max_attempts && !self.interrupted() => {
+                    self.observer.step_retrying(spec, attempts, &error);
+                    // Back off a little more each time: 1s, 2s, 4s, capped at 10s.
+                    let backoff = Duration::from_secs(1 << (attempts - 1).min(3)).min(Duration::from_secs(10));
+                    tokio::time::sleep(backoff).await;
+                }
+                other => break other,
+            }
+        };
+        let (status, error, mut outputs) = match outcome {
+            Attempt::Done(outputs) => (StepStatus::Passed, None, outputs),
+            Attempt::Failed(error) if spec.continue_on_error => (StepStatus::FailedIgnored, Some(error), Outputs::new()),
+            Attempt::Failed(error) => (StepStatus::Failed, Some(error), Outputs::new()),
+            Attempt::Interrupted => (StepStatus::Interrupted, Some("interrupted".to_string()), Outputs::new()),
+        };
+        let duration_ms = millis(clock.elapsed());
+        if status == StepStatus::Passed {
+            outputs.insert("duration_ms".into(), serde_json::json!(duration_ms));
+            if let Some(mark) = spec.mark {
+                self.timeline.mark(mark, Utc::now());
+            }
+            self.outputs.insert(spec.id.clone(), outputs.clone());
+        }
+        let record = StepRecord {
+            id: spec.id.clone(),
+            kind: spec.kind.name.to_string(),
+            phase,
+            status,
+            started_at: Some(started_at),
+            duration_ms,
+            attempts,
+            error,
+            mark: spec.mark,
+            outputs,
+        };
+        self.observer.step_finished(&record);
+        self.timeline.steps.push(record.clone());
+        record
+    }
+
+    async fn attempt(&mut self, spec: &StepSpec, phase: Phase) -> Attempt {
+        let with = match crate::scenario::vars::substitute_runtime_value(&spec.with, &self.outputs) {
+            Ok(with) => with,
+            Err(message) => return Attempt::Failed(message),
+        };
+        let step = match (spec.kind.build)(with) {
+            Ok(step) => step,
+            Err(err) => return Attempt::Failed(format!("parameters: {} at `with.{}`", err.inner(), err.path())),
+        };
+        let limit = spec.timeout.map(|t| t.as_duration()).unwrap_or(DEFAULT_STEP_TIMEOUT);
+        let mut ctx = StepContext {
+            step_id: &spec.id,
+            chroma: &self.chroma,
+            service: self.service.as_deref_mut(),
+            memory: &mut self.memory,
+            run_dir: &self.run_dir,
+        };
+        let work = tokio::time::timeout(limit, step.run(&mut ctx));
+        // Rollback always runs to the end: it is what puts things back after an interrupt.
+        let mut interrupt = self.interrupt.clone();
+        let interrupted = async move {
+            if phase == Phase::Rollback {
+                std::future::pending::<()>().await;
+            }
+            let _ = interrupt.wait_for(|flag| *flag).await;
+        };
+        tokio::select! {
+            result = work => match result {
+                Ok(Ok(outputs)) => Attempt::Done(outputs),
+                Ok(Err(err)) => Attempt::Failed(err.to_string()),
+                Err(_) => Attempt::Failed(format!("timed out after {}", crate::duration::format_duration(limit))),
+            },
+            _ = interrupted => Attempt::Interrupted,
+        }
+    }
+}
+
+fn create_run_dir(report_dir: &Path, scenario: &str, at: chrono::DateTime<Utc>) -> Result<PathBuf, DrillError> {
+    let safe: String = scenario
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    let stamp = at.format("%Y%m%dT%H%M%SZ");
+    let err = |path: &Path, source| DrillError::ReportDir {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(report_dir).map_err(|e| err(report_dir, e))?;
+    for n in 1.. {
+        let name = if n == 1 { format!("{safe}-{stamp}") } else { format!("{safe}-{stamp}-{n}") };
+        let dir = report_dir.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(&dir, e)),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// `host:port` from an http(s) URL, so a process service can tell whether the port is taken.
+fn listen_addr(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    Some(format!("{}:{}", parsed.host_str()?, parsed.port_or_known_default()?))
+}
+
+/// What `run --dry-run` prints: each step with its parameters, nothing executed.
+pub fn plan(scenario: &Scenario) -> Vec<String> {
+    let describe = |spec: &StepSpec| {
+        let with = serde_json::to_string(&spec.with).unwrap_or_default();
+        let mark = spec.mark.map(|m| format!("  [mark: {}]", serde_json::to_string(&m).unwrap_or_default().trim_matches('"'))).unwrap_or_default();
+        let with = if with == "null" { String::new() } else { format!(" {with}") };
+        format!("{} ({}){with}{mark}", spec.id, spec.kind.name)
+    };
+    let mut lines: Vec<String> = scenario
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{:>2}. {}", i + 1, describe(s)))
+        .collect();
+    if !scenario.rollback.is_empty() {
+        lines.push("rollback (after a failure or an interrupt):".into());
+        lines.extend(scenario.rollback.iter().map(|s| format!("  - {}", describe(s))));
+    }
+    lines
+}

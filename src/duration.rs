@@ -1,0 +1,123 @@
+//! Human durations ("500ms", "5m", "1h 30m", "90d") as they appear in scenarios and flags.
+//!
+//! One newtype so every place that reads a duration accepts the same spellings and
+//! prints them back the same way.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration written by a person: `250ms`, `30s`, `5m`, `24h`, `7d`, or `1h 30m`.
+/// A bare number is read as seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn as_duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if let Ok(seconds) = text.parse::<f64>() {
+            if seconds.is_finite() && seconds >= 0.0 {
+                return Ok(Self(Duration::from_secs_f64(seconds)));
+            }
+        }
+        humantime::parse_duration(text).map(Self).map_err(|err| {
+            format!("bad duration {text:?}: {err} (write it like 500ms, 30s, 5m, 2h or 7d)")
+        })
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(f64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(s) if s.is_finite() && s >= 0.0 => Ok(Self(Duration::from_secs_f64(s))),
+            Raw::Seconds(s) => Err(serde::de::Error::custom(format!("bad duration {s}"))),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Short, readable rendering: `850ms`, `12.3s`, `4m 05s`, `2h 10m`, `3d 4h`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1.0 {
+        return format!("{:.3}ms", ms);
+    }
+    if ms < 1000.0 {
+        return format!("{}ms", ms.round() as u64);
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    if secs < 3600 {
+        return format!("{}m {:02}s", secs / 60, secs % 60);
+    }
+    if secs < 86_400 {
+        return format!("{}h {:02}m", secs / 3600, (secs % 3600) / 60);
+    }
+    format!("{}d {}h", secs / 86_400, (secs % 86_400) / 3600)
+}
+
+/// Milliseconds as a float, the unit of every `*_ms` field in reports.
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_spellings_people_use() {
+        let cases = [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("1h 30m", 5_400_000),
+            ("2", 2_000),
+            ("0.25", 250),
+        ];
+        for (text, ms) in cases {
+            let parsed: HumanDuration = text.parse().unwrap();
+            assert_eq!(parsed.0, Duration::from_millis(ms), "{text}");
+        }
+        assert!("five minutes".parse::<HumanDuration>().is_err());
+        assert!("-3".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn formats_compactly() {
+        assert_eq!(format_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(format_duration(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(format_duration(Duration::from_secs(245)), "4m 05s");
+        assert_eq!(format_duration(Duration::from_secs(7800)), "2h 10m");
+    }
+}

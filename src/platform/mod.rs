@@ -1,0 +1,79 @@
+//! How a database service is started, stopped, restarted and killed.
+//!
+//! One [`Service`] trait, one file per kind: `process` (vecdrill runs the server itself and
+//! owns its pid) and `shell` (the operator's own commands, e.g. `systemctl restart chroma`).
+//! The drill runner calls [`Service::shutdown`] at the end of every run so that no process
+//! vecdrill started outlives it.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+
+use crate::exit::{self, Classify};
+use crate::scenario::ServiceSpec;
+
+pub mod process;
+pub mod shell;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{service}: {message}")]
+    Failed { service: String, message: String },
+    #[error("{service}: not supported: {message}")]
+    Unsupported { service: String, message: String },
+    #[error("{service}: {context}: {source}")]
+    Io {
+        service: String,
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl Classify for PlatformError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::Unsupported { .. } => exit::BAD_INPUT,
+            _ => exit::RUNTIME,
+        }
+    }
+}
+
+/// Where a service writes its output and how it can be reached.
+#[derive(Debug, Clone)]
+pub struct ServiceEnv {
+    /// Append-only log of everything the service (or its commands) printed.
+    pub log_path: PathBuf,
+    /// `host:port` the service listens on, when known from the target URL.
+    pub listen_addr: Option<String>,
+}
+
+#[async_trait]
+pub trait Service: Send + Sync {
+    /// Short description for logs and reports, e.g. `process "chroma run ..."`.
+    fn describe(&self) -> String;
+    async fn start(&mut self) -> Result<(), PlatformError>;
+    /// Graceful stop.
+    async fn stop(&mut self) -> Result<(), PlatformError>;
+    async fn restart(&mut self) -> Result<(), PlatformError> {
+        self.stop().await?;
+        self.start().await
+    }
+    /// Abrupt termination (SIGKILL or the operator's kill command): a crash on purpose.
+    async fn kill(&mut self) -> Result<(), PlatformError>;
+    /// End of run: stop whatever vecdrill itself started. Never fails; reports problems in logs.
+    async fn shutdown(&mut self) {}
+}
+
+pub fn build(spec: &ServiceSpec, env: ServiceEnv) -> Box<dyn Service> {
+    match spec {
+        ServiceSpec::Process(spec) => Box::new(process::ProcessService::new(spec.clone(), env)),
+        ServiceSpec::Shell(spec) => Box::new(shell::ShellService::new(spec.clone(), env)),
+    }
+}
+
+/// The last lines of a log file, for error messages.
+pub(crate) fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

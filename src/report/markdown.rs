@@ -1,0 +1,111 @@
+//! `report.md`: summary, objectives, the failure (if any) and the timeline.
+
+use std::fmt::Write;
+
+use super::DrillReport;
+use crate::drill::timeline::{StepRecord, StepStatus};
+use crate::duration::format_duration;
+
+pub fn render(report: &DrillReport) -> String {
+    let mut md = String::new();
+    let verdict = if report.interrupted {
+        "INTERRUPTED"
+    } else if report.passed {
+        "PASSED"
+    } else {
+        "FAILED"
+    };
+    let _ = writeln!(md, "# Recovery drill: {} — {verdict}\n", report.scenario);
+    if let Some(description) = &report.description {
+        let _ = writeln!(md, "{description}\n");
+    }
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(md, "| Started | {} |", report.started_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    let _ = writeln!(md, "| Duration | {} |", ms(report.duration_ms));
+    let _ = writeln!(md, "| Target | {} `{}` |", report.target.kind, report.target.url);
+    if let Some(service) = &report.target.service {
+        let _ = writeln!(md, "| Service | `{service}` |");
+    }
+    let rto = report.rto_ms.map(ms).unwrap_or_else(|| "not measured".into());
+    let _ = writeln!(md, "| Recovery time (RTO) | {rto} |");
+    let _ = writeln!(md, "| Scenario file | `{}` |", report.scenario_file);
+    let _ = writeln!(md, "| vecdrill | {} |\n", report.vecdrill_version);
+
+    if let Some(failure) = &report.failure {
+        let _ = writeln!(md, "## Failure\n\nStep `{}` ({}) failed: {}\n", failure.step, failure.kind, failure.reason);
+    }
+
+    let _ = writeln!(md, "## Objectives\n");
+    if report.objectives.is_empty() {
+        let _ = writeln!(md, "No objectives were written for this scenario.\n");
+    } else {
+        let _ = writeln!(md, "| Objective | Target | Measured | Result | Detail |\n|---|---|---|---|---|");
+        for o in &report.objectives {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                o.name,
+                o.target,
+                o.measured.as_deref().unwrap_or("—"),
+                if o.passed { "✅ met" } else { "❌ missed" },
+                o.detail
+            );
+        }
+        md.push('\n');
+    }
+
+    if let Some(latency) = &report.latency {
+        let _ = writeln!(md, "## Search latency\n");
+        let _ = writeln!(md, "{} queries at concurrency {}{}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.0} qps, {} errors.\n",
+            latency.queries,
+            latency.concurrency,
+            latency.rate.map(|r| format!(" and {r}/s")).unwrap_or_default(),
+            latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.max_ms, latency.qps, latency.errors);
+    }
+
+    let _ = writeln!(md, "## Timeline\n");
+    timeline_table(&mut md, &report.steps, report);
+    if !report.rollback.is_empty() {
+        let _ = writeln!(md, "\n### Rollback\n");
+        timeline_table(&mut md, &report.rollback, report);
+    }
+    md
+}
+
+fn timeline_table(md: &mut String, steps: &[StepRecord], report: &DrillReport) {
+    let _ = writeln!(md, "| # | Step | Kind | Status | At (+s) | Duration | Note |\n|---|---|---|---|---|---|---|");
+    for (i, step) in steps.iter().enumerate() {
+        let at = step
+            .started_at
+            .map(|t| format!("+{:.1}", (t - report.started_at).num_milliseconds() as f64 / 1000.0))
+            .unwrap_or_else(|| "—".into());
+        let mark = step
+            .mark
+            .map(|m| format!("**{}** ", serde_json::to_string(&m).unwrap_or_default().trim_matches('"')))
+            .unwrap_or_default();
+        let note = step.error.clone().unwrap_or_default().replace('|', "\\|").replace('\n', " ");
+        let _ = writeln!(
+            md,
+            "| {} | {mark}{} | {} | {} | {at} | {} | {note} |",
+            i + 1,
+            step.id,
+            step.kind,
+            status_label(step.status),
+            ms(step.duration_ms)
+        );
+    }
+}
+
+pub fn status_label(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Passed => "passed",
+        StepStatus::Failed => "FAILED",
+        StepStatus::FailedIgnored => "failed (ignored)",
+        StepStatus::Skipped => "skipped",
+        StepStatus::Interrupted => "interrupted",
+    }
+}
+
+fn ms(value: f64) -> String {
+    format_duration(std::time::Duration::from_secs_f64(value.max(0.0) / 1000.0))
+}

@@ -1,0 +1,144 @@
+//! Drill reports: `report.json` (the machine-readable record, schema in the README),
+//! `report.md` (what you attach to a monthly drill record) and the terminal summary.
+//! Writers only format; every figure is computed by the drill runner.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub mod markdown;
+pub mod terminal;
+
+use crate::drill::objectives::ObjectiveResult;
+use crate::drill::timeline::{MarkRecord, Phase, StepRecord, Timeline};
+use crate::latency::LatencySummary;
+use crate::scenario::{Mark, Scenario, ServiceSpec};
+
+/// Bumped when a field changes meaning or disappears; new fields may appear without a bump.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    pub schema_version: u32,
+    pub vecdrill_version: String,
+    pub scenario: String,
+    pub description: Option<String>,
+    pub scenario_file: String,
+    pub target: TargetSummary,
+    pub run_dir: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    pub passed: bool,
+    pub interrupted: bool,
+    pub exit_code: i32,
+    /// Time from the `disaster` mark to the `recovered` mark.
+    pub rto_ms: Option<f64>,
+    pub marks: Vec<MarkRecord>,
+    pub objectives: Vec<ObjectiveResult>,
+    pub steps: Vec<StepRecord>,
+    pub rollback: Vec<StepRecord>,
+    pub failure: Option<Failure>,
+    pub latency: Option<LatencySummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetSummary {
+    pub kind: String,
+    pub url: String,
+    pub service: Option<String>,
+}
+
+/// The step that failed the run and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub step: String,
+    pub kind: String,
+    pub reason: String,
+}
+
+pub struct ReportParts<'a> {
+    pub scenario: &'a Scenario,
+    pub run_dir: &'a Path,
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    pub passed: bool,
+    pub interrupted: bool,
+    pub exit_code: i32,
+    pub timeline: Timeline,
+    pub objectives: Vec<ObjectiveResult>,
+    pub failure: Option<Failure>,
+    pub latency: Option<LatencySummary>,
+}
+
+impl DrillReport {
+    pub fn new(parts: ReportParts<'_>) -> Self {
+        let ReportParts {
+            scenario,
+            run_dir,
+            started_at,
+            duration,
+            passed,
+            interrupted,
+            exit_code,
+            timeline,
+            objectives,
+            failure,
+            latency,
+        } = parts;
+        let rto_ms = timeline
+            .mark_time(Mark::Disaster)
+            .zip(timeline.mark_time(Mark::Recovered))
+            .map(|(d, r)| (r - d).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        let (steps, rollback) = timeline
+            .steps
+            .into_iter()
+            .partition(|s| s.phase == Phase::Steps);
+        let service = scenario.target.service.as_ref().map(|s| match s {
+            ServiceSpec::Process(p) => format!("process: {}", p.command),
+            ServiceSpec::Shell(_) => "shell".to_string(),
+        });
+        Self {
+            schema_version: SCHEMA_VERSION,
+            vecdrill_version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            scenario_file: scenario.path.display().to_string(),
+            target: TargetSummary {
+                kind: "chroma".into(),
+                url: scenario.target.url.clone(),
+                service,
+            },
+            run_dir: run_dir.display().to_string(),
+            started_at,
+            finished_at: started_at + chrono::Duration::from_std(duration).unwrap_or_default(),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            passed,
+            interrupted,
+            exit_code,
+            rto_ms,
+            marks: timeline.marks,
+            objectives,
+            steps,
+            rollback,
+            failure,
+            latency,
+        }
+    }
+}
+
+/// Write `report.json` and `report.md` into the run directory, each atomically (written to a
+/// temporary name, then renamed) so a reader never sees half a report.
+pub fn write_files(report: &DrillReport, run_dir: &Path) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    write_atomic(&run_dir.join("report.json"), json.as_bytes())?;
+    write_atomic(&run_dir.join("report.md"), markdown::render(report).as_bytes())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

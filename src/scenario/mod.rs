@@ -1,0 +1,185 @@
+//! Drill scenarios: the YAML model, variable substitution and validation.
+//!
+//! A scenario is loaded in one pass that collects every problem it finds, each reported as
+//! `FILE:LINE:COL: message` ([`Diagnostic`]); `vecdrill validate` prints them all and a run
+//! refuses to start while there is any.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+use crate::exit::{self, Classify};
+use crate::steps::StepKind;
+
+mod load;
+pub mod vars;
+pub mod yaml;
+
+pub use load::{load_file, load_str, LoadOptions};
+pub use yaml::Pos;
+
+/// One problem in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl Classify for ScenarioError {
+    fn exit_code(&self) -> i32 {
+        exit::BAD_INPUT
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Read { .. } => Some("check the path; scenarios usually live under scenarios/".into()),
+            Self::Invalid(d) => Some(format!(
+                "{} problem(s); fix them and check again with `vecdrill validate FILE`",
+                d.len()
+            )),
+        }
+    }
+}
+
+/// A loaded, validated scenario with load-time variables already substituted.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    pub path: PathBuf,
+    pub vars: BTreeMap<String, String>,
+    pub target: TargetSpec,
+    pub repo: Option<String>,
+    pub objectives: Objectives,
+    pub steps: Vec<StepSpec>,
+    pub rollback: Vec<StepSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Chroma,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub kind: TargetKind,
+    pub url: String,
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default)]
+    pub service: Option<ServiceSpec>,
+}
+
+fn default_tenant() -> String {
+    crate::targets::chroma::client::DEFAULT_TENANT.to_string()
+}
+
+fn default_database() -> String {
+    crate::targets::chroma::client::DEFAULT_DATABASE.to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServiceSpec {
+    Process(ProcessSpec),
+    Shell(ShellSpec),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// The server command line, split into words like a shell would (no shell runs it).
+    pub command: String,
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How long to wait after SIGTERM before SIGKILL.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: HumanDuration,
+}
+
+fn default_stop_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellSpec {
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub stop: Option<String>,
+    #[serde(default)]
+    pub restart: Option<String>,
+    #[serde(default)]
+    pub kill: Option<String>,
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Written recovery objectives; each is evaluated to target / measured / passed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objectives {
+    /// Time from the `disaster` mark to the `recovered` mark.
+    pub rto: Option<HumanDuration>,
+    pub search_p50: Option<HumanDuration>,
+    pub search_p90: Option<HumanDuration>,
+    pub search_p99: Option<HumanDuration>,
+    /// Every collection holds at least this many records (seed 004's `--expected-min`).
+    pub collections_min: Option<u64>,
+    /// Time from the `disaster` mark (or the run's start) to the first answered heartbeat.
+    pub heartbeat_within: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    Disaster,
+    Recovered,
+}
+
+/// One step as written, with load-time variables substituted.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// The `id:` given, or one derived from the kind (`start`, `start-2`, ...).
+    pub id: String,
+    pub kind: &'static StepKind,
+    /// Parameters; may still hold `${steps.ID.OUTPUT}` references, resolved at run time.
+    pub with: serde_yaml::Value,
+    pub timeout: Option<HumanDuration>,
+    pub retries: u32,
+    pub continue_on_error: bool,
+    pub mark: Option<Mark>,
+    pub pos: Pos,
+}

@@ -1,0 +1,45 @@
+//! What a running step can reach: the target, the service, and what earlier steps measured.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::StepError;
+use crate::latency::LatencySummary;
+use crate::platform::Service;
+use crate::targets::chroma::{ChromaClient, TargetState};
+
+/// Measurements collected during a run, read by later steps and by objective evaluation.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// States captured by `capture_state`, by name.
+    pub states: BTreeMap<String, TargetState>,
+    /// The last `search_latency` result and the step that measured it.
+    pub latency: Option<(String, LatencySummary)>,
+    /// Moments a heartbeat was answered, in order.
+    pub healthy_at: Vec<DateTime<Utc>>,
+    /// The last per-collection counts seen, and the step that saw them.
+    pub counts: Option<(String, BTreeMap<String, u64>)>,
+}
+
+pub struct StepContext<'a> {
+    pub step_id: &'a str,
+    pub chroma: &'a ChromaClient,
+    pub service: Option<&'a mut (dyn Service + 'static)>,
+    pub memory: &'a mut Memory,
+    /// The run's report directory (service log, captured states).
+    pub run_dir: &'a Path,
+}
+
+impl StepContext<'_> {
+    pub fn service(&mut self) -> Result<&mut (dyn Service + 'static), StepError> {
+        self.service
+            .as_deref_mut()
+            .ok_or_else(|| StepError::Setup("this step needs `target.service` in the scenario".into()))
+    }
+
+    pub fn record_counts(&mut self, counts: BTreeMap<String, u64>) {
+        self.memory.counts = Some((self.step_id.to_string(), counts));
+    }
+}

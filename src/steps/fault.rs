@@ -1,0 +1,111 @@
+//! `fault`: break the database on purpose. Usually carries `mark: disaster`.
+//!
+//! - `kill`: SIGKILL the service (a crash, not a clean stop);
+//! - `delete_collection`: drop a collection through the API;
+//! - `corrupt_file`: invert `length` bytes at `offset` (every byte is guaranteed to change);
+//! - `delete_file`: remove a file (or, with `recursive: true`, a directory).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::outputs;
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    Kill,
+    DeleteCollection {
+        collection: String,
+    },
+    CorruptFile {
+        path: PathBuf,
+        #[serde(default)]
+        offset: u64,
+        #[serde(default = "default_length")]
+        length: u64,
+    },
+    DeleteFile {
+        path: PathBuf,
+        #[serde(default)]
+        recursive: bool,
+    },
+}
+
+fn default_length() -> u64 {
+    4096
+}
+
+pub const KIND: StepKind = StepKind {
+    name: "fault",
+    summary: "inject a fault: `kind: kill | delete_collection | corrupt_file | delete_file`",
+    outputs: &["kind", "at", "detail"],
+    needs_service: false,
+    build: super::build::<Fault>,
+};
+
+#[async_trait]
+impl Step for Fault {
+    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
+        let (kind, detail) = match self {
+            Fault::Kill => {
+                ctx.service()?.kill().await?;
+                ("kill", "service killed with SIGKILL".to_string())
+            }
+            Fault::DeleteCollection { collection } => {
+                ctx.chroma.delete_collection(collection).await?;
+                ("delete_collection", format!("deleted collection {collection:?}"))
+            }
+            Fault::CorruptFile { path, offset, length } => {
+                let (path, offset, length) = (path.clone(), *offset, *length);
+                let changed = tokio::task::spawn_blocking(move || corrupt(&path, offset, length))
+                    .await
+                    .map_err(|e| StepError::Setup(format!("corruption task failed: {e}")))??;
+                ("corrupt_file", changed)
+            }
+            Fault::DeleteFile { path, recursive } => {
+                let meta = std::fs::symlink_metadata(path)
+                    .map_err(|e| StepError::io(format!("cannot delete {}", path.display()), e))?;
+                if meta.is_dir() {
+                    if !recursive {
+                        return Err(StepError::Setup(format!(
+                            "{} is a directory; add `recursive: true` to delete it",
+                            path.display()
+                        )));
+                    }
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                }
+                .map_err(|e| StepError::io(format!("cannot delete {}", path.display()), e))?;
+                ("delete_file", format!("deleted {}", path.display()))
+            }
+        };
+        Ok(outputs! { "kind" => kind, "at" => Utc::now().to_rfc3339(), "detail" => detail })
+    }
+}
+
+fn corrupt(path: &std::path::Path, offset: u64, length: u64) -> Result<String, StepError> {
+    let io = |e| StepError::io(format!("cannot corrupt {}", path.display()), e);
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if offset >= size {
+        return Err(StepError::Setup(format!(
+            "{} is {size} bytes; offset {offset} is past its end",
+            path.display()
+        )));
+    }
+    let length = length.min(size - offset);
+    let mut bytes = vec![0u8; length as usize];
+    file.seek(SeekFrom::Start(offset)).map_err(io)?;
+    file.read_exact(&mut bytes).map_err(io)?;
+    bytes.iter_mut().for_each(|b| *b = !*b);
+    file.seek(SeekFrom::Start(offset)).map_err(io)?;
+    file.write_all(&bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(format!("inverted {length} bytes of {} at offset {offset}", path.display()))
+}

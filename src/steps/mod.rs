@@ -1,0 +1,141 @@
+//! Step kinds: one file per kind, each a parameter struct (deserialised from `with:`) that
+//! implements [`Step`], plus one line in [`KINDS`].
+//!
+//! To add a step kind: write `src/steps/NAME.rs` with a `pub const KIND: StepKind` and its
+//! `impl Step`, then list it in [`KINDS`]. Validation, `${steps.ID.OUTPUT}` checks, retries,
+//! timeouts and reporting come for free.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+
+mod context;
+mod count;
+mod fault;
+mod heartbeat;
+mod http;
+mod search_latency;
+mod seed;
+mod service;
+mod shell;
+mod sleep;
+mod state;
+mod wait_healthy;
+
+pub use context::{Memory, StepContext};
+
+use crate::platform::PlatformError;
+use crate::targets::chroma::ChromaError;
+
+/// What a step hands to later steps (`${steps.ID.NAME}`) and to the report.
+pub type Outputs = BTreeMap<String, serde_json::Value>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The step ran and what it checked was wrong.
+    #[error("{0}")]
+    Check(String),
+    /// The scenario asks for something this step cannot do here.
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Chroma(#[from] ChromaError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl StepError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Step: Send + Sync {
+    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError>;
+}
+
+pub type WithError = serde_path_to_error::Error<serde_yaml::Error>;
+
+/// A registered step kind.
+pub struct StepKind {
+    /// The name written after `do:`.
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Outputs later steps may reference; every step also has `duration_ms`.
+    pub outputs: &'static [&'static str],
+    /// Whether the step acts on `target.service` (checked when validating).
+    pub needs_service: bool,
+    /// Parse `with:` into a runnable step.
+    pub build: fn(serde_yaml::Value) -> Result<Box<dyn Step>, WithError>,
+}
+
+impl std::fmt::Debug for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl StepKind {
+    pub fn has_output(&self, name: &str) -> bool {
+        name == "duration_ms" || self.outputs.contains(&name)
+    }
+
+    pub fn all_outputs(&self) -> Vec<&'static str> {
+        let mut all = vec!["duration_ms"];
+        all.extend(self.outputs);
+        all
+    }
+}
+
+/// Every step kind vecdrill knows, in the order `--help` lists them.
+pub static KINDS: &[StepKind] = &[
+    service::START,
+    service::STOP,
+    service::RESTART,
+    heartbeat::KIND,
+    wait_healthy::KIND,
+    count::KIND,
+    state::CAPTURE,
+    state::COMPARE,
+    search_latency::KIND,
+    http::KIND,
+    shell::KIND,
+    sleep::KIND,
+    fault::KIND,
+    seed::KIND,
+];
+
+pub fn lookup(name: &str) -> Option<&'static StepKind> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// The usual `build`: `with:` deserialised into the step's own parameter struct.
+pub fn build<S: Step + DeserializeOwned + 'static>(
+    with: serde_yaml::Value,
+) -> Result<Box<dyn Step>, WithError> {
+    let with = match with {
+        serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+        other => other,
+    };
+    serde_path_to_error::deserialize::<_, S>(with).map(|s| Box::new(s) as Box<dyn Step>)
+}
+
+/// Shorthand for building an [`Outputs`] map.
+#[macro_export]
+macro_rules! outputs {
+    ($($key:literal => $value:expr),* $(,)?) => {{
+        let mut map = $crate::steps::Outputs::new();
+        $(map.insert($key.to_string(), serde_json::json!($value));)*
+        map
+    }};
+}

@@ -1,0 +1,67 @@
+//! `wait_healthy`: poll the heartbeat until it answers; the first healthy moment is recorded
+//! (it feeds `heartbeat_within` and the timeline).
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::duration::{millis, HumanDuration};
+use crate::outputs;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitHealthy {
+    #[serde(default = "default_timeout")]
+    timeout: HumanDuration,
+    #[serde(default = "default_interval")]
+    interval: HumanDuration,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+fn default_interval() -> HumanDuration {
+    HumanDuration(Duration::from_millis(200))
+}
+
+pub const KIND: StepKind = StepKind {
+    name: "wait_healthy",
+    summary: "poll the heartbeat every `interval` (200ms) until healthy or `timeout` (60s)",
+    outputs: &["healthy_after_ms", "attempts"],
+    needs_service: false,
+    build: super::build::<WaitHealthy>,
+};
+
+#[async_trait]
+impl Step for WaitHealthy {
+    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
+        let started = Instant::now();
+        let deadline = started + self.timeout.as_duration();
+        let per_try = self.interval.as_duration().max(Duration::from_secs(2));
+        let mut attempts = 0u64;
+        loop {
+            attempts += 1;
+            let error = match ctx.chroma.heartbeat(per_try).await {
+                Ok(_) => {
+                    ctx.memory.healthy_at.push(Utc::now());
+                    return Ok(outputs! {
+                        "healthy_after_ms" => millis(started.elapsed()),
+                        "attempts" => attempts,
+                    });
+                }
+                Err(err) => err,
+            };
+            if Instant::now() + self.interval.as_duration() > deadline {
+                return Err(StepError::Check(format!(
+                    "not healthy after {} ({attempts} attempts); last error: {error}",
+                    self.timeout
+                )));
+            }
+            tokio::time::sleep(self.interval.as_duration()).await;
+        }
+    }
+}

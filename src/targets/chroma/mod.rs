@@ -1,0 +1,8 @@
+//! ChromaDB as a drill target: the HTTP client, and the state (counts plus probe neighbours)
+//! that drills capture before a disaster and compare after recovery.
+
+pub mod client;
+pub mod state;
+
+pub use client::{ChromaClient, ChromaError, Collection, Records};
+pub use state::{CollectionState, StateComparison, TargetState};

@@ -1,0 +1,3 @@
+//! The databases vecdrill protects and drills, one module per kind.
+
+pub mod chroma;
