@@ -36,9 +36,30 @@ pub struct SeedSummary {
 }
 
 const WORDS: &[&str] = &[
-    "vector", "index", "backup", "restore", "drill", "latency", "neighbour", "segment", "embedding",
-    "collection", "recovery", "snapshot", "replica", "shard", "query", "document", "metadata",
-    "cluster", "storage", "object", "archive", "verify", "journal", "heartbeat",
+    "vector",
+    "index",
+    "backup",
+    "restore",
+    "drill",
+    "latency",
+    "neighbour",
+    "segment",
+    "embedding",
+    "collection",
+    "recovery",
+    "snapshot",
+    "replica",
+    "shard",
+    "query",
+    "document",
+    "metadata",
+    "cluster",
+    "storage",
+    "object",
+    "archive",
+    "verify",
+    "journal",
+    "heartbeat",
 ];
 
 /// Generates records `start..start+len` of the deterministic sequence.
@@ -71,7 +92,12 @@ impl RecordGenerator {
             let mut vector: Vec<f32> = (0..self.dim)
                 .map(|_| StandardNormal.sample(&mut self.rng))
                 .collect();
-            let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+            let norm = vector
+                .iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+                .sqrt()
+                .max(f32::EPSILON);
             vector.iter_mut().for_each(|x| *x /= norm);
             let words: Vec<&str> = (0..8)
                 .map(|_| WORDS[self.rng.random_range(0..WORDS.len())])
@@ -103,7 +129,9 @@ pub async fn seed(
     let collection = client
         .get_or_create_collection(
             &options.collection,
-            Some(json!({ "created_by": "vecdrill seed", "seed": options.seed, "dim": options.dim })),
+            Some(
+                json!({ "created_by": "vecdrill seed", "seed": options.seed, "dim": options.dim }),
+            ),
         )
         .await?;
     let batch_size = options

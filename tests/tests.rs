@@ -1,1 +1,9 @@
+//! Integration tests: one crate of modules so CI links once. They run the built `vecdrill`
+//! binary against real Chroma servers started on free ports in temporary directories.
 
+mod common;
+
+mod drill;
+mod latency;
+mod seed_bench;
+mod validate;

@@ -78,7 +78,8 @@ pub fn no_interrupt() -> Interrupt {
 pub fn interrupt_on_signals() -> Interrupt {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let terminated = async {
             match term.as_mut() {
                 Some(term) => {
@@ -153,8 +154,12 @@ pub async fn run(
         service.shutdown().await;
     }
 
-    let objectives =
-        objectives::evaluate(&scenario.objectives, &runner.timeline, &runner.memory, started_at);
+    let objectives = objectives::evaluate(
+        &scenario.objectives,
+        &runner.timeline,
+        &runner.memory,
+        started_at,
+    );
     let failure = runner.timeline.first_failure().map(|step| Failure {
         step: step.id.clone(),
         kind: step.kind.clone(),
@@ -201,7 +206,8 @@ struct Runner<'a> {
 
 enum Attempt {
     Done(Outputs),
-    Failed(String),
+    /// The error, and any measurements the step made before failing.
+    Failed(String, Outputs),
     Interrupted,
 }
 
@@ -227,7 +233,13 @@ impl Runner<'_> {
         self.timeline.steps.push(record);
     }
 
-    async fn execute(&mut self, spec: &StepSpec, phase: Phase, index: usize, total: usize) -> StepRecord {
+    async fn execute(
+        &mut self,
+        spec: &StepSpec,
+        phase: Phase,
+        index: usize,
+        total: usize,
+    ) -> StepRecord {
         self.observer.step_started(phase, index, total, spec);
         let started_at = Utc::now();
         let clock = Instant::now();
@@ -237,10 +249,11 @@ impl Runner<'_> {
             attempts += 1;
             let outcome = self.attempt(spec, phase).await;
             match outcome {
-                Attempt::Failed(error) if attempts < max_attempts && !self.interrupted() => {
+                Attempt::Failed(error, _) if attempts < max_attempts && !self.interrupted() => {
                     self.observer.step_retrying(spec, attempts, &error);
                     // Back off a little more each time: 1s, 2s, 4s, capped at 10s.
-                    let backoff = Duration::from_secs(1 << (attempts - 1).min(3)).min(Duration::from_secs(10));
+                    let backoff = Duration::from_secs(1 << (attempts - 1).min(3))
+                        .min(Duration::from_secs(10));
                     tokio::time::sleep(backoff).await;
                 }
                 other => break other,
@@ -248,9 +261,15 @@ impl Runner<'_> {
         };
         let (status, error, mut outputs) = match outcome {
             Attempt::Done(outputs) => (StepStatus::Passed, None, outputs),
-            Attempt::Failed(error) if spec.continue_on_error => (StepStatus::FailedIgnored, Some(error), Outputs::new()),
-            Attempt::Failed(error) => (StepStatus::Failed, Some(error), Outputs::new()),
-            Attempt::Interrupted => (StepStatus::Interrupted, Some("interrupted".to_string()), Outputs::new()),
+            Attempt::Failed(error, outputs) if spec.continue_on_error => {
+                (StepStatus::FailedIgnored, Some(error), outputs)
+            }
+            Attempt::Failed(error, outputs) => (StepStatus::Failed, Some(error), outputs),
+            Attempt::Interrupted => (
+                StepStatus::Interrupted,
+                Some("interrupted".to_string()),
+                Outputs::new(),
+            ),
         };
         let duration_ms = millis(clock.elapsed());
         if status == StepStatus::Passed {
@@ -278,15 +297,22 @@ impl Runner<'_> {
     }
 
     async fn attempt(&mut self, spec: &StepSpec, phase: Phase) -> Attempt {
-        let with = match crate::scenario::vars::substitute_runtime_value(&spec.with, &self.outputs) {
+        let with = match crate::scenario::vars::substitute_runtime_value(&spec.with, &self.outputs)
+        {
             Ok(with) => with,
-            Err(message) => return Attempt::Failed(message),
+            Err(message) => return Attempt::Failed(message, Outputs::new()),
         };
         let step = match (spec.kind.build)(with) {
             Ok(step) => step,
-            Err(err) => return Attempt::Failed(format!("parameters: {} at `with.{}`", err.inner(), err.path())),
+            Err(err) => {
+                let message = format!("parameters: {} at `with.{}`", err.inner(), err.path());
+                return Attempt::Failed(message, Outputs::new());
+            }
         };
-        let limit = spec.timeout.map(|t| t.as_duration()).unwrap_or(DEFAULT_STEP_TIMEOUT);
+        let limit = spec
+            .timeout
+            .map(|t| t.as_duration())
+            .unwrap_or(DEFAULT_STEP_TIMEOUT);
         let mut ctx = StepContext {
             step_id: &spec.id,
             chroma: &self.chroma,
@@ -306,18 +332,31 @@ impl Runner<'_> {
         tokio::select! {
             result = work => match result {
                 Ok(Ok(outputs)) => Attempt::Done(outputs),
-                Ok(Err(err)) => Attempt::Failed(err.to_string()),
-                Err(_) => Attempt::Failed(format!("timed out after {}", crate::duration::format_duration(limit))),
+                Ok(Err(err)) => Attempt::Failed(err.to_string(), err.outputs().cloned().unwrap_or_default()),
+                Err(_) => Attempt::Failed(
+                    format!("timed out after {}", crate::duration::format_duration(limit)),
+                    Outputs::new(),
+                ),
             },
             _ = interrupted => Attempt::Interrupted,
         }
     }
 }
 
-fn create_run_dir(report_dir: &Path, scenario: &str, at: chrono::DateTime<Utc>) -> Result<PathBuf, DrillError> {
+fn create_run_dir(
+    report_dir: &Path,
+    scenario: &str,
+    at: chrono::DateTime<Utc>,
+) -> Result<PathBuf, DrillError> {
     let safe: String = scenario
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let stamp = at.format("%Y%m%dT%H%M%SZ");
     let err = |path: &Path, source| DrillError::ReportDir {
@@ -326,7 +365,11 @@ fn create_run_dir(report_dir: &Path, scenario: &str, at: chrono::DateTime<Utc>) 
     };
     std::fs::create_dir_all(report_dir).map_err(|e| err(report_dir, e))?;
     for n in 1.. {
-        let name = if n == 1 { format!("{safe}-{stamp}") } else { format!("{safe}-{stamp}-{n}") };
+        let name = if n == 1 {
+            format!("{safe}-{stamp}")
+        } else {
+            format!("{safe}-{stamp}-{n}")
+        };
         let dir = report_dir.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -340,15 +383,33 @@ fn create_run_dir(report_dir: &Path, scenario: &str, at: chrono::DateTime<Utc>) 
 /// `host:port` from an http(s) URL, so a process service can tell whether the port is taken.
 fn listen_addr(url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).ok()?;
-    Some(format!("{}:{}", parsed.host_str()?, parsed.port_or_known_default()?))
+    Some(format!(
+        "{}:{}",
+        parsed.host_str()?,
+        parsed.port_or_known_default()?
+    ))
 }
 
 /// What `run --dry-run` prints: each step with its parameters, nothing executed.
 pub fn plan(scenario: &Scenario) -> Vec<String> {
     let describe = |spec: &StepSpec| {
         let with = serde_json::to_string(&spec.with).unwrap_or_default();
-        let mark = spec.mark.map(|m| format!("  [mark: {}]", serde_json::to_string(&m).unwrap_or_default().trim_matches('"'))).unwrap_or_default();
-        let with = if with == "null" { String::new() } else { format!(" {with}") };
+        let mark = spec
+            .mark
+            .map(|m| {
+                format!(
+                    "  [mark: {}]",
+                    serde_json::to_string(&m)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                )
+            })
+            .unwrap_or_default();
+        let with = if with == "null" {
+            String::new()
+        } else {
+            format!(" {with}")
+        };
         format!("{} ({}){with}{mark}", spec.id, spec.kind.name)
     };
     let mut lines: Vec<String> = scenario
@@ -359,7 +420,12 @@ pub fn plan(scenario: &Scenario) -> Vec<String> {
         .collect();
     if !scenario.rollback.is_empty() {
         lines.push("rollback (after a failure or an interrupt):".into());
-        lines.extend(scenario.rollback.iter().map(|s| format!("  - {}", describe(s))));
+        lines.extend(
+            scenario
+                .rollback
+                .iter()
+                .map(|s| format!("  - {}", describe(s))),
+        );
     }
     lines
 }

@@ -34,7 +34,11 @@ pub fn evaluate(
 ) -> Vec<ObjectiveResult> {
     let mut results = Vec::new();
     let disaster = timeline.mark_time(Mark::Disaster);
-    let recovered_step = timeline.steps.iter().find(|s| s.mark == Some(Mark::Recovered)).map(|s| s.id.clone());
+    let recovered_step = timeline
+        .steps
+        .iter()
+        .find(|s| s.mark == Some(Mark::Recovered))
+        .map(|s| s.id.clone());
 
     if let Some(target) = objectives.rto {
         let measured = disaster
@@ -44,7 +48,13 @@ pub fn evaluate(
             (None, _) => "not measured: the `disaster` mark was never reached",
             _ => "not measured: the run stopped before the `recovered` mark",
         };
-        results.push(duration_objective("rto", target, measured, recovered_step, missing));
+        results.push(duration_objective(
+            "rto",
+            target,
+            measured,
+            recovered_step,
+            missing,
+        ));
     }
     for (name, target, percentile) in [
         ("search_p50", objectives.search_p50, "p50"),
@@ -53,9 +63,12 @@ pub fn evaluate(
     ] {
         let Some(target) = target else { continue };
         let measured = memory.latency.as_ref().and_then(|(step, summary)| {
-            summary
-                .percentile_ms(percentile)
-                .map(|ms| (step.clone(), std::time::Duration::from_secs_f64(ms / 1000.0)))
+            summary.percentile_ms(percentile).map(|ms| {
+                (
+                    step.clone(),
+                    std::time::Duration::from_secs_f64(ms / 1000.0),
+                )
+            })
         });
         let step = measured.as_ref().map(|(s, _)| s.clone());
         results.push(duration_objective(
@@ -122,14 +135,27 @@ fn collections_min(min: u64, memory: &Memory) -> ObjectiveResult {
         .as_ref()
         .map(|(step, counts)| (step.clone(), counts.iter().min_by_key(|(_, c)| **c)));
     let (step, measured, detail, passed) = match smallest {
-        None => (None, None, "not measured: no step counted the collections".to_string(), false),
-        Some((step, None)) => (Some(step), Some(0), "there are no collections".to_string(), false),
+        None => (
+            None,
+            None,
+            "not measured: no step counted the collections".to_string(),
+            false,
+        ),
+        Some((step, None)) => (
+            Some(step),
+            Some(0),
+            "there are no collections".to_string(),
+            false,
+        ),
         Some((step, Some((name, count)))) => {
             let passed = *count >= min;
             let detail = if passed {
                 format!("smallest collection {name:?} has {count} records")
             } else {
-                format!("collection {name:?} has {count} records, {} short", min - count)
+                format!(
+                    "collection {name:?} has {count} records, {} short",
+                    min - count
+                )
             };
             (Some(step), Some(*count), detail, passed)
         }

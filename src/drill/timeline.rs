@@ -63,12 +63,15 @@ impl Timeline {
 
     /// The first step that failed the run (ignored failures do not count).
     pub fn first_failure(&self) -> Option<&StepRecord> {
-        self.steps
-            .iter()
-            .find(|s| s.phase == Phase::Steps && matches!(s.status, StepStatus::Failed | StepStatus::Interrupted))
+        self.steps.iter().find(|s| {
+            s.phase == Phase::Steps
+                && matches!(s.status, StepStatus::Failed | StepStatus::Interrupted)
+        })
     }
 
     pub fn step(&self, id: &str) -> Option<&StepRecord> {
-        self.steps.iter().find(|s| s.id == id && s.phase == Phase::Steps)
+        self.steps
+            .iter()
+            .find(|s| s.id == id && s.phase == Phase::Steps)
     }
 }

@@ -60,7 +60,10 @@ pub async fn run_search_load(
             if status.is_success() {
                 Ok(())
             } else {
-                Err(format!("{status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)])))
+                Err(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                ))
             }
         }
     })

@@ -131,7 +131,9 @@ where
                         let from = intended.unwrap_or(sent);
                         record.latency_us.saturating_record(micros(done - from));
                         if let Some(at) = intended {
-                            record.queue_us.saturating_record(micros(sent.saturating_duration_since(at)));
+                            record
+                                .queue_us
+                                .saturating_record(micros(sent.saturating_duration_since(at)));
                         }
                     }
                     Err(err) => {

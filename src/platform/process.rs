@@ -65,7 +65,9 @@ impl ProcessService {
         };
         match killpg(Pid::from_raw(pid as i32), signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(errno) => Err(self.fail(format!("cannot send {signal} to process group {pid}: {errno}"))),
+            Err(errno) => Err(self.fail(format!(
+                "cannot send {signal} to process group {pid}: {errno}"
+            ))),
         }
     }
 
@@ -96,7 +98,9 @@ impl Service for ProcessService {
     async fn start(&mut self) -> Result<(), PlatformError> {
         if let Some(child) = self.child.as_mut() {
             if matches!(child.try_wait(), Ok(None)) {
-                return Err(self.fail("already running (started earlier in this run)"));
+                // Like `systemctl start`: starting a running service is not an error.
+                tracing::info!("{} is already running; nothing to start", self.describe());
+                return Ok(());
             }
             self.child = None;
         }
@@ -108,12 +112,19 @@ impl Service for ProcessService {
         }
         let argv = shlex::split(&self.spec.command)
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| self.fail("the command line cannot be split into words (unbalanced quotes?)"))?;
+            .ok_or_else(|| {
+                self.fail("the command line cannot be split into words (unbalanced quotes?)")
+            })?;
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.env.log_path)
-            .map_err(|e| self.io(format!("cannot open log {}", self.env.log_path.display()), e))?;
+            .map_err(|e| {
+                self.io(
+                    format!("cannot open log {}", self.env.log_path.display()),
+                    e,
+                )
+            })?;
         let log_err = log
             .try_clone()
             .map_err(|e| self.io("cannot duplicate the log handle", e))?;

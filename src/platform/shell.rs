@@ -33,7 +33,10 @@ impl ShellService {
             source,
         };
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(command).envs(&self.spec.env).stdin(Stdio::null());
+        cmd.arg("-c")
+            .arg(command)
+            .envs(&self.spec.env)
+            .stdin(Stdio::null());
         if let Some(cwd) = &self.spec.cwd {
             cmd.current_dir(cwd);
         }

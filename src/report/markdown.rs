@@ -20,26 +20,44 @@ pub fn render(report: &DrillReport) -> String {
         let _ = writeln!(md, "{description}\n");
     }
     let _ = writeln!(md, "| | |\n|---|---|");
-    let _ = writeln!(md, "| Started | {} |", report.started_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    let _ = writeln!(
+        md,
+        "| Started | {} |",
+        report.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     let _ = writeln!(md, "| Duration | {} |", ms(report.duration_ms));
-    let _ = writeln!(md, "| Target | {} `{}` |", report.target.kind, report.target.url);
+    let _ = writeln!(
+        md,
+        "| Target | {} `{}` |",
+        report.target.kind, report.target.url
+    );
     if let Some(service) = &report.target.service {
         let _ = writeln!(md, "| Service | `{service}` |");
     }
-    let rto = report.rto_ms.map(ms).unwrap_or_else(|| "not measured".into());
+    let rto = report
+        .rto_ms
+        .map(ms)
+        .unwrap_or_else(|| "not measured".into());
     let _ = writeln!(md, "| Recovery time (RTO) | {rto} |");
     let _ = writeln!(md, "| Scenario file | `{}` |", report.scenario_file);
     let _ = writeln!(md, "| vecdrill | {} |\n", report.vecdrill_version);
 
     if let Some(failure) = &report.failure {
-        let _ = writeln!(md, "## Failure\n\nStep `{}` ({}) failed: {}\n", failure.step, failure.kind, failure.reason);
+        let _ = writeln!(
+            md,
+            "## Failure\n\nStep `{}` ({}) failed: {}\n",
+            failure.step, failure.kind, failure.reason
+        );
     }
 
     let _ = writeln!(md, "## Objectives\n");
     if report.objectives.is_empty() {
         let _ = writeln!(md, "No objectives were written for this scenario.\n");
     } else {
-        let _ = writeln!(md, "| Objective | Target | Measured | Result | Detail |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| Objective | Target | Measured | Result | Detail |\n|---|---|---|---|---|"
+        );
         for o in &report.objectives {
             let _ = writeln!(
                 md,
@@ -73,17 +91,37 @@ pub fn render(report: &DrillReport) -> String {
 }
 
 fn timeline_table(md: &mut String, steps: &[StepRecord], report: &DrillReport) {
-    let _ = writeln!(md, "| # | Step | Kind | Status | At (+s) | Duration | Note |\n|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| # | Step | Kind | Status | At (+s) | Duration | Note |\n|---|---|---|---|---|---|---|"
+    );
     for (i, step) in steps.iter().enumerate() {
         let at = step
             .started_at
-            .map(|t| format!("+{:.1}", (t - report.started_at).num_milliseconds() as f64 / 1000.0))
+            .map(|t| {
+                format!(
+                    "+{:.1}",
+                    (t - report.started_at).num_milliseconds() as f64 / 1000.0
+                )
+            })
             .unwrap_or_else(|| "—".into());
         let mark = step
             .mark
-            .map(|m| format!("**{}** ", serde_json::to_string(&m).unwrap_or_default().trim_matches('"')))
+            .map(|m| {
+                format!(
+                    "**{}** ",
+                    serde_json::to_string(&m)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                )
+            })
             .unwrap_or_default();
-        let note = step.error.clone().unwrap_or_default().replace('|', "\\|").replace('\n', " ");
+        let note = step
+            .error
+            .clone()
+            .unwrap_or_default()
+            .replace('|', "\\|")
+            .replace('\n', " ");
         let _ = writeln!(
             md,
             "| {} | {mark}{} | {} | {} | {at} | {} | {note} |",

@@ -134,7 +134,10 @@ impl DrillReport {
 pub fn write_files(report: &DrillReport, run_dir: &Path) -> std::io::Result<()> {
     let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
     write_atomic(&run_dir.join("report.json"), json.as_bytes())?;
-    write_atomic(&run_dir.join("report.md"), markdown::render(report).as_bytes())
+    write_atomic(
+        &run_dir.join("report.md"),
+        markdown::render(report).as_bytes(),
+    )
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

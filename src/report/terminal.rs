@@ -61,7 +61,10 @@ pub fn render(report: &DrillReport) -> String {
         out.push('\n');
     }
     if let Some(failure) = &report.failure {
-        out.push_str(&format!("failed at step {:?} ({}): {}\n", failure.step, failure.kind, failure.reason));
+        out.push_str(&format!(
+            "failed at step {:?} ({}): {}\n",
+            failure.step, failure.kind, failure.reason
+        ));
     }
     let verdict = if report.interrupted {
         "INTERRUPTED (rollback ran)"
@@ -72,8 +75,16 @@ pub fn render(report: &DrillReport) -> String {
     };
     let rto = report
         .rto_ms
-        .map(|ms| format!(", RTO {}", format_duration(std::time::Duration::from_secs_f64(ms / 1000.0))))
+        .map(|ms| {
+            format!(
+                ", RTO {}",
+                format_duration(std::time::Duration::from_secs_f64(ms / 1000.0))
+            )
+        })
         .unwrap_or_default();
-    out.push_str(&format!("{verdict}: {}{rto}; report in {}\n", report.scenario, report.run_dir));
+    out.push_str(&format!(
+        "{verdict}: {}{rto}; report in {}\n",
+        report.scenario, report.run_dir
+    ));
     out
 }

@@ -20,7 +20,15 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "steps",
     "rollback",
 ];
-const STEP_KEYS: &[&str] = &["id", "do", "with", "timeout", "retries", "continue_on_error", "mark"];
+const STEP_KEYS: &[&str] = &[
+    "id",
+    "do",
+    "with",
+    "timeout",
+    "retries",
+    "continue_on_error",
+    "mark",
+];
 
 /// `--var` overrides and where environment variables come from.
 pub struct LoadOptions<'a> {
@@ -47,7 +55,11 @@ pub fn load_file(path: &Path, options: &LoadOptions<'_>) -> Result<Scenario, Sce
     Ok(scenario)
 }
 
-pub fn load_str(text: &str, file: &str, options: &LoadOptions<'_>) -> Result<Scenario, ScenarioError> {
+pub fn load_str(
+    text: &str,
+    file: &str,
+    options: &LoadOptions<'_>,
+) -> Result<Scenario, ScenarioError> {
     let mut checker = Checker {
         file: file.to_string(),
         problems: Vec::new(),
@@ -86,8 +98,16 @@ impl Checker {
                 return None;
             }
         };
+        // Problems with the document as a whole (a missing key) are reported at its start.
+        root.pos = Pos { line: 1, col: 1 };
         let Some(entries) = root.as_map() else {
-            self.report(root.pos, format!("a scenario is a mapping (name:, target:, steps:, ...), found {}", root.kind_name()));
+            self.report(
+                root.pos,
+                format!(
+                    "a scenario is a mapping (name:, target:, steps:, ...), found {}",
+                    root.kind_name()
+                ),
+            );
             return None;
         };
         for (key, _) in entries {
@@ -102,11 +122,17 @@ impl Checker {
         self.substitute_static(&mut root, &vars, options);
 
         let name = self.required_string(&root, "name");
-        let description = root.get("description").and_then(Node::as_str).map(str::to_string);
+        let description = root
+            .get("description")
+            .and_then(Node::as_str)
+            .map(str::to_string);
         let target: Option<TargetSpec> = match root.get("target") {
             Some(node) => self.typed(node, "target"),
             None => {
-                self.report(root.pos, "missing `target:` (the database the drill works on: kind, url, service)");
+                self.report(
+                    root.pos,
+                    "missing `target:` (the database the drill works on: kind, url, service)",
+                );
                 None
             }
         };
@@ -123,7 +149,10 @@ impl Checker {
                 Vec::new()
             }
             None => {
-                self.report(root.pos, "missing `steps:` (the list of things the drill does)");
+                self.report(
+                    root.pos,
+                    "missing `steps:` (the list of things the drill does)",
+                );
                 Vec::new()
             }
         };
@@ -174,11 +203,20 @@ impl Checker {
                             yaml::Value::Float(f) => f.to_string(),
                             yaml::Value::Bool(b) => b.to_string(),
                             _ => {
-                                self.report(value.pos, format!("variable `{name}` must be a string or number, found {}", value.kind_name()));
+                                self.report(
+                                    value.pos,
+                                    format!(
+                                        "variable `{name}` must be a string or number, found {}",
+                                        value.kind_name()
+                                    ),
+                                );
                                 continue;
                             }
                         };
-                        let scope = StaticScope { vars: &vars, env: options.env };
+                        let scope = StaticScope {
+                            vars: &vars,
+                            env: options.env,
+                        };
                         match vars::substitute_static(&text, &scope) {
                             Ok(resolved) => {
                                 vars.insert(name.to_string(), resolved);
@@ -187,7 +225,13 @@ impl Checker {
                         }
                     }
                 }
-                None => self.report(node.pos, format!("`vars:` must be a mapping of NAME: value, found {}", node.kind_name())),
+                None => self.report(
+                    node.pos,
+                    format!(
+                        "`vars:` must be a mapping of NAME: value, found {}",
+                        node.kind_name()
+                    ),
+                ),
             }
         }
         for (name, value) in options.overrides {
@@ -196,8 +240,16 @@ impl Checker {
         vars
     }
 
-    fn substitute_static(&mut self, root: &mut Node, vars: &BTreeMap<String, String>, options: &LoadOptions<'_>) {
-        let scope = StaticScope { vars, env: options.env };
+    fn substitute_static(
+        &mut self,
+        root: &mut Node,
+        vars: &BTreeMap<String, String>,
+        options: &LoadOptions<'_>,
+    ) {
+        let scope = StaticScope {
+            vars,
+            env: options.env,
+        };
         let yaml::Value::Map(entries) = &mut root.value else {
             return;
         };
@@ -207,9 +259,17 @@ impl Checker {
             }
             let errors = value.map_strings(&mut |text, pos| {
                 if !text.contains("${") {
-                    return Ok(text.to_string());
+                    return Ok(yaml::Value::Str(text.to_string()));
                 }
-                vars::substitute_static(text, &scope).map_err(|message| (pos, message))
+                let resolved =
+                    vars::substitute_static(text, &scope).map_err(|message| (pos, message))?;
+                // A value that is exactly one load-time reference reads as if written there
+                // unquoted, so `count: ${n}` is a number and `mark: ${m}` a name.
+                Ok(if vars::is_single_static_reference(text) {
+                    yaml::resolve_plain(&resolved)
+                } else {
+                    yaml::Value::Str(resolved)
+                })
             });
             for (pos, message) in errors {
                 self.report(pos, message);
@@ -219,9 +279,18 @@ impl Checker {
 
     fn required_string(&mut self, root: &Node, key: &str) -> Option<String> {
         match root.get(key) {
-            Some(Node { value: yaml::Value::Str(s), .. }) if !s.trim().is_empty() => Some(s.clone()),
+            Some(Node {
+                value: yaml::Value::Str(s),
+                ..
+            }) if !s.trim().is_empty() => Some(s.clone()),
             Some(node) => {
-                self.report(node.pos, format!("`{key}:` must be a non-empty string, found {}", node.kind_name()));
+                self.report(
+                    node.pos,
+                    format!(
+                        "`{key}:` must be a non-empty string, found {}",
+                        node.kind_name()
+                    ),
+                );
                 None
             }
             None => {
@@ -236,23 +305,38 @@ impl Checker {
         match serde_path_to_error::deserialize::<_, T>(node.to_yaml()) {
             Ok(value) => Some(value),
             Err(err) => {
-                let at = node.at_path(err.path());
+                let message = clean_serde_message(&err.inner().to_string());
+                let pos = node.pos_for_error(err.path(), &message);
                 let path = err.path().to_string();
-                let field = if path == "." { what.to_string() } else { format!("{what}.{path}") };
-                self.report(at.pos, format!("{field}: {}", clean_serde_message(&err.into_inner().to_string())));
+                let field = if path == "." {
+                    what.to_string()
+                } else {
+                    format!("{what}.{path}")
+                };
+                self.report(pos, format!("{field}: {message}"));
                 None
             }
         }
     }
 
-    fn steps(&mut self, list: &Node, earlier: &[(String, &'static steps::StepKind)]) -> Vec<StepSpec> {
+    fn steps(
+        &mut self,
+        list: &Node,
+        earlier: &[(String, &'static steps::StepKind)],
+    ) -> Vec<StepSpec> {
         let mut specs: Vec<StepSpec> = Vec::new();
         let mut known: Vec<(String, &'static steps::StepKind)> = earlier.to_vec();
         let mut seen_ids = HashSet::new();
         let mut auto_counts: BTreeMap<&str, usize> = BTreeMap::new();
         for node in list.as_seq().unwrap_or_default() {
             let Some(entries) = node.as_map() else {
-                self.report(node.pos, format!("a step is a mapping like `{{ do: heartbeat }}`, found {}", node.kind_name()));
+                self.report(
+                    node.pos,
+                    format!(
+                        "a step is a mapping like `{{ do: heartbeat }}`, found {}",
+                        node.kind_name()
+                    ),
+                );
                 continue;
             };
             for (key, _) in entries {
@@ -263,7 +347,10 @@ impl Checker {
                 }
             }
             let kind = match node.get("do") {
-                Some(Node { value: yaml::Value::Str(name), pos }) => match steps::lookup(name) {
+                Some(Node {
+                    value: yaml::Value::Str(name),
+                    pos,
+                }) => match steps::lookup(name) {
                     Some(kind) => Some(kind),
                     None => {
                         let names: Vec<&str> = steps::KINDS.iter().map(|k| k.name).collect();
@@ -272,7 +359,10 @@ impl Checker {
                     }
                 },
                 Some(other) => {
-                    self.report(other.pos, format!("`do:` names a step kind, found {}", other.kind_name()));
+                    self.report(
+                        other.pos,
+                        format!("`do:` names a step kind, found {}", other.kind_name()),
+                    );
                     None
                 }
                 None => {
@@ -281,20 +371,29 @@ impl Checker {
                 }
             };
             let id = match node.get("id") {
-                Some(Node { value: yaml::Value::Str(id), pos }) => {
+                Some(Node {
+                    value: yaml::Value::Str(id),
+                    pos,
+                }) => {
                     if !seen_ids.insert(id.clone()) || earlier.iter().any(|(e, _)| e == id) {
                         self.report(*pos, format!("duplicate step id {id:?}"));
                     }
                     Some(id.clone())
                 }
                 Some(other) => {
-                    self.report(other.pos, format!("`id:` must be a string, found {}", other.kind_name()));
+                    self.report(
+                        other.pos,
+                        format!("`id:` must be a string, found {}", other.kind_name()),
+                    );
                     None
                 }
                 None => None,
             };
             let timeout = node.get("timeout").and_then(|n| self.typed(n, "timeout"));
-            let retries = node.get("retries").and_then(|n| self.typed(n, "retries")).unwrap_or(0);
+            let retries = node
+                .get("retries")
+                .and_then(|n| self.typed(n, "retries"))
+                .unwrap_or(0);
             let continue_on_error = node
                 .get("continue_on_error")
                 .and_then(|n| self.typed(n, "continue_on_error"))
@@ -303,28 +402,49 @@ impl Checker {
             let with_node = node.get("with");
             if let Some(with) = with_node {
                 if !matches!(with.value, yaml::Value::Map(_) | yaml::Value::Null) {
-                    self.report(with.pos, format!("`with:` holds the step's parameters as a mapping, found {}", with.kind_name()));
+                    self.report(
+                        with.pos,
+                        format!(
+                            "`with:` holds the step's parameters as a mapping, found {}",
+                            with.kind_name()
+                        ),
+                    );
                 }
             }
             self.check_step_references(node, &known);
             let Some(kind) = kind else { continue };
-            let with = with_node.map(Node::to_yaml).unwrap_or(serde_yaml::Value::Null);
+            let with = with_node
+                .map(Node::to_yaml)
+                .unwrap_or(serde_yaml::Value::Null);
             if let Err(err) = (kind.build)(with.clone()) {
                 let at = with_node.map(|w| w.at_path(err.path())).unwrap_or(node);
                 // A value filled in at run time cannot be type-checked now.
-                if !at.strings().iter().any(|s| s.as_str().is_some_and(|t| t.contains("${steps."))) {
+                if !at
+                    .strings()
+                    .iter()
+                    .any(|s| s.as_str().is_some_and(|t| t.contains("${steps.")))
+                {
+                    let message = clean_serde_message(&err.inner().to_string());
+                    let pos = with_node
+                        .map(|w| w.pos_for_error(err.path(), &message))
+                        .unwrap_or(at.pos);
                     let path = err.path().to_string();
-                    let field = if path == "." { String::new() } else { format!(".{path}") };
-                    self.report(
-                        at.pos,
-                        format!("{} with{field}: {}", kind.name, clean_serde_message(&err.into_inner().to_string())),
-                    );
+                    let field = if path == "." {
+                        String::new()
+                    } else {
+                        format!(".{path}")
+                    };
+                    self.report(pos, format!("{} with{field}: {message}", kind.name));
                 }
             }
             let id = id.unwrap_or_else(|| {
                 let n = auto_counts.entry(kind.name).or_insert(0);
                 *n += 1;
-                if *n == 1 { kind.name.to_string() } else { format!("{}-{n}", kind.name) }
+                if *n == 1 {
+                    kind.name.to_string()
+                } else {
+                    format!("{}-{n}", kind.name)
+                }
             });
             known.push((id.clone(), kind));
             specs.push(StepSpec {
@@ -344,7 +464,9 @@ impl Checker {
     /// `${steps.ID.OUTPUT}` must name a step that runs earlier and an output that kind has.
     fn check_step_references(&mut self, step: &Node, known: &[(String, &'static steps::StepKind)]) {
         for string in step.strings() {
-            let Some(text) = string.as_str() else { continue };
+            let Some(text) = string.as_str() else {
+                continue;
+            };
             if !text.contains("${") {
                 continue;
             }
@@ -356,11 +478,15 @@ impl Checker {
                 }
             };
             for reference in references {
-                let Reference::Step { id, output } = reference else { continue };
+                let Reference::Step { id, output } = reference else {
+                    continue;
+                };
                 match known.iter().find(|(k, _)| *k == id) {
                     None => self.report(
                         string.pos,
-                        format!("`${{steps.{id}.{output}}}` refers to no earlier step with id {id:?}"),
+                        format!(
+                            "`${{steps.{id}.{output}}}` refers to no earlier step with id {id:?}"
+                        ),
                     ),
                     Some((_, kind)) if !kind.has_output(&output) => self.report(
                         string.pos,
@@ -376,7 +502,12 @@ impl Checker {
         }
     }
 
-    fn check_service_needs(&mut self, steps: &[StepSpec], rollback: &[StepSpec], target: &TargetSpec) {
+    fn check_service_needs(
+        &mut self,
+        steps: &[StepSpec],
+        rollback: &[StepSpec],
+        target: &TargetSpec,
+    ) {
         if target.service.is_some() {
             return;
         }
@@ -384,18 +515,29 @@ impl Checker {
             if step.kind.needs_service {
                 self.report(
                     step.pos,
-                    format!("step {:?} ({}) controls the service, but `target:` has no `service:`", step.id, step.kind.name),
+                    format!(
+                        "step {:?} ({}) controls the service, but `target:` has no `service:`",
+                        step.id, step.kind.name
+                    ),
                 );
             }
         }
     }
 
-    fn check_marks_and_objectives(&mut self, root: &Node, steps: &[StepSpec], objectives: &Objectives) {
+    fn check_marks_and_objectives(
+        &mut self,
+        root: &Node,
+        steps: &[StepSpec],
+        objectives: &Objectives,
+    ) {
         let position = |mark: Mark| steps.iter().position(|s| s.mark == Some(mark));
         for mark in [Mark::Disaster, Mark::Recovered] {
             let marked: Vec<&StepSpec> = steps.iter().filter(|s| s.mark == Some(mark)).collect();
             if marked.len() > 1 {
-                self.report(marked[1].pos, format!("only one step may carry `mark: {}`", mark_name(mark)));
+                self.report(
+                    marked[1].pos,
+                    format!("only one step may carry `mark: {}`", mark_name(mark)),
+                );
             }
         }
         let objective_pos = |name: &str| {
@@ -406,7 +548,10 @@ impl Checker {
         };
         match (position(Mark::Disaster), position(Mark::Recovered)) {
             (Some(d), Some(r)) if r < d => {
-                self.report(steps[r].pos, "the `recovered` mark comes before the `disaster` mark");
+                self.report(
+                    steps[r].pos,
+                    "the `recovered` mark comes before the `disaster` mark",
+                );
             }
             (d, r) if objectives.rto.is_some() && (d.is_none() || r.is_none()) => {
                 self.report(
@@ -424,17 +569,25 @@ impl Checker {
         ];
         for (name, value) in search_objectives {
             if value.is_some() && !has_kind("search_latency") {
-                self.report(objective_pos(name), format!("objective `{name}` needs a `search_latency` step to measure it"));
+                self.report(
+                    objective_pos(name),
+                    format!("objective `{name}` needs a `search_latency` step to measure it"),
+                );
             }
         }
-        if objectives.heartbeat_within.is_some() && !has_kind("heartbeat") && !has_kind("wait_healthy") {
+        if objectives.heartbeat_within.is_some()
+            && !has_kind("heartbeat")
+            && !has_kind("wait_healthy")
+        {
             self.report(
                 objective_pos("heartbeat_within"),
                 "objective `heartbeat_within` needs a `heartbeat` or `wait_healthy` step to measure it",
             );
         }
         if objectives.collections_min.is_some()
-            && !["count", "capture_state", "compare_state"].iter().any(|k| has_kind(k))
+            && !["count", "capture_state", "compare_state"]
+                .iter()
+                .any(|k| has_kind(k))
         {
             self.report(
                 objective_pos("collections_min"),
@@ -459,7 +612,10 @@ fn unknown_key(what: &str, name: &str, known: &[&str]) -> String {
         .min()
         .map(|(_, k)| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default();
-    format!("unknown {what} `{name}`{suggestion}; expected one of: {}", known.join(", "))
+    format!(
+        "unknown {what} `{name}`{suggestion}; expected one of: {}",
+        known.join(", ")
+    )
 }
 
 /// serde_yaml appends its own (meaningless here) position; ours is better.

@@ -31,7 +31,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.pos.line, self.pos.col, self.message
+        )
     }
 }
 
@@ -53,7 +57,9 @@ impl Classify for ScenarioError {
 
     fn hint(&self) -> Option<String> {
         match self {
-            Self::Read { .. } => Some("check the path; scenarios usually live under scenarios/".into()),
+            Self::Read { .. } => {
+                Some("check the path; scenarios usually live under scenarios/".into())
+            }
             Self::Invalid(d) => Some(format!(
                 "{} problem(s); fix them and check again with `vecdrill validate FILE`",
                 d.len()

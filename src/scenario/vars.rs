@@ -91,6 +91,18 @@ pub fn references(text: &str) -> Result<Vec<Reference>, String> {
         .collect())
 }
 
+/// Whether `text` is exactly one `${NAME}` or `${env.NAME}` and nothing else.
+pub fn is_single_static_reference(text: &str) -> bool {
+    matches!(
+        split(text).as_deref(),
+        Ok([
+            Piece::Text(""),
+            Piece::Ref(Reference::Var(_) | Reference::Env(_)),
+            Piece::Text("")
+        ])
+    )
+}
+
 /// Resolves load-time references.
 pub struct StaticScope<'a> {
     pub vars: &'a BTreeMap<String, String>,
@@ -135,10 +147,9 @@ pub type StepOutputs = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
 pub fn substitute_runtime(text: &str, outputs: &StepOutputs) -> Result<serde_json::Value, String> {
     let pieces = split(text)?;
     let lookup = |id: &str, output: &str| {
-        outputs
-            .get(id)
-            .and_then(|o| o.get(output))
-            .ok_or_else(|| format!("`${{steps.{id}.{output}}}` has no value: did step {id:?} run and succeed?"))
+        outputs.get(id).and_then(|o| o.get(output)).ok_or_else(|| {
+            format!("`${{steps.{id}.{output}}}` has no value: did step {id:?} run and succeed?")
+        })
     };
     if let [Piece::Text(""), Piece::Ref(Reference::Step { id, output }), Piece::Text("")] =
         pieces.as_slice()
@@ -189,7 +200,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn scope_with<'a>(vars: &'a BTreeMap<String, String>, env: &'a dyn Fn(&str) -> Option<String>) -> StaticScope<'a> {
+    fn scope_with<'a>(
+        vars: &'a BTreeMap<String, String>,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> StaticScope<'a> {
         StaticScope { vars, env }
     }
 
@@ -202,10 +216,19 @@ mod tests {
             substitute_static("http://h:${port}/${env.HOME}/${steps.a.b}", &scope).unwrap(),
             "http://h:8765//home/x/${steps.a.b}"
         );
-        assert!(substitute_static("${nope}", &scope).unwrap_err().contains("undefined variable"));
-        assert!(substitute_static("${env.NOPE}", &scope).unwrap_err().contains("NOPE"));
-        assert!(substitute_static("${port", &scope).unwrap_err().contains("unclosed"));
-        assert_eq!(substitute_static("cost $${x}", &scope).unwrap(), "cost ${x}");
+        assert!(substitute_static("${nope}", &scope)
+            .unwrap_err()
+            .contains("undefined variable"));
+        assert!(substitute_static("${env.NOPE}", &scope)
+            .unwrap_err()
+            .contains("NOPE"));
+        assert!(substitute_static("${port", &scope)
+            .unwrap_err()
+            .contains("unclosed"));
+        assert_eq!(
+            substitute_static("cost $${x}", &scope).unwrap(),
+            "cost ${x}"
+        );
     }
 
     #[test]
@@ -214,7 +237,10 @@ mod tests {
             "count".to_string(),
             BTreeMap::from([("total".to_string(), json!(42))]),
         )]);
-        assert_eq!(substitute_runtime("${steps.count.total}", &outputs).unwrap(), json!(42));
+        assert_eq!(
+            substitute_runtime("${steps.count.total}", &outputs).unwrap(),
+            json!(42)
+        );
         assert_eq!(
             substitute_runtime("n=${steps.count.total}", &outputs).unwrap(),
             json!("n=42")

@@ -107,18 +107,22 @@ impl Node {
         }
     }
 
-    /// Apply `f` to every string scalar (keys excluded).
-    pub fn map_strings<E>(&mut self, f: &mut impl FnMut(&str, Pos) -> Result<String, E>) -> Vec<E> {
+    /// Replace every string scalar (keys excluded) with what `f` makes of it.
+    pub fn map_strings<E>(&mut self, f: &mut impl FnMut(&str, Pos) -> Result<Value, E>) -> Vec<E> {
         let mut errors = Vec::new();
         self.map_strings_into(f, &mut errors);
         errors
     }
 
-    fn map_strings_into<E>(&mut self, f: &mut impl FnMut(&str, Pos) -> Result<String, E>, errors: &mut Vec<E>) {
+    fn map_strings_into<E>(
+        &mut self,
+        f: &mut impl FnMut(&str, Pos) -> Result<Value, E>,
+        errors: &mut Vec<E>,
+    ) {
         let pos = self.pos;
         match &mut self.value {
             Value::Str(s) => match f(s, pos) {
-                Ok(new) => *s = new,
+                Ok(new) => self.value = new,
                 Err(err) => errors.push(err),
             },
             Value::Seq(items) => items.iter_mut().for_each(|n| n.map_strings_into(f, errors)),
@@ -145,6 +149,33 @@ impl Node {
             }
         }
         node
+    }
+
+    /// Where serde's complaint belongs: an unknown field is pointed at its key, anything
+    /// else at the value it is about.
+    pub fn pos_for_error(&self, path: &serde_path_to_error::Path, message: &str) -> Pos {
+        use serde_path_to_error::Segment;
+        let node = self.at_path(path);
+        if !message.starts_with("unknown field") {
+            return node.pos;
+        }
+        let segments: Vec<&Segment> = path.iter().collect();
+        let Some((Segment::Map { key }, parents)) = segments.split_last() else {
+            return node.pos;
+        };
+        let mut parent = self;
+        for segment in parents {
+            let next = match segment {
+                Segment::Seq { index } => parent.as_seq().and_then(|items| items.get(*index)),
+                Segment::Map { key } => parent.get(key),
+                _ => None,
+            };
+            match next {
+                Some(n) => parent = n,
+                None => return node.pos,
+            }
+        }
+        parent.entry(key).map(|(k, _)| k.pos).unwrap_or(node.pos)
     }
 
     /// The same tree without positions, for serde.
@@ -178,10 +209,12 @@ pub struct SyntaxError {
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, false).map_err(|err| SyntaxError {
-        pos: (*err.marker()).into(),
-        message: err.info().to_string(),
-    })?;
+    parser
+        .load(&mut builder, false)
+        .map_err(|err| SyntaxError {
+            pos: (*err.marker()).into(),
+            message: err.info().to_string(),
+        })?;
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -261,10 +294,24 @@ impl MarkedEventReceiver for Builder {
                 self.push_value(node);
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push((Node { value: Value::Seq(Vec::new()), pos }, None, anchor));
+                self.stack.push((
+                    Node {
+                        value: Value::Seq(Vec::new()),
+                        pos,
+                    },
+                    None,
+                    anchor,
+                ));
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push((Node { value: Value::Map(Vec::new()), pos }, None, anchor));
+                self.stack.push((
+                    Node {
+                        value: Value::Map(Vec::new()),
+                        pos,
+                    },
+                    None,
+                    anchor,
+                ));
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((node, _, anchor)) = self.stack.pop() {
@@ -285,7 +332,7 @@ impl MarkedEventReceiver for Builder {
 }
 
 /// YAML 1.2 core schema for plain scalars.
-fn resolve_plain(text: &str) -> Value {
+pub fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),

@@ -34,9 +34,9 @@ pub struct StepContext<'a> {
 
 impl StepContext<'_> {
     pub fn service(&mut self) -> Result<&mut (dyn Service + 'static), StepError> {
-        self.service
-            .as_deref_mut()
-            .ok_or_else(|| StepError::Setup("this step needs `target.service` in the scenario".into()))
+        self.service.as_deref_mut().ok_or_else(|| {
+            StepError::Setup("this step needs `target.service` in the scenario".into())
+        })
     }
 
     pub fn record_counts(&mut self, counts: BTreeMap<String, u64>) {

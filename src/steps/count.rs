@@ -38,7 +38,9 @@ impl Step for Count {
         ctx.record_counts(counts.clone());
         if let Some(name) = &self.collection {
             let Some(count) = counts.get(name).copied() else {
-                return Err(StepError::Check(format!("collection {name:?} does not exist")));
+                return Err(StepError::Check(format!(
+                    "collection {name:?} does not exist"
+                )));
             };
             counts.retain(|k, _| k == name);
             debug_assert_eq!(counts.get(name), Some(&count));
@@ -58,7 +60,9 @@ impl Step for Count {
         }
         if let Some(state_name) = &self.equals {
             let state = ctx.memory.states.get(state_name).ok_or_else(|| {
-                StepError::Setup(format!("no state named {state_name:?} was captured before this step"))
+                StepError::Setup(format!(
+                    "no state named {state_name:?} was captured before this step"
+                ))
             })?;
             for (name, expected) in state.counts() {
                 if self.collection.as_ref().is_some_and(|c| *c != name) {
@@ -76,13 +80,17 @@ impl Step for Count {
         if counts.is_empty() && (self.min.is_some() || self.exact.is_some()) {
             problems.push("there are no collections".into());
         }
-        if !problems.is_empty() {
-            return Err(StepError::Check(problems.join("; ")));
-        }
-        Ok(outputs! {
+        let out = outputs! {
             "total" => counts.values().sum::<u64>(),
             "collections" => counts.len(),
             "counts" => counts,
-        })
+        };
+        if !problems.is_empty() {
+            return Err(StepError::Mismatch {
+                message: problems.join("; "),
+                outputs: out,
+            });
+        }
+        Ok(out)
     }
 }

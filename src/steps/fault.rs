@@ -58,9 +58,16 @@ impl Step for Fault {
             }
             Fault::DeleteCollection { collection } => {
                 ctx.chroma.delete_collection(collection).await?;
-                ("delete_collection", format!("deleted collection {collection:?}"))
+                (
+                    "delete_collection",
+                    format!("deleted collection {collection:?}"),
+                )
             }
-            Fault::CorruptFile { path, offset, length } => {
+            Fault::CorruptFile {
+                path,
+                offset,
+                length,
+            } => {
                 let (path, offset, length) = (path.clone(), *offset, *length);
                 let changed = tokio::task::spawn_blocking(move || corrupt(&path, offset, length))
                     .await
@@ -91,7 +98,11 @@ impl Step for Fault {
 
 fn corrupt(path: &std::path::Path, offset: u64, length: u64) -> Result<String, StepError> {
     let io = |e| StepError::io(format!("cannot corrupt {}", path.display()), e);
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if offset >= size {
         return Err(StepError::Setup(format!(
@@ -107,5 +118,8 @@ fn corrupt(path: &std::path::Path, offset: u64, length: u64) -> Result<String, S
     file.seek(SeekFrom::Start(offset)).map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
-    Ok(format!("inverted {length} bytes of {} at offset {offset}", path.display()))
+    Ok(format!(
+        "inverted {length} bytes of {} at offset {offset}",
+        path.display()
+    ))
 }

@@ -70,10 +70,14 @@ impl Step for Http {
             request = request.json(body);
         }
         let started = Instant::now();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| StepError::Check(format!("{} {}: {}", self.method, self.url, describe_reqwest(&e))))?;
+        let response = request.send().await.map_err(|e| {
+            StepError::Check(format!(
+                "{} {}: {}",
+                self.method,
+                self.url,
+                describe_reqwest(&e)
+            ))
+        })?;
         let status = response.status().as_u16();
         let text = response
             .text()
@@ -94,11 +98,20 @@ impl Step for Http {
         }
         if !problems.is_empty() {
             let glimpse: String = text.chars().take(200).collect();
-            return Err(StepError::Check(format!("{} {}: {} (answer: {glimpse})", self.method, self.url, problems.join("; "))));
+            return Err(StepError::Check(format!(
+                "{} {}: {} (answer: {glimpse})",
+                self.method,
+                self.url,
+                problems.join("; ")
+            )));
         }
         let body: String = text.chars().take(BODY_LIMIT).collect();
-        let json = json.filter(|_| text.len() <= BODY_LIMIT).unwrap_or(Value::Null);
-        Ok(outputs! { "status" => status, "body" => body, "json" => json, "latency_ms" => latency_ms })
+        let json = json
+            .filter(|_| text.len() <= BODY_LIMIT)
+            .unwrap_or(Value::Null);
+        Ok(
+            outputs! { "status" => status, "body" => body, "json" => json, "latency_ms" => latency_ms },
+        )
     }
 }
 

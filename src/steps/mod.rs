@@ -36,6 +36,9 @@ pub enum StepError {
     /// The step ran and what it checked was wrong.
     #[error("{0}")]
     Check(String),
+    /// Like `Check`, with the measurements that show it (kept in the report).
+    #[error("{message}")]
+    Mismatch { message: String, outputs: Outputs },
     /// The scenario asks for something this step cannot do here.
     #[error("{0}")]
     Setup(String),
@@ -51,6 +54,14 @@ pub enum StepError {
 }
 
 impl StepError {
+    /// Measurements to keep in the report even though the step failed.
+    pub fn outputs(&self) -> Option<&Outputs> {
+        match self {
+            Self::Mismatch { outputs, .. } => Some(outputs),
+            _ => None,
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),

@@ -48,7 +48,15 @@ fn default_warmup() -> u64 {
 pub const KIND: StepKind = StepKind {
     name: "search_latency",
     summary: "measure query latency percentiles (`queries`, `concurrency`, `rate`, `k`)",
-    outputs: &["p50_ms", "p90_ms", "p99_ms", "max_ms", "qps", "errors", "collection"],
+    outputs: &[
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+        "qps",
+        "errors",
+        "collection",
+    ],
     needs_service: false,
     build: super::build::<SearchLatency>,
 };

@@ -36,7 +36,9 @@ fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim_end();
     let start = text.len().saturating_sub(OUTPUT_LIMIT);
-    let start = (start..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+    let start = (start..=text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
     text[start..].to_string()
 }
 
@@ -64,7 +66,15 @@ impl Step for Shell {
                 "`{}` exited with {code}, expected {}; stderr: {}",
                 self.command,
                 self.expect_exit,
-                stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+                stderr
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             )));
         }
         Ok(outputs! { "exit_code" => code, "stdout" => stdout, "stderr" => stderr })

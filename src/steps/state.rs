@@ -88,7 +88,13 @@ fn default_true() -> bool {
 pub const COMPARE: StepKind = StepKind {
     name: "compare_state",
     summary: "compare counts and probe top-k with a captured state (`against`, `min_overlap`)",
-    outputs: &["mean_overlap", "min_overlap", "identical_probes", "total_probes", "counts_equal"],
+    outputs: &[
+        "mean_overlap",
+        "min_overlap",
+        "identical_probes",
+        "total_probes",
+        "counts_equal",
+    ],
     needs_service: false,
     build: super::build::<Compare>,
 };
@@ -98,14 +104,20 @@ impl Step for Compare {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let baseline = match &self.against {
             Some(name) => ctx.memory.states.get(name).ok_or_else(|| {
-                StepError::Setup(format!("no state named {name:?} was captured before this step"))
+                StepError::Setup(format!(
+                    "no state named {name:?} was captured before this step"
+                ))
             })?,
             None => ctx
                 .memory
                 .states
                 .values()
                 .max_by_key(|s| s.captured_at)
-                .ok_or_else(|| StepError::Setup("no state was captured before this step; add a `capture_state` step".into()))?,
+                .ok_or_else(|| {
+                    StepError::Setup(
+                        "no state was captured before this step; add a `capture_state` step".into(),
+                    )
+                })?,
         };
         let comparison = state::compare(ctx.chroma, baseline).await?;
         let counts = comparison
@@ -140,7 +152,10 @@ impl Step for Compare {
         if problems.is_empty() {
             Ok(out)
         } else {
-            Err(StepError::Check(problems.join("; ")))
+            Err(StepError::Mismatch {
+                message: problems.join("; "),
+                outputs: out,
+            })
         }
     }
 }

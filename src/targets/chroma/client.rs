@@ -177,10 +177,13 @@ impl ChromaClient {
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }
-        let response = request.send().await.map_err(|err| ChromaError::Unreachable {
-            url: self.base.clone(),
-            reason: describe_reqwest(&err),
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|err| ChromaError::Unreachable {
+                url: self.base.clone(),
+                reason: describe_reqwest(&err),
+            })?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -199,7 +202,13 @@ impl ChromaClient {
         })
     }
 
-    fn api_error(&self, method: &Method, path: &str, status: StatusCode, body: &[u8]) -> ChromaError {
+    fn api_error(
+        &self,
+        method: &Method,
+        path: &str,
+        status: StatusCode,
+        body: &[u8],
+    ) -> ChromaError {
         match serde_json::from_slice::<ErrorBody>(body) {
             Ok(ErrorBody {
                 error: Some(error),
@@ -240,7 +249,9 @@ impl ChromaClient {
             .and_then(Value::as_u64)
             .ok_or_else(|| ChromaError::NotChroma {
                 url: self.base.clone(),
-                reason: format!("/api/v2/heartbeat answered {value}, without \"nanosecond heartbeat\""),
+                reason: format!(
+                    "/api/v2/heartbeat answered {value}, without \"nanosecond heartbeat\""
+                ),
             })
     }
 
@@ -366,7 +377,12 @@ impl ChromaClient {
         self.write(collection_id, "upsert", records).await
     }
 
-    async fn write(&self, collection_id: &str, op: &str, records: &Records) -> Result<(), ChromaError> {
+    async fn write(
+        &self,
+        collection_id: &str,
+        op: &str,
+        records: &Records,
+    ) -> Result<(), ChromaError> {
         let body = serde_json::to_value(records).map_err(|err| ChromaError::Decode {
             method: "POST".into(),
             path: op.into(),

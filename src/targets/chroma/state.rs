@@ -189,7 +189,10 @@ impl StateComparison {
         self.collections
             .iter()
             .filter_map(|c| match c.actual_count {
-                None => Some(format!("collection {:?} is missing (had {})", c.name, c.expected_count)),
+                None => Some(format!(
+                    "collection {:?} is missing (had {})",
+                    c.name, c.expected_count
+                )),
                 Some(actual) if actual != c.expected_count => Some(format!(
                     "collection {:?} has {actual} records, expected {} ({:+})",
                     c.name,
@@ -256,7 +259,11 @@ pub async fn compare(
     Ok(StateComparison {
         collections,
         extra_collections,
-        mean_overlap: if total == 0 { 1.0 } else { overlap_sum / total as f64 },
+        mean_overlap: if total == 0 {
+            1.0
+        } else {
+            overlap_sum / total as f64
+        },
         min_overlap,
         identical_probes: identical,
         total_probes: total,
@@ -281,7 +288,10 @@ mod tests {
     fn overlap_ignores_order_and_counts_misses() {
         let ids = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(overlap(&ids(&["a", "b"]), &ids(&["b", "a"])), 1.0);
-        assert_eq!(overlap(&ids(&["a", "b", "c", "d"]), &ids(&["a", "x", "c", "y"])), 0.5);
+        assert_eq!(
+            overlap(&ids(&["a", "b", "c", "d"]), &ids(&["a", "x", "c", "y"])),
+            0.5
+        );
         assert_eq!(overlap(&ids(&[]), &ids(&["a"])), 1.0);
     }
 }
