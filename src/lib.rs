@@ -15,6 +15,7 @@ pub mod exit;
 pub mod latency;
 pub mod platform;
 pub mod progress;
+pub mod repo;
 pub mod report;
 pub mod scenario;
 pub mod seed;

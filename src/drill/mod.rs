@@ -123,6 +123,7 @@ pub async fn run(
         )
     });
     let mut runner = Runner {
+        scenario,
         chroma,
         service,
         memory: Memory::default(),
@@ -194,6 +195,7 @@ pub async fn run(
 }
 
 struct Runner<'a> {
+    scenario: &'a Scenario,
     chroma: ChromaClient,
     service: Option<Box<dyn Service>>,
     memory: Memory,
@@ -319,6 +321,8 @@ impl Runner<'_> {
             service: self.service.as_deref_mut(),
             memory: &mut self.memory,
             run_dir: &self.run_dir,
+            target: &self.scenario.target,
+            repo: self.scenario.repo.as_deref(),
         };
         let work = tokio::time::timeout(limit, step.run(&mut ctx));
         // Rollback always runs to the end: it is what puts things back after an interrupt.

@@ -56,6 +56,28 @@ pub fn evaluate(
             missing,
         ));
     }
+    if let Some(target) = objectives.rpo {
+        let restore_step = timeline
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.kind == "restore" && s.outputs.contains_key("backup"))
+            .map(|s| s.id.clone());
+        let measured = disaster
+            .zip(memory.restored.as_ref())
+            .map(|(d, (_, taken))| (d - *taken).to_std().unwrap_or_default());
+        let missing = match (disaster, &memory.restored) {
+            (None, _) => "not measured: the `disaster` mark was never reached",
+            _ => "not measured: no backup was restored",
+        };
+        results.push(duration_objective(
+            "rpo",
+            target,
+            measured,
+            restore_step,
+            missing,
+        ));
+    }
     for (name, target, percentile) in [
         ("search_p50", objectives.search_p50, "p50"),
         ("search_p90", objectives.search_p90, "p90"),

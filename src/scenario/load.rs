@@ -170,6 +170,14 @@ impl Checker {
         if let Some(target) = &target {
             self.check_service_needs(&steps, &rollback, target);
         }
+        if repo.is_none() {
+            for step in steps.iter().chain(&rollback) {
+                let own_repo = step.with.get("repo").is_some();
+                if ["backup", "restore", "verify"].contains(&step.kind.name) && !own_repo {
+                    self.report(step.pos, format!("step {:?} ({}) needs a backup repository: add `repo:` to the scenario or the step", step.id, step.kind.name));
+                }
+            }
+        }
         self.check_marks_and_objectives(&root, &steps, &objectives);
 
         Some(Scenario {
@@ -574,6 +582,13 @@ impl Checker {
                     format!("objective `{name}` needs a `search_latency` step to measure it"),
                 );
             }
+        }
+        if objectives.rpo.is_some() && (!has_kind("restore") || position(Mark::Disaster).is_none())
+        {
+            self.report(
+                objective_pos("rpo"),
+                "objective `rpo` needs a step with `mark: disaster` and a `restore` step (RPO is the restored backup's age at the disaster)",
+            );
         }
         if objectives.heartbeat_within.is_some()
             && !has_kind("heartbeat")

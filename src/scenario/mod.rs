@@ -159,6 +159,8 @@ pub struct ShellSpec {
 pub struct Objectives {
     /// Time from the `disaster` mark to the `recovered` mark.
     pub rto: Option<HumanDuration>,
+    /// Age of the restored backup at the `disaster` mark: the data the recovery lost.
+    pub rpo: Option<HumanDuration>,
     pub search_p50: Option<HumanDuration>,
     pub search_p90: Option<HumanDuration>,
     pub search_p99: Option<HumanDuration>,

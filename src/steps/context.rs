@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::StepError;
 use crate::latency::LatencySummary;
 use crate::platform::Service;
+use crate::scenario::TargetSpec;
 use crate::targets::chroma::{ChromaClient, TargetState};
 
 /// Measurements collected during a run, read by later steps and by objective evaluation.
@@ -21,6 +22,8 @@ pub struct Memory {
     pub healthy_at: Vec<DateTime<Utc>>,
     /// The last per-collection counts seen, and the step that saw them.
     pub counts: Option<(String, BTreeMap<String, u64>)>,
+    /// The last backup restored (id, when it was taken), for RPO.
+    pub restored: Option<(String, DateTime<Utc>)>,
 }
 
 pub struct StepContext<'a> {
@@ -30,6 +33,9 @@ pub struct StepContext<'a> {
     pub memory: &'a mut Memory,
     /// The run's report directory (service log, captured states).
     pub run_dir: &'a Path,
+    /// The scenario's target and backup repository.
+    pub target: &'a TargetSpec,
+    pub repo: Option<&'a str>,
 }
 
 impl StepContext<'_> {
@@ -37,6 +43,26 @@ impl StepContext<'_> {
         self.service.as_deref_mut().ok_or_else(|| {
             StepError::Setup("this step needs `target.service` in the scenario".into())
         })
+    }
+
+    /// The repository a step uses: its own `repo:` or the scenario's.
+    pub fn repo_url(&self, own: Option<&str>) -> Result<String, StepError> {
+        own.or(self.repo).map(str::to_string).ok_or_else(|| {
+            StepError::Setup(
+                "no backup repository: add `repo:` to the scenario or to the step".into(),
+            )
+        })
+    }
+
+    /// The data directory a step uses: its own or `target.data_dir`.
+    pub fn data_dir(&self, own: Option<&Path>) -> Result<std::path::PathBuf, StepError> {
+        own.or(self.target.data_dir.as_deref())
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                StepError::Setup(
+                    "no data directory: add `data_dir:` to the target or to the step".into(),
+                )
+            })
     }
 
     pub fn record_counts(&mut self, counts: BTreeMap<String, u64>) {

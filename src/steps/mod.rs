@@ -10,17 +10,20 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
+mod backup;
 mod context;
 mod count;
 mod fault;
 mod heartbeat;
 mod http;
+mod restore;
 mod search_latency;
 mod seed;
 mod service;
 mod shell;
 mod sleep;
 mod state;
+mod verify;
 mod wait_healthy;
 
 pub use context::{Memory, StepContext};
@@ -46,6 +49,10 @@ pub enum StepError {
     Chroma(#[from] ChromaError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Protect(#[from] crate::targets::chroma::protect::ProtectError),
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -124,6 +131,9 @@ pub static KINDS: &[StepKind] = &[
     sleep::KIND,
     fault::KIND,
     seed::KIND,
+    backup::KIND,
+    restore::KIND,
+    verify::KIND,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static StepKind> {

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmark: is vecdrill's load generator ever the bottleneck?
+#
+# Against one Chroma query endpoint, in one run, side by side:
+#   - throughput at concurrency 8: `vecdrill bench` vs `wrk` (target: vecdrill >= 0.95x wrk)
+#   - p50 at concurrency 1: vecdrill vs wrk (target: within 10%)
+#   - peak RSS of `vecdrill bench` at 2k and 50k queries (target: < 50 MB, flat)
+# Both tools send the same request bodies (stored vectors of the collection). Ratios are the
+# result; absolute numbers depend on the machine. Needs: wrk (apt), .venv (bash .ci/setup).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT="${COUNT:-20000}"
+DIM="${DIM:-128}"
+SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
+command -v wrk > /dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
+bash .ci/setup
+cargo build --release --locked -q
+VECDRILL=$PWD/target/release/vecdrill
+
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+.venv/bin/chroma run --path "$work/chroma" --port "$port" > "$work/chroma.log" 2>&1 &
+chroma_pid=$!
+trap 'kill $chroma_pid 2>/dev/null; wait $chroma_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do curl -sf "$url/api/v2/heartbeat" > /dev/null && break; sleep 0.3; done
+"$VECDRILL" seed --url "$url" --collection bench --count "$COUNT" --dim "$DIM" --json > /dev/null
+
+# The same 256 stored vectors vecdrill draws its queries from, as a wrk script.
+base="$url/api/v2/tenants/default_tenant/databases/default_database/collections"
+id=$(curl -sf "$base/bench" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+python3 - "$base/$id" "$COUNT" > "$work/query.lua" <<'PY'
+import json, sys, urllib.request
+base, count = sys.argv[1], int(sys.argv[2])
+bodies = []
+for i in range(256):
+    req = urllib.request.Request(base + "/get", method="POST", headers={"content-type": "application/json"},
+        data=json.dumps({"offset": i * count // 256, "limit": 1, "include": ["embeddings"]}).encode())
+    vector = json.load(urllib.request.urlopen(req))["embeddings"][0]
+    bodies.append(json.dumps({"query_embeddings": [vector], "n_results": 10, "include": []}))
+print('wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\nlocal bodies = {')
+for b in bodies:
+    print("  [[" + b + "]],")
+print('}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(nil, nil, nil, bodies[(i % #bodies) + 1])\nend')
+PY
+
+wrk_run() { # threads connections -> "rps p50_ms"
+  wrk -t"$1" -c"$2" -d"${SECONDS_PER_RUN}s" --latency -s "$work/query.lua" "$base/$id/query" > "$work/wrk.txt"
+  python3 - "$work/wrk.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+m = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", text)
+scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+print(rps, float(m.group(1)) * scale)
+PY
+}
+vecdrill_run() { # concurrency queries -> "qps p50_ms"
+  "$VECDRILL" bench --url "$url" --collection bench --concurrency "$1" --queries "$2" --json \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["errors"] == 0, r; print(r["qps"], r["p50_ms"])'
+}
+
+echo "== warm-up" >&2
+wrk_run 1 1 > /dev/null
+read -r wrk8_rps wrk8_p50 <<< "$(wrk_run 2 8)"
+queries8=$(python3 -c "print(int($wrk8_rps * $SECONDS_PER_RUN))")
+read -r vd8_qps vd8_p50 <<< "$(vecdrill_run 8 "$queries8")"
+read -r wrk1_rps wrk1_p50 <<< "$(wrk_run 1 1)"
+queries1=$(python3 -c "print(int($wrk1_rps * $SECONDS_PER_RUN))")
+read -r vd1_qps vd1_p50 <<< "$(vecdrill_run 1 "$queries1")"
+
+rss() { /usr/bin/time -f %M "$VECDRILL" bench --url "$url" --collection bench --concurrency 8 --queries "$1" --json 2>&1 >/dev/null | tail -1; }
+rss_small=$(rss 2000)
+rss_large=$(rss 50000)
+
+python3 - <<PY
+wrk8, vd8, wrk1p, vd1p = $wrk8_rps, $vd8_qps, $wrk1_p50, $vd1_p50
+print(f"collection: $COUNT x $DIM, {$SECONDS_PER_RUN}s per run")
+print(f"concurrency 8 throughput: wrk {wrk8:.0f} req/s, vecdrill {vd8:.0f} q/s  -> ratio {vd8/wrk8:.3f} (target >= 0.95)")
+print(f"concurrency 1 p50:        wrk {wrk1p:.3f} ms, vecdrill {vd1p:.3f} ms -> ratio {vd1p/wrk1p:.3f} (target within 0.90..1.10)")
+print(f"concurrency 1 throughput: wrk {$wrk1_rps:.0f} req/s, vecdrill {$vd1_qps:.0f} q/s")
+print(f"vecdrill bench peak RSS: {$rss_small/1024:.1f} MB at 2k queries, {$rss_large/1024:.1f} MB at 50k queries (target < 50 MB)")
+PY

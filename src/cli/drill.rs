@@ -1,0 +1,240 @@
+//! Drill commands: `run`, `validate`, `seed`, `bench`, `steps`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vecdrill::drill::{self, RunOptions};
+use vecdrill::exit;
+use vecdrill::latency::chroma_query::{run_search_load, SearchLoad};
+use vecdrill::latency::LoadPlan;
+use vecdrill::scenario::{self, LoadOptions, ScenarioError};
+use vecdrill::seed::{seed, SeedOptions};
+use vecdrill::targets::chroma::ChromaClient;
+
+use super::{parse_key_value, print_json, Failure};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Override or add a scenario variable (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub vars: Vec<(String, String)>,
+    /// Where run directories with report.json and report.md are written.
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Print the plan (steps with their parameters) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print report.json on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Validate with these variables set, as `run --var` would.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub vars: Vec<(String, String)>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SeedArgs {
+    /// Chroma server base URL.
+    #[arg(long)]
+    pub url: String,
+    #[arg(long)]
+    pub collection: String,
+    #[arg(long)]
+    pub count: u64,
+    /// Embedding dimension.
+    #[arg(long)]
+    pub dim: usize,
+    /// Random seed: the same seed writes the same records.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long)]
+    pub url: String,
+    #[arg(long)]
+    pub collection: String,
+    #[arg(long, default_value_t = 1000)]
+    pub queries: u64,
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Constant rate in queries per second; latency is measured from each query's intended
+    /// send time, so stalls show as queueing delay.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long, default_value_t = 20)]
+    pub warmup: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: RunArgs) -> Result<i32, Failure> {
+    let options = LoadOptions {
+        overrides: &args.vars,
+        ..LoadOptions::default()
+    };
+    let scenario = scenario::load_file(&args.scenario, &options)?;
+    if args.dry_run {
+        println!(
+            "{}: {}",
+            scenario.name,
+            scenario.description.as_deref().unwrap_or("")
+        );
+        for line in drill::plan(&scenario) {
+            println!("{line}");
+        }
+        return Ok(exit::SUCCESS);
+    }
+    let interrupt = drill::interrupt_on_signals();
+    let options = RunOptions {
+        report_dir: args.report_dir,
+    };
+    let report = drill::run(&scenario, &options, &super::observer::LiveLines, interrupt).await?;
+    eprint!("{}", vecdrill::report::terminal::render(&report));
+    if args.json {
+        print_json(&report);
+    }
+    Ok(report.exit_code)
+}
+
+pub fn validate(args: ValidateArgs) -> i32 {
+    let options = LoadOptions {
+        overrides: &args.vars,
+        ..LoadOptions::default()
+    };
+    let mut results = Vec::new();
+    let mut all_valid = true;
+    for path in &args.scenarios {
+        let problems: Vec<String> = match scenario::load_file(path, &options) {
+            Ok(_) => Vec::new(),
+            Err(ScenarioError::Invalid(diagnostics)) => {
+                diagnostics.iter().map(ToString::to_string).collect()
+            }
+            Err(err) => vec![format!("{}:0:0: {err}", path.display())],
+        };
+        all_valid &= problems.is_empty();
+        if !args.json {
+            if problems.is_empty() {
+                eprintln!("{}: ok", path.display());
+            }
+            for problem in &problems {
+                println!("{problem}");
+            }
+        }
+        results.push(
+            serde_json::json!({ "file": path, "valid": problems.is_empty(), "problems": problems }),
+        );
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "valid": all_valid, "files": results }));
+    }
+    if all_valid {
+        exit::SUCCESS
+    } else {
+        exit::BAD_INPUT
+    }
+}
+
+pub async fn seed_command(args: SeedArgs) -> Result<i32, Failure> {
+    if args.dim == 0 || args.count == 0 {
+        return Err(Failure {
+            message: "--dim and --count must be at least 1".into(),
+            hint: None,
+            code: exit::BAD_INPUT,
+        });
+    }
+    let client = ChromaClient::new(&args.url);
+    client.heartbeat(std::time::Duration::from_secs(10)).await?;
+    let options = SeedOptions {
+        collection: args.collection,
+        count: args.count,
+        dim: args.dim,
+        seed: args.seed,
+        batch_size: args.batch_size,
+    };
+    let progress = super::progress::for_terminal(args.json);
+    let summary = seed(&client, &options, progress.as_ref()).await?;
+    if args.json {
+        print_json(&summary);
+    } else {
+        eprintln!(
+            "seeded {} records into {:?} ({} now) in {:.1}s, {:.0} rows/s",
+            summary.written,
+            summary.collection,
+            summary.count_after,
+            summary.seconds,
+            summary.rows_per_second
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub async fn bench(args: BenchArgs) -> Result<i32, Failure> {
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        return Err(Failure {
+            message: "--rate must be a positive number of queries per second".into(),
+            hint: None,
+            code: exit::BAD_INPUT,
+        });
+    }
+    let client = ChromaClient::new(&args.url);
+    let load = SearchLoad {
+        collection: args.collection,
+        k: args.k.max(1),
+        plan: LoadPlan {
+            queries: args.queries.max(1),
+            concurrency: args.concurrency.max(1),
+            rate: args.rate,
+            warmup: args.warmup,
+        },
+    };
+    let summary = run_search_load(&client, &load).await?;
+    if args.json {
+        print_json(&summary);
+    } else {
+        eprintln!(
+            "{} queries, concurrency {}{}: {:.0} qps; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors{}",
+            summary.queries,
+            summary.concurrency,
+            summary.rate.map(|r| format!(", rate {r}/s")).unwrap_or_default(),
+            summary.qps,
+            summary.p50_ms,
+            summary.p90_ms,
+            summary.p99_ms,
+            summary.max_ms,
+            summary.errors,
+            if summary.rate.is_some() { format!("; queueing delay max {:.2} ms", summary.queue_delay_max_ms) } else { String::new() }
+        );
+    }
+    Ok(if summary.errors > 0 {
+        exit::FAILED
+    } else {
+        exit::SUCCESS
+    })
+}
+
+pub fn list_steps() -> i32 {
+    for kind in vecdrill::steps::KINDS {
+        println!("{:<16} {}", kind.name, kind.summary);
+        println!("{:<16} outputs: {}", "", kind.all_outputs().join(", "));
+    }
+    exit::SUCCESS
+}

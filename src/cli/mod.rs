@@ -1,0 +1,42 @@
+//! The command line's own pieces: one module per group of subcommands, plus how errors and
+//! JSON reach the user.
+
+pub mod drill;
+pub mod observer;
+pub mod progress;
+pub mod repo;
+
+use vecdrill::exit::Classify;
+
+/// An error on its way to the user: message, optional hint, exit code.
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: i32,
+}
+
+impl<E: Classify + std::fmt::Display> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Self {
+            message: err.to_string(),
+            hint: err.hint(),
+            code: err.exit_code(),
+        }
+    }
+}
+
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+/// One JSON document on stdout. A closed pipe (`| head`) is not an error.
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    use std::io::Write;
+    let text =
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+}

@@ -1,0 +1,563 @@
+//! Repository commands: `backup`, `list`, `info`, `verify`, `restore`, `prune`, `stats`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+use vecdrill::duration::HumanDuration;
+use vecdrill::exit;
+use vecdrill::platform::shell::ShellService;
+use vecdrill::platform::{Service, ServiceEnv};
+use vecdrill::repo::format::Manifest;
+use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
+use vecdrill::repo::Repository;
+use vecdrill::scenario::ShellSpec;
+use vecdrill::targets::chroma::capture::CaptureMode;
+use vecdrill::targets::chroma::protect::{
+    self, BackupOutcome, BackupRequest, RestoreOutcome, RestoreRequest,
+};
+
+use super::{print_json, progress::for_terminal, Failure};
+
+#[derive(Args)]
+pub struct RepoArg {
+    /// Repository URL: file://DIR, s3://BUCKET/PREFIX, gs://..., az://... (S3 settings from AWS_*).
+    #[arg(long, env = "VECDRILL_REPO")]
+    pub repo: String,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// The Chroma persistent directory (the one `chroma run --path` uses).
+    #[arg(long)]
+    pub chroma_dir: PathBuf,
+    /// How to copy a directory a server is using: `hot` (commits wait while files are copied)
+    /// or `cold` (stop, copy, start). Without it, a directory in use is refused.
+    #[arg(long)]
+    pub mode: Option<CaptureMode>,
+    /// Label the backup (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Skip (exit 0) when the newest backup is younger than this, e.g. 1h.
+    #[arg(long)]
+    pub min_interval: Option<HumanDuration>,
+    /// Hot mode: give up when writers would be held off longer than this.
+    #[arg(long, default_value = "30s")]
+    pub max_write_stall: HumanDuration,
+    /// Where the consistent copy is staged before upload (default: beside --chroma-dir).
+    #[arg(long)]
+    pub staging_dir: Option<PathBuf>,
+    /// Cold mode: the command that stops the server.
+    #[arg(long, requires = "start_cmd")]
+    pub stop_cmd: Option<String>,
+    /// Cold mode: the command that starts it again (runs even when the copy fails).
+    #[arg(long, requires = "stop_cmd")]
+    pub start_cmd: Option<String>,
+    /// After a successful backup, keep only the newest N (seed 000's "keep 24").
+    #[arg(long)]
+    pub keep_last: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Backup id (or a unique prefix), or `latest`.
+    #[arg(default_value = "latest")]
+    pub backup: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// One backup (id, prefix or `latest`); every backup when omitted.
+    pub backup: Option<String>,
+    /// Download every pack and re-hash every chunk.
+    #[arg(long)]
+    pub read_data: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Backup id (or a unique prefix), or `latest`.
+    pub backup: String,
+    /// The directory to restore into; its current contents are kept as a safety copy.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Delete the previous contents after a successful restore instead of keeping them.
+    #[arg(long)]
+    pub no_safety_backup: bool,
+    /// Restore only when the backup is newer than the data in --to (restore-on-start).
+    #[arg(long)]
+    pub if_newer: bool,
+    /// Print what would happen and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[arg(long)]
+    pub keep_last: Option<usize>,
+    #[arg(long)]
+    pub keep_hourly: Option<usize>,
+    #[arg(long)]
+    pub keep_daily: Option<usize>,
+    #[arg(long)]
+    pub keep_weekly: Option<usize>,
+    #[arg(long)]
+    pub keep_monthly: Option<usize>,
+    /// Remove at most N backups in this run.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Show what would be removed and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
+    let repo = Repository::open_or_create(&args.repo.repo).await?;
+    let mut service: Option<Box<dyn Service>> = match (&args.stop_cmd, &args.start_cmd) {
+        (Some(stop), Some(start)) => Some(Box::new(ShellService::new(
+            ShellSpec {
+                start: Some(start.clone()),
+                stop: Some(stop.clone()),
+                restart: None,
+                kill: None,
+                cwd: None,
+                env: Default::default(),
+            },
+            ServiceEnv {
+                log_path: std::env::temp_dir().join("vecdrill-backup-service.log"),
+                listen_addr: None,
+            },
+        ))),
+        _ => None,
+    };
+    let request = BackupRequest {
+        dir: args.chroma_dir,
+        mode: args.mode,
+        tags: args.tags,
+        max_write_stall: args.max_write_stall.as_duration(),
+        staging_parent: args.staging_dir,
+        min_interval: args.min_interval.map(HumanDuration::as_duration),
+    };
+    let progress = for_terminal(args.json);
+    let outcome =
+        protect::backup(&repo, &request, service.as_deref_mut(), progress.as_ref()).await?;
+    let mut pruned = None;
+    if let (BackupOutcome::Created { .. }, Some(keep)) = (&outcome, args.keep_last) {
+        // Rotation only after a successful backup (seed 000).
+        let options = PruneOptions {
+            policy: RetentionPolicy {
+                keep_last: Some(keep.max(1)),
+                ..Default::default()
+            },
+            dry_run: false,
+            limit: None,
+        };
+        pruned = Some(vecdrill::repo::prune::prune(&repo, &options).await?);
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "backup": outcome, "pruned": pruned }));
+        return Ok(exit::SUCCESS);
+    }
+    match &outcome {
+        BackupOutcome::Created { manifest } => {
+            let t = &manifest.totals;
+            eprintln!(
+                "backup {} ({} mode): {} files, {}, {} new chunks of {} ({} stored); write stall {}",
+                manifest.id,
+                manifest.capture.mode,
+                t.files,
+                bytes(t.logical_bytes),
+                t.new_chunks,
+                t.chunks,
+                bytes(t.stored_bytes),
+                vecdrill::duration::format_duration(std::time::Duration::from_secs_f64(manifest.capture.write_stall_ms / 1000.0)),
+            );
+        }
+        BackupOutcome::Skipped { reason, .. } => eprintln!("skipped: {reason}"),
+    }
+    if let Some(pruned) = pruned {
+        eprintln!("rotation: removed {} old backup(s)", pruned.removed.len());
+    }
+    Ok(exit::SUCCESS)
+}
+
+#[derive(Tabled)]
+struct BackupRow {
+    id: String,
+    created: String,
+    mode: String,
+    tags: String,
+    collections: String,
+    size: String,
+    added: String,
+}
+
+fn collections_summary(manifest: &Manifest) -> Vec<serde_json::Value> {
+    protect::described(manifest)
+        .map(|l| {
+            l.collections
+                .iter()
+                .map(|c| serde_json::json!({ "name": c.name, "count": c.count, "dimension": c.dimension }))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn summary(manifest: &Manifest) -> serde_json::Value {
+    let t = &manifest.totals;
+    serde_json::json!({
+        "id": manifest.id,
+        "created_at": manifest.created_at,
+        "tags": manifest.tags,
+        "mode": manifest.capture.mode,
+        "collections": collections_summary(manifest),
+        "files": t.files,
+        "logical_bytes": t.logical_bytes,
+        "new_bytes": t.new_bytes,
+        "stored_bytes": t.stored_bytes,
+        "dedup_ratio": if t.stored_bytes == 0 { None } else { Some(t.logical_bytes as f64 / t.stored_bytes as f64) },
+    })
+}
+
+pub async fn list(args: ListArgs) -> Result<i32, Failure> {
+    let repo = Repository::open(&args.repo.repo).await?;
+    let manifests = repo.manifests().await?;
+    if args.json {
+        print_json(&manifests.iter().map(summary).collect::<Vec<_>>());
+        return Ok(exit::SUCCESS);
+    }
+    let rows: Vec<BackupRow> = manifests
+        .iter()
+        .map(|m| BackupRow {
+            id: m.id.clone(),
+            created: m.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            mode: m.capture.mode.clone(),
+            tags: m.tags.join(","),
+            collections: protect::described(m)
+                .map(|l| {
+                    l.collections
+                        .iter()
+                        .map(|c| format!("{} ({})", c.name, c.count))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+            size: bytes(m.totals.logical_bytes),
+            added: bytes(m.totals.stored_bytes),
+        })
+        .collect();
+    println!("{}", Table::new(rows).with(Style::rounded()));
+    Ok(exit::SUCCESS)
+}
+
+pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
+    let repo = Repository::open(&args.repo.repo).await?;
+    let manifest = repo.manifest(&args.backup).await?;
+    if args.json {
+        let mut value = serde_json::to_value(&manifest).unwrap_or_default();
+        value["collections"] = serde_json::Value::Array(collections_summary(&manifest));
+        print_json(&value);
+        return Ok(exit::SUCCESS);
+    }
+    println!(
+        "backup {}  created {}  mode {}  tags [{}]",
+        manifest.id,
+        manifest.created_at,
+        manifest.capture.mode,
+        manifest.tags.join(", ")
+    );
+    println!(
+        "source {} on {}; vecdrill {}",
+        manifest.source.path, manifest.hostname, manifest.tool_version
+    );
+    if let Some(layout) = protect::described(&manifest) {
+        println!(
+            "journal_mode {}; schema {:?}",
+            layout.journal_mode, layout.schema
+        );
+        for c in &layout.collections {
+            println!(
+                "  collection {:<30} {:>10} records  dim {:?}",
+                c.name, c.count, c.dimension
+            );
+        }
+    }
+    for file in &manifest.files {
+        println!("  file {:<60} {:>12}", file.path, bytes(file.size));
+    }
+    for check in &manifest.checks {
+        println!(
+            "  check {:<30} {}  {}",
+            check.name,
+            if check.passed { "ok" } else { "FAILED" },
+            check.detail
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
+    let repo = Repository::open(&args.repo.repo).await?;
+    let manifests = match &args.backup {
+        Some(id) => vec![repo.manifest(id).await?],
+        None => repo.manifests().await?,
+    };
+    let progress = for_terminal(args.json);
+    let report =
+        vecdrill::repo::verify::verify(&repo, &manifests, args.read_data, progress.as_ref())
+            .await?;
+    if args.json {
+        print_json(&report);
+    } else {
+        for problem in &report.problems {
+            println!(
+                "DAMAGED backup {} file {}: {} {}",
+                problem.backup.as_deref().unwrap_or("-"),
+                problem.file.as_deref().unwrap_or("-"),
+                problem.object,
+                problem.problem
+            );
+        }
+        eprintln!(
+            "{}: {} backup(s), {} files, {} chunks in {} packs{}; {} problem(s)",
+            if report.passed() {
+                "verified"
+            } else {
+                "verification FAILED"
+            },
+            report.backups.len(),
+            report.files,
+            report.chunks,
+            report.packs,
+            if report.read_data {
+                format!(", {} read and re-hashed", bytes(report.bytes_read))
+            } else {
+                String::new()
+            },
+            report.problems.len()
+        );
+    }
+    Ok(if report.passed() {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    })
+}
+
+pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
+    let repo = Repository::open(&args.repo.repo).await?;
+    let request = RestoreRequest {
+        backup: args.backup.clone(),
+        to: args.to.clone(),
+        keep_safety_copy: !args.no_safety_backup,
+        if_newer: args.if_newer,
+        dry_run: args.dry_run,
+    };
+    let has_data = std::fs::read_dir(&args.to)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if has_data && !args.yes && !args.dry_run && !args.if_newer && std::io::stdin().is_terminal() {
+        let manifest = repo.manifest(&args.backup).await?;
+        eprint!(
+            "Replace {} with backup {} ({})? The current data {} [y/N] ",
+            args.to.display(),
+            manifest.id,
+            manifest.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            if args.no_safety_backup {
+                "will be DELETED."
+            } else {
+                "is kept as a safety copy."
+            }
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing restored");
+            return Ok(exit::FAILED);
+        }
+    }
+    let progress = for_terminal(args.json);
+    let outcome = protect::restore(&repo, &request, progress.as_ref()).await?;
+    if args.json {
+        print_json(&outcome);
+        return Ok(exit::SUCCESS);
+    }
+    match &outcome {
+        RestoreOutcome::Restored {
+            backup,
+            to,
+            safety_copy,
+            files,
+            bytes: size,
+            checks,
+            ..
+        } => {
+            eprintln!(
+                "restored backup {backup} into {} ({files} files, {}); {} checks passed",
+                to.display(),
+                bytes(*size),
+                checks.len()
+            );
+            match safety_copy {
+                Some(path) => eprintln!("the previous data is kept at {}", path.display()),
+                None => eprintln!("no previous data was kept"),
+            }
+        }
+        RestoreOutcome::Skipped { reason, .. } => eprintln!("skipped: {reason}"),
+        RestoreOutcome::Plan {
+            backup,
+            to,
+            files,
+            bytes: size,
+            replaces_existing,
+            safety_copy,
+            ..
+        } => {
+            eprintln!(
+                "would restore backup {backup} ({files} files, {}) into {}",
+                bytes(*size),
+                to.display()
+            );
+            if *replaces_existing {
+                match safety_copy {
+                    Some(path) => {
+                        eprintln!("the current data would be moved to {}", path.display())
+                    }
+                    None => eprintln!("the current data would be deleted (--no-safety-backup)"),
+                }
+            }
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
+    let policy = RetentionPolicy {
+        keep_last: args.keep_last,
+        keep_hourly: args.keep_hourly,
+        keep_daily: args.keep_daily,
+        keep_weekly: args.keep_weekly,
+        keep_monthly: args.keep_monthly,
+    };
+    if policy.is_empty() {
+        return Err(Failure {
+            message: "no retention policy given".into(),
+            hint: Some("add at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly".into()),
+            code: exit::BAD_INPUT,
+        });
+    }
+    let repo = Repository::open(&args.repo.repo).await?;
+    let options = PruneOptions {
+        policy,
+        dry_run: args.dry_run,
+        limit: args.limit,
+    };
+    let report = vecdrill::repo::prune::prune(&repo, &options).await?;
+    if args.json {
+        print_json(&report);
+        return Ok(exit::SUCCESS);
+    }
+    for decision in &report.decisions {
+        let verdict = if decision.keep {
+            format!("keep ({})", decision.reasons.join(", "))
+        } else if report.removed.contains(&decision.id) {
+            "remove".into()
+        } else {
+            "remove later (--limit)".into()
+        };
+        println!(
+            "{}  {}  {verdict}",
+            decision.id,
+            decision.created_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    eprintln!(
+        "{}{} backup(s) removed, {} deferred; {} pack(s) deleted, {} rewritten, {} freed",
+        if report.dry_run { "dry run: " } else { "" },
+        report.removed.len(),
+        report.deferred.len(),
+        report.packs_deleted,
+        report.packs_rewritten,
+        bytes(report.bytes_freed)
+    );
+    Ok(exit::SUCCESS)
+}
+
+pub async fn stats(args: StatsArgs) -> Result<i32, Failure> {
+    let repo = Repository::open(&args.repo.repo).await?;
+    let stats = vecdrill::repo::prune::stats(&repo).await?;
+    if args.json {
+        print_json(&stats);
+        return Ok(exit::SUCCESS);
+    }
+    println!(
+        "{} backups in {} packs; stored {} for {} of backed-up data (dedup ratio {:.1}x)",
+        stats.backups,
+        stats.packs,
+        bytes(stats.stored_bytes),
+        bytes(stats.logical_bytes),
+        stats.dedup_ratio
+    );
+    for (kind, size) in &stats.by_kind {
+        println!("  {kind:<10} {}", bytes(*size));
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// 1536 -> "1.5 KiB".
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}

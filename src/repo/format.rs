@@ -1,0 +1,235 @@
+//! The repository's stored files. Each JSON file names its `type` and `version`, so a later
+//! vecdrill can read old repositories and an older one refuses a newer file instead of
+//! misreading it. The layout and the binary pack format are documented in `docs/` of the
+//! README ("Repository format").
+//!
+//! ```text
+//! config                        RepoConfig     (written once, at creation)
+//! snapshots/<backup-id>.json    Manifest       (written last: a backup exists once this exists)
+//! index/<blake3>.json           PackIndex      (one per pack, written after its pack)
+//! packs/<2 hex>/<blake3>        pack           (compressed chunks + trailer)
+//! locks/<lock-id>.json          LockFile
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version of the repository layout and of every file type below.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// BLAKE3 hash of a chunk's plain bytes, hex-encoded: the chunk's name everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkId(pub [u8; 32]);
+
+impl ChunkId {
+    pub fn of(data: &[u8]) -> Self {
+        Self(*blake3::hash(data).as_bytes())
+    }
+
+    pub fn to_hex(self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    pub fn from_hex(text: &str) -> Option<Self> {
+        blake3::Hash::from_hex(text)
+            .ok()
+            .map(|h| Self(*h.as_bytes()))
+    }
+}
+
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for ChunkId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChunkId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::from_hex(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("bad chunk id {text:?}")))
+    }
+}
+
+/// How chunk bytes are stored. `Zstd` is the only scheme of format 1; encryption will be a new
+/// variant, so existing repositories stay readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    Zstd,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub chunker: ChunkerParams,
+    pub encoding: Encoding,
+    /// `none` in format 1; reserved for client-side encryption.
+    pub encryption: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChunkerParams {
+    pub algorithm: ChunkerAlgorithm,
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkerAlgorithm {
+    Fastcdc2020,
+}
+
+impl Default for ChunkerParams {
+    /// 1 MiB average: a 10 GB database is about 10,000 chunks, packed into a few hundred objects.
+    fn default() -> Self {
+        Self {
+            algorithm: ChunkerAlgorithm::Fastcdc2020,
+            min_size: 256 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Where each chunk of one pack lives inside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackIndex {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    /// BLAKE3 of the whole pack object: its name under `packs/`.
+    pub pack: String,
+    pub pack_size: u64,
+    pub entries: Vec<PackEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PackEntry {
+    pub id: ChunkId,
+    pub offset: u64,
+    /// Stored (encoded) length in the pack.
+    pub length: u64,
+    /// Plain length after decoding.
+    pub raw_length: u64,
+    pub encoding: Encoding,
+}
+
+/// One backup: what was captured, how, and where every byte is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub tool_version: String,
+    pub hostname: String,
+    pub tags: Vec<String>,
+    /// What was backed up: `chroma` (a persistent directory) for now.
+    pub source: Source,
+    pub capture: Capture,
+    /// Database-specific description (Chroma version, collections, watermarks).
+    pub database: serde_json::Value,
+    /// Checks run on the captured files before this manifest was written.
+    pub checks: Vec<CheckResult>,
+    pub files: Vec<FileEntry>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Source {
+    pub kind: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Capture {
+    /// `offline` (no server running), `cold` (service stopped) or `hot` (read lock held).
+    pub mode: String,
+    /// How long writers were held off (hot) or the service was down (cold), in ms.
+    pub write_stall_ms: f64,
+    pub attempts: u32,
+    pub duration_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the backed-up directory, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    /// Unix permission bits.
+    pub mode: u32,
+    pub mtime: DateTime<Utc>,
+    /// BLAKE3 of the whole file.
+    pub hash: ChunkId,
+    pub chunks: Vec<ChunkId>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub files: u64,
+    /// Sum of file sizes.
+    pub logical_bytes: u64,
+    pub chunks: u64,
+    /// Chunks this backup had to store (the rest were already in the repository).
+    pub new_chunks: u64,
+    /// Plain bytes of the new chunks.
+    pub new_bytes: u64,
+    /// Bytes of the new chunks as stored (after compression).
+    pub stored_bytes: u64,
+}
+
+/// A lock held while a backup writes (shared) or a prune deletes (exclusive).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockFile {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub exclusive: bool,
+    pub operation: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// File types, for the `type` field and error messages.
+pub mod kinds {
+    pub const CONFIG: &str = "vecdrill-repo-config";
+    pub const INDEX: &str = "vecdrill-pack-index";
+    pub const MANIFEST: &str = "vecdrill-manifest";
+    pub const LOCK: &str = "vecdrill-lock";
+}
+
+/// Tags are kept as a sorted list; this builds it from user input.
+pub fn normalise_tags(tags: &[String]) -> Vec<String> {
+    let set: BTreeMap<&str, ()> = tags
+        .iter()
+        .map(|t| (t.trim(), ()))
+        .filter(|(t, _)| !t.is_empty())
+        .collect();
+    set.into_keys().map(str::to_string).collect()
+}

@@ -1,0 +1,66 @@
+//! Where every stored chunk is: the union of all `index/*.json` files, loaded at the start of a
+//! backup (to skip chunks the repository already has), a restore, a verify or a prune.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::format::{kinds, ChunkId, PackEntry, PackIndex};
+use super::{check_version, RepoError, Repository};
+
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub pack: Arc<str>,
+    pub entry: PackEntry,
+}
+
+#[derive(Debug, Default)]
+pub struct ChunkIndex {
+    pub chunks: HashMap<ChunkId, Location>,
+    /// Every pack with an index, by name.
+    pub packs: HashMap<String, PackIndex>,
+}
+
+impl ChunkIndex {
+    pub async fn load(repo: &Repository) -> Result<Self, RepoError> {
+        let listed = repo.store.list("index").await?;
+        let store = repo.store.clone();
+        let files: Vec<(String, PackIndex)> =
+            futures::stream::iter(listed.into_iter().map(|object| {
+                let store = store.clone();
+                async move {
+                    let index: PackIndex = store.get_json(&object.key).await?;
+                    check_version(&index.kind, kinds::INDEX, index.version, &object.key)?;
+                    Ok::<_, RepoError>((object.key, index))
+                }
+            }))
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        let mut this = Self::default();
+        for (_, index) in files {
+            this.insert(index);
+        }
+        Ok(this)
+    }
+
+    pub fn insert(&mut self, index: PackIndex) {
+        let pack: Arc<str> = Arc::from(index.pack.as_str());
+        for entry in &index.entries {
+            self.chunks.entry(entry.id).or_insert_with(|| Location {
+                pack: pack.clone(),
+                entry: *entry,
+            });
+        }
+        self.packs.insert(index.pack.clone(), index);
+    }
+
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.chunks.contains_key(id)
+    }
+
+    pub fn get(&self, id: &ChunkId) -> Option<&Location> {
+        self.chunks.get(id)
+    }
+}

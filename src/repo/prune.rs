@@ -1,0 +1,364 @@
+//! Retention (restic's `forget` semantics) and garbage collection.
+//!
+//! `--keep-last N` keeps the N newest backups; `--keep-hourly/daily/weekly/monthly N` keep the
+//! newest backup of each of the N most recent hours/days/ISO weeks/months that have one. A
+//! backup kept by any rule stays; the newest backup always stays. Then chunks no kept backup
+//! uses are removed: unused packs deleted, partly used packs rewritten with only what is used.
+//! All of it under an exclusive lock, so no running backup loses chunks it has just uploaded.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::Serialize;
+
+use super::format::{ChunkId, Manifest};
+use super::index::ChunkIndex;
+use super::pack::{open_pack, PackBuilder};
+use super::{index_key, lock, manifest_key, pack_key, RepoError, Repository};
+
+#[derive(Debug, Clone, Default)]
+pub struct RetentionPolicy {
+    pub keep_last: Option<usize>,
+    pub keep_hourly: Option<usize>,
+    pub keep_daily: Option<usize>,
+    pub keep_weekly: Option<usize>,
+    pub keep_monthly: Option<usize>,
+}
+
+impl RetentionPolicy {
+    pub fn is_empty(&self) -> bool {
+        [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+        ]
+        .iter()
+        .all(Option::is_none)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub keep: bool,
+    /// The rules that keep it (`last`, `daily`, ...).
+    pub reasons: Vec<String>,
+}
+
+/// The period a backup falls in, for one kind of bucket (hour, day, ISO week, month).
+type BucketKey = fn(&DateTime<Utc>) -> String;
+
+/// Decide, newest first, which backups the policy keeps.
+pub fn apply_policy(manifests: &[Manifest], policy: &RetentionPolicy) -> Vec<Decision> {
+    let mut newest_first: Vec<&Manifest> = manifests.iter().collect();
+    newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    let mut reasons: Vec<Vec<String>> = vec![Vec::new(); newest_first.len()];
+    if let Some(n) = policy.keep_last {
+        for r in reasons.iter_mut().take(n) {
+            r.push("last".into());
+        }
+    }
+    let buckets: [(&str, Option<usize>, BucketKey); 4] = [
+        ("hourly", policy.keep_hourly, |t| {
+            t.format("%Y-%m-%d %H").to_string()
+        }),
+        ("daily", policy.keep_daily, |t| {
+            t.format("%Y-%m-%d").to_string()
+        }),
+        ("weekly", policy.keep_weekly, |t| {
+            let week = t.iso_week();
+            format!("{}-W{:02}", week.year(), week.week())
+        }),
+        ("monthly", policy.keep_monthly, |t| {
+            t.format("%Y-%m").to_string()
+        }),
+    ];
+    for (name, limit, bucket) in buckets {
+        let Some(limit) = limit else { continue };
+        let mut last: Option<String> = None;
+        let mut kept = 0;
+        for (i, manifest) in newest_first.iter().enumerate() {
+            if kept >= limit {
+                break;
+            }
+            let key = bucket(&manifest.created_at);
+            if last.as_ref() != Some(&key) {
+                reasons[i].push(name.to_string());
+                kept += 1;
+                last = Some(key);
+            }
+        }
+    }
+    if let Some(first) = reasons.first_mut() {
+        if first.is_empty() {
+            first.push("newest".into());
+        }
+    }
+    newest_first
+        .iter()
+        .zip(reasons)
+        .map(|(m, reasons)| Decision {
+            id: m.id.clone(),
+            created_at: m.created_at,
+            keep: !reasons.is_empty(),
+            reasons,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    pub policy: RetentionPolicy,
+    pub dry_run: bool,
+    /// Remove at most this many backups in one run (seed 001's batch cleanup).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub decisions: Vec<Decision>,
+    pub removed: Vec<String>,
+    /// Backups the policy would remove but `--limit` left for a later run.
+    pub deferred: Vec<String>,
+    pub packs_deleted: u64,
+    pub packs_rewritten: u64,
+    pub bytes_freed: u64,
+}
+
+pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport, RepoError> {
+    let guard = lock::acquire(repo, true, "prune").await?;
+    let result = prune_locked(repo, options).await;
+    guard.release().await?;
+    result
+}
+
+async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<PruneReport, RepoError> {
+    let manifests = repo.manifests().await?;
+    let decisions = apply_policy(&manifests, &options.policy);
+    let to_remove: Vec<String> = decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.id.clone())
+        .rev()
+        .collect();
+    let limit = options.limit.unwrap_or(usize::MAX);
+    let (removed, deferred) = if to_remove.len() > limit {
+        (to_remove[..limit].to_vec(), to_remove[limit..].to_vec())
+    } else {
+        (to_remove, Vec::new())
+    };
+    let mut report = PruneReport {
+        dry_run: options.dry_run,
+        decisions,
+        removed: removed.clone(),
+        deferred,
+        ..PruneReport::default()
+    };
+    let remaining: Vec<&Manifest> = manifests
+        .iter()
+        .filter(|m| !removed.contains(&m.id))
+        .collect();
+    let used: HashSet<ChunkId> = remaining
+        .iter()
+        .flat_map(|m| m.files.iter().flat_map(|f| f.chunks.iter().copied()))
+        .collect();
+    let index = ChunkIndex::load(repo).await?;
+    let indexed: HashSet<String> = index.packs.keys().cloned().collect();
+    if !options.dry_run {
+        // Manifests first: once gone, nothing refers to their chunks.
+        for id in &removed {
+            repo.store.delete(&manifest_key(id)).await?;
+        }
+    }
+    for (name, pack) in &index.packs {
+        let used_entries: Vec<_> = pack
+            .entries
+            .iter()
+            .filter(|e| used.contains(&e.id))
+            .copied()
+            .collect();
+        if used_entries.len() == pack.entries.len() {
+            continue;
+        }
+        if used_entries.is_empty() {
+            report.packs_deleted += 1;
+            report.bytes_freed += pack.pack_size;
+            if !options.dry_run {
+                repo.store.delete(&index_key(name)).await?;
+                repo.store.delete(&pack_key(name)).await?;
+            }
+            continue;
+        }
+        report.packs_rewritten += 1;
+        let kept_bytes: u64 = used_entries.iter().map(|e| e.length).sum();
+        report.bytes_freed += pack.pack_size.saturating_sub(kept_bytes);
+        if options.dry_run {
+            continue;
+        }
+        let bytes = repo.store.get(&pack_key(name)).await?;
+        open_pack(name, &bytes)?;
+        let mut builder = PackBuilder::default();
+        for entry in &used_entries {
+            let stored = &bytes[entry.offset as usize..(entry.offset + entry.length) as usize];
+            builder.add(entry.id, stored, entry.raw_length);
+        }
+        let rewritten = builder.finish();
+        // New pack and index first; only then is the old one dropped.
+        repo.store
+            .put(&pack_key(&rewritten.name), rewritten.bytes)
+            .await?;
+        repo.store
+            .put_json(&index_key(&rewritten.name), &rewritten.index)
+            .await?;
+        repo.store.delete(&index_key(name)).await?;
+        repo.store.delete(&pack_key(name)).await?;
+    }
+    // Packs with no index were left by a backup that died before writing it.
+    for object in repo.store.list("packs").await? {
+        let name = object
+            .key
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if !indexed.contains(&name) {
+            report.packs_deleted += 1;
+            report.bytes_freed += object.size;
+            if !options.dry_run {
+                repo.store.delete(&object.key).await?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Storage use of the repository (seed 001's monitor).
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoStats {
+    pub backups: usize,
+    pub packs: usize,
+    pub stored_bytes: u64,
+    /// Sum of every backup's logical size: what plain copies would take.
+    pub logical_bytes: u64,
+    pub unique_chunk_bytes: u64,
+    pub dedup_ratio: f64,
+    pub newest: Option<DateTime<Utc>>,
+    pub oldest: Option<DateTime<Utc>>,
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+pub async fn stats(repo: &Repository) -> Result<RepoStats, RepoError> {
+    let manifests = repo.manifests().await?;
+    let index = ChunkIndex::load(repo).await?;
+    let mut by_kind = BTreeMap::new();
+    for dir in ["snapshots", "index", "packs", "locks"] {
+        let size: u64 = repo.store.list(dir).await?.iter().map(|o| o.size).sum();
+        by_kind.insert(dir.to_string(), size);
+    }
+    let stored_bytes = by_kind.values().sum();
+    let logical_bytes: u64 = manifests.iter().map(|m| m.totals.logical_bytes).sum();
+    let unique_chunk_bytes = index.chunks.values().map(|l| l.entry.raw_length).sum();
+    Ok(RepoStats {
+        backups: manifests.len(),
+        packs: index.packs.len(),
+        stored_bytes,
+        logical_bytes,
+        unique_chunk_bytes,
+        dedup_ratio: if stored_bytes == 0 {
+            0.0
+        } else {
+            logical_bytes as f64 / stored_bytes as f64
+        },
+        newest: manifests.last().map(|m| m.created_at),
+        oldest: manifests.first().map(|m| m.created_at),
+        by_kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn manifest(id: &str, at: DateTime<Utc>) -> Manifest {
+        serde_json::from_value(serde_json::json!({
+            "type": "vecdrill-manifest", "version": 1, "id": id, "created_at": at,
+            "tool_version": "t", "hostname": "h", "tags": [],
+            "source": { "kind": "chroma", "path": "/d" },
+            "capture": { "mode": "offline", "write_stall_ms": 0.0, "attempts": 1, "duration_ms": 0.0 },
+            "database": null, "checks": [], "files": [], "totals": {
+                "files": 0, "logical_bytes": 0, "chunks": 0, "new_chunks": 0, "new_bytes": 0, "stored_bytes": 0 }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn seed_003_policy_keeps_7_daily_4_weekly_6_monthly() {
+        // One backup a day for 400 days.
+        let start = Utc.with_ymd_and_hms(2025, 1, 1, 2, 0, 0).unwrap();
+        let manifests: Vec<Manifest> = (0..400)
+            .map(|d| manifest(&format!("b{d:03}"), start + chrono::Duration::days(d)))
+            .collect();
+        let policy = RetentionPolicy {
+            keep_daily: Some(7),
+            keep_weekly: Some(4),
+            keep_monthly: Some(6),
+            ..Default::default()
+        };
+        let decisions = apply_policy(&manifests, &policy);
+        let kept: Vec<&Decision> = decisions.iter().filter(|d| d.keep).collect();
+        // 7 dailies; weeklies and monthlies overlap some of them.
+        assert!(kept.len() >= 7 && kept.len() <= 17, "{}", kept.len());
+        assert_eq!(decisions[0].id, "b399");
+        assert!(decisions[..7]
+            .iter()
+            .all(|d| d.reasons.contains(&"daily".to_string())));
+        assert_eq!(
+            decisions
+                .iter()
+                .filter(|d| d.reasons.contains(&"monthly".to_string()))
+                .count(),
+            6
+        );
+        assert_eq!(
+            decisions
+                .iter()
+                .filter(|d| d.reasons.contains(&"weekly".to_string()))
+                .count(),
+            4
+        );
+    }
+
+    #[test]
+    fn keep_last_and_the_newest_always_stays() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let manifests: Vec<Manifest> = (0..5)
+            .map(|i| manifest(&format!("m{i}"), start + chrono::Duration::hours(i)))
+            .collect();
+        let decisions = apply_policy(
+            &manifests,
+            &RetentionPolicy {
+                keep_last: Some(2),
+                ..Default::default()
+            },
+        );
+        let kept: Vec<&str> = decisions
+            .iter()
+            .filter(|d| d.keep)
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(kept, ["m4", "m3"]);
+        let decisions = apply_policy(
+            &manifests,
+            &RetentionPolicy {
+                keep_monthly: Some(0),
+                ..Default::default()
+            },
+        );
+        assert_eq!(decisions.iter().filter(|d| d.keep).count(), 1);
+    }
+}

@@ -1,0 +1,187 @@
+//! Reading a backup back: every chunk is fetched, decoded and checked against its hash, every
+//! file against its whole-file hash, into a staging directory; only a complete, verified copy
+//! is swapped in place of the live directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+
+use super::format::{FileEntry, Manifest};
+use super::index::ChunkIndex;
+use super::pack::decode_chunk;
+use super::{pack_key, RepoError, Repository};
+use crate::progress::Progress;
+
+/// Chunk fetches in flight while restoring one file.
+const FETCHES_IN_FLIGHT: usize = 8;
+
+/// Write every file of `manifest` under `dir` (which must exist), verifying as it goes.
+pub async fn materialise(
+    repo: &Repository,
+    index: &ChunkIndex,
+    manifest: &Manifest,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(), RepoError> {
+    progress.start("restoring", Some(manifest.totals.logical_bytes));
+    for file in &manifest.files {
+        restore_file(repo, index, manifest, file, dir, progress).await?;
+    }
+    progress.finish();
+    Ok(())
+}
+
+async fn restore_file(
+    repo: &Repository,
+    index: &ChunkIndex,
+    manifest: &Manifest,
+    file: &FileEntry,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(), RepoError> {
+    let target = safe_join(dir, &file.path)?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| RepoError::io(format!("cannot create {}", parent.display()), e))?;
+    }
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&target)
+            .map_err(|e| RepoError::io(format!("cannot create {}", target.display()), e))?,
+    );
+    let what = format!("backup {} file {}", manifest.id, file.path);
+    let mut locations = Vec::with_capacity(file.chunks.len());
+    for id in &file.chunks {
+        let location = index.get(id).ok_or_else(|| RepoError::Corrupt {
+            what: what.clone(),
+            detail: format!("chunk {id} is not in any pack index (a pack or its index is missing)"),
+        })?;
+        locations.push(location.clone());
+    }
+    let store = repo.store.clone();
+    let mut fetched = futures::stream::iter(locations.into_iter().map(|location| {
+        let (store, what) = (store.clone(), what.clone());
+        async move {
+            let range = location.entry.offset..location.entry.offset + location.entry.length;
+            let stored = store
+                .get_range(&pack_key(&location.pack), range)
+                .await
+                .map_err(|err| match err {
+                    RepoError::ObjectMissing { key } => RepoError::Corrupt {
+                        what: what.clone(),
+                        detail: format!("pack {key} is missing"),
+                    },
+                    other => other,
+                })?;
+            tokio::task::spawn_blocking(move || decode_chunk(&location.entry, &stored, &what))
+                .await
+                .map_err(|e| RepoError::io("decode task", std::io::Error::other(e)))?
+        }
+    }))
+    .buffered(FETCHES_IN_FLIGHT);
+    let mut hasher = blake3::Hasher::new();
+    let mut size = 0u64;
+    while let Some(chunk) = fetched.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        progress.advance(chunk.len() as u64);
+        out.write_all(&chunk)
+            .map_err(|e| RepoError::io(format!("cannot write {}", target.display()), e))?;
+    }
+    drop(fetched);
+    if size != file.size || hasher.finalize().as_bytes() != &file.hash.0 {
+        return Err(RepoError::Corrupt {
+            what,
+            detail: "the restored file does not match its recorded hash".into(),
+        });
+    }
+    let file_handle = out
+        .into_inner()
+        .map_err(|e| RepoError::io(format!("cannot write {}", target.display()), e.into_error()))?;
+    file_handle
+        .sync_all()
+        .map_err(|e| RepoError::io(format!("cannot sync {}", target.display()), e))?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(file.mode));
+    let mtime = std::time::SystemTime::from(file.mtime);
+    let _ = file_handle.set_modified(mtime);
+    Ok(())
+}
+
+/// A manifest path joined under `dir`, refusing anything that would escape it.
+fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, RepoError> {
+    let mut path = dir.to_path_buf();
+    for part in rel.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(RepoError::Corrupt {
+                what: format!("file path {rel:?}"),
+                detail: "it is not a plain relative path".into(),
+            });
+        }
+        path.push(part);
+    }
+    Ok(path)
+}
+
+/// Where the previous contents went when a restore swapped a directory in.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SwapOutcome {
+    /// The safety copy of what was there, when one was kept.
+    pub safety_copy: Option<PathBuf>,
+}
+
+/// Put `staging` in place of `target`. What was at `target` is renamed aside first and either
+/// kept (the safety copy) or deleted once the new directory is in place. Both renames are on
+/// the same filesystem, so the live directory is never half-written: it is the old one, the new
+/// one, or (between the two renames) absent with both copies intact.
+pub fn swap_into(
+    staging: &Path,
+    target: &Path,
+    keep_safety_copy: bool,
+    stamp: &str,
+) -> Result<SwapOutcome, RepoError> {
+    let io = |context: String| move |e| RepoError::io(context, e);
+    let aside = sibling(target, &format!("before-restore-{stamp}"));
+    let had_previous = target.exists();
+    if had_previous {
+        std::fs::rename(target, &aside)
+            .map_err(io(format!("cannot move {} aside", target.display())))?;
+    }
+    if let Err(e) = std::fs::rename(staging, target) {
+        if had_previous {
+            let _ = std::fs::rename(&aside, target);
+        }
+        return Err(RepoError::io(
+            format!("cannot move the restored copy to {}", target.display()),
+            e,
+        ));
+    }
+    if had_previous && !keep_safety_copy {
+        std::fs::remove_dir_all(&aside).map_err(io(format!(
+            "cannot remove the previous data {}",
+            aside.display()
+        )))?;
+        return Ok(SwapOutcome { safety_copy: None });
+    }
+    Ok(SwapOutcome {
+        safety_copy: had_previous.then_some(aside),
+    })
+}
+
+/// `<parent>/.<name>.<suffix>` for a working copy beside `target` (same filesystem).
+pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if suffix.starts_with("before-restore") {
+        parent.join(format!("{name}.{suffix}"))
+    } else {
+        parent.join(format!(".{name}.{suffix}"))
+    }
+}

@@ -1,0 +1,210 @@
+//! The object store under a repository: opened from a URL, with keys relative to the
+//! repository's prefix. Cloud backends take their settings from the standard `AWS_*`,
+//! `GOOGLE_*` and `AZURE_*` variables and retry transient errors with object_store's own
+//! backoff.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::RepoError;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: String,
+}
+
+/// An object below the repository prefix.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Key relative to the repository, e.g. `snapshots/abc.json`.
+    pub key: String,
+    pub size: u64,
+}
+
+fn retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 6,
+        retry_timeout: Duration::from_secs(120),
+        ..RetryConfig::default()
+    }
+}
+
+impl Store {
+    /// Open the store a repository URL names: `file://DIR` (or a plain path), `s3://BUCKET/PREFIX`,
+    /// `gs://BUCKET/PREFIX`, `az://CONTAINER/PREFIX`, `memory://`.
+    pub fn open(url: &str) -> Result<Self, RepoError> {
+        let bad = |reason: String| RepoError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let (inner, prefix): (Arc<dyn ObjectStore>, String) = match url.split_once("://") {
+            None | Some(("file", _)) => {
+                let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|e| bad(e.to_string()))?
+                    .with_automatic_cleanup(true);
+                (Arc::new(store), String::new())
+            }
+            Some(("memory", _)) => (
+                Arc::new(object_store::memory::InMemory::new()),
+                String::new(),
+            ),
+            Some((scheme, rest)) => {
+                let prefix = rest
+                    .split_once('/')
+                    .map(|(_, p)| p.trim_matches('/').to_string())
+                    .unwrap_or_default();
+                let store: Arc<dyn ObjectStore> = match scheme {
+                    "s3" | "s3a" => Arc::new(
+                        object_store::aws::AmazonS3Builder::from_env()
+                            .with_url(url)
+                            .with_retry(retry())
+                            .build()
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                    "gs" => Arc::new(
+                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                            .with_url(url)
+                            .with_retry(retry())
+                            .build()
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                    "az" | "azure" | "abfs" | "abfss" => Arc::new(
+                        object_store::azure::MicrosoftAzureBuilder::from_env()
+                            .with_url(url)
+                            .with_retry(retry())
+                            .build()
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                    other => {
+                        return Err(bad(format!(
+                        "unknown scheme {other:?}; use file://, s3://, gs://, az:// or memory://"
+                    )))
+                    }
+                };
+                (store, prefix)
+            }
+        };
+        Ok(Self {
+            inner,
+            prefix: Path::from(prefix),
+            url: url.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn key(&self, rel: &str) -> Path {
+        let mut path = self.prefix.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            path = path.clone().join(part);
+        }
+        path
+    }
+
+    fn error(&self, op: &'static str, rel: &str, source: object_store::Error) -> RepoError {
+        match source {
+            object_store::Error::NotFound { .. } => RepoError::ObjectMissing {
+                key: rel.to_string(),
+            },
+            source => RepoError::Store {
+                op,
+                key: rel.to_string(),
+                source,
+            },
+        }
+    }
+
+    pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<(), RepoError> {
+        self.inner
+            .put(&self.key(rel), PutPayload::from_bytes(bytes))
+            .await
+            .map(drop)
+            .map_err(|e| self.error("put", rel, e))
+    }
+
+    pub async fn put_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), RepoError> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| RepoError::Corrupt {
+            what: rel.to_string(),
+            detail: format!("cannot encode: {e}"),
+        })?;
+        self.put(rel, Bytes::from(bytes)).await
+    }
+
+    pub async fn get(&self, rel: &str) -> Result<Bytes, RepoError> {
+        let result = self
+            .inner
+            .get(&self.key(rel))
+            .await
+            .map_err(|e| self.error("get", rel, e))?;
+        result.bytes().await.map_err(|e| self.error("get", rel, e))
+    }
+
+    pub async fn get_range(
+        &self,
+        rel: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, RepoError> {
+        self.inner
+            .get_range(&self.key(rel), range)
+            .await
+            .map_err(|e| self.error("get", rel, e))
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, rel: &str) -> Result<T, RepoError> {
+        let bytes = self.get(rel).await?;
+        serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
+            what: rel.to_string(),
+            detail: format!("not a valid {rel} file: {e}"),
+        })
+    }
+
+    /// Size of an object, or `None` when it does not exist.
+    pub async fn size(&self, rel: &str) -> Result<Option<u64>, RepoError> {
+        match self.inner.head(&self.key(rel)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("head", rel, e)),
+        }
+    }
+
+    pub async fn delete(&self, rel: &str) -> Result<(), RepoError> {
+        match self.inner.delete(&self.key(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", rel, e)),
+        }
+    }
+
+    /// Every object under `dir` (relative keys), in no particular order.
+    pub async fn list(&self, dir: &str) -> Result<Vec<Listed>, RepoError> {
+        let prefix = self.key(dir);
+        let skip = if self.prefix.as_ref().is_empty() {
+            0
+        } else {
+            self.prefix.as_ref().len() + 1
+        };
+        self.inner
+            .list(Some(&prefix))
+            .map_ok(|meta| Listed {
+                key: meta.location.as_ref()[skip..].to_string(),
+                size: meta.size,
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.error("list", dir, e))
+    }
+}

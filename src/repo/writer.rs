@@ -1,0 +1,245 @@
+//! Writing a backup: files are chunked, chunks the repository lacks are compressed into packs,
+//! packs upload with bounded concurrency, and the manifest is written last.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::chunker::chunk_file;
+use super::format::{kinds, ChunkId, FileEntry, Manifest, PackIndex, Totals, FORMAT_VERSION};
+use super::index::ChunkIndex;
+use super::lock::{self, LockGuard};
+use super::pack::{encode_chunk, FinishedPack, PackBuilder};
+use super::{index_key, manifest_key, pack_key, RepoError, Repository};
+use crate::progress::Progress;
+
+/// Packs uploading at once: bounds memory (16 MiB each) and connections.
+const UPLOADS_IN_FLIGHT: usize = 3;
+/// Chunks buffered between the reading thread and the packer.
+const CHUNK_QUEUE: usize = 4;
+
+pub struct BackupWriter {
+    repo: Repository,
+    index: ChunkIndex,
+    /// Chunks stored by this backup so far.
+    written: HashSet<ChunkId>,
+    pack: PackBuilder,
+    uploads: JoinSet<Result<PackIndex, RepoError>>,
+    slots: Arc<Semaphore>,
+    totals: Totals,
+    lock: Option<LockGuard>,
+}
+
+/// Everything in a manifest that the writer does not compute itself.
+pub struct ManifestInfo {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub tags: Vec<String>,
+    pub source: super::format::Source,
+    pub capture: super::format::Capture,
+    pub database: serde_json::Value,
+    pub checks: Vec<super::format::CheckResult>,
+}
+
+impl BackupWriter {
+    /// Take a shared lock and load the chunk index.
+    pub async fn begin(repo: &Repository) -> Result<Self, RepoError> {
+        let lock = lock::acquire(repo, false, "backup").await?;
+        let index = match ChunkIndex::load(repo).await {
+            Ok(index) => index,
+            Err(err) => {
+                let _ = lock.release().await;
+                return Err(err);
+            }
+        };
+        Ok(Self {
+            repo: repo.clone(),
+            index,
+            written: HashSet::new(),
+            pack: PackBuilder::default(),
+            uploads: JoinSet::new(),
+            slots: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
+            totals: Totals::default(),
+            lock: Some(lock),
+        })
+    }
+
+    /// Store one file; returns its manifest entry. `rel` is the path recorded in the manifest.
+    pub async fn add_file(
+        &mut self,
+        path: &Path,
+        rel: &str,
+        progress: &dyn Progress,
+    ) -> Result<FileEntry, RepoError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| RepoError::io(format!("cannot read {}", path.display()), e))?;
+        let (mut chunks, reader) =
+            chunk_file(PathBuf::from(path), self.repo.config.chunker, CHUNK_QUEUE);
+        let mut ids: Vec<ChunkId> = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            let raw = chunk.data.len() as u64;
+            progress.advance(raw);
+            self.totals.chunks += 1;
+            ids.push(chunk.id);
+            if self.index.contains(&chunk.id) || self.written.contains(&chunk.id) {
+                continue;
+            }
+            let encoded = tokio::task::spawn_blocking(move || encode_chunk(&chunk.data))
+                .await
+                .map_err(|e| RepoError::io("compression task", std::io::Error::other(e)))?
+                .map_err(|e| RepoError::io("zstd", e))?;
+            self.totals.new_chunks += 1;
+            self.totals.new_bytes += raw;
+            self.totals.stored_bytes += encoded.len() as u64;
+            self.pack.add(chunk.id, &encoded, raw);
+            // Known from now on, so a chunk repeated within this backup is stored once.
+            self.written.insert(chunk.id);
+            if self.pack.is_full() {
+                self.flush_pack().await?;
+            }
+        }
+        let digest = reader
+            .await
+            .map_err(|e| RepoError::io("reading task", std::io::Error::other(e)))?
+            .map_err(|e| RepoError::io(format!("cannot read {}", path.display()), e))?;
+        self.totals.files += 1;
+        self.totals.logical_bytes += digest.size;
+        Ok(FileEntry {
+            path: rel.to_string(),
+            size: digest.size,
+            mode: file_mode(&meta),
+            mtime: meta
+                .modified()
+                .map(DateTime::<Utc>::from)
+                .unwrap_or_else(|_| Utc::now()),
+            hash: digest.hash,
+            chunks: ids,
+        })
+    }
+
+    /// Close the current pack and start uploading it (pack first, then its index).
+    async fn flush_pack(&mut self) -> Result<(), RepoError> {
+        if self.pack.is_empty() {
+            return Ok(());
+        }
+        let pack = std::mem::take(&mut self.pack).finish();
+        // Wait for a free slot; surface the first failed upload early.
+        let permit = loop {
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                break permit;
+            }
+            if let Some(done) = self.uploads.join_next().await {
+                done.map_err(|e| RepoError::io("upload task", std::io::Error::other(e)))??;
+            }
+        };
+        let store = self.repo.store.clone();
+        self.uploads.spawn(async move {
+            let FinishedPack { name, bytes, index } = pack;
+            store.put(&pack_key(&name), bytes).await?;
+            store.put_json(&index_key(&name), &index).await?;
+            drop(permit);
+            Ok(index)
+        });
+        Ok(())
+    }
+
+    async fn drain_uploads(&mut self) -> Result<(), RepoError> {
+        while let Some(done) = self.uploads.join_next().await {
+            done.map_err(|e| RepoError::io("upload task", std::io::Error::other(e)))??;
+        }
+        Ok(())
+    }
+
+    /// Finish the packs, then write the manifest: only now does the backup exist.
+    pub async fn commit(
+        mut self,
+        info: ManifestInfo,
+        files: Vec<FileEntry>,
+    ) -> Result<Manifest, RepoError> {
+        self.flush_pack().await?;
+        self.drain_uploads().await?;
+        let manifest = Manifest {
+            kind: kinds::MANIFEST.to_string(),
+            version: FORMAT_VERSION,
+            id: info.id,
+            created_at: info.created_at,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            hostname: lock::hostname(),
+            tags: info.tags,
+            source: info.source,
+            capture: info.capture,
+            database: info.database,
+            checks: info.checks,
+            files,
+            totals: self.totals.clone(),
+        };
+        self.repo
+            .store
+            .put_json(&manifest_key(&manifest.id), &manifest)
+            .await?;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await?;
+        }
+        Ok(manifest)
+    }
+
+    /// Give up: uploads already finished stay (a later backup reuses them, prune reclaims them);
+    /// no manifest is written.
+    pub async fn abort(mut self) {
+        self.uploads.abort_all();
+        while self.uploads.join_next().await.is_some() {}
+        if let Some(lock) = self.lock.take() {
+            let _ = lock.release().await;
+        }
+    }
+
+    /// Statistics so far (for retries of a hot capture).
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub fn reset_totals(&mut self) {
+        self.totals = Totals::default();
+    }
+}
+
+fn file_mode(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+
+/// Every regular file under `root`, sorted, as (absolute path, `/`-separated relative path).
+pub fn walk(root: &Path) -> Result<Vec<(PathBuf, String)>, RepoError> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| RepoError::io(format!("cannot list {}", dir.display()), e))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| RepoError::io(format!("cannot list {}", dir.display()), e))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .map_err(|e| RepoError::io(format!("cannot stat {}", path.display()), e))?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("walked paths are under the root")
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((path, rel));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}

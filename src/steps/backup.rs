@@ -1,0 +1,89 @@
+//! `backup`: back up the target's data directory into the scenario's repository.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::duration::HumanDuration;
+use crate::outputs;
+use crate::progress::NoProgress;
+use crate::repo::Repository;
+use crate::targets::chroma::capture::CaptureMode;
+use crate::targets::chroma::protect::{self, BackupOutcome, BackupRequest};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// `cold` (stop, copy, start: the default in a drill, which owns the service), `hot`, or
+    /// `offline` (nothing is running).
+    #[serde(default = "default_mode")]
+    mode: CaptureMode,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    repo: Option<String>,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[serde(default = "default_stall")]
+    max_write_stall: HumanDuration,
+}
+
+fn default_mode() -> CaptureMode {
+    CaptureMode::Cold
+}
+
+fn default_stall() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+pub const KIND: StepKind = StepKind {
+    name: "backup",
+    summary: "back up `data_dir` into the repository (`mode: cold|hot|offline`, `tags`)",
+    outputs: &[
+        "id",
+        "created_at",
+        "files",
+        "logical_bytes",
+        "new_bytes",
+        "stored_bytes",
+        "write_stall_ms",
+    ],
+    needs_service: false,
+    build: super::build::<Backup>,
+};
+
+#[async_trait]
+impl Step for Backup {
+    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
+        let repo = Repository::open_or_create(&ctx.repo_url(self.repo.as_deref())?).await?;
+        let request = BackupRequest {
+            dir: ctx.data_dir(self.data_dir.as_deref())?,
+            mode: Some(self.mode),
+            tags: self.tags.clone(),
+            max_write_stall: self.max_write_stall.as_duration(),
+            staging_parent: None,
+            min_interval: None,
+        };
+        let service = match self.mode {
+            CaptureMode::Cold => Some(ctx.service()?),
+            _ => None,
+        };
+        let outcome = protect::backup(&repo, &request, service, &NoProgress).await?;
+        let BackupOutcome::Created { manifest } = outcome else {
+            return Err(StepError::Check("the backup was skipped".into()));
+        };
+        let t = &manifest.totals;
+        Ok(outputs! {
+            "id" => manifest.id,
+            "created_at" => manifest.created_at.to_rfc3339(),
+            "files" => t.files,
+            "logical_bytes" => t.logical_bytes,
+            "new_bytes" => t.new_bytes,
+            "stored_bytes" => t.stored_bytes,
+            "write_stall_ms" => manifest.capture.write_stall_ms,
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! `restore`: restore a backup into the target's data directory (stop the service first).
+//! The restored backup's age at the disaster mark is the drill's RPO.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::outputs;
+use crate::progress::NoProgress;
+use crate::repo::Repository;
+use crate::targets::chroma::protect::{self, RestoreOutcome, RestoreRequest};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restore {
+    /// Backup id, unique prefix, or `latest`.
+    #[serde(default = "latest")]
+    backup: String,
+    #[serde(default)]
+    repo: Option<String>,
+    /// Where to restore; defaults to `target.data_dir`.
+    #[serde(default)]
+    to: Option<PathBuf>,
+    /// Keep what was there as a safety copy (the default).
+    #[serde(default = "yes")]
+    keep_safety_copy: bool,
+}
+
+fn latest() -> String {
+    "latest".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub const KIND: StepKind = StepKind {
+    name: "restore",
+    summary: "restore `backup` (latest) into the data directory, keeping a safety copy",
+    outputs: &["backup", "created_at", "safety_copy", "files", "bytes"],
+    needs_service: false,
+    build: super::build::<Restore>,
+};
+
+#[async_trait]
+impl Step for Restore {
+    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
+        let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
+        let request = RestoreRequest {
+            backup: self.backup.clone(),
+            to: ctx.data_dir(self.to.as_deref())?,
+            keep_safety_copy: self.keep_safety_copy,
+            if_newer: false,
+            dry_run: false,
+        };
+        match protect::restore(&repo, &request, &NoProgress).await? {
+            RestoreOutcome::Restored {
+                backup,
+                created_at,
+                safety_copy,
+                files,
+                bytes,
+                ..
+            } => {
+                ctx.memory.restored = Some((backup.clone(), created_at));
+                Ok(outputs! {
+                    "backup" => backup,
+                    "created_at" => created_at.to_rfc3339(),
+                    "safety_copy" => safety_copy.map(|p| p.display().to_string()),
+                    "files" => files,
+                    "bytes" => bytes,
+                })
+            }
+            other => Err(StepError::Check(format!(
+                "nothing was restored: {}",
+                serde_json::to_string(&other).unwrap_or_default()
+            ))),
+        }
+    }
+}

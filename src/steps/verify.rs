@@ -1,0 +1,68 @@
+//! `verify`: prove a backup is complete (and with `read_data`, intact byte for byte).
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::outputs;
+use crate::progress::NoProgress;
+use crate::repo::Repository;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// A backup id, `latest` (the default) or `all`.
+    #[serde(default = "latest")]
+    backup: String,
+    #[serde(default)]
+    read_data: bool,
+    #[serde(default)]
+    repo: Option<String>,
+}
+
+fn latest() -> String {
+    "latest".into()
+}
+
+pub const KIND: StepKind = StepKind {
+    name: "verify",
+    summary:
+        "verify `backup` (latest | all | ID) in the repository; `read_data` re-hashes everything",
+    outputs: &["backups", "chunks", "packs", "problems"],
+    needs_service: false,
+    build: super::build::<Verify>,
+};
+
+#[async_trait]
+impl Step for Verify {
+    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
+        let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
+        let manifests = match self.backup.as_str() {
+            "all" => repo.manifests().await?,
+            id => vec![repo.manifest(id).await?],
+        };
+        let report =
+            crate::repo::verify::verify(&repo, &manifests, self.read_data, &NoProgress).await?;
+        let out = outputs! {
+            "backups" => report.backups.len(),
+            "chunks" => report.chunks,
+            "packs" => report.packs,
+            "problems" => report.problems.len(),
+        };
+        if report.passed() {
+            return Ok(out);
+        }
+        let first = &report.problems[0];
+        Err(StepError::Mismatch {
+            message: format!(
+                "{} problem(s); first: backup {} file {}: {} {}",
+                report.problems.len(),
+                first.backup.as_deref().unwrap_or("-"),
+                first.file.as_deref().unwrap_or("-"),
+                first.object,
+                first.problem
+            ),
+            outputs: out,
+        })
+    }
+}

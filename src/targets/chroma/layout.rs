@@ -1,0 +1,415 @@
+//! Chroma's persistent directory read offline: `chroma.sqlite3` through rusqlite and the HNSW
+//! segment files directly, with the checks every backup passes before it is committed and
+//! every restore passes before it is swapped in.
+//!
+//! Facts this relies on (Chroma 1.x, verified on 1.5.9): one directory per vector segment
+//! holding `header.bin` (hnswlib's header behind a u32 format version), `data_level0.bin`
+//! (`cur_element_count * size_data_per_element` bytes), `length.bin` (4 bytes per element),
+//! `link_lists.bin` and `index_metadata.pickle` (a dict with `total_elements_added` and
+//! `id_to_label`). Writes land in `embeddings_queue` first and reach the HNSW files every
+//! `sync_threshold` records; `max_seq_id` holds each segment's watermark.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::repo::format::CheckResult;
+
+pub const SQLITE_FILE: &str = "chroma.sqlite3";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{path} is not a Chroma persistent directory: {reason}")]
+    NotChroma { path: String, reason: String },
+    #[error("cannot read {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+}
+
+/// What a Chroma directory holds, as recorded in a backup manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChromaLayout {
+    pub journal_mode: String,
+    /// Highest applied schema migration per migration set: a backup whose schema is newer
+    /// than the target's was made by a newer Chroma.
+    pub schema: BTreeMap<String, i64>,
+    pub collections: Vec<CollectionInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollectionInfo {
+    pub id: String,
+    pub name: String,
+    pub dimension: Option<i64>,
+    pub count: u64,
+    pub metadata_segment: Option<String>,
+    pub vector_segment: Option<String>,
+    /// Watermarks: the last log position each segment has applied.
+    pub metadata_seq_id: Option<i64>,
+    pub vector_seq_id: Option<i64>,
+    /// Write-ahead log entries still held for this collection, and their range.
+    pub log_entries: u64,
+    pub log_min_seq_id: Option<i64>,
+    pub log_max_seq_id: Option<i64>,
+    /// Log entries past the vector index's watermark: what Chroma replays into it on start.
+    pub log_pending: u64,
+}
+
+fn open(path: &Path) -> Result<Connection, LayoutError> {
+    let file = path.join(SQLITE_FILE);
+    if !file.is_file() {
+        return Err(LayoutError::NotChroma {
+            path: path.display().to_string(),
+            reason: format!("no {SQLITE_FILE}"),
+        });
+    }
+    Connection::open_with_flags(
+        &file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| LayoutError::Sqlite {
+        path: file.display().to_string(),
+        source,
+    })
+}
+
+pub fn inspect(dir: &Path) -> Result<ChromaLayout, LayoutError> {
+    let conn = open(dir)?;
+    let err = |source| LayoutError::Sqlite {
+        path: dir.join(SQLITE_FILE).display().to_string(),
+        source,
+    };
+    let journal_mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(err)?;
+    let mut schema = BTreeMap::new();
+    let mut stmt = conn
+        .prepare("SELECT dir, MAX(version) FROM migrations GROUP BY dir")
+        .map_err(err)?;
+    for row in stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(err)?
+    {
+        let (dir, version) = row.map_err(err)?;
+        schema.insert(dir, version);
+    }
+    let mut collections = Vec::new();
+    let mut stmt = conn
+        .prepare("SELECT id, name, dimension FROM collections ORDER BY name")
+        .map_err(err)?;
+    let rows: Vec<(String, String, Option<i64>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    for (id, name, dimension) in rows {
+        let segment = |scope: &str| -> Result<Option<String>, LayoutError> {
+            conn.query_row(
+                "SELECT id FROM segments WHERE collection = ?1 AND scope = ?2",
+                [&id, scope],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)
+        };
+        let (metadata_segment, vector_segment) = (segment("METADATA")?, segment("VECTOR")?);
+        let watermark = |segment: &Option<String>| -> Result<Option<i64>, LayoutError> {
+            match segment {
+                None => Ok(None),
+                Some(s) => conn
+                    .query_row(
+                        "SELECT seq_id FROM max_seq_id WHERE segment_id = ?1",
+                        [s],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(err),
+            }
+        };
+        let count: u64 = match &metadata_segment {
+            Some(s) => conn
+                .query_row(
+                    "SELECT COUNT(*) FROM embeddings WHERE segment_id = ?1",
+                    [s],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(err)? as u64,
+            None => 0,
+        };
+        let topic = format!("%/{id}");
+        let (log_entries, log_min, log_max): (i64, Option<i64>, Option<i64>) = conn
+            .query_row(
+                "SELECT COUNT(*), MIN(seq_id), MAX(seq_id) FROM embeddings_queue WHERE topic LIKE ?1",
+                [&topic],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(err)?;
+        let vector_seq_id = watermark(&vector_segment)?;
+        let log_pending: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM embeddings_queue WHERE topic LIKE ?1 AND seq_id > ?2",
+                rusqlite::params![&topic, vector_seq_id.unwrap_or(0)],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        collections.push(CollectionInfo {
+            metadata_seq_id: watermark(&metadata_segment)?,
+            vector_seq_id,
+            log_pending: log_pending as u64,
+            id,
+            name,
+            dimension,
+            count,
+            metadata_segment,
+            vector_segment,
+            log_entries: log_entries as u64,
+            log_min_seq_id: log_min,
+            log_max_seq_id: log_max,
+        });
+    }
+    Ok(ChromaLayout {
+        journal_mode,
+        schema,
+        collections,
+    })
+}
+
+/// The fields of hnswlib's header that the checks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswHeader {
+    pub format_version: u32,
+    pub max_elements: u64,
+    pub cur_element_count: u64,
+    pub size_data_per_element: u64,
+    pub label_offset: u64,
+    pub offset_data: u64,
+}
+
+impl HnswHeader {
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let u64_at = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        let format_version = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?);
+        Some(Self {
+            format_version,
+            max_elements: u64_at(12)?,
+            cur_element_count: u64_at(20)?,
+            size_data_per_element: u64_at(28)?,
+            label_offset: u64_at(36)?,
+            offset_data: u64_at(44)?,
+        })
+    }
+
+    /// Vectors are f32 between `offset_data` and `label_offset`.
+    pub fn dimension(&self) -> Option<u64> {
+        self.label_offset
+            .checked_sub(self.offset_data)
+            .map(|b| b / 4)
+    }
+}
+
+/// Check one HNSW segment directory for internal consistency; returns the element count.
+pub fn check_hnsw(segment_dir: &Path, expected_dimension: Option<i64>) -> Result<u64, String> {
+    let read =
+        |name: &str| std::fs::read(segment_dir.join(name)).map_err(|e| format!("{name}: {e}"));
+    let size = |name: &str| {
+        std::fs::metadata(segment_dir.join(name))
+            .map(|m| m.len())
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let header = HnswHeader::parse(&read("header.bin")?).ok_or("header.bin is too short")?;
+    if header.cur_element_count > header.max_elements {
+        return Err(format!(
+            "header.bin says {} elements but room for only {}",
+            header.cur_element_count, header.max_elements
+        ));
+    }
+    let data = size("data_level0.bin")?;
+    let expected_data = header.cur_element_count * header.size_data_per_element;
+    if data != expected_data {
+        return Err(format!(
+            "data_level0.bin is {data} bytes; header.bin implies {expected_data} ({} elements x {})",
+            header.cur_element_count, header.size_data_per_element
+        ));
+    }
+    let lengths = size("length.bin")?;
+    if lengths != header.cur_element_count * 4 {
+        return Err(format!(
+            "length.bin is {lengths} bytes; expected {}",
+            header.cur_element_count * 4
+        ));
+    }
+    size("link_lists.bin")?;
+    if let (Some(expected), Some(found)) = (expected_dimension, header.dimension()) {
+        if expected as u64 != found {
+            return Err(format!(
+                "header.bin holds {found}-d vectors; the collection is {expected}-d"
+            ));
+        }
+    }
+    let pickle = read("index_metadata.pickle")?;
+    let metadata: serde_pickle::Value =
+        serde_pickle::value_from_slice(&pickle, serde_pickle::DeOptions::new())
+            .map_err(|e| format!("index_metadata.pickle does not parse: {e}"))?;
+    let serde_pickle::Value::Dict(map) = metadata else {
+        return Err("index_metadata.pickle is not a dict".into());
+    };
+    let get = |key: &str| map.get(&serde_pickle::HashableValue::String(key.to_string()));
+    if let Some(serde_pickle::Value::I64(added)) = get("total_elements_added") {
+        if *added as u64 != header.cur_element_count {
+            return Err(format!(
+                "index_metadata.pickle counts {added} elements; header.bin {}",
+                header.cur_element_count
+            ));
+        }
+    }
+    if let Some(serde_pickle::Value::Dict(labels)) = get("id_to_label") {
+        if labels.len() as u64 != header.cur_element_count {
+            return Err(format!(
+                "index_metadata.pickle maps {} ids; header.bin holds {} elements",
+                labels.len(),
+                header.cur_element_count
+            ));
+        }
+    }
+    Ok(header.cur_element_count)
+}
+
+/// Every check, each reported (a failing check does not hide the others).
+pub fn run_checks(dir: &Path) -> Vec<CheckResult> {
+    let mut checks = Vec::new();
+    let mut push = |name: String, result: Result<String, String>| {
+        let (passed, detail) = match result {
+            Ok(detail) => (true, detail),
+            Err(detail) => (false, detail),
+        };
+        checks.push(CheckResult {
+            name,
+            passed,
+            detail,
+        });
+    };
+    push("sqlite_integrity".into(), integrity_check(dir));
+    let layout = match inspect(dir) {
+        Ok(layout) => layout,
+        Err(err) => {
+            push("layout".into(), Err(err.to_string()));
+            return checks;
+        }
+    };
+    for collection in &layout.collections {
+        let mut elements = Some(0);
+        if let Some(segment) = &collection.vector_segment {
+            let segment_dir = dir.join(segment);
+            let result = if segment_dir.is_dir() {
+                check_hnsw(&segment_dir, collection.dimension).map(|n| {
+                    elements = Some(n);
+                    format!("{n} elements, consistent with header.bin and index_metadata.pickle")
+                })
+            } else if collection.vector_seq_id.unwrap_or(0) > 0 {
+                Err(format!(
+                    "segment directory {segment} is missing but the index has applied writes"
+                ))
+            } else {
+                Ok("no segment files yet (nothing flushed)".into())
+            };
+            if result.is_err() {
+                elements = None;
+            }
+            push(format!("hnsw:{}", collection.name), result);
+        }
+        if let Some(elements) = elements {
+            push(
+                format!("log_replay:{}", collection.name),
+                log_replayable(collection, elements),
+            );
+        }
+    }
+    checks
+}
+
+fn integrity_check(dir: &Path) -> Result<String, String> {
+    let conn = open(dir).map_err(|e| e.to_string())?;
+    let result: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("integrity_check failed to run: {e}"))?;
+    if result == "ok" {
+        Ok("ok".into())
+    } else {
+        Err(result)
+    }
+}
+
+/// Every record must be in the vector index or still in the write-ahead log past the index's
+/// watermark, or Chroma cannot rebuild it on start. (Deleted records stay counted in the
+/// index, so the index plus the pending log may exceed the count, never fall short.)
+fn log_replayable(c: &CollectionInfo, hnsw_elements: u64) -> Result<String, String> {
+    let available = hnsw_elements + c.log_pending;
+    if available >= c.count {
+        Ok(format!(
+            "{} records: {hnsw_elements} in the index + {} log entries to replay",
+            c.count, c.log_pending
+        ))
+    } else {
+        Err(format!(
+            "{} records but only {hnsw_elements} in the index and {} in the log: {} vectors cannot be rebuilt",
+            c.count,
+            c.log_pending,
+            c.count - available
+        ))
+    }
+}
+
+/// Processes holding `dir/chroma.sqlite3` open (Linux /proc), as "pid (command)".
+pub fn holders(dir: &Path) -> Vec<String> {
+    let Ok(target) = dir.join(SQLITE_FILE).canonicalize() else {
+        return Vec::new();
+    };
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|p| p == target));
+        if holds {
+            let command = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            found.push(format!("{pid} ({})", command.trim()));
+        }
+    }
+    found
+}
+
+/// The newest modification time of anything in the directory: the age of the local data for
+/// `restore --if-newer`.
+pub fn data_time(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![PathBuf::from(dir)];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).ok()?.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if let Ok(modified) = meta.modified() {
+                newest = Some(newest.map_or(modified, |n: std::time::SystemTime| n.max(modified)));
+            }
+        }
+    }
+    newest
+}

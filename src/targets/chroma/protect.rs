@@ -1,0 +1,384 @@
+//! Back up a Chroma directory into a repository and restore it safely: the glue between the
+//! capture, the offline checks and the repository, used by the CLI and by drill steps.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::capture::{capture, CaptureError, CaptureMode, CaptureOptions};
+use super::layout::{self, ChromaLayout};
+use crate::exit::{self, Classify};
+use crate::platform::Service;
+use crate::progress::Progress;
+use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
+use crate::repo::index::ChunkIndex;
+use crate::repo::restore::{materialise, sibling, swap_into};
+use crate::repo::writer::{walk, BackupWriter, ManifestInfo};
+use crate::repo::{backup_id, RepoError, Repository};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtectError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    #[error("{what} failed its checks, so it was not {action}: {}", failed.join("; "))]
+    ChecksFailed {
+        what: String,
+        action: &'static str,
+        failed: Vec<String>,
+    },
+    #[error(
+        "backup {backup} was made by a newer Chroma than the one at {target} (schema {newer})"
+    )]
+    NewerChroma {
+        backup: String,
+        target: String,
+        newer: String,
+    },
+    #[error(
+        "{dir} is in use by a running server ({holders}); restoring under it would corrupt it"
+    )]
+    TargetInUse { dir: String, holders: String },
+}
+
+impl Classify for ProtectError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::Repo(e) => e.exit_code(),
+            Self::Capture(e) => e.exit_code(),
+            Self::Layout(_) => exit::BAD_INPUT,
+            Self::ChecksFailed { .. } => exit::FAILED,
+            Self::NewerChroma { .. } | Self::TargetInUse { .. } => exit::BAD_INPUT,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Repo(e) => e.hint(),
+            Self::Capture(e) => e.hint(),
+            Self::ChecksFailed { action: "committed", .. } => Some(
+                "the live data itself may be damaged: check it with `sqlite3 chroma.sqlite3 'PRAGMA integrity_check'` and restore the last good backup".into(),
+            ),
+            Self::ChecksFailed { .. } => Some("try an older backup (`vecdrill list`), and run `vecdrill verify --read-data`".into()),
+            Self::NewerChroma { .. } => Some("upgrade Chroma on the target first, or restore into an empty directory".into()),
+            Self::TargetInUse { .. } => Some("stop the server first (a drill does this with a `stop` step)".into()),
+            _ => None,
+        }
+    }
+}
+
+pub struct BackupRequest {
+    pub dir: PathBuf,
+    pub mode: Option<CaptureMode>,
+    pub tags: Vec<String>,
+    pub max_write_stall: Duration,
+    pub staging_parent: Option<PathBuf>,
+    /// Skip when the newest backup is younger than this (seed 000's "at most once per interval").
+    pub min_interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BackupOutcome {
+    Created {
+        manifest: Box<Manifest>,
+    },
+    Skipped {
+        reason: String,
+        newest: String,
+        newest_at: DateTime<Utc>,
+    },
+}
+
+pub async fn backup(
+    repo: &Repository,
+    request: &BackupRequest,
+    service: Option<&mut (dyn Service + 'static)>,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome, ProtectError> {
+    if let Some(interval) = request.min_interval {
+        if let Some(newest) = repo.manifests().await?.pop() {
+            let age = (Utc::now() - newest.created_at)
+                .to_std()
+                .unwrap_or_default();
+            if age < interval {
+                return Ok(BackupOutcome::Skipped {
+                    reason: format!(
+                        "the newest backup is {} old, younger than --min-interval {}",
+                        crate::duration::format_duration(age),
+                        crate::duration::format_duration(interval)
+                    ),
+                    newest: newest.id,
+                    newest_at: newest.created_at,
+                });
+            }
+        }
+    }
+    let began = Instant::now();
+    let created_at = Utc::now();
+    let options = CaptureOptions {
+        mode: request.mode,
+        max_write_stall: request.max_write_stall,
+        staging_parent: request.staging_parent.clone(),
+    };
+    let captured = capture(&request.dir, &options, service).await?;
+    let (dir, checks_dir) = (captured.dir.clone(), captured.dir.clone());
+    let (checks, described) = tokio::task::spawn_blocking(move || {
+        (
+            layout::run_checks(&checks_dir),
+            layout::inspect(&checks_dir),
+        )
+    })
+    .await
+    .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
+    let failed = failures(&checks);
+    if !failed.is_empty() {
+        return Err(ProtectError::ChecksFailed {
+            what: format!("the copy of {}", request.dir.display()),
+            action: "committed",
+            failed,
+        });
+    }
+    let described = described?;
+    let files = walk(&dir)?;
+    let total: u64 = files
+        .iter()
+        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut writer = BackupWriter::begin(repo).await?;
+    progress.start("backing up", Some(total));
+    let mut entries = Vec::with_capacity(files.len());
+    for (path, rel) in &files {
+        match writer.add_file(path, rel, progress).await {
+            Ok(entry) => entries.push(entry),
+            Err(err) => {
+                progress.finish();
+                writer.abort().await;
+                return Err(err.into());
+            }
+        }
+    }
+    progress.finish();
+    let info = ManifestInfo {
+        id: backup_id(created_at),
+        created_at,
+        tags: normalise_tags(&request.tags),
+        source: Source {
+            kind: "chroma".into(),
+            path: request
+                .dir
+                .canonicalize()
+                .unwrap_or(request.dir.clone())
+                .display()
+                .to_string(),
+        },
+        capture: Capture {
+            mode: captured.mode.as_str().into(),
+            write_stall_ms: crate::duration::millis(captured.write_stall),
+            attempts: captured.attempts,
+            duration_ms: crate::duration::millis(began.elapsed()),
+        },
+        database: serde_json::to_value(&described).unwrap_or_default(),
+        checks,
+    };
+    let manifest = writer.commit(info, entries).await?;
+    drop(captured);
+    Ok(BackupOutcome::Created {
+        manifest: Box::new(manifest),
+    })
+}
+
+fn failures(checks: &[CheckResult]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect()
+}
+
+/// The database description stored in a manifest, when it is a Chroma one.
+pub fn described(manifest: &Manifest) -> Option<ChromaLayout> {
+    serde_json::from_value(manifest.database.clone()).ok()
+}
+
+pub struct RestoreRequest {
+    pub backup: String,
+    pub to: PathBuf,
+    pub keep_safety_copy: bool,
+    pub if_newer: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RestoreOutcome {
+    Restored {
+        backup: String,
+        created_at: DateTime<Utc>,
+        to: PathBuf,
+        safety_copy: Option<PathBuf>,
+        files: usize,
+        bytes: u64,
+        checks: Vec<CheckResult>,
+        duration_ms: f64,
+    },
+    Skipped {
+        reason: String,
+        backup: String,
+    },
+    Plan {
+        backup: String,
+        created_at: DateTime<Utc>,
+        to: PathBuf,
+        files: usize,
+        bytes: u64,
+        replaces_existing: bool,
+        safety_copy: Option<PathBuf>,
+    },
+}
+
+pub async fn restore(
+    repo: &Repository,
+    request: &RestoreRequest,
+    progress: &dyn Progress,
+) -> Result<RestoreOutcome, ProtectError> {
+    let began = Instant::now();
+    let manifest = repo.manifest(&request.backup).await?;
+    let target = &request.to;
+    let exists = target.join(layout::SQLITE_FILE).is_file();
+    if request.if_newer && exists {
+        if let Some(local) = layout::data_time(target) {
+            let local: DateTime<Utc> = local.into();
+            if manifest.created_at <= local {
+                return Ok(RestoreOutcome::Skipped {
+                    reason: format!(
+                        "the local data (modified {}) is as new as backup {} ({})",
+                        local.format("%Y-%m-%d %H:%M:%S UTC"),
+                        manifest.id,
+                        manifest.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    backup: manifest.id,
+                });
+            }
+        }
+    }
+    if exists {
+        refuse_newer_schema(&manifest, target)?;
+        let holders = layout::holders(target);
+        if !holders.is_empty() {
+            return Err(ProtectError::TargetInUse {
+                dir: target.display().to_string(),
+                holders: holders.join(", "),
+            });
+        }
+    }
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let replaces_existing = target.exists()
+        && std::fs::read_dir(target)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+    if request.dry_run {
+        return Ok(RestoreOutcome::Plan {
+            backup: manifest.id.clone(),
+            created_at: manifest.created_at,
+            to: target.clone(),
+            files: manifest.files.len(),
+            bytes: manifest.totals.logical_bytes,
+            replaces_existing,
+            safety_copy: (replaces_existing && request.keep_safety_copy)
+                .then(|| sibling(target, &format!("before-restore-{stamp}"))),
+        });
+    }
+    let staging = sibling(target, &format!("vecdrill-restore-{}", manifest.id));
+    // A staging copy left by an interrupted restore is incomplete by definition.
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| RepoError::io(format!("cannot create {}", staging.display()), e))?;
+    let result = stage_and_check(repo, &manifest, &staging, progress).await;
+    let checks = match result {
+        Ok(checks) => checks,
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(err);
+        }
+    };
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| RepoError::io(format!("cannot create {}", parent.display()), e))?;
+    }
+    let swapped = swap_into(&staging, target, request.keep_safety_copy, &stamp)?;
+    Ok(RestoreOutcome::Restored {
+        backup: manifest.id.clone(),
+        created_at: manifest.created_at,
+        to: target.clone(),
+        safety_copy: swapped.safety_copy,
+        files: manifest.files.len(),
+        bytes: manifest.totals.logical_bytes,
+        checks,
+        duration_ms: crate::duration::millis(began.elapsed()),
+    })
+}
+
+async fn stage_and_check(
+    repo: &Repository,
+    manifest: &Manifest,
+    staging: &Path,
+    progress: &dyn Progress,
+) -> Result<Vec<CheckResult>, ProtectError> {
+    let index = ChunkIndex::load(repo).await?;
+    materialise(repo, &index, manifest, staging, progress).await?;
+    let dir = staging.to_path_buf();
+    let (mut checks, layout) =
+        tokio::task::spawn_blocking(move || (layout::run_checks(&dir), layout::inspect(&dir)))
+            .await
+            .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
+    if let (Ok(restored), Some(recorded)) = (&layout, described(manifest)) {
+        for collection in &recorded.collections {
+            let found = restored
+                .collections
+                .iter()
+                .find(|c| c.id == collection.id)
+                .map(|c| c.count);
+            checks.push(CheckResult {
+                name: format!("count:{}", collection.name),
+                passed: found == Some(collection.count),
+                detail: format!(
+                    "{:?} restored, {} recorded in the backup",
+                    found, collection.count
+                ),
+            });
+        }
+    }
+    let failed = failures(&checks);
+    if !failed.is_empty() {
+        return Err(ProtectError::ChecksFailed {
+            what: format!("backup {}", manifest.id),
+            action: "restored",
+            failed,
+        });
+    }
+    Ok(checks)
+}
+
+fn refuse_newer_schema(manifest: &Manifest, target: &Path) -> Result<(), ProtectError> {
+    let (Some(backup), Ok(current)) = (described(manifest), layout::inspect(target)) else {
+        return Ok(());
+    };
+    for (set, version) in &backup.schema {
+        let known = current.schema.get(set).copied().unwrap_or(0);
+        if *version > known {
+            return Err(ProtectError::NewerChroma {
+                backup: manifest.id.clone(),
+                target: target.display().to_string(),
+                newer: format!("{set} migration {version} > {known}"),
+            });
+        }
+    }
+    Ok(())
+}
