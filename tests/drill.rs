@@ -285,3 +285,47 @@ fn ctrl_c_runs_rollback_and_exits_130() {
     assert_eq!(report["interrupted"], true);
     assert_eq!(step(&report, "long")["status"], "interrupted");
 }
+
+#[test]
+fn snapshot_restore_drill_recovers_corrupted_data_and_measures_rpo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 2000, 32), ("faq", 1000, 16)]);
+    let port = free_port();
+    let report = run_json(
+        &crate::common::project_root().join("scenarios/snapshot-restore.yaml"),
+        &tmp.path().join("reports"),
+        0,
+        &[
+            format!("data_dir={}", data.display()),
+            format!("port={port}"),
+            format!("chroma={}", chroma_bin().display()),
+            format!("repo=file://{}", tmp.path().join("repo").display()),
+        ],
+    );
+    assert_eq!(report["passed"], true, "{report:#}");
+    let rpo = objective(&report, "rpo");
+    assert_eq!(rpo["passed"], true);
+    assert_eq!(rpo["step"], "restore");
+    assert!(rpo["measured_value"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        step(&report, "snapshot")["outputs"]["files"]
+            .as_u64()
+            .map(|n| n >= 3),
+        Some(true)
+    );
+    assert_eq!(step(&report, "verify")["outputs"]["counts_equal"], true);
+    // The corrupted database was kept aside, not destroyed.
+    let safety = step(&report, "restore")["outputs"]["safety_copy"]
+        .as_str()
+        .expect("safety copy")
+        .to_string();
+    let kept = std::fs::read(Path::new(&safety).join("chroma.sqlite3")).unwrap();
+    assert!(
+        !kept.starts_with(b"SQLite format 3"),
+        "the safety copy should hold the corrupted file"
+    );
+    assert!(std::fs::read(data.join("chroma.sqlite3"))
+        .unwrap()
+        .starts_with(b"SQLite format 3"));
+    assert!(!port_is_open(port));
+}

@@ -5,5 +5,6 @@ mod common;
 
 mod drill;
 mod latency;
+mod repository;
 mod seed_bench;
 mod validate;

@@ -73,6 +73,9 @@ pub struct RepoConfig {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u32,
+    /// See [`Sealed`].
+    #[serde(default)]
+    pub checksum: String,
     pub id: String,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
@@ -97,13 +100,15 @@ pub enum ChunkerAlgorithm {
 }
 
 impl Default for ChunkerParams {
-    /// 1 MiB average: a 10 GB database is about 10,000 chunks, packed into a few hundred objects.
+    /// 256 KiB average. SQLite scatters a small write over many pages (B-tree indexes, the
+    /// full-text index), so chunks much larger than this turn a small change into most of
+    /// the file. A 10 GB database is then about 40,000 chunks, packed into about 640 objects.
     fn default() -> Self {
         Self {
             algorithm: ChunkerAlgorithm::Fastcdc2020,
-            min_size: 256 * 1024,
-            avg_size: 1024 * 1024,
-            max_size: 4 * 1024 * 1024,
+            min_size: 64 * 1024,
+            avg_size: 256 * 1024,
+            max_size: 1024 * 1024,
         }
     }
 }
@@ -114,6 +119,9 @@ pub struct PackIndex {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u32,
+    /// See [`Sealed`].
+    #[serde(default)]
+    pub checksum: String,
     /// BLAKE3 of the whole pack object: its name under `packs/`.
     pub pack: String,
     pub pack_size: u64,
@@ -137,6 +145,9 @@ pub struct Manifest {
     #[serde(rename = "type")]
     pub kind: String,
     pub version: u32,
+    /// See [`Sealed`].
+    #[serde(default)]
+    pub checksum: String,
     pub id: String,
     pub created_at: DateTime<Utc>,
     pub tool_version: String,
@@ -214,6 +225,68 @@ pub struct LockFile {
     pub hostname: String,
     pub pid: u32,
     pub created_at: DateTime<Utc>,
+}
+
+/// A JSON file that carries the BLAKE3 of its own bytes (as written with `"checksum": ""`), so
+/// that a flipped byte anywhere in it is detected, even one that leaves valid JSON behind. The
+/// check works on the stored bytes, not on a re-encoding, so it does not depend on how floats
+/// or maps round-trip.
+pub trait Sealed: Serialize + serde::de::DeserializeOwned + Clone {
+    fn checksum_mut(&mut self) -> &mut String;
+
+    fn seal(&self) -> Vec<u8> {
+        let mut value = self.clone();
+        value.checksum_mut().clear();
+        let text = String::from_utf8(encode(&value)).expect("JSON is UTF-8");
+        let digest = blake3::hash(text.as_bytes()).to_hex().to_string();
+        text.replacen(EMPTY_CHECKSUM, &format!("\"checksum\": \"{digest}\""), 1)
+            .into_bytes()
+    }
+
+    /// Parse and check; `Err` says what is wrong.
+    fn unseal(bytes: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+        let value: Self =
+            serde_json::from_str(text).map_err(|e| format!("not valid JSON of its type: {e}"))?;
+        let at = text.find("\"checksum\": \"").ok_or("it has no checksum")?;
+        let digest_at = at + "\"checksum\": \"".len();
+        let claimed = text
+            .get(digest_at..digest_at + 64)
+            .ok_or("its checksum is cut short")?;
+        let rest = text
+            .get(digest_at + 64..)
+            .and_then(|r| r.strip_prefix('"'))
+            .ok_or("its checksum is malformed")?;
+        let unsealed = format!("{}{EMPTY_CHECKSUM}{rest}", &text[..at]);
+        if blake3::hash(unsealed.as_bytes()).to_hex().as_str() != claimed {
+            return Err("its checksum does not match its content".into());
+        }
+        Ok(value)
+    }
+}
+
+const EMPTY_CHECKSUM: &str = "\"checksum\": \"\"";
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(value).expect("repository files always encode")
+}
+
+impl Sealed for RepoConfig {
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
+}
+
+impl Sealed for PackIndex {
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
+}
+
+impl Sealed for Manifest {
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
 }
 
 /// File types, for the `type` field and error messages.

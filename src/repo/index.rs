@@ -30,7 +30,7 @@ impl ChunkIndex {
             futures::stream::iter(listed.into_iter().map(|object| {
                 let store = store.clone();
                 async move {
-                    let index: PackIndex = store.get_json(&object.key).await?;
+                    let index: PackIndex = store.get_sealed(&object.key).await?;
                     check_version(&index.kind, kinds::INDEX, index.version, &object.key)?;
                     Ok::<_, RepoError>((object.key, index))
                 }

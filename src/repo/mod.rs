@@ -129,7 +129,7 @@ impl Repository {
     /// Open an existing repository.
     pub async fn open(url: &str) -> Result<Self, RepoError> {
         let store = Arc::new(Store::open(url)?);
-        let config: RepoConfig = match store.get_json(CONFIG_KEY).await {
+        let config: RepoConfig = match store.get_sealed(CONFIG_KEY).await {
             Ok(config) => config,
             Err(RepoError::ObjectMissing { .. }) => {
                 return Err(RepoError::NotARepository {
@@ -157,6 +157,7 @@ impl Repository {
         let config = RepoConfig {
             kind: kinds::CONFIG.to_string(),
             version: FORMAT_VERSION,
+            checksum: String::new(),
             id: random_id(),
             created_at: Utc::now(),
             created_by: format!("vecdrill {}", env!("CARGO_PKG_VERSION")),
@@ -164,7 +165,7 @@ impl Repository {
             encoding: Encoding::Zstd,
             encryption: "none".into(),
         };
-        store.put_json(CONFIG_KEY, &config).await?;
+        store.put_sealed(CONFIG_KEY, &config).await?;
         tracing::info!(url, "created repository {}", config.id);
         Ok(Self { store, config })
     }
@@ -174,7 +175,7 @@ impl Repository {
         let listed = self.store.list("snapshots").await?;
         let mut manifests = Vec::with_capacity(listed.len());
         for object in listed.iter().filter(|o| o.key.ends_with(".json")) {
-            let manifest: Manifest = self.store.get_json(&object.key).await?;
+            let manifest: Manifest = self.store.get_sealed(&object.key).await?;
             check_version(
                 &manifest.kind,
                 kinds::MANIFEST,
@@ -192,7 +193,7 @@ impl Repository {
         if id == "latest" {
             return self.manifests().await?.pop().ok_or(RepoError::Empty);
         }
-        match self.store.get_json::<Manifest>(&manifest_key(id)).await {
+        match self.store.get_sealed::<Manifest>(&manifest_key(id)).await {
             Ok(manifest) => return Ok(manifest),
             Err(RepoError::ObjectMissing { .. }) => {}
             Err(other) => return Err(other),

@@ -83,6 +83,7 @@ impl PackBuilder {
         let index = PackIndex {
             kind: kinds::INDEX.to_string(),
             version: FORMAT_VERSION,
+            checksum: String::new(),
             pack: name.clone(),
             pack_size: self.bytes.len() as u64,
             entries: self.entries,

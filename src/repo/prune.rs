@@ -167,7 +167,7 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
         .flat_map(|m| m.files.iter().flat_map(|f| f.chunks.iter().copied()))
         .collect();
     let index = ChunkIndex::load(repo).await?;
-    let indexed: HashSet<String> = index.packs.keys().cloned().collect();
+    let mut indexed: HashSet<String> = index.packs.keys().cloned().collect();
     if !options.dry_run {
         // Manifests first: once gone, nothing refers to their chunks.
         for id in &removed {
@@ -207,12 +207,13 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
             builder.add(entry.id, stored, entry.raw_length);
         }
         let rewritten = builder.finish();
+        indexed.insert(rewritten.name.clone());
         // New pack and index first; only then is the old one dropped.
         repo.store
             .put(&pack_key(&rewritten.name), rewritten.bytes)
             .await?;
         repo.store
-            .put_json(&index_key(&rewritten.name), &rewritten.index)
+            .put_sealed(&index_key(&rewritten.name), &rewritten.index)
             .await?;
         repo.store.delete(&index_key(name)).await?;
         repo.store.delete(&pack_key(name)).await?;
@@ -286,7 +287,7 @@ mod tests {
 
     fn manifest(id: &str, at: DateTime<Utc>) -> Manifest {
         serde_json::from_value(serde_json::json!({
-            "type": "vecdrill-manifest", "version": 1, "id": id, "created_at": at,
+            "type": "vecdrill-manifest", "version": 1, "checksum": "", "id": id, "created_at": at,
             "tool_version": "t", "hostname": "h", "tags": [],
             "source": { "kind": "chroma", "path": "/d" },
             "capture": { "mode": "offline", "write_stall_ms": 0.0, "attempts": 1, "duration_ms": 0.0 },

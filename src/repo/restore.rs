@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use futures::StreamExt;
 
 use super::format::{FileEntry, Manifest};
-use super::index::ChunkIndex;
+use super::index::{ChunkIndex, Location};
 use super::pack::decode_chunk;
 use super::{pack_key, RepoError, Repository};
 use crate::progress::Progress;
@@ -59,12 +59,18 @@ async fn restore_file(
         locations.push(location.clone());
     }
     let store = repo.store.clone();
-    let mut fetched = futures::stream::iter(locations.into_iter().map(|location| {
+    // One ranged GET per run of adjacent chunks in the same pack: a file's chunks were packed
+    // in order, so this is about one request per pack instead of one per chunk.
+    let mut fetched = futures::stream::iter(coalesce(locations).into_iter().map(|run| {
         let (store, what) = (store.clone(), what.clone());
         async move {
-            let range = location.entry.offset..location.entry.offset + location.entry.length;
+            let start = run[0].entry.offset;
+            let end = run
+                .last()
+                .map(|l| l.entry.offset + l.entry.length)
+                .unwrap_or(start);
             let stored = store
-                .get_range(&pack_key(&location.pack), range)
+                .get_range(&pack_key(&run[0].pack), start..end)
                 .await
                 .map_err(|err| match err {
                     RepoError::ObjectMissing { key } => RepoError::Corrupt {
@@ -73,21 +79,39 @@ async fn restore_file(
                     },
                     other => other,
                 })?;
-            tokio::task::spawn_blocking(move || decode_chunk(&location.entry, &stored, &what))
-                .await
-                .map_err(|e| RepoError::io("decode task", std::io::Error::other(e)))?
+            tokio::task::spawn_blocking(move || {
+                run.iter()
+                    .map(|l| {
+                        let at = (l.entry.offset - start) as usize;
+                        let bytes =
+                            stored
+                                .get(at..at + l.entry.length as usize)
+                                .ok_or_else(|| RepoError::Corrupt {
+                                    what: what.clone(),
+                                    detail: format!(
+                                        "pack {} is shorter than its index says",
+                                        l.pack
+                                    ),
+                                })?;
+                        decode_chunk(&l.entry, bytes, &what)
+                    })
+                    .collect::<Result<Vec<Vec<u8>>, RepoError>>()
+            })
+            .await
+            .map_err(|e| RepoError::io("decode task", std::io::Error::other(e)))?
         }
     }))
     .buffered(FETCHES_IN_FLIGHT);
     let mut hasher = blake3::Hasher::new();
     let mut size = 0u64;
-    while let Some(chunk) = fetched.next().await {
-        let chunk = chunk?;
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
-        progress.advance(chunk.len() as u64);
-        out.write_all(&chunk)
-            .map_err(|e| RepoError::io(format!("cannot write {}", target.display()), e))?;
+    while let Some(chunks) = fetched.next().await {
+        for chunk in chunks? {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            progress.advance(chunk.len() as u64);
+            out.write_all(&chunk)
+                .map_err(|e| RepoError::io(format!("cannot write {}", target.display()), e))?;
+        }
     }
     drop(fetched);
     if size != file.size || hasher.finalize().as_bytes() != &file.hash.0 {
@@ -107,6 +131,32 @@ async fn restore_file(
     let mtime = std::time::SystemTime::from(file.mtime);
     let _ = file_handle.set_modified(mtime);
     Ok(())
+}
+
+/// Longest single ranged read while restoring.
+const MAX_RUN_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Group consecutive locations that sit back to back in the same pack.
+fn coalesce(locations: Vec<Location>) -> Vec<Vec<Location>> {
+    let mut runs: Vec<Vec<Location>> = Vec::new();
+    for location in locations {
+        if let Some(run) = runs.last_mut() {
+            let last = run.last().expect("runs are never empty");
+            let first = &run[0];
+            let adjacent = last.pack == location.pack
+                && last.entry.offset + last.entry.length == location.entry.offset;
+            // Only measured for adjacent chunks, which lie after the run's first.
+            if adjacent
+                && location.entry.offset + location.entry.length - first.entry.offset
+                    <= MAX_RUN_BYTES
+            {
+                run.push(location);
+                continue;
+            }
+        }
+        runs.push(vec![location]);
+    }
+    runs
 }
 
 /// A manifest path joined under `dir`, refusing anything that would escape it.

@@ -14,6 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::format::Sealed;
 use super::RepoError;
 
 #[derive(Debug, Clone)]
@@ -143,6 +144,18 @@ impl Store {
             detail: format!("cannot encode: {e}"),
         })?;
         self.put(rel, Bytes::from(bytes)).await
+    }
+
+    pub async fn put_sealed<T: Sealed>(&self, rel: &str, value: &T) -> Result<(), RepoError> {
+        self.put(rel, Bytes::from(value.seal())).await
+    }
+
+    pub async fn get_sealed<T: Sealed>(&self, rel: &str) -> Result<T, RepoError> {
+        let bytes = self.get(rel).await?;
+        T::unseal(&bytes).map_err(|detail| RepoError::Corrupt {
+            what: rel.to_string(),
+            detail,
+        })
     }
 
     pub async fn get(&self, rel: &str) -> Result<Bytes, RepoError> {

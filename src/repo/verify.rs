@@ -167,7 +167,7 @@ async fn load_index_tolerant(
 ) -> Result<ChunkIndex, RepoError> {
     let mut index = ChunkIndex::default();
     for object in repo.store.list("index").await? {
-        let loaded: Result<PackIndex, RepoError> = repo.store.get_json(&object.key).await;
+        let loaded: Result<PackIndex, RepoError> = repo.store.get_sealed(&object.key).await;
         match loaded
             .and_then(|i| check_version(&i.kind, kinds::INDEX, i.version, &object.key).map(|_| i))
         {

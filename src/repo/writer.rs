@@ -140,7 +140,7 @@ impl BackupWriter {
         self.uploads.spawn(async move {
             let FinishedPack { name, bytes, index } = pack;
             store.put(&pack_key(&name), bytes).await?;
-            store.put_json(&index_key(&name), &index).await?;
+            store.put_sealed(&index_key(&name), &index).await?;
             drop(permit);
             Ok(index)
         });
@@ -165,6 +165,7 @@ impl BackupWriter {
         let manifest = Manifest {
             kind: kinds::MANIFEST.to_string(),
             version: FORMAT_VERSION,
+            checksum: String::new(),
             id: info.id,
             created_at: info.created_at,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -179,7 +180,7 @@ impl BackupWriter {
         };
         self.repo
             .store
-            .put_json(&manifest_key(&manifest.id), &manifest)
+            .put_sealed(&manifest_key(&manifest.id), &manifest)
             .await?;
         if let Some(lock) = self.lock.take() {
             lock.release().await?;
