@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cli::drill::{BenchArgs, RunArgs, SeedArgs, ValidateArgs};
-use cli::repo::{BackupArgs, InfoArgs, ListArgs, PruneArgs, RestoreArgs, StatsArgs, VerifyArgs};
+use cli::repo::{
+    ArchiveArgs, BackupArgs, InfoArgs, ListArgs, PruneArgs, RestoreArgs, StatsArgs, VerifyArgs,
+};
 use cli::Failure;
 use tracing_subscriber::EnvFilter;
 use vecdrill::exit;
@@ -75,6 +77,11 @@ enum Command {
         after_help = "Examples:\n  vecdrill restore --repo file:///srv/backups latest --to /srv/chroma\n  vecdrill restore --repo s3://bucket/chroma latest --to /srv/chroma --if-newer --yes   # restore-on-start\n  vecdrill restore --repo file:///srv/backups 20261122T020000Z --to /srv/chroma --dry-run"
     )]
     Restore(RestoreArgs),
+    /// Write one backup as a single portable file (to move a database between machines).
+    #[command(
+        after_help = "Example:\n  vecdrill archive --repo file:///srv/backups latest --out chroma-2026-11-22.tar.zst\n  vecdrill restore --archive chroma-2026-11-22.tar.zst --to /srv/chroma --yes"
+    )]
+    Archive(ArchiveArgs),
     /// Apply a retention policy and reclaim the space of removed backups.
     #[command(
         after_help = "Examples:\n  vecdrill prune --repo file:///srv/backups --keep-last 24\n  vecdrill prune --repo s3://bucket/chroma --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --dry-run"
@@ -131,6 +138,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Verify(args) => cli::repo::verify(args).await,
         Command::Restore(args) => cli::repo::restore(args).await,
         Command::Prune(args) => cli::repo::prune(args).await,
+        Command::Archive(args) => cli::repo::archive(args).await,
         Command::Stats(args) => cli::repo::stats(args).await,
     }
 }

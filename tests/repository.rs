@@ -770,3 +770,60 @@ fn the_same_round_trip_on_s3() {
     let run = vecdrill_env(["list", "--repo", repo], &bad);
     assert_eq!(run.code(), 3, "{}", run.stderr());
 }
+
+#[test]
+fn a_portable_archive_moves_a_backup_and_a_damaged_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 1000, 16)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    let archive = tmp.path().join("chroma.tar.zst");
+    let run = vecdrill([
+        "archive",
+        "--repo",
+        &repo,
+        "latest",
+        "--out",
+        archive.to_str().unwrap(),
+        "--json",
+    ]);
+    run.expect_code(0);
+    assert!(run.json()["archive_bytes"].as_u64().unwrap() > 0);
+
+    // On "another machine": no repository, only the file.
+    let target = tmp.path().join("moved");
+    let run = vecdrill([
+        "restore",
+        "--archive",
+        archive.to_str().unwrap(),
+        "--to",
+        target.to_str().unwrap(),
+        "--yes",
+        "--json",
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.json()["status"], "restored");
+    assert_eq!(tree_hashes(&target), tree_hashes(&data));
+
+    let bytes = std::fs::read(&archive).unwrap();
+    let truncated = tmp.path().join("truncated.tar.zst");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let other = tmp.path().join("untouched");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("keep-me"), "live").unwrap();
+    let run = vecdrill([
+        "restore",
+        "--archive",
+        truncated.to_str().unwrap(),
+        "--to",
+        other.to_str().unwrap(),
+        "--yes",
+    ]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("truncated.tar.zst"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+}

@@ -16,7 +16,7 @@ use vecdrill::repo::Repository;
 use vecdrill::scenario::ShellSpec;
 use vecdrill::targets::chroma::capture::CaptureMode;
 use vecdrill::targets::chroma::protect::{
-    self, BackupOutcome, BackupRequest, RestoreOutcome, RestoreRequest,
+    self, BackupOutcome, BackupRequest, RestoreOutcome, RestoreRequest, RestoreSource,
 };
 
 use super::{print_json, progress::for_terminal, Failure};
@@ -98,10 +98,15 @@ pub struct VerifyArgs {
 
 #[derive(Args)]
 pub struct RestoreArgs {
-    #[command(flatten)]
-    pub repo: RepoArg,
+    /// Repository URL (not needed with --archive).
+    #[arg(long, env = "VECDRILL_REPO")]
+    pub repo: Option<String>,
     /// Backup id (or a unique prefix), or `latest`.
-    pub backup: String,
+    #[arg(required_unless_present = "archive")]
+    pub backup: Option<String>,
+    /// Restore from a portable archive written by `vecdrill archive`.
+    #[arg(long, conflicts_with = "backup")]
+    pub archive: Option<PathBuf>,
     /// The directory to restore into; its current contents are kept as a safety copy.
     #[arg(long)]
     pub to: PathBuf,
@@ -117,6 +122,19 @@ pub struct RestoreArgs {
     /// Print what would happen and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Backup id (or a unique prefix), or `latest`.
+    pub backup: String,
+    /// The archive file to write (a zstd-compressed tar; `restore --archive FILE` reads it).
+    #[arg(long)]
+    pub out: PathBuf,
     #[arg(long)]
     pub json: bool,
 }
@@ -387,9 +405,25 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
 }
 
 pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = match (&args.archive, &args.repo) {
+        (Some(_), _) => None,
+        (None, Some(url)) => Some(Repository::open(url).await?),
+        (None, None) => {
+            return Err(Failure {
+                message: "no repository given".into(),
+                hint: Some("pass --repo URL (or set VECDRILL_REPO), or --archive FILE".into()),
+                code: exit::BAD_INPUT,
+            })
+        }
+    };
+    let source = match (&repo, &args.archive) {
+        (Some(repo), _) => RestoreSource::Repo(repo),
+        (None, Some(path)) => RestoreSource::Archive(path),
+        (None, None) => unreachable!("checked above"),
+    };
+    let backup = args.backup.clone().unwrap_or_else(|| "latest".into());
     let request = RestoreRequest {
-        backup: args.backup.clone(),
+        backup: backup.clone(),
         to: args.to.clone(),
         keep_safety_copy: !args.no_safety_backup,
         if_newer: args.if_newer,
@@ -399,7 +433,10 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
     if has_data && !args.yes && !args.dry_run && !args.if_newer && std::io::stdin().is_terminal() {
-        let manifest = repo.manifest(&args.backup).await?;
+        let manifest = match source {
+            RestoreSource::Repo(repo) => repo.manifest(&backup).await?,
+            RestoreSource::Archive(path) => vecdrill::repo::archive::read_manifest(path)?,
+        };
         eprint!(
             "Replace {} with backup {} ({})? The current data {} [y/N] ",
             args.to.display(),
@@ -419,7 +456,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         }
     }
     let progress = for_terminal(args.json);
-    let outcome = protect::restore(&repo, &request, progress.as_ref()).await?;
+    let outcome = protect::restore(source, &request, progress.as_ref()).await?;
     if args.json {
         print_json(&outcome);
         return Ok(exit::SUCCESS);
@@ -469,6 +506,28 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
                 }
             }
         }
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub async fn archive(args: ArchiveArgs) -> Result<i32, Failure> {
+    let repo = Repository::open(&args.repo.repo).await?;
+    let manifest = repo.manifest(&args.backup).await?;
+    let progress = for_terminal(args.json);
+    let summary =
+        vecdrill::repo::archive::write_archive(&repo, &manifest, &args.out, progress.as_ref())
+            .await?;
+    if args.json {
+        print_json(&summary);
+    } else {
+        eprintln!(
+            "wrote backup {} ({} files, {}) to {} ({})",
+            summary.backup,
+            summary.files,
+            bytes(summary.logical_bytes),
+            summary.path.display(),
+            bytes(summary.archive_bytes)
+        );
     }
     Ok(exit::SUCCESS)
 }

@@ -14,6 +14,7 @@ use chrono::Utc;
 
 use crate::exit::{self, Classify};
 
+pub mod archive;
 pub mod chunker;
 pub mod format;
 pub mod index;

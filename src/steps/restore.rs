@@ -55,7 +55,7 @@ impl Step for Restore {
             if_newer: false,
             dry_run: false,
         };
-        match protect::restore(&repo, &request, &NoProgress).await? {
+        match protect::restore(protect::RestoreSource::Repo(&repo), &request, &NoProgress).await? {
             RestoreOutcome::Restored {
                 backup,
                 created_at,

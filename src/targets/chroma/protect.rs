@@ -243,13 +243,28 @@ pub enum RestoreOutcome {
     },
 }
 
+/// Where a restore reads from: a repository, or a portable archive file.
+#[derive(Clone, Copy)]
+pub enum RestoreSource<'a> {
+    Repo(&'a Repository),
+    Archive(&'a Path),
+}
+
 pub async fn restore(
-    repo: &Repository,
+    source: RestoreSource<'_>,
     request: &RestoreRequest,
     progress: &dyn Progress,
 ) -> Result<RestoreOutcome, ProtectError> {
     let began = Instant::now();
-    let manifest = repo.manifest(&request.backup).await?;
+    let manifest = match source {
+        RestoreSource::Repo(repo) => repo.manifest(&request.backup).await?,
+        RestoreSource::Archive(path) => {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || crate::repo::archive::read_manifest(&path))
+                .await
+                .map_err(|e| RepoError::io("archive task", std::io::Error::other(e)))??
+        }
+    };
     let target = &request.to;
     let exists = target.join(layout::SQLITE_FILE).is_file();
     if request.if_newer && exists {
@@ -300,7 +315,7 @@ pub async fn restore(
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)
         .map_err(|e| RepoError::io(format!("cannot create {}", staging.display()), e))?;
-    let result = stage_and_check(repo, &manifest, &staging, progress).await;
+    let result = stage_and_check(source, &manifest, &staging, progress).await;
     let checks = match result {
         Ok(checks) => checks,
         Err(err) => {
@@ -326,13 +341,23 @@ pub async fn restore(
 }
 
 async fn stage_and_check(
-    repo: &Repository,
+    source: RestoreSource<'_>,
     manifest: &Manifest,
     staging: &Path,
     progress: &dyn Progress,
 ) -> Result<Vec<CheckResult>, ProtectError> {
-    let index = ChunkIndex::load(repo).await?;
-    materialise(repo, &index, manifest, staging, progress).await?;
+    match source {
+        RestoreSource::Repo(repo) => {
+            let index = ChunkIndex::load(repo).await?;
+            materialise(repo, &index, manifest, staging, progress).await?;
+        }
+        RestoreSource::Archive(path) => {
+            let (path, dir) = (path.to_path_buf(), staging.to_path_buf());
+            tokio::task::spawn_blocking(move || crate::repo::archive::extract(&path, &dir))
+                .await
+                .map_err(|e| RepoError::io("archive task", std::io::Error::other(e)))??;
+        }
+    }
     let dir = staging.to_path_buf();
     let (mut checks, layout) =
         tokio::task::spawn_blocking(move || (layout::run_checks(&dir), layout::inspect(&dir)))
