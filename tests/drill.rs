@@ -51,6 +51,18 @@ fn run_json(scenario: &Path, report_dir: &Path, code: i32, vars: &[String]) -> V
     run.json()
 }
 
+/// Run `scenarios/NAME.yaml` on `data` and `port` with the test's Chroma; it must pass.
+fn run_shipped(name: &str, tmp: &Path, data: &Path, port: u16, extra: &[String]) -> Value {
+    let mut vars = vec![
+        format!("data_dir={}", data.display()),
+        format!("port={port}"),
+        format!("chroma={}", chroma_bin().display()),
+    ];
+    vars.extend_from_slice(extra);
+    let scenario = crate::common::project_root().join(format!("scenarios/{name}.yaml"));
+    run_json(&scenario, &tmp.join("reports"), 0, &vars)
+}
+
 fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["steps"]
         .as_array()
@@ -70,16 +82,7 @@ fn restart_drill_passes_and_leaves_the_data_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let data = seeded_data_dir(tmp.path(), &[("docs", 3000, 64), ("faq", 1200, 32)]);
     let port = free_port();
-    let report = run_json(
-        &crate::common::project_root().join("scenarios/restart.yaml"),
-        &tmp.path().join("reports"),
-        0,
-        &[
-            format!("data_dir={}", data.display()),
-            format!("port={port}"),
-            format!("chroma={}", chroma_bin().display()),
-        ],
-    );
+    let report = run_shipped("restart", tmp.path(), &data, port, &[]);
     assert_eq!(report["passed"], true);
     assert_eq!(report["scenario"], "restart");
     let rto = report["rto_ms"].as_f64().expect("rto measured");
@@ -291,17 +294,8 @@ fn snapshot_restore_drill_recovers_corrupted_data_and_measures_rpo() {
     let tmp = tempfile::tempdir().unwrap();
     let data = seeded_data_dir(tmp.path(), &[("docs", 2000, 32), ("faq", 1000, 16)]);
     let port = free_port();
-    let report = run_json(
-        &crate::common::project_root().join("scenarios/snapshot-restore.yaml"),
-        &tmp.path().join("reports"),
-        0,
-        &[
-            format!("data_dir={}", data.display()),
-            format!("port={port}"),
-            format!("chroma={}", chroma_bin().display()),
-            format!("repo=file://{}", tmp.path().join("repo").display()),
-        ],
-    );
+    let repo = format!("repo=file://{}", tmp.path().join("repo").display());
+    let report = run_shipped("snapshot-restore", tmp.path(), &data, port, &[repo]);
     assert_eq!(report["passed"], true, "{report:#}");
     let rpo = objective(&report, "rpo");
     assert_eq!(rpo["passed"], true);

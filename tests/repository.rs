@@ -32,6 +32,19 @@ fn backup_json(repo: &str, data: &Path, extra: &[&str]) -> Value {
     run.json()
 }
 
+/// `vecdrill restore --repo REPO latest --to DIR --yes`.
+fn restore_latest(repo: &str, to: &Path) -> crate::common::Run {
+    vecdrill([
+        "restore",
+        "--repo",
+        repo,
+        "latest",
+        "--to",
+        to.to_str().unwrap(),
+        "--yes",
+    ])
+}
+
 fn list(repo: &str) -> Vec<Value> {
     let run = vecdrill(["list", "--repo", repo, "--json"]);
     run.expect_code(0);
@@ -251,15 +264,7 @@ fn a_flipped_byte_in_any_object_is_caught_and_never_restored() {
             rel.display()
         );
 
-        let restore = vecdrill([
-            "restore",
-            "--repo",
-            &repo,
-            "latest",
-            "--to",
-            target.to_str().unwrap(),
-            "--yes",
-        ]);
+        let restore = restore_latest(&repo, &target);
         assert_ne!(
             restore.code(),
             0,
@@ -417,16 +422,7 @@ fn sigkill_during_restore_leaves_the_live_directory_intact() {
     );
     assert_eq!(tree_hashes(&live), before, "the live directory changed");
     // Running it again replaces the leftover staging copy and completes.
-    vecdrill([
-        "restore",
-        "--repo",
-        &repo,
-        "latest",
-        "--to",
-        live.to_str().unwrap(),
-        "--yes",
-    ])
-    .expect_code(0);
+    restore_latest(&repo, &live).expect_code(0);
     assert_eq!(tree_hashes(&live), tree_hashes(&data));
 }
 
@@ -494,16 +490,7 @@ fn prune_keeps_the_newest_and_every_chunk_a_kept_backup_uses() {
     assert!(stats_after["stored_bytes"].as_u64() < stats_before["stored_bytes"].as_u64());
     vecdrill(["verify", "--repo", &repo, "--read-data"]).expect_code(0);
     let target = tmp.path().join("restored");
-    vecdrill([
-        "restore",
-        "--repo",
-        &repo,
-        "latest",
-        "--to",
-        target.to_str().unwrap(),
-        "--yes",
-    ])
-    .expect_code(0);
+    restore_latest(&repo, &target).expect_code(0);
     assert_eq!(tree_hashes(&target), tree_hashes(&data));
 }
 
@@ -587,15 +574,7 @@ fn min_interval_keep_last_if_newer_and_a_directory_in_use() {
     assert!(run.stderr().contains("--mode hot"), "{}", run.stderr());
     let hot = backup_json(&repo, &data, &["--mode", "hot"]);
     assert_eq!(hot["backup"]["manifest"]["capture"]["mode"], "hot");
-    let run = vecdrill([
-        "restore",
-        "--repo",
-        &repo,
-        "latest",
-        "--to",
-        data.to_str().unwrap(),
-        "--yes",
-    ]);
+    let run = restore_latest(&repo, &data);
     run.expect_code(2);
     assert!(
         run.stderr().contains("in use by a running server"),
@@ -665,16 +644,7 @@ fn hot_backup_under_a_continuous_writer_restores_exactly_what_was_written() {
     );
 
     let restored = tmp.path().join("restored");
-    vecdrill([
-        "restore",
-        "--repo",
-        &repo,
-        "latest",
-        "--to",
-        restored.to_str().unwrap(),
-        "--yes",
-    ])
-    .expect_code(0);
+    restore_latest(&repo, &restored).expect_code(0);
     let server = ChromaServer::start(&restored);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -82,17 +82,7 @@ fn a_server_that_is_not_chroma_is_named_as_such() {
             let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 18\r\nConnection: close\r\n\r\n<html>nope</html>\n");
         }
     });
-    let run = vecdrill([
-        "seed",
-        "--url",
-        &format!("http://127.0.0.1:{port}"),
-        "--collection",
-        "x",
-        "--count",
-        "1",
-        "--dim",
-        "2",
-    ]);
+    let run = seed_one(port);
     run.expect_code(3);
     assert!(
         run.stderr().contains("is not a Chroma v2 server"),
@@ -103,21 +93,27 @@ fn a_server_that_is_not_chroma_is_named_as_such() {
 
     // Nothing listening at all: unreachable, with a hint.
     let port = crate::common::free_port();
-    let run = vecdrill([
-        "seed",
-        "--url",
-        &format!("http://127.0.0.1:{port}"),
-        "--collection",
-        "x",
-        "--count",
-        "1",
-        "--dim",
-        "2",
-    ]);
+    let run = seed_one(port);
     run.expect_code(3);
     assert!(
         run.stderr().contains("cannot reach Chroma"),
         "{}",
         run.stderr()
     );
+}
+
+/// Seed one record at a port where no Chroma is.
+fn seed_one(port: u16) -> crate::common::Run {
+    let url = format!("http://127.0.0.1:{port}");
+    vecdrill([
+        "seed",
+        "--url",
+        &url,
+        "--collection",
+        "x",
+        "--count",
+        "1",
+        "--dim",
+        "2",
+    ])
 }

@@ -94,17 +94,25 @@ fn pack_archive(manifest: &Manifest, dir: &Path, out: &Path) -> Result<ArchiveSu
 
 /// The manifest inside an archive, without extracting anything.
 pub fn read_manifest(archive: &Path) -> Result<Manifest, RepoError> {
-    let mut tar = open(archive)?;
     let what = archive.display().to_string();
+    let mut tar = open(archive)?;
     let mut entries = tar.entries().map_err(|e| corrupt(&what, e))?;
+    first_manifest(&mut entries, &what)
+}
+
+/// The manifest is the archive's first entry.
+fn first_manifest<R: Read>(
+    entries: &mut tar::Entries<'_, R>,
+    what: &str,
+) -> Result<Manifest, RepoError> {
     let mut first = entries
         .next()
         .ok_or_else(|| RepoError::Corrupt {
-            what: what.clone(),
+            what: what.to_string(),
             detail: "it is empty".into(),
         })?
-        .map_err(|e| corrupt(&what, e))?;
-    manifest_from(&mut first, &what)
+        .map_err(|e| corrupt(what, e))?;
+    manifest_from(&mut first, what)
 }
 
 /// Extract an archive's files under `dir`, checking each against the manifest; returns it.
@@ -112,14 +120,7 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<Manifest, RepoError> {
     let what = archive.display().to_string();
     let mut tar = open(archive)?;
     let mut entries = tar.entries().map_err(|e| corrupt(&what, e))?;
-    let mut first = entries
-        .next()
-        .ok_or_else(|| RepoError::Corrupt {
-            what: what.clone(),
-            detail: "it is empty".into(),
-        })?
-        .map_err(|e| corrupt(&what, e))?;
-    let manifest = manifest_from(&mut first, &what)?;
+    let manifest = first_manifest(&mut entries, &what)?;
     let mut seen = 0;
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(&what, e))?;

@@ -1,7 +1,7 @@
 //! The repository's stored files. Each JSON file names its `type` and `version`, so a later
 //! vecdrill can read old repositories and an older one refuses a newer file instead of
-//! misreading it. The layout and the binary pack format are documented in `docs/` of the
-//! README ("Repository format").
+//! misreading it. The layout and the pack format are documented in the README
+//! ("Repository format").
 //!
 //! ```text
 //! config                        RepoConfig     (written once, at creation)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Benchmark: vecdrill backup/restore side by side with restic and tar|zstd on the same data,
+# in one run.
+#
+# Data: a Chroma directory of COUNT x DIM embeddings (default 200,000 x 384), written once by
+# `vecdrill seed` and cached in target/bench-data/. Targets (issue 4): full backup <= 0.5x
+# restic's time, unchanged re-backup <= restic's, restore <= 0.5x restic's, backup peak RSS
+# < 200 MB. Results are ratios; absolute times depend on the machine.
+# Needs: restic (apt), .venv (bash .ci/setup). Temporary repositories go under target/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT="${COUNT:-200000}"
+DIM="${DIM:-384}"
+command -v restic > /dev/null || { echo "restic is not installed: apt-get install restic" >&2; exit 2; }
+bash .ci/setup
+cargo build --release --locked -q
+VECDRILL=$PWD/target/release/vecdrill
+data="$PWD/target/bench-data/chroma-${COUNT}x${DIM}"
+
+if [ ! -f "$data/chroma.sqlite3" ]; then
+  echo "bench: generating $COUNT x $DIM into $data (one time)" >&2
+  mkdir -p "$data"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  .venv/bin/chroma run --path "$data" --port "$port" > "$data.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" > /dev/null && break; sleep 0.3; done
+  "$VECDRILL" seed --url "http://127.0.0.1:$port" --collection bench --count "$COUNT" --dim "$DIM" --batch-size 5000
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+fi
+
+work="$PWD/target/bench-work"
+rm -rf "$work"; mkdir -p "$work"
+export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="$work/restic"
+restic init -q
+
+# time_of LABEL CMD...: wall seconds and peak RSS (KiB) of one command, into $results.
+results="$work/results.txt"
+time_of() {
+  local label=$1; shift
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > /dev/null 2> "$work/stderr.txt" || { cat "$work/stderr.txt" >&2; exit 1; }
+  echo "$label $(cat "$work/time.txt")" >> "$results"
+}
+
+time_of vecdrill_backup "$VECDRILL" backup --repo "file://$work/vecdrill" --chroma-dir "$data" --json
+time_of restic_backup restic backup -q "$data"
+time_of tar_zstd sh -c "tar -C '$data' -cf - . | zstd -1 -q -T1 -o '$work/data.tar.zst'"
+time_of vecdrill_rebackup "$VECDRILL" backup --repo "file://$work/vecdrill" --chroma-dir "$data" --json
+time_of restic_rebackup restic backup -q "$data"
+time_of vecdrill_restore "$VECDRILL" restore --repo "file://$work/vecdrill" latest --to "$work/restore-vecdrill" --yes --no-safety-backup --json
+time_of restic_restore restic restore latest --target "$work/restore-restic"
+time_of untar_zstd sh -c "mkdir -p '$work/restore-tar' && zstd -dc '$work/data.tar.zst' | tar -C '$work/restore-tar' -xf -"
+
+size_of() { du -sb "$1" | cut -f1; }
+python3 - "$results" "$(size_of "$data")" "$(size_of "$work/vecdrill")" "$(size_of "$work/restic")" "$(size_of "$work/data.tar.zst")" <<'PY'
+import sys
+rows = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in open(sys.argv[1])}
+data, vd, rs, tz = (int(x) for x in sys.argv[2:6])
+t = lambda k: rows[k][0]
+mb = lambda k: rows[k][1] / 1024
+print(f"data: {data/2**20:.0f} MiB; stored: vecdrill {vd/2**20:.0f} MiB, restic {rs/2**20:.0f} MiB, tar|zstd -1 {tz/2**20:.0f} MiB")
+print(f"{'':22}{'seconds':>9}{'peak MB':>9}")
+for k in rows:
+    print(f"{k:22}{t(k):9.2f}{mb(k):9.0f}")
+print(f"full backup  vecdrill/restic = {t('vecdrill_backup')/t('restic_backup'):.2f}  (target <= 0.50); vecdrill/tar|zstd = {t('vecdrill_backup')/t('tar_zstd'):.2f}")
+print(f"re-backup    vecdrill/restic = {t('vecdrill_rebackup')/t('restic_rebackup'):.2f}  (target <= 1.00)")
+print(f"restore      vecdrill/restic = {t('vecdrill_restore')/t('restic_restore'):.2f}  (target <= 0.50); vecdrill/untar = {t('vecdrill_restore')/t('untar_zstd'):.2f}")
+print(f"backup peak RSS vecdrill {mb('vecdrill_backup'):.0f} MB (target < 200)")
+PY
