@@ -57,6 +57,10 @@ pub struct BackupArgs {
     /// Cold mode: the command that starts it again (runs even when the copy fails).
     #[arg(long, requires = "stop_cmd")]
     pub start_cmd: Option<String>,
+    /// Read every file, even those the last backup of this directory shows unchanged
+    /// (same size, modification time and mode).
+    #[arg(long)]
+    pub read_all: bool,
     /// After a successful backup, keep only the newest N (seed 000's "keep 24").
     #[arg(long)]
     pub keep_last: Option<usize>,
@@ -197,6 +201,7 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
         max_write_stall: args.max_write_stall.as_duration(),
         staging_parent: args.staging_dir,
         min_interval: args.min_interval.map(HumanDuration::as_duration),
+        read_all: args.read_all,
     };
     let progress = for_terminal(args.json);
     let outcome =

@@ -15,7 +15,9 @@ use super::RepoError;
 /// Packs are closed once they reach this size.
 pub const PACK_TARGET_SIZE: usize = 16 * 1024 * 1024;
 const MAGIC: &[u8; 4] = b"VDPK";
-const ZSTD_LEVEL: i32 = 3;
+/// Level 1: embeddings are mostly incompressible floats, where higher levels cost time and
+/// gain almost nothing; the SQLite file still compresses well at 1.
+const ZSTD_LEVEL: i32 = 1;
 
 pub fn encode_chunk(data: &[u8]) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(data, ZSTD_LEVEL)

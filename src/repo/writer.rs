@@ -1,7 +1,9 @@
 //! Writing a backup: files are chunked, chunks the repository lacks are compressed into packs,
 //! packs upload with bounded concurrency, and the manifest is written last.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use futures::stream::{FuturesOrdered, StreamExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,12 +23,16 @@ use crate::progress::Progress;
 const UPLOADS_IN_FLIGHT: usize = 3;
 /// Chunks buffered between the reading thread and the packer.
 const CHUNK_QUEUE: usize = 4;
+/// Chunks being compressed at once (on the blocking pool).
+const COMPRESSING_IN_FLIGHT: usize = 4;
 
 pub struct BackupWriter {
     repo: Repository,
     index: ChunkIndex,
     /// Chunks stored by this backup so far.
     written: HashSet<ChunkId>,
+    /// The parent backup's files by path.
+    parent: HashMap<String, FileEntry>,
     pack: PackBuilder,
     uploads: JoinSet<Result<PackIndex, RepoError>>,
     slots: Arc<Semaphore>,
@@ -60,6 +66,7 @@ impl BackupWriter {
             repo: repo.clone(),
             index,
             written: HashSet::new(),
+            parent: HashMap::new(),
             pack: PackBuilder::default(),
             uploads: JoinSet::new(),
             slots: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
@@ -77,29 +84,54 @@ impl BackupWriter {
     ) -> Result<FileEntry, RepoError> {
         let meta = std::fs::metadata(path)
             .map_err(|e| RepoError::io(format!("cannot read {}", path.display()), e))?;
+        if let Some(entry) = self.unchanged(rel, &meta) {
+            progress.advance(entry.size);
+            self.totals.files += 1;
+            self.totals.logical_bytes += entry.size;
+            self.totals.chunks += entry.chunks.len() as u64;
+            return Ok(entry);
+        }
         let (mut chunks, reader) =
             chunk_file(PathBuf::from(path), self.repo.config.chunker, CHUNK_QUEUE);
         let mut ids: Vec<ChunkId> = Vec::new();
-        while let Some(chunk) = chunks.recv().await {
-            let raw = chunk.data.len() as u64;
-            progress.advance(raw);
-            self.totals.chunks += 1;
-            ids.push(chunk.id);
-            if self.index.contains(&chunk.id) || self.written.contains(&chunk.id) {
-                continue;
-            }
-            let encoded = tokio::task::spawn_blocking(move || encode_chunk(&chunk.data))
-                .await
-                .map_err(|e| RepoError::io("compression task", std::io::Error::other(e)))?
-                .map_err(|e| RepoError::io("zstd", e))?;
-            self.totals.new_chunks += 1;
-            self.totals.new_bytes += raw;
-            self.totals.stored_bytes += encoded.len() as u64;
-            self.pack.add(chunk.id, &encoded, raw);
-            // Known from now on, so a chunk repeated within this backup is stored once.
-            self.written.insert(chunk.id);
-            if self.pack.is_full() {
-                self.flush_pack().await?;
+        // Chunks compress on the blocking pool, several at once, and join the pack in order.
+        let mut compressing = FuturesOrdered::new();
+        let mut reading = true;
+        while reading || !compressing.is_empty() {
+            let take_more = reading && compressing.len() < COMPRESSING_IN_FLIGHT;
+            tokio::select! {
+                chunk = chunks.recv(), if take_more => {
+                    let Some(chunk) = chunk else {
+                        reading = false;
+                        continue;
+                    };
+                    let raw = chunk.data.len() as u64;
+                    progress.advance(raw);
+                    self.totals.chunks += 1;
+                    ids.push(chunk.id);
+                    // Known from now on, so a chunk repeated within this backup is stored once.
+                    if self.index.contains(&chunk.id) || !self.written.insert(chunk.id) {
+                        continue;
+                    }
+                    let id = chunk.id;
+                    compressing.push_back(async move {
+                        let encoded = tokio::task::spawn_blocking(move || encode_chunk(&chunk.data))
+                            .await
+                            .map_err(|e| RepoError::io("compression task", std::io::Error::other(e)))?
+                            .map_err(|e| RepoError::io("zstd", e))?;
+                        Ok::<_, RepoError>((id, encoded, raw))
+                    });
+                }
+                Some(done) = compressing.next(), if !compressing.is_empty() => {
+                    let (id, encoded, raw) = done?;
+                    self.totals.new_chunks += 1;
+                    self.totals.new_bytes += raw;
+                    self.totals.stored_bytes += encoded.len() as u64;
+                    self.pack.add(id, &encoded, raw);
+                    if self.pack.is_full() {
+                        self.flush_pack().await?;
+                    }
+                }
             }
         }
         let digest = reader
@@ -119,6 +151,28 @@ impl BackupWriter {
             hash: digest.hash,
             chunks: ids,
         })
+    }
+
+    /// The parent backup's entry for `rel`, when the file is evidently the same (size, mtime
+    /// and mode unchanged, every chunk still stored): restic's rule, so an unchanged
+    /// re-backup reads nothing. Chroma's writes always move a file's mtime.
+    fn unchanged(&self, rel: &str, meta: &std::fs::Metadata) -> Option<FileEntry> {
+        let parent = self.parent.get(rel)?;
+        let mtime = meta.modified().ok().map(DateTime::<Utc>::from)?;
+        let same = parent.size == meta.len()
+            && parent.mtime == mtime
+            && parent.mode == file_mode(meta)
+            && parent.chunks.iter().all(|id| self.index.contains(id));
+        same.then(|| parent.clone())
+    }
+
+    /// Files of an earlier backup of the same source, to skip reading unchanged ones.
+    pub fn set_parent(&mut self, parent: &Manifest) {
+        self.parent = parent
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.clone()))
+            .collect();
     }
 
     /// Close the current pack and start uploading it (pack first, then its index).

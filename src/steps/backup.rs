@@ -66,6 +66,7 @@ impl Step for Backup {
             max_write_stall: self.max_write_stall.as_duration(),
             staging_parent: None,
             min_interval: None,
+            read_all: false,
         };
         let service = match self.mode {
             CaptureMode::Cold => Some(ctx.service()?),

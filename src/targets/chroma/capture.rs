@@ -352,6 +352,13 @@ fn copy_tree(source: &Path, dest: &Path) -> Result<(), CaptureError> {
             copy_tree(&path, &target)?;
         } else {
             std::fs::copy(&path, &target).map_err(io(format!("cannot copy {}", path.display())))?;
+            // Keep the source's mtime so the next backup can tell unchanged files apart.
+            if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&target)
+                    .and_then(|f| f.set_modified(modified));
+            }
         }
     }
     Ok(())

@@ -80,6 +80,8 @@ pub struct BackupRequest {
     pub staging_parent: Option<PathBuf>,
     /// Skip when the newest backup is younger than this (seed 000's "at most once per interval").
     pub min_interval: Option<Duration>,
+    /// Read every file even when the last backup says it is unchanged (size, mtime, mode).
+    pub read_all: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,8 +103,9 @@ pub async fn backup(
     service: Option<&mut (dyn Service + 'static)>,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
+    let existing = repo.manifests().await?;
     if let Some(interval) = request.min_interval {
-        if let Some(newest) = repo.manifests().await?.pop() {
+        if let Some(newest) = existing.last().cloned() {
             let age = (Utc::now() - newest.created_at)
                 .to_std()
                 .unwrap_or_default();
@@ -127,31 +130,33 @@ pub async fn backup(
         staging_parent: request.staging_parent.clone(),
     };
     let captured = capture(&request.dir, &options, service).await?;
-    let (dir, checks_dir) = (captured.dir.clone(), captured.dir.clone());
-    let (checks, described) = tokio::task::spawn_blocking(move || {
+    let dir = captured.dir.clone();
+    // The checks run beside the upload; the manifest is written only once both are done.
+    let checks_dir = dir.clone();
+    let checks_task = tokio::task::spawn_blocking(move || {
         (
-            layout::run_checks(&checks_dir),
+            layout::run_checks(&checks_dir, true),
             layout::inspect(&checks_dir),
         )
-    })
-    .await
-    .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
-    let failed = failures(&checks);
-    if !failed.is_empty() {
-        return Err(ProtectError::ChecksFailed {
-            what: format!("the copy of {}", request.dir.display()),
-            action: "committed",
-            failed,
-        });
-    }
-    let described = described?;
+    });
     let files = walk(&dir)?;
     let total: u64 = files
         .iter()
         .filter_map(|(p, _)| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
+    let source_path = request
+        .dir
+        .canonicalize()
+        .unwrap_or(request.dir.clone())
+        .display()
+        .to_string();
     let mut writer = BackupWriter::begin(repo).await?;
+    if !request.read_all {
+        if let Some(parent) = existing.iter().rev().find(|m| m.source.path == source_path) {
+            writer.set_parent(parent);
+        }
+    }
     progress.start("backing up", Some(total));
     let mut entries = Vec::with_capacity(files.len());
     for (path, rel) in &files {
@@ -164,6 +169,30 @@ pub async fn backup(
             }
         }
     }
+    let (checks, described) = match checks_task.await {
+        Ok(done) => done,
+        Err(e) => {
+            writer.abort().await;
+            return Err(RepoError::io("check task", std::io::Error::other(e)).into());
+        }
+    };
+    let failed = failures(&checks);
+    if !failed.is_empty() {
+        progress.finish();
+        writer.abort().await;
+        return Err(ProtectError::ChecksFailed {
+            what: format!("the copy of {}", request.dir.display()),
+            action: "committed",
+            failed,
+        });
+    }
+    let described = match described {
+        Ok(described) => described,
+        Err(err) => {
+            writer.abort().await;
+            return Err(err.into());
+        }
+    };
     progress.finish();
     let info = ManifestInfo {
         id: backup_id(created_at),
@@ -171,12 +200,7 @@ pub async fn backup(
         tags: normalise_tags(&request.tags),
         source: Source {
             kind: "chroma".into(),
-            path: request
-                .dir
-                .canonicalize()
-                .unwrap_or(request.dir.clone())
-                .display()
-                .to_string(),
+            path: source_path,
         },
         capture: Capture {
             mode: captured.mode.as_str().into(),
@@ -359,10 +383,11 @@ async fn stage_and_check(
         }
     }
     let dir = staging.to_path_buf();
-    let (mut checks, layout) =
-        tokio::task::spawn_blocking(move || (layout::run_checks(&dir), layout::inspect(&dir)))
-            .await
-            .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
+    let (mut checks, layout) = tokio::task::spawn_blocking(move || {
+        (layout::run_checks(&dir, false), layout::inspect(&dir))
+    })
+    .await
+    .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
     if let (Ok(restored), Some(recorded)) = (&layout, described(manifest)) {
         for collection in &recorded.collections {
             let found = restored
