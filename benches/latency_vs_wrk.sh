@@ -41,12 +41,13 @@ for i in range(256):
     bodies.append(json.dumps({"query_embeddings": [vector], "n_results": 10, "include": []}))
 print('wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\nlocal bodies = {')
 for b in bodies:
-    print("  [[" + b + "]],")
+    print("  [==[" + b + "]==],")
 print('}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(nil, nil, nil, bodies[(i % #bodies) + 1])\nend')
 PY
 
 wrk_run() { # threads connections -> "rps p50_ms"
   wrk -t"$1" -c"$2" -d"${SECONDS_PER_RUN}s" --latency -s "$work/query.lua" "$base/$id/query" > "$work/wrk.txt"
+  if grep -q "Non-2xx\|Socket errors" "$work/wrk.txt"; then cat "$work/wrk.txt" >&2; exit 1; fi
   python3 - "$work/wrk.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()

@@ -42,11 +42,24 @@ pub fn decode_chunk(entry: &PackEntry, stored: &[u8], what: &str) -> Result<Vec<
     Ok(data)
 }
 
-#[derive(Default)]
 pub struct PackBuilder {
     bytes: Vec<u8>,
     entries: Vec<PackEntry>,
 }
+
+impl Default for PackBuilder {
+    /// Room for a full pack plus one largest chunk, so the buffer never doubles (and a backup
+    /// never holds 2x the pack size per pack in memory).
+    fn default() -> Self {
+        Self {
+            bytes: Vec::with_capacity(PACK_TARGET_SIZE + MAX_CHUNK_ALLOWANCE),
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// A chunk is at most 1 MiB (the chunker's maximum), plus zstd's worst-case overhead.
+const MAX_CHUNK_ALLOWANCE: usize = 1024 * 1024 + 64 * 1024;
 
 pub struct FinishedPack {
     pub name: String,

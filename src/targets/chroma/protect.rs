@@ -131,11 +131,25 @@ pub async fn backup(
     };
     let captured = capture(&request.dir, &options, service).await?;
     let dir = captured.dir.clone();
+    let source_path = request
+        .dir
+        .canonicalize()
+        .unwrap_or(request.dir.clone())
+        .display()
+        .to_string();
+    let parent = existing
+        .iter()
+        .rev()
+        .find(|m| m.source.path == source_path)
+        .filter(|_| !request.read_all);
+    // integrity_check reads the whole database (seconds on a large one). A file unchanged
+    // since a backup that passed it is the same bytes: say so instead of checking again.
+    let integrity_known = parent.and_then(|p| unchanged_and_checked(p, &dir));
+    let (checks_dir, run_integrity) = (dir.clone(), integrity_known.is_none());
     // The checks run beside the upload; the manifest is written only once both are done.
-    let checks_dir = dir.clone();
     let checks_task = tokio::task::spawn_blocking(move || {
         (
-            layout::run_checks(&checks_dir, true),
+            layout::run_checks(&checks_dir, run_integrity),
             layout::inspect(&checks_dir),
         )
     });
@@ -145,17 +159,9 @@ pub async fn backup(
         .filter_map(|(p, _)| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let source_path = request
-        .dir
-        .canonicalize()
-        .unwrap_or(request.dir.clone())
-        .display()
-        .to_string();
     let mut writer = BackupWriter::begin(repo).await?;
-    if !request.read_all {
-        if let Some(parent) = existing.iter().rev().find(|m| m.source.path == source_path) {
-            writer.set_parent(parent);
-        }
+    if let Some(parent) = parent {
+        writer.set_parent(parent);
     }
     progress.start("backing up", Some(total));
     let mut entries = Vec::with_capacity(files.len());
@@ -169,13 +175,16 @@ pub async fn backup(
             }
         }
     }
-    let (checks, described) = match checks_task.await {
+    let (mut checks, described) = match checks_task.await {
         Ok(done) => done,
         Err(e) => {
             writer.abort().await;
             return Err(RepoError::io("check task", std::io::Error::other(e)).into());
         }
     };
+    if let Some(known) = integrity_known {
+        checks.insert(0, known);
+    }
     let failed = failures(&checks);
     if !failed.is_empty() {
         progress.finish();
@@ -215,6 +224,33 @@ pub async fn backup(
     drop(captured);
     Ok(BackupOutcome::Created {
         manifest: Box::new(manifest),
+    })
+}
+
+/// The integrity result carried over from `parent` when its database file is unchanged (same
+/// size, mtime and mode) and passed `integrity_check` there.
+fn unchanged_and_checked(parent: &Manifest, dir: &Path) -> Option<CheckResult> {
+    use std::os::unix::fs::PermissionsExt;
+    let recorded = parent
+        .files
+        .iter()
+        .find(|f| f.path == layout::SQLITE_FILE)?;
+    let meta = std::fs::metadata(dir.join(layout::SQLITE_FILE)).ok()?;
+    let mtime: DateTime<Utc> = meta.modified().ok()?.into();
+    let same = recorded.size == meta.len()
+        && recorded.mtime == mtime
+        && recorded.mode == meta.permissions().mode() & 0o7777;
+    let passed = parent
+        .checks
+        .iter()
+        .any(|c| c.name == "sqlite_integrity" && c.passed);
+    (same && passed).then(|| CheckResult {
+        name: "sqlite_integrity".into(),
+        passed: true,
+        detail: format!(
+            "unchanged since backup {}, which passed integrity_check",
+            parent.id
+        ),
     })
 }
 
