@@ -109,11 +109,11 @@ async fn restore_file(
         }
     }))
     .buffered(FETCHES_IN_FLIGHT);
-    let mut hasher = blake3::Hasher::new();
+    // Every chunk was checked against its BLAKE3 id when decoded, and the chunk list comes from
+    // a sealed manifest, so the file is the backed-up file; the size is checked as a guard.
     let mut size = 0u64;
     while let Some(chunks) = fetched.next().await {
         for chunk in chunks? {
-            hasher.update(&chunk);
             size += chunk.len() as u64;
             progress.advance(chunk.len() as u64);
             out.write_all(&chunk)
@@ -121,10 +121,10 @@ async fn restore_file(
         }
     }
     drop(fetched);
-    if size != file.size || hasher.finalize().as_bytes() != &file.hash.0 {
+    if size != file.size {
         return Err(RepoError::Corrupt {
             what,
-            detail: "the restored file does not match its recorded hash".into(),
+            detail: format!("restored {size} bytes, the backup recorded {}", file.size),
         });
     }
     let file_handle = out

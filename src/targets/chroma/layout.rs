@@ -264,7 +264,11 @@ impl HnswHeader {
 }
 
 /// Check one HNSW segment directory for internal consistency; returns the element count.
-pub fn check_hnsw(segment_dir: &Path, expected_dimension: Option<i64>) -> Result<u64, String> {
+pub fn check_hnsw(
+    segment_dir: &Path,
+    expected_dimension: Option<i64>,
+    with_metadata: bool,
+) -> Result<u64, String> {
     let read =
         |name: &str| std::fs::read(segment_dir.join(name)).map_err(|e| format!("{name}: {e}"));
     let size = |name: &str| {
@@ -306,6 +310,9 @@ pub fn check_hnsw(segment_dir: &Path, expected_dimension: Option<i64>) -> Result
             ));
         }
     }
+    if !with_metadata {
+        return Ok(header.cur_element_count);
+    }
     if header.cur_element_count == 0 && !segment_dir.join("index_metadata.pickle").exists() {
         // Nothing flushed yet: Chroma writes the metadata with the first sync.
         return Ok(0);
@@ -338,10 +345,34 @@ pub fn check_hnsw(segment_dir: &Path, expected_dimension: Option<i64>) -> Result
     Ok(header.cur_element_count)
 }
 
-/// Every check, each reported (a failing check does not hide the others). `integrity` runs
-/// SQLite's full `integrity_check`, which reads the whole file: a backup needs it; a restore,
-/// whose files are byte-identical (BLAKE3) to a backup that passed it, does not.
-pub fn run_checks(dir: &Path, integrity: bool) -> Vec<CheckResult> {
+/// Which checks to run. A backup runs them all. A restore writes bytes proven identical
+/// (BLAKE3, chunk by chunk) to a backup that passed them all, so it re-runs only the cheap
+/// structural ones, as a guard against a mismatched manifest.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckPlan {
+    /// SQLite's `integrity_check`, which reads the whole database file.
+    pub integrity: bool,
+    /// Parse `index_metadata.pickle` and compare it with `header.bin`.
+    pub hnsw_metadata: bool,
+}
+
+impl CheckPlan {
+    pub const FULL: Self = Self {
+        integrity: true,
+        hnsw_metadata: true,
+    };
+    pub const RESTORED: Self = Self {
+        integrity: false,
+        hnsw_metadata: false,
+    };
+}
+
+/// Every check in `plan`, each reported (a failing check does not hide the others), and the
+/// layout it read.
+pub fn run_checks(
+    dir: &Path,
+    plan: CheckPlan,
+) -> (Vec<CheckResult>, Result<ChromaLayout, LayoutError>) {
     let mut checks = Vec::new();
     let mut push = |name: String, result: Result<String, String>| {
         let (passed, detail) = match result {
@@ -354,14 +385,14 @@ pub fn run_checks(dir: &Path, integrity: bool) -> Vec<CheckResult> {
             detail,
         });
     };
-    if integrity {
+    if plan.integrity {
         push("sqlite_integrity".into(), integrity_check(dir));
     }
     let layout = match inspect(dir) {
         Ok(layout) => layout,
         Err(err) => {
             push("layout".into(), Err(err.to_string()));
-            return checks;
+            return (checks, Err(err));
         }
     };
     for collection in &layout.collections {
@@ -369,9 +400,14 @@ pub fn run_checks(dir: &Path, integrity: bool) -> Vec<CheckResult> {
         if let Some(segment) = &collection.vector_segment {
             let segment_dir = dir.join(segment);
             let result = if segment_dir.is_dir() {
-                check_hnsw(&segment_dir, collection.dimension).map(|n| {
+                check_hnsw(&segment_dir, collection.dimension, plan.hnsw_metadata).map(|n| {
                     elements = Some(n);
-                    format!("{n} elements, consistent with header.bin and index_metadata.pickle")
+                    let against = if plan.hnsw_metadata {
+                        "header.bin and index_metadata.pickle"
+                    } else {
+                        "header.bin"
+                    };
+                    format!("{n} elements, consistent with {against}")
                 })
             } else if collection.vector_seq_id.unwrap_or(0) > 0 {
                 Err(format!(
@@ -392,7 +428,7 @@ pub fn run_checks(dir: &Path, integrity: bool) -> Vec<CheckResult> {
             );
         }
     }
-    checks
+    (checks, Ok(layout))
 }
 
 fn integrity_check(dir: &Path) -> Result<String, String> {

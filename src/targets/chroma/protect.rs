@@ -148,10 +148,11 @@ pub async fn backup(
     let (checks_dir, run_integrity) = (dir.clone(), integrity_known.is_none());
     // The checks run beside the upload; the manifest is written only once both are done.
     let checks_task = tokio::task::spawn_blocking(move || {
-        (
-            layout::run_checks(&checks_dir, run_integrity),
-            layout::inspect(&checks_dir),
-        )
+        let plan = layout::CheckPlan {
+            integrity: run_integrity,
+            ..layout::CheckPlan::FULL
+        };
+        layout::run_checks(&checks_dir, plan)
     });
     let files = walk(&dir)?;
     let total: u64 = files
@@ -316,6 +317,7 @@ pub async fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreOutcome, ProtectError> {
     let began = Instant::now();
+    tracing::info!("restore: starting");
     let manifest = match source {
         RestoreSource::Repo(repo) => repo.manifest(&request.backup).await?,
         RestoreSource::Archive(path) => {
@@ -388,6 +390,7 @@ pub async fn restore(
             .map_err(|e| RepoError::io(format!("cannot create {}", parent.display()), e))?;
     }
     let swapped = swap_into(&staging, target, request.keep_safety_copy, &stamp)?;
+    tracing::info!(elapsed = ?began.elapsed(), "restore: swapped into place");
     Ok(RestoreOutcome::Restored {
         backup: manifest.id.clone(),
         created_at: manifest.created_at,
@@ -406,6 +409,7 @@ async fn stage_and_check(
     staging: &Path,
     progress: &dyn Progress,
 ) -> Result<Vec<CheckResult>, ProtectError> {
+    let began = Instant::now();
     match source {
         RestoreSource::Repo(repo) => {
             let index = ChunkIndex::load(repo).await?;
@@ -418,12 +422,13 @@ async fn stage_and_check(
                 .map_err(|e| RepoError::io("archive task", std::io::Error::other(e)))??;
         }
     }
+    tracing::info!(elapsed = ?began.elapsed(), "restore: files written and hash-verified");
     let dir = staging.to_path_buf();
-    let (mut checks, layout) = tokio::task::spawn_blocking(move || {
-        (layout::run_checks(&dir, false), layout::inspect(&dir))
-    })
-    .await
-    .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
+    let (mut checks, layout) =
+        tokio::task::spawn_blocking(move || layout::run_checks(&dir, layout::CheckPlan::RESTORED))
+            .await
+            .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
+    tracing::info!(elapsed = ?began.elapsed(), "restore: checks done");
     if let (Ok(restored), Some(recorded)) = (&layout, described(manifest)) {
         for collection in &recorded.collections {
             let found = restored
