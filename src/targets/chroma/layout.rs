@@ -386,7 +386,9 @@ pub fn run_checks(
         });
     };
     if plan.integrity {
+        let began = std::time::Instant::now();
         push("sqlite_integrity".into(), integrity_check(dir));
+        tracing::info!(elapsed = ?began.elapsed(), "integrity_check done");
     }
     let layout = match inspect(dir) {
         Ok(layout) => layout,

@@ -130,6 +130,7 @@ pub async fn backup(
         staging_parent: request.staging_parent.clone(),
     };
     let captured = capture(&request.dir, &options, service).await?;
+    tracing::info!(elapsed = ?began.elapsed(), "backup: captured");
     let dir = captured.dir.clone();
     let source_path = request
         .dir
@@ -176,6 +177,7 @@ pub async fn backup(
             }
         }
     }
+    tracing::info!(elapsed = ?began.elapsed(), "backup: files stored");
     let (mut checks, described) = match checks_task.await {
         Ok(done) => done,
         Err(e) => {
