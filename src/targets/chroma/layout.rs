@@ -434,6 +434,10 @@ pub fn run_checks(
 }
 
 fn integrity_check(dir: &Path) -> Result<String, String> {
+    // integrity_check reads pages in B-tree order, one 4 KiB read at a time: on a cold cache
+    // that is random I/O (2.3 s for a 196 MB file here, against 1.2 s warm). One sequential
+    // pass first brings the file into the page cache, which costs far less than it saves.
+    warm_page_cache(&dir.join(SQLITE_FILE));
     let conn = open(dir).map_err(|e| e.to_string())?;
     let result: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -443,6 +447,17 @@ fn integrity_check(dir: &Path) -> Result<String, String> {
     } else {
         Err(result)
     }
+}
+
+/// Read a file front to back so later random reads hit the page cache (which is not this
+/// process's memory: the buffer is 1 MiB whatever the file size).
+fn warm_page_cache(path: &Path) {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return;
+    };
+    let mut buffer = vec![0u8; 1 << 20];
+    while matches!(file.read(&mut buffer), Ok(n) if n > 0) {}
 }
 
 /// Every record must be in the vector index or still in the write-ahead log past the index's
