@@ -12,6 +12,7 @@
 pub mod drill;
 pub mod duration;
 pub mod exit;
+pub mod export;
 pub mod latency;
 pub mod platform;
 pub mod progress;

@@ -8,6 +8,7 @@ use cli::drill::{BenchArgs, RunArgs, SeedArgs, ValidateArgs};
 use cli::repo::{
     ArchiveArgs, BackupArgs, InfoArgs, ListArgs, PruneArgs, RestoreArgs, StatsArgs, VerifyArgs,
 };
+use cli::transfer::{ExportArgs, ImportArgs};
 use cli::Failure;
 use tracing_subscriber::EnvFilter;
 use vecdrill::exit;
@@ -90,6 +91,16 @@ enum Command {
     /// Storage used by a repository.
     #[command(after_help = "Example:\n  vecdrill stats --repo file:///srv/backups --json")]
     Stats(StatsArgs),
+    /// Write collections (configuration, metadata, every record) to one export file.
+    #[command(
+        after_help = "Examples:\n  vecdrill export --url http://127.0.0.1:8000 --all --out chroma.jsonl.zst\n  vecdrill export --chroma-dir /srv/chroma --collection docs --out docs.jsonl      # server stopped\n  vecdrill export --repo file:///srv/backups --backup latest --collection docs --out docs.jsonl"
+    )]
+    Export(ExportArgs),
+    /// Recreate collections from an export file (resumable: run it again after an interruption).
+    #[command(
+        after_help = "Examples:\n  vecdrill import --url http://127.0.0.1:8000 --in chroma.jsonl.zst\n  vecdrill import --url http://new-host:8000 --in chroma.jsonl.zst --collection docs --as docs-restored"
+    )]
+    Import(ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -140,5 +151,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Prune(args) => cli::repo::prune(args).await,
         Command::Archive(args) => cli::repo::archive(args).await,
         Command::Stats(args) => cli::repo::stats(args).await,
+        Command::Export(args) => cli::transfer::export(args).await,
+        Command::Import(args) => cli::transfer::import(args).await,
     }
 }

@@ -5,6 +5,7 @@ pub mod drill;
 pub mod observer;
 pub mod progress;
 pub mod repo;
+pub mod transfer;
 
 use vecdrill::exit::Classify;
 

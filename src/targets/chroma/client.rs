@@ -95,6 +95,8 @@ pub struct RecordPage {
     pub documents: Option<Vec<Option<String>>>,
     #[serde(default)]
     pub metadatas: Option<Vec<Option<Value>>>,
+    #[serde(default)]
+    pub uris: Option<Vec<Option<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,9 +311,23 @@ impl ChromaClient {
         name: &str,
         metadata: Option<Value>,
     ) -> Result<Collection, ChromaError> {
+        self.get_or_create_configured(name, metadata, None).await
+    }
+
+    /// Get the collection, or create it with this metadata and configuration (Chroma's
+    /// `configuration_json` shape: `{"hnsw": {"space": ...}, ...}`).
+    pub async fn get_or_create_configured(
+        &self,
+        name: &str,
+        metadata: Option<Value>,
+        configuration: Option<Value>,
+    ) -> Result<Collection, ChromaError> {
         let mut body = json!({ "name": name, "get_or_create": true });
         if let Some(metadata) = metadata {
             body["metadata"] = metadata;
+        }
+        if let Some(configuration) = configuration {
+            body["configuration"] = configuration;
         }
         let path = self.db_path("/collections");
         self.call(Method::POST, &path, Some(&body), None).await
@@ -373,15 +389,21 @@ impl ChromaClient {
         self.write(collection_id, "add", records).await
     }
 
-    pub async fn upsert(&self, collection_id: &str, records: &Records) -> Result<(), ChromaError> {
+    /// Upsert any body of Chroma's shape (`ids`, `embeddings`, optional `documents`,
+    /// `metadatas`, `uris`, each entry possibly null).
+    pub async fn upsert<T: Serialize>(
+        &self,
+        collection_id: &str,
+        records: &T,
+    ) -> Result<(), ChromaError> {
         self.write(collection_id, "upsert", records).await
     }
 
-    async fn write(
+    async fn write<T: Serialize>(
         &self,
         collection_id: &str,
         op: &str,
-        records: &Records,
+        records: &T,
     ) -> Result<(), ChromaError> {
         let body = serde_json::to_value(records).map_err(|err| ChromaError::Decode {
             method: "POST".into(),

@@ -30,6 +30,26 @@ pub enum LayoutError {
     },
 }
 
+impl crate::exit::Classify for LayoutError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::NotChroma { .. } => crate::exit::BAD_INPUT,
+            Self::Sqlite { .. } => crate::exit::FAILED,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotChroma { .. } => {
+                Some("point at the directory Chroma was started with (`chroma run --path DIR`)".into())
+            }
+            Self::Sqlite { .. } => Some(
+                "the database file is damaged or not Chroma's: check it with `vecdrill backup` or restore a backup".into(),
+            ),
+        }
+    }
+}
+
 /// What a Chroma directory holds, as recorded in a backup manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChromaLayout {

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod client;
 pub mod layout;
+pub mod offline;
 pub mod protect;
 pub mod state;
 

@@ -1,0 +1,611 @@
+//! Reading records out of a Chroma persistent directory with no server running, as Chroma
+//! itself would answer `get`:
+//!
+//! - ids, documents, uris and metadata from the metadata segment in `chroma.sqlite3`
+//!   (`embeddings` + `embedding_metadata` + `embedding_metadata_array`), merge-joined in row
+//!   order so memory stays flat;
+//! - vectors from the HNSW segment files (`data_level0.bin`, labels from
+//!   `index_metadata.pickle`; cosine indexes store unit vectors and `length.bin` the norms
+//!   hnswlib multiplies back);
+//! - then the write-ahead log (`embeddings_queue`) past each segment's watermark, replayed
+//!   the way Chroma replays it on start (add, update, upsert, delete, in sequence order).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Map, Value};
+
+use super::layout::{self, CollectionInfo, HnswHeader, LayoutError, SQLITE_FILE};
+
+/// `embeddings_queue.operation` values.
+const OP_ADD: i64 = 0;
+const OP_UPDATE: i64 = 1;
+const OP_UPSERT: i64 = 2;
+const OP_DELETE: i64 = 3;
+/// Metadata keys Chroma uses for a record's document and uri.
+const DOCUMENT_KEY: &str = "chroma:document";
+const URI_KEY: &str = "chroma:uri";
+
+/// One record as `get` returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfflineRecord {
+    pub id: String,
+    pub embedding: Vec<f32>,
+    pub document: Option<String>,
+    pub uri: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// A collection as the API describes it.
+#[derive(Debug, Clone)]
+pub struct OfflineCollection {
+    pub info: CollectionInfo,
+    pub metadata: Option<Map<String, Value>>,
+    /// In the API's `configuration_json` shape (`{"hnsw": {...}}`).
+    pub configuration: Option<Value>,
+    pub space: String,
+}
+
+pub struct OfflineDatabase {
+    dir: PathBuf,
+    conn: Connection,
+    collections: Vec<OfflineCollection>,
+}
+
+impl OfflineDatabase {
+    pub fn open(dir: &Path) -> Result<Self, LayoutError> {
+        let described = layout::inspect(dir)?;
+        let file = dir.join(SQLITE_FILE);
+        let sqlite_err = |source| LayoutError::Sqlite {
+            path: file.display().to_string(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &file,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err)?;
+        let mut collections = Vec::new();
+        for info in described.collections {
+            let (configuration, space) = configuration(&conn, &info.id).map_err(sqlite_err)?;
+            let metadata = collection_metadata(&conn, &info.id).map_err(sqlite_err)?;
+            collections.push(OfflineCollection {
+                info,
+                metadata,
+                configuration,
+                space,
+            });
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            conn,
+            collections,
+        })
+    }
+
+    pub fn collections(&self) -> &[OfflineCollection] {
+        &self.collections
+    }
+
+    /// Every record of `collection`, in the order Chroma's `get` pages them, to `sink`.
+    pub fn for_each_record<E: From<String>>(
+        &self,
+        collection: &OfflineCollection,
+        mut sink: impl FnMut(OfflineRecord) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let info = &collection.info;
+        let cosine = collection.space == "cosine";
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            E::from(format!("collection {:?}: {what}: {e}", info.name))
+        };
+        let topic = format!("%/{}", info.id);
+        let vectors = match &info.vector_segment {
+            Some(segment) => VectorIndex::open(&self.dir.join(segment), cosine)
+                .map_err(|e| fail("vector index", &e))?,
+            None => VectorIndex::default(),
+        };
+        let vector_log = read_log(&self.conn, &topic, info.vector_seq_id.unwrap_or(0), cosine)
+            .map_err(|e| fail("write-ahead log", &e))?;
+        let vector_overlay = replay_vectors(&vector_log, &vectors);
+        let metadata_log = read_log(
+            &self.conn,
+            &topic,
+            info.metadata_seq_id.unwrap_or(0),
+            cosine,
+        )
+        .map_err(|e| fail("write-ahead log", &e))?;
+        let mut metadata_overlay = replay_metadata(&metadata_log);
+        let vector_of = |id: &str| -> Result<Vec<f32>, E> {
+            match vector_overlay.get(id) {
+                Some(Some(v)) => Ok(v.clone()),
+                Some(None) => Err(E::from(format!(
+                    "collection {:?}: record {id:?} was deleted from the vector index but not from the metadata",
+                    info.name
+                ))),
+                None => vectors
+                    .vector(id)
+                    .map_err(|e| fail(&format!("record {id:?}"), &e)),
+            }
+        };
+        let mut written = 0u64;
+        let segment = info.metadata_segment.clone().unwrap_or_default();
+        let mut rows = StoredRecords::new(&self.conn, &segment).map_err(|e| fail("sqlite", &e))?;
+        while let Some(mut record) = rows.next().map_err(|e| fail("sqlite", &e))? {
+            if let Some(change) = metadata_overlay.remove(&record.id) {
+                match change.apply(Some(record)) {
+                    Some(changed) => record = changed,
+                    None => continue,
+                }
+            }
+            record.embedding = vector_of(&record.id)?;
+            sink(record)?;
+            written += 1;
+        }
+        // Records only the log knows of, in the order they were logged.
+        let mut added: Vec<(i64, String, Change)> = metadata_overlay
+            .into_iter()
+            .map(|(id, change)| (change.first_seq, id, change))
+            .collect();
+        added.sort_by_key(|(seq, _, _)| *seq);
+        for (_, _, change) in added {
+            if let Some(mut record) = change.apply(None) {
+                record.embedding = vector_of(&record.id)?;
+                sink(record)?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// The collection's configuration, from its schema (Chroma 1.x) or, for older databases,
+/// `config_json_str`; and its distance space.
+fn configuration(conn: &Connection, id: &str) -> rusqlite::Result<(Option<Value>, String)> {
+    let (config, schema): (Option<String>, Option<String>) = conn.query_row(
+        "SELECT config_json_str, schema_str FROM collections WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let parse = |text: Option<String>| text.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let from_schema = parse(schema).and_then(|schema| {
+        let vector = schema
+            .pointer("/keys/#embedding/float_list/vector_index/config")
+            .or_else(|| schema.pointer("/defaults/float_list/vector_index/config"))?
+            .clone();
+        let mut hnsw = Map::new();
+        if let Some(space) = vector.get("space") {
+            hnsw.insert("space".into(), space.clone());
+        }
+        if let Some(Value::Object(params)) = vector.get("hnsw") {
+            for key in [
+                "ef_construction",
+                "ef_search",
+                "max_neighbors",
+                "resize_factor",
+                "sync_threshold",
+            ] {
+                if let Some(v) = params.get(key) {
+                    hnsw.insert(key.into(), v.clone());
+                }
+            }
+        }
+        let mut config = Map::new();
+        config.insert("hnsw".into(), Value::Object(hnsw));
+        if let Some(ef) = vector.get("embedding_function").filter(|v| !v.is_null()) {
+            config.insert("embedding_function".into(), ef.clone());
+        }
+        Some(Value::Object(config))
+    });
+    let config = from_schema.or_else(|| {
+        parse(config)
+            .as_ref()
+            .and_then(crate::export::without_nulls)
+            .filter(|c| c.get("hnsw").is_some())
+    });
+    let space = config
+        .as_ref()
+        .and_then(|c| c.pointer("/hnsw/space"))
+        .and_then(Value::as_str)
+        .unwrap_or("l2")
+        .to_string();
+    Ok((config, space))
+}
+
+fn collection_metadata(
+    conn: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<Map<String, Value>>> {
+    let mut stmt = conn.prepare(
+        "SELECT key, str_value, int_value, float_value, bool_value FROM collection_metadata
+         WHERE collection_id = ?1 ORDER BY key",
+    )?;
+    let rows = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, typed_value(r, 1)?)))?;
+    let map: Map<String, Value> = rows.collect::<Result<_, _>>()?;
+    Ok((!map.is_empty()).then_some(map))
+}
+
+/// The one non-null value of a (string, int, float, bool) column group starting at `first`.
+fn typed_value(row: &rusqlite::Row, first: usize) -> rusqlite::Result<Value> {
+    if let Some(s) = row.get::<_, Option<String>>(first)? {
+        return Ok(Value::String(s));
+    }
+    if let Some(i) = row.get::<_, Option<i64>>(first + 1)? {
+        return Ok(Value::from(i));
+    }
+    if let Some(f) = row.get::<_, Option<f64>>(first + 2)? {
+        return Ok(Value::from(f));
+    }
+    if let Some(b) = row.get::<_, Option<i64>>(first + 3)? {
+        return Ok(Value::Bool(b != 0));
+    }
+    Ok(Value::Null)
+}
+
+/// Rows of the metadata segment in row order, each with its metadata, documents and uris.
+struct StoredRecords<'c> {
+    records: rusqlite::Statement<'c>,
+    scalars: rusqlite::Statement<'c>,
+    arrays: rusqlite::Statement<'c>,
+    segment: String,
+    after: i64,
+    buffered: std::vec::IntoIter<OfflineRecord>,
+}
+
+/// Rows read per query: bounds memory on any collection size.
+const PAGE_ROWS: i64 = 2000;
+
+impl<'c> StoredRecords<'c> {
+    fn new(conn: &'c Connection, segment: &str) -> rusqlite::Result<Self> {
+        Ok(Self {
+            records: conn.prepare(
+                "SELECT id, embedding_id FROM embeddings WHERE segment_id = ?1 AND id > ?2
+                 ORDER BY id LIMIT ?3",
+            )?,
+            scalars: conn.prepare(
+                "SELECT id, key, string_value, int_value, float_value, bool_value
+                 FROM embedding_metadata WHERE id BETWEEN ?1 AND ?2 ORDER BY id, key",
+            )?,
+            arrays: conn
+                .prepare(
+                    "SELECT id, key, string_value, int_value, float_value, bool_value
+                 FROM embedding_metadata_array WHERE id BETWEEN ?1 AND ?2 ORDER BY id, rowid",
+                )
+                .or_else(|_| conn.prepare("SELECT 0, '', NULL, NULL, NULL, NULL WHERE ?1 > ?2"))?,
+            segment: segment.to_string(),
+            after: -1,
+            buffered: Vec::new().into_iter(),
+        })
+    }
+
+    fn next(&mut self) -> rusqlite::Result<Option<OfflineRecord>> {
+        if let Some(record) = self.buffered.next() {
+            return Ok(Some(record));
+        }
+        let rows: Vec<(i64, String)> = self
+            .records
+            .query_map(
+                rusqlite::params![self.segment, self.after, PAGE_ROWS],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(None);
+        };
+        let (first, last) = (first.0, last.0);
+        self.after = last;
+        let mut fields: HashMap<i64, Map<String, Value>> = HashMap::new();
+        for row in self.scalars.query_map([first, last], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                typed_value(r, 2)?,
+            ))
+        })? {
+            let (id, key, value) = row?;
+            fields.entry(id).or_default().insert(key, value);
+        }
+        for row in self.arrays.query_map([first, last], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                typed_value(r, 2)?,
+            ))
+        })? {
+            let (id, key, value) = row?;
+            let entry = fields
+                .entry(id)
+                .or_default()
+                .entry(key)
+                .or_insert(Value::Array(vec![]));
+            if let Value::Array(items) = entry {
+                items.push(value);
+            }
+        }
+        let records: Vec<OfflineRecord> = rows
+            .into_iter()
+            .map(|(row, id)| split_fields(id, fields.remove(&row).unwrap_or_default()))
+            .collect();
+        self.buffered = records.into_iter();
+        Ok(self.buffered.next())
+    }
+}
+
+/// Documents and uris are stored as metadata under reserved keys; the API returns them apart.
+fn split_fields(id: String, mut fields: Map<String, Value>) -> OfflineRecord {
+    let take_string = |fields: &mut Map<String, Value>, key: &str| match fields.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    let document = take_string(&mut fields, DOCUMENT_KEY);
+    let uri = take_string(&mut fields, URI_KEY);
+    OfflineRecord {
+        id,
+        embedding: Vec::new(),
+        document,
+        uri,
+        metadata: (!fields.is_empty()).then_some(fields),
+    }
+}
+
+/// The persisted HNSW index of one segment: labels by id, vectors by label.
+#[derive(Default)]
+struct VectorIndex {
+    data: Option<File>,
+    header: Option<HnswHeader>,
+    id_to_label: HashMap<String, u32>,
+    label_to_internal: HashMap<u64, u64>,
+    /// hnswlib's stored norms (cosine only): vectors are kept unit length.
+    lengths: Option<Vec<f32>>,
+    dimension: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct IdMap {
+    id_to_label: HashMap<String, u32>,
+}
+
+impl VectorIndex {
+    fn open(dir: &Path, cosine: bool) -> Result<Self, String> {
+        let pickle = dir.join("index_metadata.pickle");
+        if !pickle.exists() {
+            // Nothing flushed yet: every vector is still in the log.
+            return Ok(Self::default());
+        }
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"));
+        let header = HnswHeader::parse(&read("header.bin")?).ok_or("header.bin is too short")?;
+        let id_map: IdMap =
+            serde_pickle::from_slice(&read("index_metadata.pickle")?, Default::default())
+                .map_err(|e| format!("index_metadata.pickle: {e}"))?;
+        let data =
+            File::open(dir.join("data_level0.bin")).map_err(|e| format!("data_level0.bin: {e}"))?;
+        let count = header.cur_element_count;
+        let mut label_to_internal = HashMap::with_capacity(count as usize);
+        let size = header.size_data_per_element;
+        // Labels sit at a fixed offset in every element: read them in large sequential blocks.
+        let per_block = (4 << 20) / size.max(1) + 1;
+        let mut block = vec![0u8; (per_block * size) as usize];
+        let mut internal = 0u64;
+        while internal < count {
+            let n = per_block.min(count - internal);
+            let bytes = &mut block[..(n * size) as usize];
+            data.read_exact_at(bytes, internal * size)
+                .map_err(|e| format!("data_level0.bin: {e}"))?;
+            for i in 0..n {
+                let at = (i * size + header.label_offset) as usize;
+                let label = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+                label_to_internal.insert(label, internal + i);
+            }
+            internal += n;
+        }
+        let lengths = if cosine {
+            let bytes = read("length.bin")?;
+            Some(
+                bytes
+                    .chunks_exact(4)
+                    .take(count as usize)
+                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            data: Some(data),
+            dimension: header.dimension().unwrap_or(0) as usize,
+            header: Some(header),
+            id_to_label: id_map.id_to_label,
+            label_to_internal,
+            lengths,
+        })
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.id_to_label.contains_key(id)
+    }
+
+    fn vector(&self, id: &str) -> Result<Vec<f32>, String> {
+        let (Some(data), Some(header)) = (&self.data, &self.header) else {
+            return Err("not in the vector index, which is empty, nor in the log".into());
+        };
+        let label = self
+            .id_to_label
+            .get(id)
+            .ok_or("not in the vector index nor in the log")?;
+        let internal = *self
+            .label_to_internal
+            .get(&u64::from(*label))
+            .ok_or_else(|| format!("label {label} is not in data_level0.bin"))?;
+        let mut bytes = vec![0u8; self.dimension * 4];
+        data.read_exact_at(
+            &mut bytes,
+            internal * header.size_data_per_element + header.offset_data,
+        )
+        .map_err(|e| format!("data_level0.bin: {e}"))?;
+        let length = self
+            .lengths
+            .as_ref()
+            .map(|l| l.get(internal as usize).copied().unwrap_or(1.0));
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .map(|x| length.map_or(x, |l| x * l))
+            .collect())
+    }
+}
+
+/// One logged write.
+struct LogEntry {
+    seq: i64,
+    operation: i64,
+    id: String,
+    vector: Option<Vec<f32>>,
+    metadata: Option<Map<String, Value>>,
+}
+
+fn read_log(
+    conn: &Connection,
+    topic: &str,
+    after: i64,
+    cosine: bool,
+) -> rusqlite::Result<Vec<LogEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT seq_id, operation, id, vector, encoding, metadata FROM embeddings_queue
+         WHERE topic LIKE ?1 AND seq_id > ?2 ORDER BY seq_id",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![topic, after], |r| {
+        let vector: Option<Vec<u8>> = r.get(3)?;
+        let encoding: Option<String> = r.get(4)?;
+        let metadata: Option<String> = r.get(5)?;
+        Ok(LogEntry {
+            seq: r.get(0)?,
+            operation: r.get(1)?,
+            id: r.get(2)?,
+            vector: vector
+                .filter(|_| encoding.as_deref().unwrap_or("FLOAT32") == "FLOAT32")
+                .map(|bytes| {
+                    let v: Vec<f32> = bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                        .collect();
+                    if cosine {
+                        as_hnswlib_returns(&v)
+                    } else {
+                        v
+                    }
+                }),
+            metadata: metadata
+                .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+                .and_then(|m| match m {
+                    Value::Object(map) => Some(map),
+                    _ => None,
+                }),
+        })
+    })?;
+    rows.collect()
+}
+
+/// A cosine index stores `v / (|v| + 1e-30)` and its norm, and returns their product: the
+/// same f32 arithmetic here gives exactly what Chroma will answer once it applies the log.
+fn as_hnswlib_returns(v: &[f32]) -> Vec<f32> {
+    let mut norm = 0.0f32;
+    for x in v {
+        norm += x * x;
+    }
+    let length = norm.sqrt();
+    let inverse = 1.0f32 / (length + 1e-30f32);
+    v.iter().map(|x| (x * inverse) * length).collect()
+}
+
+/// The vectors the log changes: `Some(v)` set, `None` deleted.
+fn replay_vectors(log: &[LogEntry], index: &VectorIndex) -> HashMap<String, Option<Vec<f32>>> {
+    let mut overlay: HashMap<String, Option<Vec<f32>>> = HashMap::new();
+    for entry in log {
+        let exists = match overlay.get(&entry.id) {
+            Some(state) => state.is_some(),
+            None => index.contains(&entry.id),
+        };
+        match (entry.operation, &entry.vector) {
+            (OP_ADD, Some(v)) if !exists => {
+                overlay.insert(entry.id.clone(), Some(v.clone()));
+            }
+            (OP_UPDATE, Some(v)) if exists => {
+                overlay.insert(entry.id.clone(), Some(v.clone()));
+            }
+            (OP_UPSERT, Some(v)) => {
+                overlay.insert(entry.id.clone(), Some(v.clone()));
+            }
+            (OP_DELETE, _) if exists => {
+                overlay.insert(entry.id.clone(), None);
+            }
+            _ => {}
+        }
+    }
+    overlay
+}
+
+/// What the log does to one record's metadata, folded in sequence order.
+struct Change {
+    first_seq: i64,
+    /// Operations with their metadata, in order.
+    steps: Vec<(i64, Option<Map<String, Value>>)>,
+    id: String,
+}
+
+impl Change {
+    /// Apply to the stored record (`None` if the table lacks it); `None` if it ends deleted.
+    fn apply(self, mut record: Option<OfflineRecord>) -> Option<OfflineRecord> {
+        for (operation, metadata) in self.steps {
+            let fresh = || split_fields(self.id.clone(), metadata.clone().unwrap_or_default());
+            record = match (operation, record) {
+                (OP_ADD, None) => Some(fresh()),
+                (OP_ADD, Some(existing)) => Some(existing),
+                (OP_UPSERT, None) => Some(fresh()),
+                (OP_UPDATE | OP_UPSERT, Some(existing)) => Some(merge(existing, metadata)),
+                (OP_DELETE, _) => None,
+                (_, other) => other,
+            };
+        }
+        record
+    }
+}
+
+/// Chroma's update: given keys replace, null keys are removed, the rest stay.
+fn merge(existing: OfflineRecord, update: Option<Map<String, Value>>) -> OfflineRecord {
+    let Some(update) = update else {
+        return existing;
+    };
+    let mut fields = existing.metadata.unwrap_or_default();
+    if let Some(d) = existing.document {
+        fields.insert(DOCUMENT_KEY.into(), Value::String(d));
+    }
+    if let Some(u) = existing.uri {
+        fields.insert(URI_KEY.into(), Value::String(u));
+    }
+    for (key, value) in update {
+        if value.is_null() {
+            fields.remove(&key);
+        } else {
+            fields.insert(key, value);
+        }
+    }
+    split_fields(existing.id, fields)
+}
+
+fn replay_metadata(log: &[LogEntry]) -> HashMap<String, Change> {
+    let mut changes: HashMap<String, Change> = HashMap::new();
+    for entry in log {
+        changes
+            .entry(entry.id.clone())
+            .or_insert_with(|| Change {
+                first_seq: entry.seq,
+                steps: Vec::new(),
+                id: entry.id.clone(),
+            })
+            .steps
+            .push((entry.operation, entry.metadata.clone()));
+    }
+    changes
+}
