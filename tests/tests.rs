@@ -7,4 +7,5 @@ mod drill;
 mod latency;
 mod repository;
 mod seed_bench;
+mod transfer;
 mod validate;

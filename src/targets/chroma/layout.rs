@@ -353,8 +353,10 @@ pub fn check_hnsw(
             ));
         }
     }
+    // Deleted records leave the id map but keep their (marked) element: fewer ids than
+    // elements is normal, more is not.
     if let Some(serde_pickle::Value::Dict(labels)) = get("id_to_label") {
-        if labels.len() as u64 != header.cur_element_count {
+        if labels.len() as u64 > header.cur_element_count {
             return Err(format!(
                 "index_metadata.pickle maps {} ids; header.bin holds {} elements",
                 labels.len(),
