@@ -16,6 +16,7 @@ pub mod export;
 pub mod latency;
 pub mod platform;
 pub mod progress;
+pub mod rebuild;
 pub mod repo;
 pub mod report;
 pub mod scenario;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cli::drill::{BenchArgs, RunArgs, SeedArgs, ValidateArgs};
+use cli::rebuild::RebuildArgs;
 use cli::repo::{
     ArchiveArgs, BackupArgs, InfoArgs, ListArgs, PruneArgs, RestoreArgs, StatsArgs, VerifyArgs,
 };
@@ -101,6 +102,11 @@ enum Command {
         after_help = "Examples:\n  vecdrill import --url http://127.0.0.1:8000 --in chroma.jsonl.zst\n  vecdrill import --url http://new-host:8000 --in chroma.jsonl.zst --collection docs --as docs-restored"
     )]
     Import(ImportArgs),
+    /// Rebuild a collection from source documents through an OpenAI-compatible embedding endpoint.
+    #[command(
+        after_help = "Examples:\n  OPENAI_API_KEY=... vecdrill rebuild --url http://127.0.0.1:8000 --collection docs --source docs.jsonl --embed-url https://api.openai.com --model text-embedding-3-small --space cosine\n  vecdrill rebuild --url http://127.0.0.1:8000 --collection docs --source postgres://app@db/app --table documents --text-field body --embed-url http://embedder:8080 --model bge-small --expected-min 1000"
+    )]
+    Rebuild(RebuildArgs),
 }
 
 fn main() -> ExitCode {
@@ -153,5 +159,6 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Stats(args) => cli::repo::stats(args).await,
         Command::Export(args) => cli::transfer::export(args).await,
         Command::Import(args) => cli::transfer::import(args).await,
+        Command::Rebuild(args) => cli::rebuild::rebuild(args).await,
     }
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod drill;
 mod latency;
+mod rebuild;
 mod repository;
 mod seed_bench;
 mod transfer;

@@ -4,6 +4,7 @@
 pub mod drill;
 pub mod observer;
 pub mod progress;
+pub mod rebuild;
 pub mod repo;
 pub mod transfer;
 

@@ -13,9 +13,12 @@ use serde::de::DeserializeOwned;
 mod backup;
 mod context;
 mod count;
+mod export;
 mod fault;
 mod heartbeat;
 mod http;
+mod import;
+mod rebuild;
 mod restore;
 mod search_latency;
 mod seed;
@@ -53,6 +56,10 @@ pub enum StepError {
     Protect(#[from] crate::targets::chroma::protect::ProtectError),
     #[error(transparent)]
     Repo(#[from] crate::repo::RepoError),
+    #[error(transparent)]
+    Transfer(#[from] crate::export::TransferError),
+    #[error(transparent)]
+    Rebuild(#[from] crate::rebuild::RebuildError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -134,6 +141,9 @@ pub static KINDS: &[StepKind] = &[
     backup::KIND,
     restore::KIND,
     verify::KIND,
+    export::KIND,
+    import::KIND,
+    rebuild::KIND,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static StepKind> {

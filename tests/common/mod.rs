@@ -348,3 +348,203 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The embedding endpoint STAND-IN (tests/fixtures/embedding_standin.py): implements the
+/// OpenAI `/v1/embeddings` contract with deterministic word-hash embeddings. Killed on drop.
+pub struct EmbeddingStandin {
+    pub port: u16,
+    child: Child,
+}
+
+impl EmbeddingStandin {
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(project_root().join("tests/fixtures/embedding_standin.py"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the embedding stand-in");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the stand-in prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected stand-in output {line:?}"));
+        Self { port, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Counters: requests, throttled, failed, texts, unauthorized.
+    pub fn stats(&self) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("stand-in");
+        stream
+            .write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+        serde_json::from_str(body).expect("stats JSON")
+    }
+}
+
+impl Drop for EmbeddingStandin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A PostgreSQL server in a scratch directory, run as the `postgres` user when the tests run
+/// as root (PostgreSQL refuses root). Stopped and removed on drop.
+pub struct PostgresServer {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl PostgresServer {
+    pub fn start() -> Self {
+        let bin = postgres_bin_dir();
+        let dir = std::env::temp_dir().join(format!("vecdrill-pg-{}", free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let server = Self { port, dir, bin };
+        server.as_owner(
+            &["chown", "-R", "postgres", server.dir.to_str().unwrap()],
+            true,
+        );
+        let data = server.dir.join("data");
+        server.pg(&[
+            "initdb",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-D",
+            data.to_str().unwrap(),
+        ]);
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1",
+            server.dir.display()
+        );
+        server.pg(&[
+            "pg_ctl",
+            "-D",
+            data.to_str().unwrap(),
+            "-o",
+            &options,
+            "-w",
+            "-l",
+            server.dir.join("log").to_str().unwrap(),
+            "start",
+        ]);
+        server
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Run SQL through psql.
+    pub fn psql(&self, sql: &str) {
+        self.pg(&[
+            "psql",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-c",
+            sql,
+        ]);
+    }
+
+    fn pg(&self, args: &[&str]) {
+        let mut full = vec![self.bin.join(args[0]).display().to_string()];
+        full.extend(args[1..].iter().map(|s| s.to_string()));
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        self.as_owner(&full, false);
+    }
+
+    fn as_owner(&self, args: &[&str], as_root: bool) {
+        let is_root = nix_is_root();
+        let mut command = if is_root && !as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).args(args);
+            c
+        } else if as_root && !is_root {
+            return;
+        } else {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        };
+        let output = command
+            .current_dir(&self.dir)
+            .output()
+            .expect("run a postgres tool");
+        assert!(
+            output.status.success(),
+            "{args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let stop = [
+            self.bin.join("pg_ctl").display().to_string(),
+            "-D".into(),
+            data.display().to_string(),
+            "-m".into(),
+            "immediate".into(),
+            "stop".into(),
+        ];
+        let stop: Vec<&str> = stop.iter().map(String::as_str).collect();
+        let _ =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.as_owner(&stop, false)));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Debian keeps the server tools in /usr/lib/postgresql/VERSION/bin.
+fn postgres_bin_dir() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .into_iter()
+        .rev()
+        .find(|b| b.join("initdb").exists())
+        .expect("PostgreSQL server tools are not installed: run `bash .ci/setup` (apt postgresql)")
+}

@@ -1,0 +1,62 @@
+//! `export`: write collections from the target server to an export file.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::export::api::{self, ApiExportOptions};
+use crate::export::Selection;
+use crate::outputs;
+use crate::progress::NoProgress;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    /// The export file (`.zst` for compressed).
+    out: PathBuf,
+    /// Collections to export; every collection when omitted.
+    #[serde(default)]
+    collections: Vec<String>,
+}
+
+pub const KIND: StepKind = StepKind {
+    name: "export",
+    summary: "export `collections` (default: all) from the target to the file `out`",
+    outputs: &["collections", "records", "rows_per_second", "file"],
+    needs_service: false,
+    build: super::build::<Export>,
+};
+
+pub fn selection(names: &[String]) -> Selection {
+    if names.is_empty() {
+        Selection::All
+    } else {
+        Selection::Named(names.to_vec())
+    }
+}
+
+#[async_trait]
+impl Step for Export {
+    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
+        if let Some(parent) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StepError::io(format!("cannot create {}", parent.display()), e))?;
+        }
+        let summary = api::export(
+            ctx.chroma,
+            &selection(&self.collections),
+            &self.out,
+            ApiExportOptions::default(),
+            &NoProgress,
+        )
+        .await?;
+        Ok(outputs! {
+            "collections" => summary.collections.len(),
+            "records" => summary.records,
+            "rows_per_second" => summary.rows_per_second,
+            "file" => summary.file,
+        })
+    }
+}
