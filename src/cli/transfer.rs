@@ -68,7 +68,7 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
     /// Upserts in flight.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     pub parallel: usize,
     #[arg(long)]
     pub json: bool,

@@ -34,7 +34,7 @@ impl Default for ImportOptions {
             selection: Selection::All,
             rename: None,
             batch_size: 1000,
-            parallel: 2,
+            parallel: 4,
         }
     }
 }
