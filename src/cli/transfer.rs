@@ -100,15 +100,14 @@ pub async fn export(args: ExportArgs) -> Result<i32, Failure> {
         .await?
     } else if let Some(dir) = &args.chroma_dir {
         let (dir, which, out) = (dir.clone(), which.clone(), args.out.clone());
-        tokio::task::spawn_blocking(move || {
-            offline::export_dir(&dir, &which, &out, &vecdrill::progress::NoProgress)
-        })
-        .await
-        .map_err(|e| Failure {
-            message: format!("export task: {e}"),
-            hint: None,
-            code: exit::RUNTIME,
-        })??
+        let bar = for_terminal(args.json);
+        tokio::task::spawn_blocking(move || offline::export_dir(&dir, &which, &out, bar.as_ref()))
+            .await
+            .map_err(|e| Failure {
+                message: format!("export task: {e}"),
+                hint: None,
+                code: exit::RUNTIME,
+            })??
     } else {
         let url = args.repo.as_deref().expect("clap requires a source");
         let repo = Repository::open(url).await?;
