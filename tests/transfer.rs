@@ -310,9 +310,23 @@ fn offline_exports_of_a_stopped_directory_and_of_a_backup_equal_the_api_export()
     let server = ChromaServer::start(&data);
     runtime().block_on(write_rich_data(&ChromaClient::new(&server.url())));
     let api = export_api(&server.url(), &tmp.path().join("api.jsonl"));
+    let offline = tmp.path().join("offline.jsonl");
+    let run = vecdrill([
+        "export",
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--all",
+        "--out",
+        offline.to_str().unwrap(),
+    ]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("in use"),
+        "a live directory is refused: {}",
+        run.stderr()
+    );
     server.stop();
 
-    let offline = tmp.path().join("offline.jsonl");
     vecdrill([
         "export",
         "--chroma-dir",

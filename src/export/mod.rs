@@ -83,6 +83,8 @@ pub enum TransferError {
     NoSuchCollection { name: String, source_name: String },
     #[error("{0}")]
     Offline(String),
+    #[error("{path} is in use by process {holders}: its files change while they are read")]
+    InUse { path: String, holders: String },
     #[error(
         "collection {name:?} counts {count} records after the import; the file holds {expected}"
     )]
@@ -102,6 +104,7 @@ impl Classify for TransferError {
             Self::Repo(e) => e.exit_code(),
             Self::NoSuchCollection { .. } => exit::BAD_INPUT,
             Self::Offline(_) => exit::FAILED,
+            Self::InUse { .. } => exit::BAD_INPUT,
             Self::CountMismatch { .. } => exit::FAILED,
         }
     }
@@ -116,6 +119,10 @@ impl Classify for TransferError {
                 Some("check the name, or export every collection with --all".into())
             }
             Self::Offline(_) => None,
+            Self::InUse { .. } => Some(
+                "export from the running server with --url, or stop it and export the directory"
+                    .into(),
+            ),
             Self::CountMismatch { .. } => Some(
                 "something else writes to the collection, or the import was cut short: run the same import again (it is resumable)".into(),
             ),

@@ -12,7 +12,7 @@ use crate::progress::Progress;
 use crate::repo::format::Manifest;
 use crate::repo::index::ChunkIndex;
 use crate::repo::{restore, Repository};
-use crate::targets::chroma::layout::SQLITE_FILE;
+use crate::targets::chroma::layout::{self, SQLITE_FILE};
 use crate::targets::chroma::offline::{OfflineCollection, OfflineDatabase};
 use crate::targets::chroma::protect;
 
@@ -24,6 +24,15 @@ pub fn export_dir(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<TransferSummary, TransferError> {
+    // A running server rewrites the HNSW files and purges the log behind them: reading them
+    // meanwhile can miss vectors. Export through its API instead.
+    let holders = layout::holders(dir);
+    if !holders.is_empty() {
+        return Err(TransferError::InUse {
+            path: dir.display().to_string(),
+            holders: holders.join(", "),
+        });
+    }
     let source = json!({ "kind": "chroma-dir", "path": dir.display().to_string() });
     export_database(dir, selection, out, source, progress)
 }
