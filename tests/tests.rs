@@ -4,6 +4,7 @@
 mod common;
 
 mod drill;
+mod faiss_redis;
 mod latency;
 mod rebuild;
 mod repository;

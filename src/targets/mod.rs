@@ -1,3 +1,4 @@
 //! The databases vecdrill protects and drills, one module per kind.
 
 pub mod chroma;
+pub mod faiss;

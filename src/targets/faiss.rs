@@ -1,0 +1,339 @@
+//! FAISS index files, read in Rust: the type, dimension and `ntotal` of an index, and a walk
+//! of its whole structure so a truncated or padded file is caught before it is trusted.
+//!
+//! faiss writes an index as a four-character code naming its class, the common header
+//! (`d: i32, ntotal: i64, two i64 placeholders, is_trained: u8, metric_type: i32` and, for
+//! metrics above inner product, `metric_arg: f32`), then the class's own fields; vectors are
+//! a `u64` length followed by the elements. The walk covers the flat, IVF (flat and PQ), HNSW
+//! (flat) and ID-map indexes and their nesting; for any other class the header is read and
+//! the structure reported as not walked.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaissIndexInfo {
+    /// The faiss class, e.g. `IndexHNSWFlat`, or `IndexIDMap` over its inner index.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub dimension: u32,
+    pub ntotal: u64,
+    pub metric: String,
+    /// The class inside an ID map, an IVF quantizer or HNSW storage, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner: Option<String>,
+    /// Whether every byte of the file was accounted for by the walk.
+    pub structure_checked: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FaissError {
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("cannot read {file}: {message}")]
+    Read { file: String, message: String },
+}
+
+/// Inspect one index file.
+pub fn inspect(path: &Path) -> Result<FaissIndexInfo, FaissError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| FaissError::Read {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    inspect_bytes(&bytes).map_err(|message| FaissError::Invalid { file, message })
+}
+
+pub fn inspect_bytes(bytes: &[u8]) -> Result<FaissIndexInfo, String> {
+    let mut reader = Reader { bytes, at: 0 };
+    let walked = reader.index()?;
+    if walked.structure_checked && reader.at != bytes.len() {
+        return Err(format!(
+            "{} bytes after the end of the {} index (the file is not one faiss index)",
+            bytes.len() - reader.at,
+            walked.kind
+        ));
+    }
+    Ok(walked)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+struct Header {
+    d: u32,
+    ntotal: u64,
+    metric: String,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(format!(
+                "truncated: {what} needs {n} bytes at offset {} but the file is {} bytes",
+                self.at,
+                self.bytes.len()
+            ));
+        };
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, String> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn i32(&mut self, what: &str) -> Result<i32, String> {
+        Ok(i32::from_le_bytes(
+            self.take(4, what)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8, what)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn fourcc(&mut self) -> Result<String, String> {
+        let code = self.take(4, "the index type code")?;
+        Ok(String::from_utf8_lossy(code).into_owned())
+    }
+
+    /// A faiss vector: `u64` element count, then the elements.
+    fn vector(&mut self, element: usize, what: &str) -> Result<u64, String> {
+        let n = self.u64(what)?;
+        let bytes = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_mul(element))
+            .ok_or_else(|| format!("{what}: impossible length {n}"))?;
+        self.take(bytes, what)?;
+        Ok(n)
+    }
+
+    fn header(&mut self) -> Result<Header, String> {
+        let d = self.i32("the dimension")?;
+        let ntotal = self.u64("ntotal")?;
+        self.u64("a reserved field")?;
+        self.u64("a reserved field")?;
+        self.u8("is_trained")?;
+        let metric = self.i32("the metric")?;
+        if metric > 1 {
+            self.take(4, "the metric argument")?;
+        }
+        if d <= 0 || ntotal > (1 << 48) {
+            return Err(format!(
+                "implausible header: dimension {d}, ntotal {ntotal}"
+            ));
+        }
+        Ok(Header {
+            d: d as u32,
+            ntotal,
+            metric: match metric {
+                0 => "inner_product".into(),
+                1 => "l2".into(),
+                other => format!("metric {other}"),
+            },
+        })
+    }
+
+    fn index(&mut self) -> Result<FaissIndexInfo, String> {
+        let code = self.fourcc()?;
+        let info = |kind: &str, h: &Header, inner: Option<String>, checked: bool| FaissIndexInfo {
+            kind: kind.into(),
+            dimension: h.d,
+            ntotal: h.ntotal,
+            metric: h.metric.clone(),
+            inner,
+            structure_checked: checked,
+        };
+        match code.as_str() {
+            "IxF2" | "IxFI" | "IxFl" => {
+                let h = self.header()?;
+                let floats = self.vector(4, "the vectors")?;
+                if floats != h.ntotal * u64::from(h.d) {
+                    return Err(format!(
+                        "the flat index holds {floats} floats; ntotal {} x dimension {} needs {}",
+                        h.ntotal,
+                        h.d,
+                        h.ntotal * u64::from(h.d)
+                    ));
+                }
+                let kind = match code.as_str() {
+                    "IxF2" => "IndexFlatL2",
+                    "IxFI" => "IndexFlatIP",
+                    _ => "IndexFlat",
+                };
+                Ok(info(kind, &h, None, true))
+            }
+            "IxMp" | "IxM2" => {
+                let h = self.header()?;
+                let inner = self.index()?;
+                let ids = self.vector(8, "the id map")?;
+                if ids != h.ntotal || inner.ntotal != h.ntotal {
+                    return Err(format!(
+                        "the id map holds {ids} ids and its index {} vectors; ntotal is {}",
+                        inner.ntotal, h.ntotal
+                    ));
+                }
+                let kind = if code == "IxM2" {
+                    "IndexIDMap2"
+                } else {
+                    "IndexIDMap"
+                };
+                Ok(info(kind, &h, Some(inner.kind), inner.structure_checked))
+            }
+            "IHNf" => {
+                let h = self.header()?;
+                self.hnsw(h.ntotal)?;
+                let storage = self.index()?;
+                if storage.ntotal != h.ntotal {
+                    return Err(format!(
+                        "the HNSW graph has {} nodes but its storage {} vectors",
+                        h.ntotal, storage.ntotal
+                    ));
+                }
+                Ok(info(
+                    "IndexHNSWFlat",
+                    &h,
+                    Some(storage.kind),
+                    storage.structure_checked,
+                ))
+            }
+            "IwFl" | "IwPQ" => {
+                let h = self.header()?;
+                let nlist = self.u64("nlist")?;
+                self.u64("nprobe")?;
+                let quantizer = self.index()?;
+                if quantizer.ntotal != nlist && quantizer.ntotal != 0 {
+                    return Err(format!(
+                        "the IVF quantizer has {} centroids; nlist is {nlist}",
+                        quantizer.ntotal
+                    ));
+                }
+                self.direct_map()?;
+                let code_size = if code == "IwPQ" {
+                    self.u8("by_residual")?;
+                    let code_size = self.u64("code_size")?;
+                    self.u64("pq.d")?;
+                    self.u64("pq.M")?;
+                    self.u64("pq.nbits")?;
+                    self.vector(4, "the PQ centroids")?;
+                    Some(code_size)
+                } else {
+                    None
+                };
+                let stored = self.inverted_lists(nlist, code_size)?;
+                if stored != h.ntotal {
+                    return Err(format!(
+                        "the inverted lists hold {stored} vectors; ntotal is {}",
+                        h.ntotal
+                    ));
+                }
+                let kind = if code == "IwPQ" {
+                    "IndexIVFPQ"
+                } else {
+                    "IndexIVFFlat"
+                };
+                Ok(info(
+                    kind,
+                    &h,
+                    Some(quantizer.kind),
+                    quantizer.structure_checked,
+                ))
+            }
+            "null" => Err("an empty (null) index".into()),
+            other if other.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                let h = self.header()?;
+                Ok(info(&format!("faiss:{other}"), &h, None, false))
+            }
+            other => Err(format!(
+                "not a faiss index (starts with {:?})",
+                other.escape_debug().to_string()
+            )),
+        }
+    }
+
+    fn hnsw(&mut self, ntotal: u64) -> Result<(), String> {
+        self.vector(8, "HNSW assign_probas")?;
+        self.vector(4, "HNSW cum_nneighbor_per_level")?;
+        let levels = self.vector(4, "HNSW levels")?;
+        let offsets = self.vector(8, "HNSW offsets")?;
+        self.vector(4, "HNSW neighbors")?;
+        for field in [
+            "entry_point",
+            "max_level",
+            "efConstruction",
+            "efSearch",
+            "upper_beam",
+        ] {
+            self.i32(field)?;
+        }
+        if levels != ntotal || offsets != ntotal + 1 {
+            return Err(format!(
+                "the HNSW graph describes {levels} nodes ({offsets} offsets); ntotal is {ntotal}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn direct_map(&mut self) -> Result<(), String> {
+        let kind = self.u8("the direct map type")?;
+        self.vector(8, "the direct map")?;
+        if kind == 2 {
+            self.vector(16, "the direct map hashtable")?;
+        }
+        Ok(())
+    }
+
+    /// `ilar` array inverted lists; returns the number of vectors they hold.
+    fn inverted_lists(
+        &mut self,
+        nlist: u64,
+        expected_code_size: Option<u64>,
+    ) -> Result<u64, String> {
+        let code = self.fourcc()?;
+        if code == "il00" {
+            return Ok(0);
+        }
+        if code != "ilar" {
+            return Err(format!("inverted lists of type {code:?} are not supported"));
+        }
+        let lists = self.u64("the list count")?;
+        let code_size = self.u64("the code size")?;
+        if lists != nlist || expected_code_size.is_some_and(|c| c != code_size) {
+            return Err(format!(
+                "inverted lists: {lists} lists of {code_size}-byte codes do not match the index"
+            ));
+        }
+        let layout = self.fourcc()?;
+        let n = self.u64("the list sizes")?;
+        let mut sizes = Vec::new();
+        for _ in 0..n {
+            sizes.push(self.u64("a list size")?);
+        }
+        let counts: Vec<u64> = match layout.as_str() {
+            "full" => sizes,
+            "sprs" => sizes
+                .chunks(2)
+                .map(|p| p.get(1).copied().unwrap_or(0))
+                .collect(),
+            other => return Err(format!("inverted list layout {other:?} is not supported")),
+        };
+        let mut total = 0u64;
+        for count in counts {
+            let bytes = count
+                .checked_mul(code_size + 8)
+                .and_then(|b| usize::try_from(b).ok())
+                .ok_or("an impossible list size")?;
+            self.take(bytes, "an inverted list")?;
+            total += count;
+        }
+        Ok(total)
+    }
+}
