@@ -18,6 +18,7 @@ use vecdrill::targets::chroma::capture::CaptureMode;
 use vecdrill::targets::chroma::protect::{
     self, BackupOutcome, BackupRequest, RestoreOutcome, RestoreRequest, RestoreSource,
 };
+use vecdrill::targets::faiss_redis;
 
 use super::{print_json, progress::for_terminal, Failure};
 
@@ -33,8 +34,26 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub repo: RepoArg,
     /// The Chroma persistent directory (the one `chroma run --path` uses).
+    #[arg(long, required_unless_present_any = ["faiss", "redis"], conflicts_with_all = ["faiss", "redis"])]
+    pub chroma_dir: Option<PathBuf>,
+    /// A FAISS index file (repeatable): stored under its file name, read with a stability check.
     #[arg(long)]
-    pub chroma_dir: PathBuf,
+    pub faiss: Vec<PathBuf>,
+    /// Redis holding the metadata: BGSAVE is run and waited for, and its RDB file stored.
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Count the Redis keys under this prefix into the manifest (repeatable).
+    #[arg(long = "redis-prefix", requires = "redis")]
+    pub redis_prefixes: Vec<String>,
+    /// The RDB file, when the server's own (CONFIG GET dir/dbfilename) is not readable here.
+    #[arg(long, requires = "redis")]
+    pub redis_rdb: Option<PathBuf>,
+    /// FAISS + Redis: a shell command run before the capture (e.g. pause the writer).
+    #[arg(long)]
+    pub pre: Option<String>,
+    /// FAISS + Redis: a shell command run after the capture, even when it fails.
+    #[arg(long)]
+    pub post: Option<String>,
     /// How to copy a directory a server is using: `hot` (commits wait while files are copied)
     /// or `cold` (stop, copy, start). Without it, a directory in use is refused.
     #[arg(long)]
@@ -96,6 +115,10 @@ pub struct VerifyArgs {
     /// Download every pack and re-hash every chunk.
     #[arg(long)]
     pub read_data: bool,
+    /// FAISS + Redis backups: the index's ntotal must equal the Redis key count under the
+    /// prefix, e.g. `content_index.faiss=chimera-vectors:` (repeatable).
+    #[arg(long = "expect-match", value_parser = super::parse_key_value)]
+    pub expect_match: Vec<(String, String)>,
     #[arg(long)]
     pub json: bool,
 }
@@ -194,18 +217,45 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
         ))),
         _ => None,
     };
+    let progress = for_terminal(args.json);
+    let Some(chroma_dir) = args.chroma_dir.clone() else {
+        let request = faiss_redis::FaissRedisRequest {
+            faiss: args.faiss.clone(),
+            redis_url: args.redis.clone(),
+            prefixes: args.redis_prefixes.clone(),
+            rdb_path: args.redis_rdb.clone(),
+            tags: args.tags.clone(),
+            pre: args.pre.clone(),
+            post: args.post.clone(),
+            save_timeout: args
+                .max_write_stall
+                .as_duration()
+                .max(std::time::Duration::from_secs(300)),
+            min_interval: args.min_interval.map(HumanDuration::as_duration),
+        };
+        let outcome = faiss_redis::backup(&repo, &request, progress.as_ref()).await?;
+        return finish_backup(&repo, outcome, &args).await;
+    };
     let request = BackupRequest {
-        dir: args.chroma_dir,
+        dir: chroma_dir,
         mode: args.mode,
-        tags: args.tags,
+        tags: args.tags.clone(),
         max_write_stall: args.max_write_stall.as_duration(),
-        staging_parent: args.staging_dir,
+        staging_parent: args.staging_dir.clone(),
         min_interval: args.min_interval.map(HumanDuration::as_duration),
         read_all: args.read_all,
     };
-    let progress = for_terminal(args.json);
     let outcome =
         protect::backup(&repo, &request, service.as_deref_mut(), progress.as_ref()).await?;
+    finish_backup(&repo, outcome, &args).await
+}
+
+/// Rotation after a successful backup, then the report.
+async fn finish_backup(
+    repo: &Repository,
+    outcome: BackupOutcome,
+    args: &BackupArgs,
+) -> Result<i32, Failure> {
     let mut pruned = None;
     if let (BackupOutcome::Created { .. }, Some(keep)) = (&outcome, args.keep_last) {
         // Rotation only after a successful backup (seed 000).
@@ -217,7 +267,7 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
             dry_run: false,
             limit: None,
         };
-        pruned = Some(vecdrill::repo::prune::prune(&repo, &options).await?);
+        pruned = Some(vecdrill::repo::prune::prune(repo, &options).await?);
     }
     if args.json {
         print_json(&serde_json::json!({ "backup": outcome, "pruned": pruned }));
@@ -321,6 +371,10 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
     if args.json {
         let mut value = serde_json::to_value(&manifest).unwrap_or_default();
         value["collections"] = serde_json::Value::Array(collections_summary(&manifest));
+        if let Some(store) = faiss_redis::described(&manifest) {
+            value["faiss"] = serde_json::to_value(&store.faiss).unwrap_or_default();
+            value["redis"] = serde_json::to_value(&store.redis).unwrap_or_default();
+        }
         print_json(&value);
         return Ok(exit::SUCCESS);
     }
@@ -344,6 +398,21 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
             println!(
                 "  collection {:<30} {:>10} records  dim {:?}",
                 c.name, c.count, c.dimension
+            );
+        }
+    }
+    if let Some(store) = faiss_redis::described(&manifest) {
+        for index in &store.faiss {
+            println!(
+                "  faiss {:<30} {}",
+                index.name,
+                faiss_redis::describe_index(&index.info)
+            );
+        }
+        if let Some(redis) = &store.redis {
+            println!(
+                "  redis {} (v{}): {} keys {:?}, saved {}",
+                redis.url, redis.version, redis.keys, redis.prefixes, redis.saved_at
             );
         }
     }
@@ -371,9 +440,37 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
     let report =
         vecdrill::repo::verify::verify(&repo, &manifests, args.read_data, progress.as_ref())
             .await?;
+    // FAISS + Redis backups: their indexes read back, parsed and compared with the manifest.
+    let mut store_checks = Vec::new();
+    for manifest in manifests
+        .iter()
+        .filter(|m| faiss_redis::described(m).is_some())
+    {
+        for check in
+            faiss_redis::verify_backup(&repo, manifest, &args.expect_match, progress.as_ref())
+                .await?
+        {
+            store_checks.push((manifest.id.clone(), check));
+        }
+    }
+    let passed = report.passed() && store_checks.iter().all(|(_, c)| c.passed);
     if args.json {
-        print_json(&report);
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        value["store_checks"] = serde_json::json!(store_checks
+            .iter()
+            .map(|(backup, c)| serde_json::json!({"backup": backup, "name": c.name, "passed": c.passed, "detail": c.detail}))
+            .collect::<Vec<_>>());
+        value["passed"] = serde_json::Value::Bool(passed);
+        print_json(&value);
     } else {
+        for (backup, check) in &store_checks {
+            println!(
+                "{} backup {backup} {}: {}",
+                if check.passed { "ok" } else { "FAILED" },
+                check.name,
+                check.detail
+            );
+        }
         for problem in &report.problems {
             println!(
                 "DAMAGED backup {} file {}: {} {}",
@@ -385,7 +482,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
         }
         eprintln!(
             "{}: {} backup(s), {} files, {} chunks in {} packs{}; {} problem(s)",
-            if report.passed() {
+            if passed {
                 "verified"
             } else {
                 "verification FAILED"
@@ -402,11 +499,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
             report.problems.len()
         );
     }
-    Ok(if report.passed() {
-        exit::SUCCESS
-    } else {
-        exit::FAILED
-    })
+    Ok(if passed { exit::SUCCESS } else { exit::FAILED })
 }
 
 pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {

@@ -2,3 +2,5 @@
 
 pub mod chroma;
 pub mod faiss;
+pub mod faiss_redis;
+pub mod redis;

@@ -17,6 +17,7 @@ use crate::repo::index::ChunkIndex;
 use crate::repo::restore::{materialise, sibling, swap_into};
 use crate::repo::writer::{walk, BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, RepoError, Repository};
+use crate::targets::faiss_redis;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProtectError {
@@ -44,6 +45,14 @@ pub enum ProtectError {
         "{dir} is in use by a running server ({holders}); restoring under it would corrupt it"
     )]
     TargetInUse { dir: String, holders: String },
+    #[error(transparent)]
+    Redis(#[from] crate::targets::redis::RedisError),
+    #[error("{0}")]
+    Input(String),
+    #[error("the {which} command failed: {reason}")]
+    Hook { which: String, reason: String },
+    #[error("{file} kept changing while it was read ({attempts} attempts), so no backup was made")]
+    Unstable { file: String, attempts: u32 },
 }
 
 impl Classify for ProtectError {
@@ -54,6 +63,9 @@ impl Classify for ProtectError {
             Self::Layout(_) => exit::BAD_INPUT,
             Self::ChecksFailed { .. } => exit::FAILED,
             Self::NewerChroma { .. } | Self::TargetInUse { .. } => exit::BAD_INPUT,
+            Self::Redis(e) => e.exit_code(),
+            Self::Input(_) => exit::BAD_INPUT,
+            Self::Hook { .. } | Self::Unstable { .. } => exit::RUNTIME,
         }
     }
 
@@ -67,6 +79,11 @@ impl Classify for ProtectError {
             Self::ChecksFailed { .. } => Some("try an older backup (`vecdrill list`), and run `vecdrill verify --read-data`".into()),
             Self::NewerChroma { .. } => Some("upgrade Chroma on the target first, or restore into an empty directory".into()),
             Self::TargetInUse { .. } => Some("stop the server first (a drill does this with a `stop` step)".into()),
+            Self::Redis(e) => e.hint(),
+            Self::Unstable { .. } => Some(
+                "something is still writing the index: pause the writer with --pre/--post commands, or back up after it saves".into(),
+            ),
+            Self::Hook { .. } => Some("run the command by hand to see why it fails".into()),
             _ => None,
         }
     }
@@ -97,6 +114,23 @@ pub enum BackupOutcome {
     },
 }
 
+/// Seed 000's "at most once per interval": the skip, when the newest backup is too young.
+pub fn skip_if_recent(existing: &[Manifest], interval: Option<Duration>) -> Option<BackupOutcome> {
+    let (interval, newest) = (interval?, existing.last()?);
+    let age = (Utc::now() - newest.created_at)
+        .to_std()
+        .unwrap_or_default();
+    (age < interval).then(|| BackupOutcome::Skipped {
+        reason: format!(
+            "the newest backup is {} old, younger than --min-interval {}",
+            crate::duration::format_duration(age),
+            crate::duration::format_duration(interval)
+        ),
+        newest: newest.id.clone(),
+        newest_at: newest.created_at,
+    })
+}
+
 pub async fn backup(
     repo: &Repository,
     request: &BackupRequest,
@@ -104,23 +138,8 @@ pub async fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
     let existing = repo.manifests().await?;
-    if let Some(interval) = request.min_interval {
-        if let Some(newest) = existing.last().cloned() {
-            let age = (Utc::now() - newest.created_at)
-                .to_std()
-                .unwrap_or_default();
-            if age < interval {
-                return Ok(BackupOutcome::Skipped {
-                    reason: format!(
-                        "the newest backup is {} old, younger than --min-interval {}",
-                        crate::duration::format_duration(age),
-                        crate::duration::format_duration(interval)
-                    ),
-                    newest: newest.id,
-                    newest_at: newest.created_at,
-                });
-            }
-        }
+    if let Some(skipped) = skip_if_recent(&existing, request.min_interval) {
+        return Ok(skipped);
     }
     let began = Instant::now();
     let created_at = Utc::now();
@@ -332,9 +351,20 @@ pub async fn restore(
         }
     };
     let target = &request.to;
-    let exists = target.join(layout::SQLITE_FILE).is_file();
+    // FAISS + Redis backups restore through the same staging and swap, with their own checks.
+    let chroma = manifest.source.kind != faiss_redis::SOURCE_KIND;
+    let exists = if chroma {
+        target.join(layout::SQLITE_FILE).is_file()
+    } else {
+        target.join(faiss_redis::RDB_FILE).is_file() || target.join("faiss").is_dir()
+    };
     if request.if_newer && exists {
-        if let Some(local) = layout::data_time(target) {
+        let local = if chroma {
+            layout::data_time(target)
+        } else {
+            newest_mtime(target)
+        };
+        if let Some(local) = local {
             let local: DateTime<Utc> = local.into();
             if manifest.created_at <= local {
                 return Ok(RestoreOutcome::Skipped {
@@ -349,7 +379,7 @@ pub async fn restore(
             }
         }
     }
-    if exists {
+    if exists && chroma {
         refuse_newer_schema(&manifest, target)?;
         let holders = layout::holders(target);
         if !holders.is_empty() {
@@ -427,6 +457,14 @@ async fn stage_and_check(
         }
     }
     tracing::info!(elapsed = ?began.elapsed(), "restore: files written and hash-verified");
+    if manifest.source.kind == faiss_redis::SOURCE_KIND {
+        let (dir, recorded) = (staging.to_path_buf(), manifest.clone());
+        let checks =
+            tokio::task::spawn_blocking(move || faiss_redis::check_restored(&dir, &recorded))
+                .await
+                .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
+        return checks_passed(manifest, checks);
+    }
     let dir = staging.to_path_buf();
     let (mut checks, layout) =
         tokio::task::spawn_blocking(move || layout::run_checks(&dir, layout::CheckPlan::RESTORED))
@@ -450,6 +488,13 @@ async fn stage_and_check(
             });
         }
     }
+    checks_passed(manifest, checks)
+}
+
+fn checks_passed(
+    manifest: &Manifest,
+    checks: Vec<CheckResult>,
+) -> Result<Vec<CheckResult>, ProtectError> {
     let failed = failures(&checks);
     if !failed.is_empty() {
         return Err(ProtectError::ChecksFailed {
@@ -459,6 +504,15 @@ async fn stage_and_check(
         });
     }
     Ok(checks)
+}
+
+/// The newest modification time of any file under `dir`.
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    walk(dir)
+        .ok()?
+        .iter()
+        .filter_map(|(path, _)| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+        .max()
 }
 
 fn refuse_newer_schema(manifest: &Manifest, target: &Path) -> Result<(), ProtectError> {

@@ -1,0 +1,494 @@
+//! FAISS indexes with their metadata in Redis (seed 003), protected like a Chroma directory:
+//! the same repository, retention, verification and restore.
+//!
+//! A backup holds `faiss/<file name>` for each index and `redis/dump.rdb`. Redis is asked for
+//! a fresh snapshot (`BGSAVE`, waited for and checked) and its keys are counted per prefix;
+//! each index file is read with a stability check (size, mtime and inode unchanged across the
+//! read, else retried, then refused). `--pre`/`--post` commands can pause the writers so the
+//! indexes and Redis describe the same moment.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::chroma::protect::{skip_if_recent, BackupOutcome, ProtectError};
+use super::faiss::{self, FaissIndexInfo};
+use super::redis::{rdb_version, RedisTarget};
+use crate::progress::Progress;
+use crate::repo::format::{normalise_tags, Capture, CheckResult, FileEntry, Manifest, Source};
+use crate::repo::writer::{BackupWriter, ManifestInfo};
+use crate::repo::{backup_id, Repository};
+
+pub const SOURCE_KIND: &str = "faiss_redis";
+pub const RDB_FILE: &str = "redis/dump.rdb";
+const FAISS_DIR: &str = "faiss";
+/// Reads of a file that keeps changing before the backup gives up.
+const STABLE_ATTEMPTS: u32 = 3;
+
+pub fn index_file(name: &str) -> String {
+    format!("{FAISS_DIR}/{name}")
+}
+
+/// What a backup records about the store (the manifest's `database`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreDescription {
+    pub faiss: Vec<IndexRecord>,
+    #[serde(default)]
+    pub redis: Option<RedisRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexRecord {
+    pub name: String,
+    /// Where the index was read from.
+    pub path: String,
+    #[serde(flatten)]
+    pub info: FaissIndexInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedisRecord {
+    pub url: String,
+    pub version: String,
+    /// `DBSIZE` right after the snapshot.
+    pub keys: u64,
+    pub prefixes: BTreeMap<String, u64>,
+    pub saved_at: DateTime<Utc>,
+    pub save_ms: f64,
+    /// Where the snapshot was read from.
+    pub rdb: String,
+    pub rdb_version: Option<u32>,
+}
+
+pub fn described(manifest: &Manifest) -> Option<StoreDescription> {
+    (manifest.source.kind == SOURCE_KIND)
+        .then(|| serde_json::from_value(manifest.database.clone()).ok())
+        .flatten()
+}
+
+pub struct FaissRedisRequest {
+    pub faiss: Vec<PathBuf>,
+    pub redis_url: Option<String>,
+    pub prefixes: Vec<String>,
+    /// The snapshot file, when the server's own (`CONFIG GET dir/dbfilename`) is not readable
+    /// from here.
+    pub rdb_path: Option<PathBuf>,
+    pub tags: Vec<String>,
+    /// Shell commands run before the capture and after it (always, even when it fails).
+    pub pre: Option<String>,
+    pub post: Option<String>,
+    pub save_timeout: Duration,
+    pub min_interval: Option<Duration>,
+}
+
+pub async fn backup(
+    repo: &Repository,
+    request: &FaissRedisRequest,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome, ProtectError> {
+    let existing = repo.manifests().await?;
+    if let Some(skipped) = skip_if_recent(&existing, request.min_interval) {
+        return Ok(skipped);
+    }
+    check_names(&request.faiss)?;
+    if let Some(pre) = &request.pre {
+        if let Err(err) = run_hook("--pre", pre).await {
+            if let Some(post) = &request.post {
+                let _ = run_hook("--post", post).await;
+            }
+            return Err(err);
+        }
+    }
+    let result = capture(repo, request, progress).await;
+    if let Some(post) = &request.post {
+        let after = run_hook("--post", post).await;
+        if result.is_ok() {
+            after?;
+        }
+    }
+    result
+}
+
+/// Index files are stored under their file names, which must therefore differ.
+fn check_names(paths: &[PathBuf]) -> Result<(), ProtectError> {
+    let mut seen = std::collections::HashSet::new();
+    for path in paths {
+        let name = file_name(path);
+        if !seen.insert(name.clone()) {
+            return Err(ProtectError::Input(format!(
+                "two index files are named {name:?}: give each --faiss a distinct file name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+async fn run_hook(which: &str, command: &str) -> Result<(), ProtectError> {
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .output()
+        .await
+        .map_err(|e| ProtectError::Hook {
+            which: which.into(),
+            reason: e.to_string(),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(ProtectError::Hook {
+        which: which.into(),
+        reason: format!(
+            "exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    })
+}
+
+async fn capture(
+    repo: &Repository,
+    request: &FaissRedisRequest,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome, ProtectError> {
+    let began = Instant::now();
+    let created_at = Utc::now();
+    // Redis first: its snapshot is the moment the backup describes.
+    let (redis, rdb) = match &request.redis_url {
+        Some(url) => {
+            let (record, rdb) = snapshot_redis(url, request).await?;
+            (Some(record), Some(rdb))
+        }
+        None => (None, None),
+    };
+    let mut files: Vec<(PathBuf, String)> = request
+        .faiss
+        .iter()
+        .map(|p| (p.clone(), index_file(&file_name(p))))
+        .collect();
+    if let Some(rdb) = &rdb {
+        files.push((rdb.clone(), RDB_FILE.to_string()));
+    }
+    let total = files
+        .iter()
+        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).map_err(|e| (p, e)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|(p, e)| ProtectError::Input(format!("cannot read {}: {e}", p.display())))?
+        .iter()
+        .sum();
+    let mut writer = BackupWriter::begin(repo).await?;
+    progress.start("backing up", Some(total));
+    let mut entries = Vec::new();
+    let mut indexes = Vec::new();
+    let mut checks = Vec::new();
+    let mut attempts = 1;
+    for (path, rel) in &files {
+        let stored = store_stable(&mut writer, path, rel, progress).await;
+        let (entry, tries, inspected) = match stored {
+            Ok(done) => done,
+            Err(err) => {
+                progress.finish();
+                writer.abort().await;
+                return Err(err);
+            }
+        };
+        attempts = attempts.max(tries);
+        match inspected {
+            Inspected::Index(Ok(info)) => {
+                checks.push(CheckResult {
+                    name: format!("faiss:{}", file_name(path)),
+                    passed: true,
+                    detail: describe_index(&info),
+                });
+                indexes.push(IndexRecord {
+                    name: file_name(path),
+                    path: path.display().to_string(),
+                    info,
+                });
+            }
+            Inspected::Index(Err(message)) => checks.push(CheckResult {
+                name: format!("faiss:{}", file_name(path)),
+                passed: false,
+                detail: message,
+            }),
+            Inspected::Rdb(result) => checks.push(CheckResult {
+                name: "redis_rdb".into(),
+                passed: result.is_ok(),
+                detail: result.unwrap_or_else(|e| e),
+            }),
+        }
+        entries.push(entry);
+    }
+    progress.finish();
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if !failed.is_empty() {
+        writer.abort().await;
+        return Err(ProtectError::ChecksFailed {
+            what: "the captured FAISS and Redis files".into(),
+            action: "committed",
+            failed,
+        });
+    }
+    let description = StoreDescription {
+        faiss: indexes,
+        redis,
+    };
+    let info = ManifestInfo {
+        id: backup_id(created_at),
+        created_at,
+        tags: normalise_tags(&request.tags),
+        source: Source {
+            kind: SOURCE_KIND.into(),
+            path: describe_source(request),
+        },
+        capture: Capture {
+            mode: "snapshot".into(),
+            write_stall_ms: 0.0,
+            attempts,
+            duration_ms: crate::duration::millis(began.elapsed()),
+        },
+        database: serde_json::to_value(&description).unwrap_or_default(),
+        checks,
+    };
+    let manifest = writer.commit(info, entries).await?;
+    Ok(BackupOutcome::Created {
+        manifest: Box::new(manifest),
+    })
+}
+
+fn describe_source(request: &FaissRedisRequest) -> String {
+    let mut parts: Vec<String> = request
+        .faiss
+        .iter()
+        .map(|p| p.canonicalize().unwrap_or(p.clone()).display().to_string())
+        .collect();
+    if let Some(url) = &request.redis_url {
+        parts.push(crate::rebuild::source::redact_url(url));
+    }
+    parts.join(" + ")
+}
+
+async fn snapshot_redis(
+    url: &str,
+    request: &FaissRedisRequest,
+) -> Result<(RedisRecord, PathBuf), ProtectError> {
+    let redis = RedisTarget::new(url)?;
+    let version = redis.version().await?;
+    let saved = redis.bgsave(request.save_timeout).await?;
+    let keys = redis.dbsize().await?;
+    let prefixes = redis.count_prefixes(&request.prefixes).await?;
+    let rdb = match &request.rdb_path {
+        Some(path) => path.clone(),
+        None => redis.rdb_path().await?,
+    };
+    let header = read_prefix(&rdb, 9)
+        .map_err(|e| ProtectError::Input(format!("cannot read the Redis snapshot {}: {e} (pass the file with --redis-rdb when Redis runs elsewhere)", rdb.display())))?;
+    let record = RedisRecord {
+        url: redis.url().to_string(),
+        version,
+        keys,
+        prefixes,
+        saved_at: Utc
+            .timestamp_opt(saved.saved_at, 0)
+            .single()
+            .unwrap_or_else(Utc::now),
+        save_ms: crate::duration::millis(saved.duration),
+        rdb: rdb.display().to_string(),
+        rdb_version: rdb_version(&header),
+    };
+    Ok((record, rdb))
+}
+
+fn read_prefix(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    let read = std::fs::File::open(path)?.read(&mut bytes)?;
+    bytes.truncate(read);
+    Ok(bytes)
+}
+
+enum Inspected {
+    Index(Result<FaissIndexInfo, String>),
+    Rdb(Result<String, String>),
+}
+
+fn inspect(path: &Path, rel: &str) -> Inspected {
+    if rel == RDB_FILE {
+        return Inspected::Rdb(check_rdb(path));
+    }
+    Inspected::Index(faiss::inspect(path).map_err(|e| e.to_string()))
+}
+
+/// An RDB snapshot must start with `REDIS` and its format version.
+pub fn check_rdb(path: &Path) -> Result<String, String> {
+    let header = read_prefix(path, 9).map_err(|e| format!("{}: {e}", path.display()))?;
+    match rdb_version(&header) {
+        Some(v) => Ok(format!("RDB format {v}")),
+        None => Err(format!("{} is not a Redis RDB snapshot", path.display())),
+    }
+}
+
+pub fn describe_index(info: &FaissIndexInfo) -> String {
+    format!(
+        "{}{} {}-d, {} vectors, {}",
+        info.kind,
+        info.inner
+            .as_ref()
+            .map(|i| format!(" over {i}"))
+            .unwrap_or_default(),
+        info.dimension,
+        info.ntotal,
+        if info.structure_checked {
+            "structure checked"
+        } else {
+            "header checked"
+        }
+    )
+}
+
+/// Identity of a file's content as the filesystem sees it.
+fn fingerprint(path: &Path) -> std::io::Result<(u64, i64, i64, u64)> {
+    let m = std::fs::metadata(path)?;
+    Ok((m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
+}
+
+/// Inspect and store one file, proving it did not change in between; retried, then refused.
+async fn store_stable(
+    writer: &mut BackupWriter,
+    path: &Path,
+    rel: &str,
+    progress: &dyn Progress,
+) -> Result<(FileEntry, u32, Inspected), ProtectError> {
+    let unreadable =
+        |e: std::io::Error| ProtectError::Input(format!("cannot read {}: {e}", path.display()));
+    for attempt in 1..=STABLE_ATTEMPTS {
+        let before = fingerprint(path).map_err(unreadable)?;
+        let (p, r) = (path.to_path_buf(), rel.to_string());
+        let inspected = tokio::task::spawn_blocking(move || inspect(&p, &r))
+            .await
+            .map_err(|e| ProtectError::Input(format!("inspect task: {e}")))?;
+        let entry = writer.add_file(path, rel, progress).await?;
+        if fingerprint(path).map_err(unreadable)? == before {
+            return Ok((entry, attempt, inspected));
+        }
+        tracing::warn!(file = %path.display(), attempt, "changed while it was read; reading again");
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+    }
+    Err(ProtectError::Unstable {
+        file: path.display().to_string(),
+        attempts: STABLE_ATTEMPTS,
+    })
+}
+
+/// Checks of restored files against the backup's manifest: every index parses and holds the
+/// recorded type, dimension and count; the snapshot is an RDB file.
+pub fn check_restored(dir: &Path, manifest: &Manifest) -> Vec<CheckResult> {
+    let mut checks = Vec::new();
+    let Some(description) = described(manifest) else {
+        checks.push(CheckResult {
+            name: "manifest".into(),
+            passed: false,
+            detail: "the backup does not describe its FAISS indexes".into(),
+        });
+        return checks;
+    };
+    for index in &description.faiss {
+        let path = dir.join(index_file(&index.name));
+        let result = match faiss::inspect(&path) {
+            Ok(found) if found == index.info => Ok(describe_index(&found)),
+            Ok(found) => Err(format!(
+                "restored {}; the backup recorded {}",
+                describe_index(&found),
+                describe_index(&index.info)
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        checks.push(CheckResult {
+            name: format!("faiss:{}", index.name),
+            passed: result.is_ok(),
+            detail: result.unwrap_or_else(|e| e),
+        });
+    }
+    if description.redis.is_some() {
+        let result = check_rdb(&dir.join(RDB_FILE));
+        checks.push(CheckResult {
+            name: "redis_rdb".into(),
+            passed: result.is_ok(),
+            detail: result.unwrap_or_else(|e| e),
+        });
+    }
+    checks
+}
+
+/// `INDEX=PREFIX` pairs: the index's `ntotal` must equal the Redis key count under the prefix.
+pub fn cross_checks(
+    description: &StoreDescription,
+    pairs: &[(String, String)],
+) -> Vec<CheckResult> {
+    pairs
+        .iter()
+        .map(|(index, prefix)| {
+            let ntotal = description
+                .faiss
+                .iter()
+                .find(|i| &i.name == index)
+                .map(|i| i.info.ntotal);
+            let keys = description
+                .redis
+                .as_ref()
+                .and_then(|r| r.prefixes.get(prefix).copied());
+            let (passed, detail) = match (ntotal, keys) {
+                (Some(n), Some(k)) => (n == k, format!("{index} holds {n} vectors; Redis holds {k} keys under {prefix:?}")),
+                (None, _) => (false, format!("no index named {index:?} in the backup")),
+                (_, None) => (false, format!("the backup did not count prefix {prefix:?} (pass it with --redis-prefix when backing up)")),
+            };
+            CheckResult {
+                name: format!("match:{index}={prefix}"),
+                passed,
+                detail,
+            }
+        })
+        .collect()
+}
+
+/// `verify` for a FAISS + Redis backup: its index files are read back (hash-checked as they
+/// are written to a scratch directory), parsed, and compared with what the manifest recorded;
+/// then the `INDEX=PREFIX` cross-checks.
+pub async fn verify_backup(
+    repo: &Repository,
+    manifest: &Manifest,
+    pairs: &[(String, String)],
+    progress: &dyn Progress,
+) -> Result<Vec<CheckResult>, crate::repo::RepoError> {
+    let mut indexes = manifest.clone();
+    indexes
+        .files
+        .retain(|f| f.path.starts_with(&format!("{FAISS_DIR}/")));
+    indexes.totals.logical_bytes = indexes.files.iter().map(|f| f.size).sum();
+    let scratch = tempfile::tempdir()
+        .map_err(|e| crate::repo::RepoError::io("cannot make a scratch directory", e))?;
+    let index = crate::repo::index::ChunkIndex::load(repo).await?;
+    crate::repo::restore::materialise(repo, &index, &indexes, scratch.path(), progress).await?;
+    let mut checks: Vec<CheckResult> = check_restored(scratch.path(), manifest)
+        .into_iter()
+        .filter(|c| c.name != "redis_rdb")
+        .collect();
+    if let Some(description) = described(manifest) {
+        checks.extend(cross_checks(&description, pairs));
+    }
+    Ok(checks)
+}
