@@ -86,6 +86,8 @@ pub struct Scenario {
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     Chroma,
+    /// FAISS index files with their metadata in Redis; `url` is the Redis URL.
+    FaissRedis,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +103,16 @@ pub struct TargetSpec {
     pub database: String,
     #[serde(default)]
     pub service: Option<ServiceSpec>,
+    /// `faiss_redis`: the index files to back up.
+    #[serde(default)]
+    pub faiss: Vec<PathBuf>,
+    /// `faiss_redis`: key prefixes counted into every backup and compared after a restore.
+    #[serde(default)]
+    pub redis_prefixes: Vec<String>,
+    /// `faiss_redis`: the RDB file, when Redis's own (CONFIG GET dir/dbfilename) is not
+    /// readable from here.
+    #[serde(default)]
+    pub redis_rdb: Option<PathBuf>,
 }
 
 fn default_tenant() -> String {

@@ -11,8 +11,10 @@ use crate::duration::HumanDuration;
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
+use crate::scenario::TargetKind;
 use crate::targets::chroma::capture::CaptureMode;
 use crate::targets::chroma::protect::{self, BackupOutcome, BackupRequest};
+use crate::targets::faiss_redis::{self, FaissRedisRequest};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +43,7 @@ fn default_stall() -> HumanDuration {
 
 pub const KIND: StepKind = StepKind {
     name: "backup",
-    summary: "back up `data_dir` into the repository (`mode: cold|hot|offline`, `tags`)",
+    summary: "back up `data_dir` (FAISS + Redis: `target.faiss` and Redis) into the repository (`mode`, `tags`)",
     outputs: &[
         "id",
         "created_at",
@@ -59,20 +61,11 @@ pub const KIND: StepKind = StepKind {
 impl Step for Backup {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open_or_create(&ctx.repo_url(self.repo.as_deref())?).await?;
-        let request = BackupRequest {
-            dir: ctx.data_dir(self.data_dir.as_deref())?,
-            mode: Some(self.mode),
-            tags: self.tags.clone(),
-            max_write_stall: self.max_write_stall.as_duration(),
-            staging_parent: None,
-            min_interval: None,
-            read_all: false,
+        let outcome = if ctx.target.kind == TargetKind::FaissRedis {
+            self.faiss_redis(&repo, ctx).await?
+        } else {
+            self.chroma(&repo, ctx).await?
         };
-        let service = match self.mode {
-            CaptureMode::Cold => Some(ctx.service()?),
-            _ => None,
-        };
-        let outcome = protect::backup(&repo, &request, service, &NoProgress).await?;
         let BackupOutcome::Created { manifest } = outcome else {
             return Err(StepError::Check("the backup was skipped".into()));
         };
@@ -86,5 +79,52 @@ impl Step for Backup {
             "stored_bytes" => t.stored_bytes,
             "write_stall_ms" => manifest.capture.write_stall_ms,
         })
+    }
+}
+
+impl Backup {
+    async fn chroma(
+        &self,
+        repo: &Repository,
+        ctx: &mut StepContext<'_>,
+    ) -> Result<BackupOutcome, StepError> {
+        let request = BackupRequest {
+            dir: ctx.data_dir(self.data_dir.as_deref())?,
+            mode: Some(self.mode),
+            tags: self.tags.clone(),
+            max_write_stall: self.max_write_stall.as_duration(),
+            staging_parent: None,
+            min_interval: None,
+            read_all: false,
+        };
+        let service = match self.mode {
+            CaptureMode::Cold => Some(ctx.service()?),
+            _ => None,
+        };
+        Ok(protect::backup(repo, &request, service, &NoProgress).await?)
+    }
+
+    /// The target's index files and Redis (`target.faiss`, `url`, `redis_prefixes`).
+    async fn faiss_redis(
+        &self,
+        repo: &Repository,
+        ctx: &StepContext<'_>,
+    ) -> Result<BackupOutcome, StepError> {
+        let target = ctx.target;
+        let request = FaissRedisRequest {
+            faiss: target.faiss.clone(),
+            redis_url: Some(target.url.clone()),
+            prefixes: target.redis_prefixes.clone(),
+            rdb_path: target.redis_rdb.clone(),
+            tags: self.tags.clone(),
+            pre: None,
+            post: None,
+            save_timeout: self
+                .max_write_stall
+                .as_duration()
+                .max(Duration::from_secs(300)),
+            min_interval: None,
+        };
+        Ok(faiss_redis::backup(repo, &request, &NoProgress).await?)
     }
 }

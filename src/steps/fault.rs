@@ -34,6 +34,8 @@ pub enum Fault {
         #[serde(default)]
         recursive: bool,
     },
+    /// `FLUSHALL` on the target's Redis.
+    FlushRedis,
 }
 
 fn default_length() -> u64 {
@@ -42,7 +44,7 @@ fn default_length() -> u64 {
 
 pub const KIND: StepKind = StepKind {
     name: "fault",
-    summary: "inject a fault: `kind: kill | delete_collection | corrupt_file | delete_file`",
+    summary: "inject a fault: `kind: kill | delete_collection | corrupt_file | delete_file | flush_redis`",
     outputs: &["kind", "at", "detail"],
     needs_service: false,
     build: super::build::<Fault>,
@@ -90,6 +92,15 @@ impl Step for Fault {
                 }
                 .map_err(|e| StepError::io(format!("cannot delete {}", path.display()), e))?;
                 ("delete_file", format!("deleted {}", path.display()))
+            }
+            Fault::FlushRedis => {
+                let redis = crate::targets::redis::RedisTarget::new(&ctx.target.url)?;
+                let keys = redis.dbsize().await?;
+                redis.flushall().await?;
+                (
+                    "flush_redis",
+                    format!("flushed {keys} keys from {}", redis.url()),
+                )
             }
         };
         Ok(outputs! { "kind" => kind, "at" => Utc::now().to_rfc3339(), "detail" => detail })

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
 mod backup;
+mod check_faiss;
 mod context;
 mod count;
 mod export;
@@ -20,6 +21,7 @@ mod http;
 mod import;
 mod rebuild;
 mod restore;
+mod restore_redis;
 mod search_latency;
 mod seed;
 mod service;
@@ -60,6 +62,8 @@ pub enum StepError {
     Transfer(#[from] crate::export::TransferError),
     #[error(transparent)]
     Rebuild(#[from] crate::rebuild::RebuildError),
+    #[error(transparent)]
+    Redis(#[from] crate::targets::redis::RedisError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -144,6 +148,8 @@ pub static KINDS: &[StepKind] = &[
     export::KIND,
     import::KIND,
     rebuild::KIND,
+    restore_redis::KIND,
+    check_faiss::KIND,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static StepKind> {

@@ -10,6 +10,8 @@ use serde::Deserialize;
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
 use crate::outputs;
+use crate::scenario::TargetKind;
+use crate::targets::redis::RedisTarget;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,7 +32,7 @@ fn default_interval() -> HumanDuration {
 
 pub const KIND: StepKind = StepKind {
     name: "wait_healthy",
-    summary: "poll the heartbeat every `interval` (200ms) until healthy or `timeout` (60s)",
+    summary: "poll the heartbeat (Redis: loaded) every `interval` (200ms) until healthy or `timeout` (60s)",
     outputs: &["healthy_after_ms", "attempts"],
     needs_service: false,
     build: super::build::<WaitHealthy>,
@@ -45,8 +47,8 @@ impl Step for WaitHealthy {
         let mut attempts = 0u64;
         loop {
             attempts += 1;
-            let error = match ctx.chroma.heartbeat(per_try).await {
-                Ok(_) => {
+            let error = match probe(ctx, per_try).await {
+                Ok(()) => {
                     ctx.memory.healthy_at.push(Utc::now());
                     return Ok(outputs! {
                         "healthy_after_ms" => millis(started.elapsed()),
@@ -62,6 +64,27 @@ impl Step for WaitHealthy {
                 )));
             }
             tokio::time::sleep(self.interval.as_duration()).await;
+        }
+    }
+}
+
+/// One health probe: Chroma's heartbeat, or for a FAISS + Redis target Redis answering with
+/// its dataset loaded.
+async fn probe(ctx: &StepContext<'_>, timeout: Duration) -> Result<(), String> {
+    match ctx.target.kind {
+        TargetKind::Chroma => ctx
+            .chroma
+            .heartbeat(timeout)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        TargetKind::FaissRedis => {
+            let redis = RedisTarget::new(&ctx.target.url).map_err(|e| e.to_string())?;
+            let info = redis.info("persistence").await.map_err(|e| e.to_string())?;
+            match info.get("loading").map(String::as_str) {
+                Some("0") => Ok(()),
+                _ => Err("Redis is still loading its dataset".into()),
+            }
         }
     }
 }

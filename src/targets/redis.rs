@@ -181,6 +181,13 @@ impl RedisTarget {
         }
     }
 
+    /// Delete every key (the `flush_redis` fault).
+    pub async fn flushall(&self) -> Result<(), RedisError> {
+        self.query::<String>(&redis::cmd("FLUSHALL"))
+            .await
+            .map(drop)
+    }
+
     pub async fn dbsize(&self) -> Result<u64, RedisError> {
         self.query(&redis::cmd("DBSIZE")).await
     }

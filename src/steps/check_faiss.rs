@@ -1,0 +1,88 @@
+//! `check_faiss`: read the target's index files and compare them with the restored backup:
+//! each parses, with the recorded type, dimension and `ntotal`.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::outputs;
+use crate::repo::Repository;
+use crate::targets::faiss::{self, FaissIndexInfo};
+use crate::targets::faiss_redis;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckFaiss {
+    /// Index files; default `target.faiss`.
+    #[serde(default)]
+    files: Vec<PathBuf>,
+    #[serde(default)]
+    repo: Option<String>,
+}
+
+pub const KIND: StepKind = StepKind {
+    name: "check_faiss",
+    summary:
+        "parse the index files (`files`, default target.faiss); compare with the restored backup",
+    outputs: &["indexes", "ntotal"],
+    needs_service: false,
+    build: super::build::<CheckFaiss>,
+};
+
+#[async_trait]
+impl Step for CheckFaiss {
+    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
+        let files = if self.files.is_empty() {
+            ctx.target.faiss.clone()
+        } else {
+            self.files.clone()
+        };
+        if files.is_empty() {
+            return Err(StepError::Setup(
+                "no index files: list them in `target.faiss` or `files:`".into(),
+            ));
+        }
+        let recorded = match ctx.memory.restored.clone() {
+            Some((backup, _)) => {
+                let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
+                faiss_redis::described(&repo.manifest(&backup).await?).map(|d| d.faiss)
+            }
+            None => None,
+        };
+        let mut found = serde_json::Map::new();
+        let mut problems = Vec::new();
+        let mut total = 0u64;
+        for path in &files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let info: FaissIndexInfo =
+                faiss::inspect(path).map_err(|e| StepError::Check(e.to_string()))?;
+            total += info.ntotal;
+            if let Some(expected) = recorded
+                .as_ref()
+                .and_then(|r| r.iter().find(|i| i.name == name))
+            {
+                if expected.info != info {
+                    problems.push(format!(
+                        "{name}: {}; the backup recorded {}",
+                        faiss_redis::describe_index(&info),
+                        faiss_redis::describe_index(&expected.info)
+                    ));
+                }
+            }
+            found.insert(name, serde_json::to_value(&info).unwrap_or_default());
+        }
+        let outputs = outputs! { "indexes" => &found, "ntotal" => total };
+        if !problems.is_empty() {
+            return Err(StepError::Mismatch {
+                message: problems.join("; "),
+                outputs,
+            });
+        }
+        Ok(outputs)
+    }
+}
