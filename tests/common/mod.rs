@@ -548,3 +548,110 @@ fn postgres_bin_dir() -> PathBuf {
         .find(|b| b.join("initdb").exists())
         .expect("PostgreSQL server tools are not installed: run `bash .ci/setup` (apt postgresql)")
 }
+
+/// A real redis-server (Debian's) on a free port with its own directory; killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Start on `dir` (loading `dump.rdb` there if present), with no automatic saves.
+    pub fn start(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(dir)
+            .args([
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                // Lets a test move `dir` away to make BGSAVE fail.
+                "--enable-protected-configs",
+                "yes",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (bash .ci/setup)");
+        let server = Self {
+            port,
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.cli(&["PING"]).trim() != "PONG" {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// redis-cli against this server; stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `count` keys `PREFIX<i>` with a small JSON value, through one pipe.
+    pub fn fill(&self, prefix: &str, count: u64) {
+        use std::io::Write;
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--pipe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..count {
+            let key = format!("{prefix}{i}");
+            let value = format!("{{\"id\":{i},\"v\":[{}]}}", i % 97);
+            write!(
+                stdin,
+                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+                key.len(),
+                value.len()
+            )
+            .unwrap();
+        }
+        drop(stdin);
+        child.wait().unwrap();
+    }
+
+    /// Keys under `prefix`.
+    pub fn count(&self, prefix: &str) -> u64 {
+        let output = self.cli(&["--scan", "--pattern", &format!("{prefix}*")]);
+        output.lines().filter(|l| !l.is_empty()).count() as u64
+    }
+
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
