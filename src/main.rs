@@ -58,9 +58,9 @@ enum Command {
     /// List the step kinds a scenario can use, with their outputs.
     #[command(after_help = "Example:\n  vecdrill steps")]
     Steps,
-    /// Back up a Chroma persistent directory into a repository.
+    /// Back up a Chroma persistent directory, or FAISS indexes with their Redis, into a repository.
     #[command(
-        after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma --mode hot --tag nightly --keep-last 24\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma --min-interval 1h   # after writes, at most hourly"
+        after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma --mode hot --tag nightly --keep-last 24\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma --min-interval 1h   # after writes, at most hourly\n  vecdrill backup --repo s3://bucket/store --faiss content_index.faiss --faiss user_index.faiss --redis redis://127.0.0.1:6379 --redis-prefix chimera-vectors:"
     )]
     Backup(BackupArgs),
     /// List the backups in a repository.

@@ -51,9 +51,26 @@ pub struct Decision {
 /// The period a backup falls in, for one kind of bucket (hour, day, ISO week, month).
 type BucketKey = fn(&DateTime<Utc>) -> String;
 
-/// Decide, newest first, which backups the policy keeps.
+/// Decide, newest first, which backups the policy keeps. The policy applies to each source
+/// apart (kind and path, like restic's grouping by paths): a repository holding a Chroma
+/// directory and a FAISS + Redis store keeps the newest N of each.
 pub fn apply_policy(manifests: &[Manifest], policy: &RetentionPolicy) -> Vec<Decision> {
-    let mut newest_first: Vec<&Manifest> = manifests.iter().collect();
+    let mut groups: BTreeMap<(&str, &str), Vec<&Manifest>> = BTreeMap::new();
+    for manifest in manifests {
+        groups
+            .entry((&manifest.source.kind, &manifest.source.path))
+            .or_default()
+            .push(manifest);
+    }
+    let mut decisions: Vec<Decision> = groups
+        .into_values()
+        .flat_map(|group| apply_to_group(group, policy))
+        .collect();
+    decisions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    decisions
+}
+
+fn apply_to_group(mut newest_first: Vec<&Manifest>, policy: &RetentionPolicy) -> Vec<Decision> {
     newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); newest_first.len()];
     if let Some(n) = policy.keep_last {
@@ -332,6 +349,30 @@ mod tests {
                 .count(),
             4
         );
+    }
+
+    #[test]
+    fn each_source_keeps_its_own_newest() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut manifests: Vec<Manifest> = (0..4)
+            .map(|i| manifest(&format!("c{i}"), start + chrono::Duration::hours(i)))
+            .collect();
+        for i in 0..3 {
+            let mut store = manifest(&format!("f{i}"), start + chrono::Duration::minutes(i * 10));
+            store.source.kind = "faiss_redis".into();
+            store.source.path = "/idx/a.faiss + redis://r".into();
+            manifests.push(store);
+        }
+        let policy = RetentionPolicy {
+            keep_last: Some(1),
+            ..Default::default()
+        };
+        let kept: Vec<String> = apply_policy(&manifests, &policy)
+            .into_iter()
+            .filter(|d| d.keep)
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(kept, ["c3", "f2"]);
     }
 
     #[test]

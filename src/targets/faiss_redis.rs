@@ -91,7 +91,8 @@ pub async fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
     let existing = repo.manifests().await?;
-    if let Some(skipped) = skip_if_recent(&existing, request.min_interval) {
+    let source = describe_source(request);
+    if let Some(skipped) = skip_if_recent(&existing, (SOURCE_KIND, &source), request.min_interval) {
         return Ok(skipped);
     }
     check_names(&request.faiss)?;

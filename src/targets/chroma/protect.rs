@@ -114,9 +114,18 @@ pub enum BackupOutcome {
     },
 }
 
-/// Seed 000's "at most once per interval": the skip, when the newest backup is too young.
-pub fn skip_if_recent(existing: &[Manifest], interval: Option<Duration>) -> Option<BackupOutcome> {
-    let (interval, newest) = (interval?, existing.last()?);
+/// Seed 000's "at most once per interval": the skip, when the newest backup of the same
+/// source (`kind`, `path`) is too young.
+pub fn skip_if_recent(
+    existing: &[Manifest],
+    source: (&str, &str),
+    interval: Option<Duration>,
+) -> Option<BackupOutcome> {
+    let interval = interval?;
+    let newest = existing
+        .iter()
+        .rev()
+        .find(|m| (m.source.kind.as_str(), m.source.path.as_str()) == source)?;
     let age = (Utc::now() - newest.created_at)
         .to_std()
         .unwrap_or_default();
@@ -131,6 +140,14 @@ pub fn skip_if_recent(existing: &[Manifest], interval: Option<Duration>) -> Opti
     })
 }
 
+/// How a backed-up directory is recorded: its canonical path.
+fn source_path(dir: &Path) -> String {
+    dir.canonicalize()
+        .unwrap_or(dir.to_path_buf())
+        .display()
+        .to_string()
+}
+
 pub async fn backup(
     repo: &Repository,
     request: &BackupRequest,
@@ -138,7 +155,8 @@ pub async fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
     let existing = repo.manifests().await?;
-    if let Some(skipped) = skip_if_recent(&existing, request.min_interval) {
+    let source = source_path(&request.dir);
+    if let Some(skipped) = skip_if_recent(&existing, ("chroma", &source), request.min_interval) {
         return Ok(skipped);
     }
     let began = Instant::now();
@@ -151,12 +169,7 @@ pub async fn backup(
     let captured = capture(&request.dir, &options, service).await?;
     tracing::info!(elapsed = ?began.elapsed(), "backup: captured");
     let dir = captured.dir.clone();
-    let source_path = request
-        .dir
-        .canonicalize()
-        .unwrap_or(request.dir.clone())
-        .display()
-        .to_string();
+    let source_path = source;
     let parent = existing
         .iter()
         .rev()
