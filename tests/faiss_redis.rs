@@ -77,6 +77,22 @@ fn write_indexes(dir: &Path, count: u64, dim: u32, seed: u64) -> serde_json::Map
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// An `IndexFlatL2` file as faiss writes it: code, header, then the vectors.
+fn flat_l2_index(dim: u32, count: u64) -> Vec<u8> {
+    let mut bytes = b"IxF2".to_vec();
+    bytes.extend_from_slice(&(dim as i32).to_le_bytes());
+    bytes.extend_from_slice(&(count as i64).to_le_bytes());
+    bytes.extend_from_slice(&(1i64 << 20).to_le_bytes());
+    bytes.extend_from_slice(&(1i64 << 20).to_le_bytes());
+    bytes.push(1);
+    bytes.extend_from_slice(&1i32.to_le_bytes());
+    bytes.extend_from_slice(&(count * u64::from(dim)).to_le_bytes());
+    for i in 0..count * u64::from(dim) {
+        bytes.extend_from_slice(&((i % 1000) as f32 / 1000.0).to_le_bytes());
+    }
+    bytes
+}
+
 #[test]
 fn every_index_family_faiss_writes_is_read_and_truncation_is_caught() {
     let tmp = tempfile::tempdir().unwrap();
@@ -241,8 +257,10 @@ fn a_truncated_index_an_unreachable_or_failing_redis_and_a_changing_index_make_n
     );
     redis.cli(&["CONFIG", "SET", "dir", redis.dir.to_str().unwrap()]);
 
-    // An index rewritten during the copy: retried, then refused.
-    let busy = indexes.join("hnsw_flat.faiss");
+    // An index rewritten during the copy: retried, then refused. A large one (16 MB), so each
+    // read lasts far longer than the writer's pauses even on a loaded machine.
+    let busy = indexes.join("busy.faiss");
+    std::fs::write(&busy, flat_l2_index(64, 64_000)).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (busy, stop) = (busy.clone(), stop.clone());
@@ -255,12 +273,12 @@ fn a_truncated_index_an_unreachable_or_failing_redis_and_a_changing_index_make_n
             }
         })
     };
-    let run = vecdrill(backup_args(&repo, &indexes, &["hnsw_flat.faiss"], &redis));
+    let run = vecdrill(backup_args(&repo, &indexes, &["busy.faiss"], &redis));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     run.expect_code(3);
     assert!(
-        run.stderr().contains("hnsw_flat.faiss kept changing"),
+        run.stderr().contains("busy.faiss kept changing"),
         "{}",
         run.stderr()
     );
