@@ -6,6 +6,7 @@ mod common;
 mod drill;
 mod faiss_redis;
 mod latency;
+mod railway;
 mod rebuild;
 mod repository;
 mod seed_bench;

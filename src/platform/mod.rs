@@ -1,7 +1,8 @@
 //! How a database service is started, stopped, restarted and killed.
 //!
 //! One [`Service`] trait, one file per kind: `process` (vecdrill runs the server itself and
-//! owns its pid) and `shell` (the operator's own commands, e.g. `systemctl restart chroma`).
+//! owns its pid), `shell` (the operator's own commands, e.g. `systemctl restart chroma`) and
+//! `railway` (Railway's GraphQL API).
 //! The drill runner calls [`Service::shutdown`] at the end of every run so that no process
 //! vecdrill started outlives it.
 
@@ -13,6 +14,7 @@ use crate::exit::{self, Classify};
 use crate::scenario::ServiceSpec;
 
 pub mod process;
+pub mod railway;
 pub mod shell;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,7 @@ pub fn build(spec: &ServiceSpec, env: ServiceEnv) -> Box<dyn Service> {
     match spec {
         ServiceSpec::Process(spec) => Box::new(process::ProcessService::new(spec.clone(), env)),
         ServiceSpec::Shell(spec) => Box::new(shell::ShellService::new(spec.clone(), env)),
+        ServiceSpec::Railway(spec) => Box::new(railway::RailwayService::new(spec.clone())),
     }
 }
 

@@ -99,6 +99,7 @@ impl DrillReport {
         let service = scenario.target.service.as_ref().map(|s| match s {
             ServiceSpec::Process(p) => format!("process: {}", p.command),
             ServiceSpec::Shell(_) => "shell".to_string(),
+            ServiceSpec::Railway(r) => format!("railway: service {}", r.service),
         });
         Self {
             schema_version: SCHEMA_VERSION,

@@ -128,6 +128,7 @@ fn default_database() -> String {
 pub enum ServiceSpec {
     Process(ProcessSpec),
     Shell(ShellSpec),
+    Railway(crate::platform::railway::RailwaySpec),
 }
 
 #[derive(Debug, Clone, Deserialize)]

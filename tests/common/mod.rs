@@ -655,3 +655,99 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// The Railway API STAND-IN (tests/fixtures/railway_standin.py): Railway's GraphQL contract
+/// for the operations vecdrill uses, with a real Chroma on a real directory as the service.
+/// Terminated on drop (it stops its Chroma first).
+pub struct RailwayStandin {
+    pub port: u16,
+    pub app_port: u16,
+    child: Child,
+}
+
+pub const RAILWAY_TEST_TOKEN: &str = "rw-test-token-5f1e9c";
+
+impl RailwayStandin {
+    pub fn start(volume: &Path, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let app_port = free_port();
+        let mut child = Command::new("python3")
+            .arg(project_root().join("tests/fixtures/railway_standin.py"))
+            .arg("--chroma")
+            .arg(chroma_bin())
+            .arg("--volume")
+            .arg(volume)
+            .args([
+                "--app-port",
+                &app_port.to_string(),
+                "--token",
+                RAILWAY_TEST_TOKEN,
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Railway stand-in");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the stand-in prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected stand-in output {line:?}"));
+        let standin = Self {
+            port,
+            app_port,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !port_is_open(app_port) {
+            assert!(
+                Instant::now() < deadline,
+                "the stand-in's Chroma did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        standin
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/graphql/v2", self.port)
+    }
+
+    pub fn app_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.app_port)
+    }
+
+    /// Requests per operation and in all.
+    pub fn stats(&self) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("stand-in");
+        stream
+            .write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).expect("a body")).expect("stats JSON")
+    }
+}
+
+impl Drop for RailwayStandin {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,486 @@
+//! Railway's public GraphQL API (`/graphql/v2`): authentication, rate limits and errors, and
+//! the few operations vecdrill uses, written from the public schema (see
+//! `../shared/platforms/railway-api.md` in the design notes).
+//!
+//! The token is held here and nowhere else: it is sent in a header, never formatted into a
+//! message, a log line or a report (`Debug` prints its kind only).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::exit::{self, Classify};
+
+pub const DEFAULT_ENDPOINT: &str = "https://backboard.railway.com/graphql/v2";
+/// 429s retried per request before giving up.
+const RATE_LIMIT_RETRIES: u32 = 5;
+
+/// How the token authenticates, which decides the header and what it may do.
+#[derive(Clone)]
+pub enum Token {
+    /// Account, workspace or OAuth token (`RAILWAY_API_TOKEN`): `Authorization: Bearer`.
+    Bearer(String),
+    /// Project token (`RAILWAY_TOKEN`), scoped to one environment: `Project-Access-Token`.
+    Project(String),
+}
+
+impl Token {
+    /// `RAILWAY_TOKEN` (a project token) wins over `RAILWAY_API_TOKEN`, as in Railway's CLI.
+    pub fn from_env() -> Option<Self> {
+        let get = |name: &str| std::env::var(name).ok().filter(|t| !t.trim().is_empty());
+        get("RAILWAY_TOKEN")
+            .map(Token::Project)
+            .or_else(|| get("RAILWAY_API_TOKEN").map(Token::Bearer))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Token::Bearer(_) => {
+                "account/workspace token (RAILWAY_API_TOKEN, Authorization: Bearer)"
+            }
+            Token::Project(_) => "project token (RAILWAY_TOKEN, Project-Access-Token)",
+        }
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({})", self.kind())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RailwayError {
+    #[error("no Railway token: set RAILWAY_API_TOKEN (account or workspace token) or RAILWAY_TOKEN (project token)")]
+    NoToken,
+    #[error(
+        "Railway refused the request as \"Not Authorized\" ({operation}) using a {token_kind}"
+    )]
+    NotAuthorized {
+        operation: String,
+        token_kind: &'static str,
+    },
+    #[error("Railway does not know this project token (RAILWAY_TOKEN)")]
+    InvalidProjectToken,
+    #[error("Railway answered {operation} with an error: {message}")]
+    Api { operation: String, message: String },
+    #[error("Railway's API at {endpoint} answered {operation} with HTTP {status} and a body that is not JSON: {body:?}")]
+    NotJson {
+        endpoint: String,
+        operation: String,
+        status: u16,
+        body: String,
+    },
+    #[error("cannot reach Railway's API at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("Railway kept rate-limiting {operation} ({retries} retries, last Retry-After {retry_after}s)")]
+    RateLimited {
+        operation: String,
+        retries: u32,
+        retry_after: u64,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{what} did not {goal} within {waited}: last seen {last}")]
+    Timeout {
+        what: String,
+        goal: String,
+        waited: String,
+        last: String,
+    },
+    #[error("{what} ended {status}{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Failed {
+        what: String,
+        status: String,
+        detail: Option<String>,
+    },
+    #[error("{what} is {status}: Railway waits for an approval or a dependency before it goes on")]
+    Blocked { what: String, status: String },
+}
+
+impl Classify for RailwayError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::NoToken | Self::NotFound(_) => exit::BAD_INPUT,
+            _ => exit::RUNTIME,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotAuthorized { token_kind, .. } => Some(if token_kind.starts_with("project") {
+                "a project token only reaches its own environment, and may not be allowed to manage volume backups or commit staged changes; try an account or workspace token in RAILWAY_API_TOKEN (and unset RAILWAY_TOKEN)".into()
+            } else {
+                "the token may have expired, or its account/workspace may not have access to this project".into()
+            }),
+            Self::InvalidProjectToken => {
+                Some("create a new project token in the project's settings".into())
+            }
+            Self::RateLimited { .. } => Some(
+                "Railway's hourly request budget is spent: wait, or use a plan with a higher limit"
+                    .into(),
+            ),
+            Self::Blocked { .. } => Some(
+                "approve the deployment in Railway's dashboard, or check what it waits for".into(),
+            ),
+            Self::NoToken => Some("create a token at https://railway.com/account/tokens".into()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: Option<T>,
+    #[serde(default)]
+    errors: Vec<GraphqlError>,
+}
+
+#[derive(Deserialize)]
+struct GraphqlError {
+    message: String,
+}
+
+/// One deployment as vecdrill reads it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub status_updated_at: Option<String>,
+    #[serde(default)]
+    pub deployment_stopped: bool,
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Instance {
+    pub id: String,
+    pub status: String,
+}
+
+const DEPLOYMENT_FIELDS: &str =
+    "id status statusUpdatedAt deploymentStopped instances { id status }";
+
+#[derive(Clone)]
+pub struct RailwayClient {
+    http: reqwest::Client,
+    endpoint: String,
+    token: Token,
+    /// Requests sent, 429 retries included (the rate-limit budget a drill spends).
+    requests: Arc<AtomicU64>,
+}
+
+impl RailwayClient {
+    pub fn new(endpoint: Option<&str>, token: Token) -> Self {
+        let endpoint = endpoint
+            .map(str::to_string)
+            .or_else(|| {
+                std::env::var("RAILWAY_API_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("vecdrill/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with static settings always builds");
+        Self {
+            http,
+            endpoint,
+            token,
+            requests: Arc::default(),
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn token_kind(&self) -> &'static str {
+        self.token.kind()
+    }
+
+    pub fn is_project_token(&self) -> bool {
+        matches!(self.token, Token::Project(_))
+    }
+
+    /// Run one operation; `field` names the root field returned.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        document: &str,
+        variables: Value,
+    ) -> Result<T, RailwayError> {
+        let body = json!({ "query": document, "variables": variables, "operationName": operation });
+        let mut retries = 0;
+        loop {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let request = self.http.post(&self.endpoint).json(&body);
+            let request = match &self.token {
+                Token::Bearer(t) => request.bearer_auth(t),
+                Token::Project(t) => request.header("Project-Access-Token", t),
+            };
+            let response = request
+                .send()
+                .await
+                .map_err(|e| RailwayError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    reason: crate::targets::chroma::client::describe_reqwest(&e),
+                })?;
+            let status = response.status();
+            if status.as_u16() == 429 {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(5);
+                if retries >= RATE_LIMIT_RETRIES {
+                    return Err(RailwayError::RateLimited {
+                        operation: operation.into(),
+                        retries,
+                        retry_after,
+                    });
+                }
+                retries += 1;
+                tracing::warn!(operation, retry_after, "Railway rate limit; waiting");
+                tokio::time::sleep(Duration::from_secs(retry_after.min(120))).await;
+                continue;
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| RailwayError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    reason: e.to_string(),
+                })?;
+            let envelope: Envelope<Value> =
+                serde_json::from_slice(&bytes).map_err(|_| RailwayError::NotJson {
+                    endpoint: self.endpoint.clone(),
+                    operation: operation.into(),
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                })?;
+            if let Some(error) = envelope.errors.first() {
+                return Err(self.classify(operation, &error.message));
+            }
+            let data = envelope.data.ok_or_else(|| RailwayError::Api {
+                operation: operation.into(),
+                message: format!("HTTP {status} with neither data nor errors"),
+            })?;
+            return serde_json::from_value(data).map_err(|e| RailwayError::Api {
+                operation: operation.into(),
+                message: format!("unexpected answer: {e}"),
+            });
+        }
+    }
+
+    fn classify(&self, operation: &str, message: &str) -> RailwayError {
+        let lower = message.to_lowercase();
+        if lower.contains("project token not found") {
+            RailwayError::InvalidProjectToken
+        } else if lower.contains("not authorized") {
+            RailwayError::NotAuthorized {
+                operation: operation.into(),
+                token_kind: self.token.kind(),
+            }
+        } else {
+            RailwayError::Api {
+                operation: operation.into(),
+                message: message.into(),
+            }
+        }
+    }
+
+    /// The project and environment a project token is scoped to.
+    pub async fn project_token_scope(&self) -> Result<(String, String), RailwayError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Scope {
+            project_id: String,
+            environment_id: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            project_token: Scope,
+        }
+        let data: Data = self
+            .call(
+                "ProjectTokenScope",
+                "query ProjectTokenScope { projectToken { projectId environmentId } }",
+                json!({}),
+            )
+            .await?;
+        Ok((
+            data.project_token.project_id,
+            data.project_token.environment_id,
+        ))
+    }
+
+    /// A project's environments and services as (id, name) pairs.
+    pub async fn project(&self, id: &str) -> Result<ProjectNames, RailwayError> {
+        #[derive(Deserialize)]
+        struct Data {
+            project: RawProject,
+        }
+        #[derive(Deserialize)]
+        struct RawProject {
+            id: String,
+            name: String,
+            environments: Connection<Named>,
+            services: Connection<Named>,
+        }
+        let data: Data = self
+            .call(
+                "ProjectNames",
+                "query ProjectNames($id: String!) { project(id: $id) { id name environments { edges { node { id name } } } services { edges { node { id name } } } } }",
+                json!({ "id": id }),
+            )
+            .await?;
+        let p = data.project;
+        Ok(ProjectNames {
+            id: p.id,
+            name: p.name,
+            environments: p.environments.nodes(),
+            services: p.services.nodes(),
+        })
+    }
+
+    /// The service's latest deployment in the environment.
+    pub async fn latest_deployment(
+        &self,
+        environment_id: &str,
+        service_id: &str,
+    ) -> Result<Option<Deployment>, RailwayError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            service_instance: ServiceInstance,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ServiceInstance {
+            latest_deployment: Option<Deployment>,
+        }
+        let document = format!(
+            "query ServiceInstance($environmentId: String!, $serviceId: String!) {{ serviceInstance(environmentId: $environmentId, serviceId: $serviceId) {{ latestDeployment {{ {DEPLOYMENT_FIELDS} }} }} }}"
+        );
+        let data: Data = self
+            .call(
+                "ServiceInstance",
+                &document,
+                json!({ "environmentId": environment_id, "serviceId": service_id }),
+            )
+            .await?;
+        Ok(data.service_instance.latest_deployment)
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<Deployment, RailwayError> {
+        #[derive(Deserialize)]
+        struct Data {
+            deployment: Deployment,
+        }
+        let document = format!(
+            "query Deployment($id: String!) {{ deployment(id: $id) {{ {DEPLOYMENT_FIELDS} }} }}"
+        );
+        let data: Data = self
+            .call("Deployment", &document, json!({ "id": id }))
+            .await?;
+        Ok(data.deployment)
+    }
+
+    pub async fn restart(&self, deployment_id: &str) -> Result<(), RailwayError> {
+        self.boolean(
+            "DeploymentRestart",
+            "mutation DeploymentRestart($id: String!) { deploymentRestart(id: $id) }",
+            "deploymentRestart",
+            deployment_id,
+        )
+        .await
+    }
+
+    pub async fn stop(&self, deployment_id: &str) -> Result<(), RailwayError> {
+        self.boolean(
+            "DeploymentStop",
+            "mutation DeploymentStop($id: String!) { deploymentStop(id: $id) }",
+            "deploymentStop",
+            deployment_id,
+        )
+        .await
+    }
+
+    /// A new deployment of the same configuration; returns its id.
+    pub async fn redeploy(&self, deployment_id: &str) -> Result<String, RailwayError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            deployment_redeploy: Named,
+        }
+        let data: Data = self
+            .call(
+                "DeploymentRedeploy",
+                "mutation DeploymentRedeploy($id: String!) { deploymentRedeploy(id: $id) { id } }",
+                json!({ "id": deployment_id }),
+            )
+            .await?;
+        Ok(data.deployment_redeploy.id)
+    }
+
+    async fn boolean(
+        &self,
+        operation: &str,
+        document: &str,
+        field: &str,
+        id: &str,
+    ) -> Result<(), RailwayError> {
+        let data: Value = self.call(operation, document, json!({ "id": id })).await?;
+        match data.get(field) {
+            Some(Value::Bool(true)) => Ok(()),
+            other => Err(RailwayError::Api {
+                operation: operation.into(),
+                message: format!("answered {other:?} instead of true"),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Named {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+struct Connection<T> {
+    edges: Vec<Edge<T>>,
+}
+
+#[derive(Deserialize)]
+struct Edge<T> {
+    node: T,
+}
+
+impl<T> Connection<T> {
+    fn nodes(self) -> Vec<T> {
+        self.edges.into_iter().map(|e| e.node).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectNames {
+    pub id: String,
+    pub name: String,
+    pub environments: Vec<Named>,
+    pub services: Vec<Named>,
+}

@@ -1,0 +1,100 @@
+//! Railway as a service kind, against the Railway API STAND-IN (Railway cannot run here),
+//! whose service is a real Chroma on a real directory.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::{
+    project_root, seeded_data_dir, vecdrill_env, RailwayStandin, RAILWAY_TEST_TOKEN,
+};
+
+fn run_restart_drill(standin: &RailwayStandin, tmp: &Path, token: &str) -> crate::common::Run {
+    let scenario = project_root().join("scenarios/railway/restart.yaml");
+    let reports = tmp.join("reports");
+    let vars = [
+        format!("url={}", standin.app_url()),
+        "project=prj-7d1c".to_string(),
+        "service=chromadb".to_string(),
+        format!("endpoint={}", standin.endpoint()),
+        "poll=200ms".to_string(),
+    ];
+    let mut args = vec![
+        "run".to_string(),
+        scenario.display().to_string(),
+        "--report-dir".into(),
+        reports.display().to_string(),
+        "--json".into(),
+        "-v".into(),
+    ];
+    for var in &vars {
+        args.push("--var".into());
+        args.push(var.clone());
+    }
+    vecdrill_env(&args, &[("RAILWAY_API_TOKEN", token.to_string())])
+}
+
+/// Every file under `dir`, as text.
+fn all_text(dir: &Path) -> String {
+    crate::common::files_under(dir)
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_railway_restart_drill_passes_within_the_request_budget_and_never_shows_the_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(
+        tmp.path(),
+        &[("bmad_embeddings", 2000, 32), ("faq", 1000, 16)],
+    );
+    // Every 7th request is rate-limited with an HTML body: retried after Retry-After.
+    let standin = RailwayStandin::start(&data, &["--rate-limit-every", "7"]);
+    let run = run_restart_drill(&standin, tmp.path(), RAILWAY_TEST_TOKEN);
+    run.expect_code(0);
+    let report: Value = run.json();
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert!(report["rto_ms"].as_f64().unwrap() > 0.0);
+    let stats = standin.stats();
+    assert!(stats["operations"]["deploymentRestart"] == 1, "{stats}");
+    assert!(stats["rate_limited"].as_u64().unwrap() >= 1, "{stats}");
+    let requests = stats["requests"].as_u64().unwrap();
+    assert!(requests < 60, "the drill made {requests} API requests");
+    for text in [
+        run.stdout(),
+        run.stderr(),
+        all_text(&tmp.path().join("reports")),
+    ] {
+        assert!(!text.contains(RAILWAY_TEST_TOKEN), "the token leaked");
+    }
+}
+
+#[test]
+fn a_token_railway_refuses_fails_the_drill_with_the_token_kind_and_runs_rollback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 1000, 16)]);
+    let standin = RailwayStandin::start(&data, &[]);
+    let wrong = "rw-wrong-token-0000";
+    let run = run_restart_drill(&standin, tmp.path(), wrong);
+    run.expect_code(1);
+    let report: Value = run.json();
+    let failure = report["failure"].to_string();
+    assert!(
+        failure.contains("Not Authorized") && failure.contains("RAILWAY_API_TOKEN"),
+        "{failure}"
+    );
+    assert_eq!(
+        report["rollback"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
+    for text in [
+        run.stdout(),
+        run.stderr(),
+        all_text(&tmp.path().join("reports")),
+    ] {
+        assert!(!text.contains(wrong), "the token leaked");
+    }
+}
