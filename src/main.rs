@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cli::drill::{BenchArgs, RunArgs, SeedArgs, ValidateArgs};
+use cli::platform::PlatformArgs;
 use cli::rebuild::RebuildArgs;
 use cli::repo::{
     ArchiveArgs, BackupArgs, InfoArgs, ListArgs, PruneArgs, RestoreArgs, StatsArgs, VerifyArgs,
@@ -107,6 +108,11 @@ enum Command {
         after_help = "Examples:\n  OPENAI_API_KEY=... vecdrill rebuild --url http://127.0.0.1:8000 --collection docs --source docs.jsonl --embed-url https://api.openai.com --model text-embedding-3-small --space cosine\n  vecdrill rebuild --url http://127.0.0.1:8000 --collection docs --source postgres://app@db/app --table documents --text-field body --embed-url http://embedder:8080 --model bge-small --expected-min 1000"
     )]
     Rebuild(RebuildArgs),
+    /// Operate the platform service (Railway) the way a drill does: status, restart, redeploy, stop, start.
+    #[command(
+        after_help = "Examples:\n  RAILWAY_TOKEN=... vecdrill platform status --service bmad-chromadb-production\n  vecdrill platform restart --scenario scenarios/railway/restart.yaml --var project=PROJECT_ID --yes\n  vecdrill platform stop --project PROJECT_ID --service chromadb --json --yes"
+    )]
+    Platform(PlatformArgs),
 }
 
 fn main() -> ExitCode {
@@ -160,5 +166,6 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Export(args) => cli::transfer::export(args).await,
         Command::Import(args) => cli::transfer::import(args).await,
         Command::Rebuild(args) => cli::rebuild::rebuild(args).await,
+        Command::Platform(args) => cli::platform::platform(args).await,
     }
 }

@@ -98,3 +98,69 @@ fn a_token_railway_refuses_fails_the_drill_with_the_token_kind_and_runs_rollback
         assert!(!text.contains(wrong), "the token leaked");
     }
 }
+
+#[test]
+fn platform_commands_stop_start_and_restart_the_service_and_ask_before_acting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 1000, 16)]);
+    let standin = RailwayStandin::start(&data, &[]);
+    let env = [("RAILWAY_API_TOKEN", RAILWAY_TEST_TOKEN.to_string())];
+    let platform = |action: &str, extra: &[&str]| {
+        let mut args = vec![
+            "platform".to_string(),
+            action.to_string(),
+            "--project".into(),
+            "prj-7d1c".into(),
+            "--service".into(),
+            "chromadb".into(),
+            "--endpoint".into(),
+            standin.endpoint(),
+            "--json".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        vecdrill_env(&args, &env)
+    };
+    let status = platform("status", &[]);
+    status.expect_code(0);
+    assert_eq!(status.json()["deployment"]["status"], "SUCCESS");
+
+    // Destructive operations ask first; with no terminal, only --yes proceeds.
+    let refused = platform("stop", &[]);
+    refused.expect_code(2);
+    assert!(refused.stderr().contains("--yes"), "{}", refused.stderr());
+    assert!(
+        crate::common::port_is_open(standin.app_port),
+        "nothing was stopped"
+    );
+
+    let stopped = platform("stop", &["--yes"]);
+    stopped.expect_code(0);
+    assert_eq!(stopped.json()["deployment"]["deploymentStopped"], true);
+    assert!(
+        !crate::common::port_is_open(standin.app_port),
+        "Chroma is down"
+    );
+
+    let started = platform("start", &[]);
+    started.expect_code(0);
+    let started = started.json();
+    assert_eq!(started["deployment"]["status"], "SUCCESS");
+    assert_ne!(
+        started["deployment"]["id"],
+        stopped.json()["deployment"]["id"],
+        "a stopped service comes back as a new deployment"
+    );
+    assert!(
+        crate::common::port_is_open(standin.app_port),
+        "Chroma answers again"
+    );
+
+    let restarted = platform("restart", &["--yes"]);
+    restarted.expect_code(0);
+    let restarted = restarted.json();
+    assert_eq!(restarted["deployment"]["id"], started["deployment"]["id"]);
+    assert!(
+        restarted["api_requests"].as_u64().unwrap() < 20,
+        "{restarted}"
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod drill;
 pub mod observer;
+pub mod platform;
 pub mod progress;
 pub mod rebuild;
 pub mod repo;
@@ -41,4 +42,12 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
         serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{text}");
+}
+
+/// Ask a yes/no question on the terminal; only "y" or "yes" is a yes.
+pub fn ask_yes(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }

@@ -535,8 +535,8 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             RestoreSource::Repo(repo) => repo.manifest(&backup).await?,
             RestoreSource::Archive(path) => vecdrill::repo::archive::read_manifest(path)?,
         };
-        eprint!(
-            "Replace {} with backup {} ({})? The current data {} [y/N] ",
+        let question = format!(
+            "Replace {} with backup {} ({})? The current data {}",
             args.to.display(),
             manifest.id,
             manifest.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -546,9 +546,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
                 "is kept as a safety copy."
             }
         );
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !super::ask_yes(&question) {
             eprintln!("nothing restored");
             return Ok(exit::FAILED);
         }

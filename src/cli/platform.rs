@@ -1,0 +1,207 @@
+//! `vecdrill platform status|restart|redeploy|stop|start`: the same Railway operations a drill
+//! runs, for incident response, configured by flags or by a scenario's `target.service`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use vecdrill::duration::HumanDuration;
+use vecdrill::exit;
+use vecdrill::platform::railway::client::Deployment;
+use vecdrill::platform::railway::{RailwayService, RailwaySpec};
+use vecdrill::scenario::{self, LoadOptions, ServiceSpec};
+
+use super::{parse_key_value, print_json, Failure};
+
+#[derive(Args)]
+pub struct PlatformArgs {
+    #[command(subcommand)]
+    pub action: PlatformAction,
+    #[command(flatten)]
+    pub target: PlatformTarget,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformAction {
+    /// The latest deployment: id, status, instances.
+    Status,
+    /// Restart the latest deployment and wait until it is back (and shows it restarted).
+    Restart,
+    /// Deploy the latest deployment again and wait for SUCCESS.
+    Redeploy,
+    /// Stop the latest deployment and wait until it has stopped.
+    Stop,
+    /// Bring a stopped service back (a redeploy) and wait for SUCCESS.
+    Start,
+}
+
+#[derive(Args)]
+pub struct PlatformTarget {
+    /// Take the service from this scenario's `target.service` (kind: railway).
+    #[arg(long, global = true)]
+    pub scenario: Option<PathBuf>,
+    /// Scenario variables, as for `run`.
+    #[arg(long = "var", value_parser = parse_key_value, global = true)]
+    pub vars: Vec<(String, String)>,
+    /// Project id (not needed with a project token in RAILWAY_TOKEN).
+    #[arg(long, global = true)]
+    pub project: Option<String>,
+    /// Environment id or name (default production).
+    #[arg(long, global = true)]
+    pub environment: Option<String>,
+    /// Service id or name.
+    #[arg(long, global = true)]
+    pub service: Option<String>,
+    /// GraphQL endpoint (default RAILWAY_API_URL, else Railway's).
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+    /// Overall limit of the wait.
+    #[arg(long, default_value = "10m", global = true)]
+    pub timeout: HumanDuration,
+    /// Do it without asking (restart, redeploy and stop ask on a terminal).
+    #[arg(long, global = true)]
+    pub yes: bool,
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The Railway service from a scenario or from flags (flags override the scenario).
+fn spec(target: &PlatformTarget) -> Result<RailwaySpec, Failure> {
+    let usage = |message: String| Failure {
+        message,
+        hint: Some(
+            "pass --scenario FILE, or --service NAME (with --project ID for an account token)"
+                .into(),
+        ),
+        code: exit::BAD_INPUT,
+    };
+    let mut spec = match &target.scenario {
+        Some(path) => {
+            let options = LoadOptions {
+                overrides: &target.vars,
+                ..LoadOptions::default()
+            };
+            let loaded = scenario::load_file(path, &options)?;
+            match loaded.target.service {
+                Some(ServiceSpec::Railway(spec)) => spec,
+                _ => {
+                    return Err(usage(format!(
+                        "{}: target.service is not `kind: railway`",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        None => RailwaySpec {
+            project: None,
+            environment: None,
+            service: target
+                .service
+                .clone()
+                .ok_or_else(|| usage("no service named".into()))?,
+            endpoint: None,
+            poll_interval: HumanDuration(std::time::Duration::from_secs(5)),
+            timeout: target.timeout,
+        },
+    };
+    if let Some(v) = &target.project {
+        spec.project = Some(v.clone());
+    }
+    if let Some(v) = &target.environment {
+        spec.environment = Some(v.clone());
+    }
+    if let Some(v) = &target.service {
+        spec.service = v.clone();
+    }
+    if let Some(v) = &target.endpoint {
+        spec.endpoint = Some(v.clone());
+    }
+    Ok(spec)
+}
+
+pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
+    let target = args.target;
+    let spec = spec(&target)?;
+    let action = args.action;
+    if action != PlatformAction::Status && action != PlatformAction::Start && !target.yes {
+        confirm(&format!(
+            "{} Railway service {:?}?",
+            verb(action),
+            spec.service
+        ))?;
+    }
+    let mut service = RailwayService::new(spec);
+    let began = Instant::now();
+    let deployment = match action {
+        PlatformAction::Status => service.latest().await,
+        PlatformAction::Restart => service.restart_and_wait().await,
+        PlatformAction::Redeploy => service.redeploy_and_wait().await,
+        PlatformAction::Stop => service.stop_and_wait().await,
+        PlatformAction::Start => service.start_and_wait().await,
+    }?;
+    let seconds = began.elapsed().as_secs_f64();
+    let requests = service.client().requests();
+    if target.json {
+        print_json(&serde_json::json!({
+            "action": verb(action).to_lowercase(),
+            "deployment": deployment,
+            "seconds": seconds,
+            "api_requests": requests,
+        }));
+    } else {
+        print_deployment(&deployment);
+        eprintln!(
+            "{} in {seconds:.1}s ({requests} API requests)",
+            verb(action)
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn verb(action: PlatformAction) -> &'static str {
+    match action {
+        PlatformAction::Status => "Status",
+        PlatformAction::Restart => "Restart",
+        PlatformAction::Redeploy => "Redeploy",
+        PlatformAction::Stop => "Stop",
+        PlatformAction::Start => "Start",
+    }
+}
+
+fn print_deployment(d: &Deployment) {
+    println!(
+        "deployment {}  {}{}  updated {}",
+        d.id,
+        d.status,
+        if d.deployment_stopped {
+            " (stopped)"
+        } else {
+            ""
+        },
+        d.status_updated_at.as_deref().unwrap_or("-")
+    );
+    for instance in &d.instances {
+        println!("  instance {}  {}", instance.id, instance.status);
+    }
+}
+
+/// Ask on a terminal; refuse without one (scripts pass --yes).
+pub fn confirm(question: &str) -> Result<(), Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure {
+            message: format!("{question} needs confirmation"),
+            hint: Some("pass --yes to confirm without a terminal".into()),
+            code: exit::BAD_INPUT,
+        });
+    }
+    if super::ask_yes(question) {
+        Ok(())
+    } else {
+        Err(Failure {
+            message: "not confirmed; nothing was done".into(),
+            hint: None,
+            code: exit::BAD_INPUT,
+        })
+    }
+}
