@@ -164,3 +164,122 @@ fn platform_commands_stop_start_and_restart_the_service_and_ask_before_acting() 
         "{restarted}"
     );
 }
+
+fn run_snapshot_drill(standin: &RailwayStandin, tmp: &Path) -> crate::common::Run {
+    let scenario = project_root().join("scenarios/railway/snapshot-restore.yaml");
+    let vars = [
+        format!("url={}", standin.app_url()),
+        "project=prj-7d1c".to_string(),
+        "service=chromadb".to_string(),
+        format!("endpoint={}", standin.endpoint()),
+        "poll=200ms".to_string(),
+        "collection=bmad_embeddings".to_string(),
+    ];
+    let mut args = vec![
+        "run".to_string(),
+        scenario.display().to_string(),
+        "--report-dir".into(),
+        tmp.join("reports").display().to_string(),
+        "--json".into(),
+    ];
+    for var in &vars {
+        args.push("--var".into());
+        args.push(var.clone());
+    }
+    vecdrill_env(
+        &args,
+        &[("RAILWAY_API_TOKEN", RAILWAY_TEST_TOKEN.to_string())],
+    )
+}
+
+fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("no step {id} in {report:#}"))
+}
+
+#[test]
+fn the_railway_snapshot_restore_drill_restores_real_data_within_the_request_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(
+        tmp.path(),
+        &[("bmad_embeddings", 2000, 32), ("faq", 1000, 16)],
+    );
+    let standin = RailwayStandin::start(&data, &["--rate-limit-every", "9"]);
+    let run = run_snapshot_drill(&standin, tmp.path());
+    run.expect_code(0);
+    let report = run.json();
+    assert_eq!(report["passed"], true, "{report:#}");
+    let restore = &step(&report, "restore")["outputs"];
+    assert_eq!(
+        restore["backup"],
+        step(&report, "snapshot")["outputs"]["id"]
+    );
+    assert_ne!(
+        restore["volume_instance"], "vi-0000",
+        "the service mounts a new volume"
+    );
+    for phase in ["workflow_ms", "commit_ms", "deploy_ms"] {
+        assert!(restore[phase].as_f64().unwrap() >= 0.0, "{phase}");
+    }
+    assert_eq!(step(&report, "verify")["outputs"]["counts_equal"], true);
+    let rpo = report["objectives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "rpo")
+        .unwrap();
+    assert_eq!(rpo["passed"], true, "{rpo}");
+    let stats = standin.stats();
+    let requests = stats["requests"].as_u64().unwrap();
+    assert!(
+        requests < 60,
+        "the drill made {requests} API requests: {stats}"
+    );
+    assert!(
+        stats["operations"]["environmentPatchCommitStaged"] == 1,
+        "{stats}"
+    );
+}
+
+#[test]
+fn a_failing_restore_workflow_fails_the_drill_with_railways_message_and_staged_changes_are_refused()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("bmad_embeddings", 1000, 16)]);
+    let failing = RailwayStandin::start(&data, &["--fail-restore"]);
+    let run = run_snapshot_drill(&failing, tmp.path());
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(report["failure"]["step"], "restore", "{report:#}");
+    assert!(report["failure"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("snapshot could not be read"));
+    assert_eq!(report["rollback"].as_array().map(Vec::len), Some(1));
+    assert!(
+        crate::common::port_is_open(failing.app_port),
+        "rollback started the service again"
+    );
+    drop(failing);
+
+    let other = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(other.path(), &[("bmad_embeddings", 1000, 16)]);
+    let staged = RailwayStandin::start(&data, &["--staged-changes"]);
+    let run = run_snapshot_drill(&staged, other.path());
+    run.expect_code(1);
+    let report = run.json();
+    assert!(
+        report["failure"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already has staged changes"),
+        "{report:#}"
+    );
+    assert_eq!(
+        staged.stats()["operations"]["volumeInstanceBackupRestore"],
+        Value::Null,
+        "nothing was restored"
+    );
+}

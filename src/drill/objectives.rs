@@ -61,7 +61,10 @@ pub fn evaluate(
             .steps
             .iter()
             .rev()
-            .find(|s| s.kind == "restore" && s.outputs.contains_key("backup"))
+            .find(|s| {
+                crate::steps::RESTORING_KINDS.contains(&s.kind.as_str())
+                    && s.outputs.contains_key("backup")
+            })
             .map(|s| s.id.clone());
         let measured = disaster
             .zip(memory.restored.as_ref())

@@ -64,6 +64,10 @@ pub trait Service: Send + Sync {
     async fn kill(&mut self) -> Result<(), PlatformError>;
     /// End of run: stop whatever vecdrill itself started. Never fails; reports problems in logs.
     async fn shutdown(&mut self) {}
+    /// The Railway service, for the steps only Railway offers (volume backups).
+    fn railway(&mut self) -> Option<&mut railway::RailwayService> {
+        None
+    }
 }
 
 pub fn build(spec: &ServiceSpec, env: ServiceEnv) -> Box<dyn Service> {

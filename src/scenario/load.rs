@@ -583,8 +583,8 @@ impl Checker {
                 );
             }
         }
-        if objectives.rpo.is_some() && (!has_kind("restore") || position(Mark::Disaster).is_none())
-        {
+        let restores = crate::steps::RESTORING_KINDS.iter().any(|k| has_kind(k));
+        if objectives.rpo.is_some() && (!restores || position(Mark::Disaster).is_none()) {
             self.report(
                 objective_pos("rpo"),
                 "objective `rpo` needs a step with `mark: disaster` and a `restore` step (RPO is the restored backup's age at the disaster)",

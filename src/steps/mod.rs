@@ -29,6 +29,7 @@ mod shell;
 mod sleep;
 mod state;
 mod verify;
+mod volume_backup;
 mod wait_healthy;
 
 pub use context::{Memory, StepContext};
@@ -126,6 +127,9 @@ impl StepKind {
     }
 }
 
+/// Step kinds that restore a backup, and so measure RPO (the restored backup's age).
+pub const RESTORING_KINDS: &[&str] = &["restore", "volume_backup_restore"];
+
 /// Every step kind vecdrill knows, in the order `--help` lists them.
 pub static KINDS: &[StepKind] = &[
     service::START,
@@ -150,6 +154,10 @@ pub static KINDS: &[StepKind] = &[
     rebuild::KIND,
     restore_redis::KIND,
     check_faiss::KIND,
+    volume_backup::CREATE,
+    volume_backup::LIST,
+    volume_backup::RESTORE,
+    volume_backup::DELETE,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static StepKind> {

@@ -100,6 +100,8 @@ pub enum RailwayError {
     },
     #[error("{what} is {status}: Railway waits for an approval or a dependency before it goes on")]
     Blocked { what: String, status: String },
+    #[error("the environment already has staged changes (patch {patch}); committing the restore would deploy them too")]
+    StagedChanges { patch: String },
 }
 
 impl Classify for RailwayError {
@@ -483,4 +485,246 @@ pub struct ProjectNames {
     pub name: String,
     pub environments: Vec<Named>,
     pub services: Vec<Named>,
+}
+
+/// A service's volume instance (the id backup operations need, not the volume's).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeInstance {
+    pub id: String,
+    #[serde(default)]
+    pub service_id: Option<String>,
+    #[serde(default)]
+    pub mount_path: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    pub volume: Named,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeBackup {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// None for a manual backup.
+    #[serde(default)]
+    pub schedule_id: Option<String>,
+    #[serde(default, rename = "usedMB")]
+    pub used_mb: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkflowResult {
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct EnvironmentPatch {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub patch: Value,
+}
+
+impl EnvironmentPatch {
+    /// Railway answers an empty placeholder when nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        match &self.patch {
+            Value::Null => true,
+            Value::Object(map) => map.values().all(|v| v.is_null() || v == &json!({})),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WorkflowId {
+    workflow_id: Option<String>,
+}
+
+impl RailwayClient {
+    pub async fn volume_instances(
+        &self,
+        project_id: &str,
+        environment_id: &str,
+    ) -> Result<Vec<VolumeInstance>, RailwayError> {
+        #[derive(Deserialize)]
+        struct Data {
+            environment: Env,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Env {
+            volume_instances: Page,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            edges: Vec<Edge<VolumeInstance>>,
+            page_info: PageInfo,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct PageInfo {
+            has_next_page: bool,
+            end_cursor: Option<String>,
+        }
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let data: Data = self
+                .call(
+                    "EnvironmentVolumeInstances",
+                    "query EnvironmentVolumeInstances($id: String!, $projectId: String, $after: String) { environment(id: $id, projectId: $projectId) { volumeInstances(first: 100, after: $after) { edges { node { id serviceId mountPath state volume { id name } } } pageInfo { hasNextPage endCursor } } } }",
+                    json!({ "id": environment_id, "projectId": project_id, "after": after }),
+                )
+                .await?;
+            let page = data.environment.volume_instances;
+            all.extend(page.edges.into_iter().map(|e| e.node));
+            if !page.page_info.has_next_page || page.page_info.end_cursor.is_none() {
+                return Ok(all);
+            }
+            after = page.page_info.end_cursor;
+        }
+    }
+
+    pub async fn backup_list(
+        &self,
+        volume_instance_id: &str,
+    ) -> Result<Vec<VolumeBackup>, RailwayError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            volume_instance_backup_list: Vec<VolumeBackup>,
+        }
+        let data: Data = self
+            .call(
+                "VolumeInstanceBackupList",
+                "query VolumeInstanceBackupList($volumeInstanceId: String!) { volumeInstanceBackupList(volumeInstanceId: $volumeInstanceId) { id name createdAt expiresAt scheduleId usedMB } }",
+                json!({ "volumeInstanceId": volume_instance_id }),
+            )
+            .await?;
+        Ok(data.volume_instance_backup_list)
+    }
+
+    pub async fn backup_create(
+        &self,
+        volume_instance_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, RailwayError> {
+        self.workflow(
+            "VolumeInstanceBackupCreate",
+            "mutation VolumeInstanceBackupCreate($volumeInstanceId: String!, $name: String) { volumeInstanceBackupCreate(volumeInstanceId: $volumeInstanceId, name: $name) { workflowId } }",
+            "volumeInstanceBackupCreate",
+            json!({ "volumeInstanceId": volume_instance_id, "name": name }),
+        )
+        .await
+    }
+
+    /// Restore stages a volume swap; it takes effect only once the staged change is committed.
+    pub async fn backup_restore(
+        &self,
+        volume_instance_id: &str,
+        backup_id: &str,
+    ) -> Result<Option<String>, RailwayError> {
+        self.workflow(
+            "VolumeInstanceBackupRestore",
+            "mutation VolumeInstanceBackupRestore($volumeInstanceId: String!, $volumeInstanceBackupId: String!) { volumeInstanceBackupRestore(volumeInstanceId: $volumeInstanceId, volumeInstanceBackupId: $volumeInstanceBackupId) { workflowId } }",
+            "volumeInstanceBackupRestore",
+            json!({ "volumeInstanceId": volume_instance_id, "volumeInstanceBackupId": backup_id }),
+        )
+        .await
+    }
+
+    pub async fn backup_delete(
+        &self,
+        volume_instance_id: &str,
+        backup_id: &str,
+    ) -> Result<Option<String>, RailwayError> {
+        self.workflow(
+            "VolumeInstanceBackupDelete",
+            "mutation VolumeInstanceBackupDelete($volumeInstanceId: String!, $volumeInstanceBackupId: String!) { volumeInstanceBackupDelete(volumeInstanceId: $volumeInstanceId, volumeInstanceBackupId: $volumeInstanceBackupId) { workflowId } }",
+            "volumeInstanceBackupDelete",
+            json!({ "volumeInstanceId": volume_instance_id, "volumeInstanceBackupId": backup_id }),
+        )
+        .await
+    }
+
+    async fn workflow(
+        &self,
+        operation: &str,
+        document: &str,
+        field: &str,
+        variables: Value,
+    ) -> Result<Option<String>, RailwayError> {
+        let data: Value = self.call(operation, document, variables).await?;
+        let id: WorkflowId = serde_json::from_value(
+            data.get(field).cloned().unwrap_or(Value::Null),
+        )
+        .map_err(|e| RailwayError::Api {
+            operation: operation.into(),
+            message: format!("unexpected answer: {e}"),
+        })?;
+        Ok(id.workflow_id)
+    }
+
+    pub async fn workflow_status(&self, workflow_id: &str) -> Result<WorkflowResult, RailwayError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            workflow_status: WorkflowResult,
+        }
+        let data: Data = self
+            .call(
+                "WorkflowStatus",
+                "query WorkflowStatus($workflowId: String!) { workflowStatus(workflowId: $workflowId) { status error } }",
+                json!({ "workflowId": workflow_id }),
+            )
+            .await?;
+        Ok(data.workflow_status)
+    }
+
+    pub async fn staged_changes(
+        &self,
+        environment_id: &str,
+    ) -> Result<EnvironmentPatch, RailwayError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            environment_staged_changes: EnvironmentPatch,
+        }
+        let data: Data = self
+            .call(
+                "EnvironmentStagedChanges",
+                "query EnvironmentStagedChanges($environmentId: String!) { environmentStagedChanges(environmentId: $environmentId) { id status patch } }",
+                json!({ "environmentId": environment_id }),
+            )
+            .await?;
+        Ok(data.environment_staged_changes)
+    }
+
+    /// Apply the environment's whole staged patch and deploy what it affects.
+    pub async fn commit_staged(
+        &self,
+        environment_id: &str,
+        message: &str,
+    ) -> Result<(), RailwayError> {
+        let _: Value = self
+            .call(
+                "EnvironmentPatchCommitStaged",
+                "mutation EnvironmentPatchCommitStaged($environmentId: String!, $commitMessage: String) { environmentPatchCommitStaged(environmentId: $environmentId, commitMessage: $commitMessage, skipDeploys: false) }",
+                json!({ "environmentId": environment_id, "commitMessage": message }),
+            )
+            .await?;
+        Ok(())
+    }
 }

@@ -8,6 +8,7 @@
 //! inconclusive rather than reporting a restart that may not have happened.
 
 pub mod client;
+pub mod volumes;
 
 use std::time::{Duration, Instant};
 
@@ -58,12 +59,12 @@ pub struct Resolved {
 }
 
 /// Deployment states that end a wait as a failure, and those that mean it is held.
-const FAILED: [&str; 5] = ["FAILED", "CRASHED", "REMOVED", "REMOVING", "SKIPPED"];
+pub(crate) const FAILED: [&str; 5] = ["FAILED", "CRASHED", "REMOVED", "REMOVING", "SKIPPED"];
 const BLOCKED: [&str; 2] = ["NEEDS_APPROVAL", "WAITING"];
 
 pub struct RailwayService {
-    spec: RailwaySpec,
-    client: RailwayClient,
+    pub(crate) spec: RailwaySpec,
+    pub(crate) client: RailwayClient,
     /// No token in the environment: every operation fails with [`RailwayError::NoToken`].
     has_token: bool,
     resolved: Option<Resolved>,
@@ -276,7 +277,7 @@ impl Goal {
     }
 }
 
-fn is_running(d: &Deployment) -> bool {
+pub(crate) fn is_running(d: &Deployment) -> bool {
     d.status == "SUCCESS"
         && !d.deployment_stopped
         && d.instances.iter().all(|i| i.status == "RUNNING")
@@ -323,6 +324,10 @@ impl Service for RailwayService {
             .await
             .map(drop)
             .map_err(|e| platform_error(&name, e))
+    }
+
+    fn railway(&mut self) -> Option<&mut RailwayService> {
+        Some(self)
     }
 
     async fn kill(&mut self) -> Result<(), PlatformError> {
