@@ -163,6 +163,18 @@ fn platform_commands_stop_start_and_restart_the_service_and_ask_before_acting() 
         restarted["api_requests"].as_u64().unwrap() < 20,
         "{restarted}"
     );
+
+    // Volume backups from the command line.
+    let created = platform("backup", &["create", "--name", "incident-1"]);
+    created.expect_code(0);
+    assert_eq!(created.json()["result"]["name"], "incident-1");
+    let listed = platform("backup", &["list"]);
+    listed.expect_code(0);
+    assert_eq!(listed.json()["result"].as_array().map(Vec::len), Some(1));
+    platform("backup", &["delete", "incident-1"]).expect_code(2);
+    platform("backup", &["delete", "incident-1", "--yes"]).expect_code(0);
+    let listed = platform("backup", &["list"]);
+    assert_eq!(listed.json()["result"].as_array().map(Vec::len), Some(0));
 }
 
 fn run_snapshot_drill(standin: &RailwayStandin, tmp: &Path) -> crate::common::Run {

@@ -22,7 +22,7 @@ pub struct PlatformArgs {
     pub target: PlatformTarget,
 }
 
-#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Clone, PartialEq, Eq)]
 pub enum PlatformAction {
     /// The latest deployment: id, status, instances.
     Status,
@@ -34,6 +34,30 @@ pub enum PlatformAction {
     Stop,
     /// Bring a stopped service back (a redeploy) and wait for SUCCESS.
     Start,
+    /// Volume backups of the service: create, list, restore, delete.
+    #[command(subcommand)]
+    Backup(BackupAction),
+}
+
+#[derive(Subcommand, Clone, PartialEq, Eq)]
+pub enum BackupAction {
+    /// Create a backup of the service's volume and wait until it is listed.
+    Create {
+        /// Backup name (default vecdrill-<UTC time>).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// The volume's backups, newest first.
+    List,
+    /// Restore a backup (id, name or `latest`): copy, commit the staged swap, wait for the redeploy.
+    Restore {
+        backup: String,
+        /// Commit even when the environment already has other staged changes (they deploy too).
+        #[arg(long)]
+        allow_staged: bool,
+    },
+    /// Delete a backup (id, name or `latest`) and wait.
+    Delete { backup: String },
 }
 
 #[derive(Args)]
@@ -124,10 +148,13 @@ pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
     let target = args.target;
     let spec = spec(&target)?;
     let action = args.action;
-    if action != PlatformAction::Status && action != PlatformAction::Start && !target.yes {
+    if let PlatformAction::Backup(backup) = &action {
+        return volume_backup(backup, spec, &target).await;
+    }
+    if !matches!(action, PlatformAction::Status | PlatformAction::Start) && !target.yes {
         confirm(&format!(
             "{} Railway service {:?}?",
-            verb(action),
+            verb(&action),
             spec.service
         ))?;
     }
@@ -139,12 +166,13 @@ pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
         PlatformAction::Redeploy => service.redeploy_and_wait().await,
         PlatformAction::Stop => service.stop_and_wait().await,
         PlatformAction::Start => service.start_and_wait().await,
+        PlatformAction::Backup(_) => unreachable!("handled above"),
     }?;
     let seconds = began.elapsed().as_secs_f64();
     let requests = service.client().requests();
     if target.json {
         print_json(&serde_json::json!({
-            "action": verb(action).to_lowercase(),
+            "action": verb(&action).to_lowercase(),
             "deployment": deployment,
             "seconds": seconds,
             "api_requests": requests,
@@ -153,19 +181,75 @@ pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
         print_deployment(&deployment);
         eprintln!(
             "{} in {seconds:.1}s ({requests} API requests)",
-            verb(action)
+            verb(&action)
         );
     }
     Ok(exit::SUCCESS)
 }
 
-fn verb(action: PlatformAction) -> &'static str {
+async fn volume_backup(
+    action: &BackupAction,
+    spec: RailwaySpec,
+    target: &PlatformTarget,
+) -> Result<i32, Failure> {
+    let destructive = matches!(
+        action,
+        BackupAction::Restore { .. } | BackupAction::Delete { .. }
+    );
+    if destructive && !target.yes {
+        let what = match action {
+            BackupAction::Restore { backup, .. } => format!(
+                "Restore volume backup {backup:?} onto Railway service {:?} (its current volume is unmounted and the service redeployed)?",
+                spec.service
+            ),
+            BackupAction::Delete { backup } => format!("Delete volume backup {backup:?}?"),
+            _ => unreachable!("only destructive actions ask"),
+        };
+        confirm(&what)?;
+    }
+    let mut service = RailwayService::new(spec);
+    let began = Instant::now();
+    let result = match action {
+        BackupAction::Create { name } => {
+            let name = name.clone().unwrap_or_else(|| {
+                format!("vecdrill-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+            });
+            serde_json::to_value(service.create_backup(&name).await?)
+        }
+        BackupAction::List => serde_json::to_value(service.backups().await?),
+        BackupAction::Restore {
+            backup,
+            allow_staged,
+        } => serde_json::to_value(service.restore_backup(backup, *allow_staged).await?),
+        BackupAction::Delete { backup } => {
+            serde_json::to_value(service.delete_backup(backup).await?)
+        }
+    }
+    .unwrap_or_default();
+    let requests = service.client().requests();
+    let seconds = began.elapsed().as_secs_f64();
+    if target.json {
+        print_json(
+            &serde_json::json!({ "result": result, "seconds": seconds, "api_requests": requests }),
+        );
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        );
+        eprintln!("done in {seconds:.1}s ({requests} API requests)");
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn verb(action: &PlatformAction) -> &'static str {
     match action {
         PlatformAction::Status => "Status",
         PlatformAction::Restart => "Restart",
         PlatformAction::Redeploy => "Redeploy",
         PlatformAction::Stop => "Stop",
         PlatformAction::Start => "Start",
+        PlatformAction::Backup(_) => "Backup",
     }
 }
 
