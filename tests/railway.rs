@@ -236,6 +236,12 @@ fn the_railway_snapshot_restore_drill_restores_real_data_within_the_request_budg
         assert!(restore[phase].as_f64().unwrap() >= 0.0, "{phase}");
     }
     assert_eq!(step(&report, "verify")["outputs"]["counts_equal"], true);
+    // The RTO splits into platform time (stop, restore) and the health checks after it.
+    let split = &report["rto_split"];
+    let rto = report["rto_ms"].as_f64().unwrap();
+    let platform_ms = split["platform_ms"].as_f64().unwrap();
+    assert!(platform_ms > 0.0 && platform_ms <= rto, "{split}");
+    assert!((platform_ms + split["verification_ms"].as_f64().unwrap() - rto).abs() < 1.0);
     let rpo = report["objectives"]
         .as_array()
         .unwrap()

@@ -159,6 +159,7 @@ pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
         ))?;
     }
     let mut service = RailwayService::new(spec);
+    let line = live_line(&mut service, target.json);
     let began = Instant::now();
     let deployment = match action {
         PlatformAction::Status => service.latest().await,
@@ -167,7 +168,11 @@ pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
         PlatformAction::Stop => service.stop_and_wait().await,
         PlatformAction::Start => service.start_and_wait().await,
         PlatformAction::Backup(_) => unreachable!("handled above"),
-    }?;
+    };
+    if let Some(line) = line {
+        line.finish_and_clear();
+    }
+    let deployment = deployment?;
     let seconds = began.elapsed().as_secs_f64();
     let requests = service.client().requests();
     if target.json {
@@ -208,24 +213,32 @@ async fn volume_backup(
         confirm(&what)?;
     }
     let mut service = RailwayService::new(spec);
+    let line = live_line(&mut service, target.json);
     let began = Instant::now();
+    fn json<T: serde::Serialize>(value: T) -> serde_json::Value {
+        serde_json::to_value(value).unwrap_or_default()
+    }
     let result = match action {
         BackupAction::Create { name } => {
             let name = name.clone().unwrap_or_else(|| {
                 format!("vecdrill-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
             });
-            serde_json::to_value(service.create_backup(&name).await?)
+            service.create_backup(&name).await.map(json)
         }
-        BackupAction::List => serde_json::to_value(service.backups().await?),
+        BackupAction::List => service.backups().await.map(json),
         BackupAction::Restore {
             backup,
             allow_staged,
-        } => serde_json::to_value(service.restore_backup(backup, *allow_staged).await?),
-        BackupAction::Delete { backup } => {
-            serde_json::to_value(service.delete_backup(backup).await?)
-        }
+        } => service
+            .restore_backup(backup, *allow_staged)
+            .await
+            .map(json),
+        BackupAction::Delete { backup } => service.delete_backup(backup).await.map(json),
+    };
+    if let Some(line) = line {
+        line.finish_and_clear();
     }
-    .unwrap_or_default();
+    let result = result?;
     let requests = service.client().requests();
     let seconds = began.elapsed().as_secs_f64();
     if target.json {
@@ -240,6 +253,18 @@ async fn volume_backup(
         eprintln!("done in {seconds:.1}s ({requests} API requests)");
     }
     Ok(exit::SUCCESS)
+}
+
+/// A spinner showing the state and elapsed time while Railway is polled (terminal only).
+fn live_line(service: &mut RailwayService, json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let line = indicatif::ProgressBar::new_spinner();
+    line.enable_steady_tick(std::time::Duration::from_millis(200));
+    let shown = line.clone();
+    service.on_poll(move |state| shown.set_message(state.to_string()));
+    Some(line)
 }
 
 fn verb(action: &PlatformAction) -> &'static str {

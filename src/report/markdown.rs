@@ -38,7 +38,17 @@ pub fn render(report: &DrillReport) -> String {
         .rto_ms
         .map(ms)
         .unwrap_or_else(|| "not measured".into());
-    let _ = writeln!(md, "| Recovery time (RTO) | {rto} |");
+    let split = report
+        .rto_split
+        .map(|s| {
+            format!(
+                " (platform {}, health and verification {})",
+                ms(s.platform_ms),
+                ms(s.verification_ms)
+            )
+        })
+        .unwrap_or_default();
+    let _ = writeln!(md, "| Recovery time (RTO) | {rto}{split} |");
     let _ = writeln!(md, "| Scenario file | `{}` |", report.scenario_file);
     let _ = writeln!(md, "| vecdrill | {} |\n", report.vecdrill_version);
 

@@ -36,12 +36,51 @@ pub struct DrillReport {
     pub exit_code: i32,
     /// Time from the `disaster` mark to the `recovered` mark.
     pub rto_ms: Option<f64>,
+    /// The RTO split: time in platform operations (service start/stop/restart, restores) and
+    /// the rest (waiting for health, verification).
+    pub rto_split: Option<RtoSplit>,
     pub marks: Vec<MarkRecord>,
     pub objectives: Vec<ObjectiveResult>,
     pub steps: Vec<StepRecord>,
     pub rollback: Vec<StepRecord>,
     pub failure: Option<Failure>,
     pub latency: Option<LatencySummary>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RtoSplit {
+    pub platform_ms: f64,
+    pub verification_ms: f64,
+}
+
+/// Step kinds whose time is platform time in the RTO split.
+const PLATFORM_KINDS: &[&str] = &[
+    "start",
+    "stop",
+    "restart",
+    "restore",
+    "restore_redis",
+    "volume_backup_restore",
+];
+
+fn rto_split(timeline: &Timeline, rto_ms: Option<f64>) -> Option<RtoSplit> {
+    let rto_ms = rto_ms?;
+    let (from, to) = (
+        timeline.mark_time(Mark::Disaster)?,
+        timeline.mark_time(Mark::Recovered)?,
+    );
+    let platform_ms: f64 = timeline
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Steps && PLATFORM_KINDS.contains(&s.kind.as_str()))
+        .filter(|s| s.started_at.is_some_and(|at| at >= from && at <= to))
+        .map(|s| s.duration_ms)
+        .sum();
+    let platform_ms = platform_ms.min(rto_ms);
+    Some(RtoSplit {
+        platform_ms,
+        verification_ms: rto_ms - platform_ms,
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +131,7 @@ impl DrillReport {
             .mark_time(Mark::Disaster)
             .zip(timeline.mark_time(Mark::Recovered))
             .map(|(d, r)| (r - d).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        let rto_split = rto_split(&timeline, rto_ms);
         let (steps, rollback) = timeline
             .steps
             .into_iter()
@@ -108,7 +148,10 @@ impl DrillReport {
             description: scenario.description.clone(),
             scenario_file: scenario.path.display().to_string(),
             target: TargetSummary {
-                kind: "chroma".into(),
+                kind: serde_json::to_value(scenario.target.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 url: scenario.target.url.clone(),
                 service,
             },
@@ -120,6 +163,7 @@ impl DrillReport {
             interrupted,
             exit_code,
             rto_ms,
+            rto_split,
             marks: timeline.marks,
             objectives,
             steps,

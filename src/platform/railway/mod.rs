@@ -62,12 +62,17 @@ pub struct Resolved {
 pub(crate) const FAILED: [&str; 5] = ["FAILED", "CRASHED", "REMOVED", "REMOVING", "SKIPPED"];
 const BLOCKED: [&str; 2] = ["NEEDS_APPROVAL", "WAITING"];
 
+/// What the CLI's live line does with each poll's one-line state.
+type PollObserver = Box<dyn Fn(&str) + Send + Sync>;
+
 pub struct RailwayService {
     pub(crate) spec: RailwaySpec,
     pub(crate) client: RailwayClient,
     /// No token in the environment: every operation fails with [`RailwayError::NoToken`].
     has_token: bool,
     resolved: Option<Resolved>,
+    /// Told the state and elapsed time at every poll (the CLI's live line).
+    on_poll: Option<PollObserver>,
 }
 
 impl RailwayService {
@@ -83,6 +88,19 @@ impl RailwayService {
             client,
             has_token,
             resolved: None,
+            on_poll: None,
+        }
+    }
+
+    /// Call `f` with a one-line state ("deployment d-1: DEPLOYING, 12s") at every poll.
+    pub fn on_poll(&mut self, f: impl Fn(&str) + Send + Sync + 'static) {
+        self.on_poll = Some(Box::new(f));
+    }
+
+    pub(crate) fn polled(&self, what: &str, state: &str, began: Instant) {
+        tracing::info!(what, state, elapsed = ?began.elapsed(), "waiting on Railway");
+        if let Some(f) = &self.on_poll {
+            f(&format!("{what}: {state}, {}s", began.elapsed().as_secs()));
         }
     }
 

@@ -173,7 +173,7 @@ impl RailwayService {
         let mut interval = self.spec.poll_interval.as_duration();
         loop {
             let result = self.client.workflow_status(id).await?;
-            tracing::info!(workflow = id, status = %result.status, elapsed = ?began.elapsed(), "waiting on Railway");
+            self.polled(&format!("{what} (workflow {id})"), &result.status, began);
             match result.status.as_str() {
                 "Complete" => return Ok(()),
                 "Error" => {
@@ -212,6 +212,7 @@ impl RailwayService {
         let began = Instant::now();
         loop {
             let latest = self.latest().await?;
+            self.polled(&format!("deployment {}", latest.id), &latest.status, began);
             if latest.id != before {
                 if super::FAILED.contains(&latest.status.as_str()) {
                     return Err(RailwayError::Failed {
