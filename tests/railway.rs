@@ -123,6 +123,26 @@ fn platform_commands_stop_start_and_restart_the_service_and_ask_before_acting() 
     let status = platform("status", &[]);
     status.expect_code(0);
     assert_eq!(status.json()["deployment"]["status"], "SUCCESS");
+    // The project by name works too (looked up among the token's projects).
+    let by_name = vecdrill_env(
+        [
+            "platform",
+            "status",
+            "--project",
+            "bmad-chromadb",
+            "--service",
+            "chromadb",
+            "--endpoint",
+            &standin.endpoint(),
+            "--json",
+        ],
+        &env,
+    );
+    by_name.expect_code(0);
+    assert_eq!(
+        by_name.json()["deployment"]["id"],
+        status.json()["deployment"]["id"]
+    );
 
     // Destructive operations ask first; with no terminal, only --yes proceeds.
     let refused = platform("stop", &[]);

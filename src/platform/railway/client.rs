@@ -358,6 +358,24 @@ impl RailwayClient {
         })
     }
 
+    /// The projects the token can see, as (id, name). Used to find a project given by name;
+    /// the public schema's `projects` connection is not described in Railway's docs, so a
+    /// failure here only means "give the project id".
+    pub async fn projects(&self) -> Result<Vec<Named>, RailwayError> {
+        #[derive(Deserialize)]
+        struct Data {
+            projects: Connection<Named>,
+        }
+        let data: Data = self
+            .call(
+                "Projects",
+                "query Projects { projects(first: 100) { edges { node { id name } } } }",
+                json!({}),
+            )
+            .await?;
+        Ok(data.projects.nodes())
+    }
+
     /// The service's latest deployment in the environment.
     pub async fn latest_deployment(
         &self,

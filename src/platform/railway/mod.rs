@@ -22,7 +22,7 @@ use client::{Deployment, RailwayClient, RailwayError, Token};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RailwaySpec {
-    /// Project id (names need a listing the public API does not offer; a project token
+    /// Project id or name (a name is looked up among the token's projects; a project token
     /// brings its own project and environment).
     #[serde(default)]
     pub project: Option<String>,
@@ -127,7 +127,28 @@ impl RailwayService {
             })?;
             (project, None)
         };
-        let names = self.client.project(&project_id).await?;
+        let names = match self.client.project(&project_id).await {
+            Ok(names) => names,
+            // Not an id: look it up by name among the projects the token can see.
+            Err(refused @ (RailwayError::Api { .. } | RailwayError::NotAuthorized { .. }))
+                if !self.client.is_project_token() =>
+            {
+                // The token cannot list projects: the original refusal is the answer.
+                let Ok(all) = self.client.projects().await else {
+                    return Err(refused);
+                };
+                match all.into_iter().find(|p| p.name == project_id) {
+                    Some(found) => self.client.project(&found.id).await?,
+                    None => {
+                        return Err(RailwayError::NotFound(format!(
+                            "no project {project_id:?} among this token's projects: give its id (Project Settings → General)"
+                        )))
+                    }
+                }
+            }
+            Err(other) => return Err(other),
+        };
+        let project_id = names.id.clone();
         let pick = |list: &[client::Named], wanted: &str, what: &str| {
             list.iter()
                 .find(|n| n.id == wanted || n.name == wanted)
