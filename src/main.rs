@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cli::check::CheckArgs;
 use cli::drill::{BenchArgs, RunArgs, SeedArgs, ValidateArgs};
 use cli::platform::PlatformArgs;
 use cli::rebuild::RebuildArgs;
@@ -113,6 +114,11 @@ enum Command {
         after_help = "Examples:\n  RAILWAY_TOKEN=... vecdrill platform status --service bmad-chromadb-production\n  vecdrill platform restart --scenario scenarios/railway/restart.yaml --var project=PROJECT_ID --yes\n  vecdrill platform stop --project PROJECT_ID --service chromadb --json --yes"
     )]
     Platform(PlatformArgs),
+    /// Health checks for cron and uptime monitors: heartbeat, newest backup's age, disk use.
+    #[command(
+        after_help = "Examples:\n  vecdrill check --url http://127.0.0.1:8000 --repo s3://bucket/chroma --max-backup-age 26h --data-dir /srv/chroma --max-disk-use 85%\n  vecdrill check --url http://127.0.0.1:8000 --metrics-file /var/lib/node_exporter/textfile/vecdrill.prom --json"
+    )]
+    Check(CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -167,5 +173,6 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Import(args) => cli::transfer::import(args).await,
         Command::Rebuild(args) => cli::rebuild::rebuild(args).await,
         Command::Platform(args) => cli::platform::platform(args).await,
+        Command::Check(args) => cli::check::check(args).await,
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod check;
 mod drill;
 mod faiss_redis;
 mod latency;

@@ -1,6 +1,7 @@
 //! The command line's own pieces: one module per group of subcommands, plus how errors and
 //! JSON reach the user.
 
+pub mod check;
 pub mod drill;
 pub mod observer;
 pub mod platform;

@@ -1,0 +1,104 @@
+//! `vecdrill check`: heartbeat, backup age and disk use in one command for cron and uptime
+//! monitors; exit 0 when every check passes, 1 otherwise.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vecdrill::duration::HumanDuration;
+use vecdrill::exit;
+use vecdrill::health::{self, Check};
+
+use super::{print_json, Failure};
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Chroma server whose heartbeat to check.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Per heartbeat.
+    #[arg(long, default_value = "5s")]
+    pub heartbeat_timeout: HumanDuration,
+    /// Failed heartbeats in a row before the check fails (seed 004: 3).
+    #[arg(long, default_value_t = 3)]
+    pub failures: u32,
+    /// Between heartbeat attempts.
+    #[arg(long, default_value = "2s")]
+    pub interval: HumanDuration,
+    /// Repository whose newest backup to check.
+    #[arg(long, env = "VECDRILL_REPO")]
+    pub repo: Option<String>,
+    /// Fail when the newest backup is older, e.g. 26h.
+    #[arg(long, requires = "repo")]
+    pub max_backup_age: Option<HumanDuration>,
+    /// Data directory whose filesystem's use to check.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Fail above this disk use, e.g. 85 or 85%.
+    #[arg(long, value_parser = parse_percent, requires = "data_dir")]
+    pub max_disk_use: Option<f64>,
+    /// Also write the results as Prometheus text (node_exporter textfile collector).
+    #[arg(long)]
+    pub metrics_file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    text.trim()
+        .trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .ok_or_else(|| format!("expected a percentage such as 85%, got {text:?}"))
+}
+
+pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
+    if args.url.is_none() && args.repo.is_none() && args.data_dir.is_none() {
+        return Err(Failure {
+            message: "nothing to check".into(),
+            hint: Some("give --url, --repo (with --max-backup-age) and/or --data-dir (with --max-disk-use)".into()),
+            code: exit::BAD_INPUT,
+        });
+    }
+    let mut checks: Vec<Check> = Vec::new();
+    if let Some(url) = &args.url {
+        checks.push(
+            health::heartbeat(
+                url,
+                args.heartbeat_timeout.as_duration(),
+                args.failures,
+                args.interval.as_duration(),
+            )
+            .await,
+        );
+    }
+    if let Some(repo) = &args.repo {
+        checks.push(
+            health::backup_age(repo, args.max_backup_age.map(HumanDuration::as_duration)).await,
+        );
+    }
+    if let Some(dir) = &args.data_dir {
+        checks.push(health::disk_use(dir, args.max_disk_use));
+    }
+    if let Some(path) = &args.metrics_file {
+        vecdrill::metrics::write(path, &health::metrics(&checks)).map_err(|e| Failure {
+            message: format!("cannot write {}: {e}", path.display()),
+            hint: None,
+            code: exit::RUNTIME,
+        })?;
+    }
+    let passed = checks.iter().all(|c| c.passed);
+    if args.json {
+        print_json(&serde_json::json!({ "passed": passed, "checks": checks }));
+    } else {
+        for c in &checks {
+            println!(
+                "{} {:<11} {}",
+                if c.passed { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+    }
+    Ok(if passed { exit::SUCCESS } else { exit::FAILED })
+}

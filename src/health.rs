@@ -1,0 +1,175 @@
+//! `vecdrill check`: the health checks cron jobs and uptime monitors run (seeds 003 and 004):
+//! Chroma's heartbeat with a consecutive-failure threshold, the age of the newest backup, and
+//! the disk use of the data directory.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::metrics::Metric;
+use crate::repo::Repository;
+use crate::targets::chroma::ChromaClient;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub detail: String,
+    /// The measured figure in its unit (seconds, ratio), for metrics.
+    pub value: Option<f64>,
+}
+
+/// Heartbeat: failed only when `attempts` tries in a row fail (seed 004: "3 failed health
+/// checks" before alerting), `interval` apart, each within `timeout`.
+pub async fn heartbeat(url: &str, timeout: Duration, attempts: u32, interval: Duration) -> Check {
+    let client = ChromaClient::new(url);
+    let mut last = String::new();
+    for attempt in 1..=attempts.max(1) {
+        let began = std::time::Instant::now();
+        match client.heartbeat(timeout).await {
+            Ok(_) => {
+                let seconds = began.elapsed().as_secs_f64();
+                return Check {
+                    name: "heartbeat",
+                    passed: true,
+                    detail: format!(
+                        "{url} answered in {:.0} ms{}",
+                        seconds * 1000.0,
+                        if attempt > 1 {
+                            format!(" (attempt {attempt})")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    value: Some(seconds),
+                };
+            }
+            Err(err) => last = err.to_string(),
+        }
+        if attempt < attempts {
+            tokio::time::sleep(interval).await;
+        }
+    }
+    Check {
+        name: "heartbeat",
+        passed: false,
+        detail: format!("{attempts} failed heartbeats in a row; last: {last}"),
+        value: None,
+    }
+}
+
+/// The newest backup must be younger than `max_age` (when given).
+pub async fn backup_age(repo_url: &str, max_age: Option<Duration>) -> Check {
+    let failed = |detail: String| Check {
+        name: "backup_age",
+        passed: false,
+        detail,
+        value: None,
+    };
+    let repo = match Repository::open(repo_url).await {
+        Ok(repo) => repo,
+        Err(err) => return failed(format!("cannot open {repo_url}: {err}")),
+    };
+    let manifests = match repo.manifests().await {
+        Ok(manifests) => manifests,
+        Err(err) => return failed(format!("cannot list backups: {err}")),
+    };
+    let Some(newest) = manifests.iter().max_by_key(|m| m.created_at) else {
+        return failed(format!("{repo_url} holds no backup"));
+    };
+    let age = (Utc::now() - newest.created_at)
+        .to_std()
+        .unwrap_or_default();
+    let shown = crate::duration::format_duration(age);
+    let (passed, detail) = match max_age {
+        Some(max) if age > max => (
+            false,
+            format!(
+                "newest backup {} is {shown} old, older than {}",
+                newest.id,
+                crate::duration::format_duration(max)
+            ),
+        ),
+        _ => (true, format!("newest backup {} is {shown} old", newest.id)),
+    };
+    Check {
+        name: "backup_age",
+        passed,
+        detail,
+        value: Some(age.as_secs_f64()),
+    }
+}
+
+/// Disk use of the filesystem holding `dir`, as `df` computes it, against `max_percent`.
+pub fn disk_use(dir: &Path, max_percent: Option<f64>) -> Check {
+    let stats = match nix::sys::statvfs::statvfs(dir) {
+        Ok(stats) => stats,
+        Err(err) => {
+            return Check {
+                name: "disk_use",
+                passed: false,
+                detail: format!("cannot read the filesystem of {}: {err}", dir.display()),
+                value: None,
+            }
+        }
+    };
+    let used = stats.blocks().saturating_sub(stats.blocks_free()) as f64;
+    let available = stats.blocks_available() as f64;
+    let ratio = if used + available > 0.0 {
+        used / (used + available)
+    } else {
+        0.0
+    };
+    let percent = ratio * 100.0;
+    let (passed, limit) = match max_percent {
+        Some(max) => (percent <= max, format!(" (limit {max:.0}%)")),
+        None => (true, String::new()),
+    };
+    Check {
+        name: "disk_use",
+        passed,
+        detail: format!(
+            "{} is on a filesystem {percent:.1}% full{limit}",
+            dir.display()
+        ),
+        value: Some(ratio),
+    }
+}
+
+/// The checks as Prometheus metrics.
+pub fn metrics(checks: &[Check]) -> Vec<Metric> {
+    let mut out = Vec::new();
+    for check in checks {
+        out.push(Metric {
+            name: "vecdrill_check_passed",
+            help: "1 when the check passed at the last run of vecdrill check",
+            labels: vec![("check", check.name.to_string())],
+            value: if check.passed { 1.0 } else { 0.0 },
+        });
+        if let Some(value) = check.value {
+            let (name, help) = match check.name {
+                "heartbeat" => ("vecdrill_heartbeat_seconds", "Chroma heartbeat round trip"),
+                "backup_age" => ("vecdrill_backup_age_seconds", "age of the newest backup"),
+                _ => (
+                    "vecdrill_disk_used_ratio",
+                    "used share of the data directory's filesystem",
+                ),
+            };
+            out.push(Metric {
+                name,
+                help,
+                labels: Vec::new(),
+                value,
+            });
+        }
+    }
+    out.push(Metric {
+        name: "vecdrill_check_timestamp_seconds",
+        help: "when vecdrill check last ran (Unix time)",
+        labels: Vec::new(),
+        value: Utc::now().timestamp() as f64,
+    });
+    out
+}

@@ -1,0 +1,88 @@
+//! Prometheus text-format metrics for node_exporter's textfile collector, written atomically
+//! (a temporary file renamed into place) so the collector never reads half a file.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One sample: `name{labels} value`, with its help text.
+pub struct Metric {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+/// Render metrics in the text exposition format (one HELP and TYPE line per name).
+pub fn render(metrics: &[Metric]) -> String {
+    let mut out = String::new();
+    let mut described = std::collections::HashSet::new();
+    for m in metrics {
+        if described.insert(m.name) {
+            let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
+            let _ = writeln!(out, "# TYPE {} gauge", m.name);
+        }
+        let labels: Vec<String> = m
+            .labels
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}=\"{}\"",
+                    v.replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n")
+                )
+            })
+            .collect();
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(","))
+        };
+        let _ = writeln!(out, "{}{labels} {}", m.name, m.value);
+    }
+    out
+}
+
+/// Write `metrics` to `path` atomically.
+pub fn write(path: &Path, metrics: &[Metric]) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = std::path::PathBuf::from(temporary);
+    std::fs::write(&temporary, render(metrics))?;
+    std::fs::rename(&temporary, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_help_type_and_escaped_labels_once_per_name() {
+        let text = render(&[
+            Metric {
+                name: "vecdrill_check_passed",
+                help: "1 when the check passed",
+                labels: vec![("check", "heart\"beat".into())],
+                value: 1.0,
+            },
+            Metric {
+                name: "vecdrill_check_passed",
+                help: "1 when the check passed",
+                labels: vec![("check", "disk".into())],
+                value: 0.0,
+            },
+        ]);
+        assert_eq!(
+            text.matches("# TYPE vecdrill_check_passed gauge").count(),
+            1
+        );
+        assert!(
+            text.contains("vecdrill_check_passed{check=\"heart\\\"beat\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vecdrill_check_passed{check=\"disk\"} 0\n"),
+            "{text}"
+        );
+    }
+}

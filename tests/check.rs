@@ -1,0 +1,112 @@
+//! `vecdrill check` against a real Chroma and a real repository.
+
+use crate::common::{free_port, seeded_data_dir, vecdrill, ChromaServer};
+
+/// Every sample line of a Prometheus text file as (name with labels, value); panics on a line
+/// that is neither a comment nor `name[{labels}] value`.
+fn prometheus_samples(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|line| {
+            let (name, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {line:?}"));
+            let bare = name.split('{').next().unwrap();
+            assert!(
+                bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "bad metric name in {line:?}"
+            );
+            assert!(
+                !name.contains('{') || name.ends_with('}'),
+                "bad labels in {line:?}"
+            );
+            (
+                name.to_string(),
+                value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_passes_on_a_healthy_setup_and_fails_on_a_stale_backup_and_a_dead_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 500, 8)]);
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    vecdrill([
+        "backup",
+        "--repo",
+        &repo,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let server = ChromaServer::start(&data);
+    let metrics = tmp.path().join("vecdrill.prom");
+
+    let healthy = vecdrill([
+        "check",
+        "--url",
+        &server.url(),
+        "--repo",
+        &repo,
+        "--max-backup-age",
+        "1h",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--max-disk-use",
+        "100%",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+        "--json",
+    ]);
+    healthy.expect_code(0);
+    let report = healthy.json();
+    assert_eq!(report["checks"].as_array().unwrap().len(), 3);
+    let samples = prometheus_samples(&std::fs::read_to_string(&metrics).unwrap());
+    for check in ["heartbeat", "backup_age", "disk_use"] {
+        let name = format!("vecdrill_check_passed{{check=\"{check}\"}}");
+        assert_eq!(
+            samples.iter().find(|(n, _)| *n == name).map(|s| s.1),
+            Some(1.0),
+            "{check}"
+        );
+    }
+    assert!(samples
+        .iter()
+        .any(|(n, v)| n == "vecdrill_backup_age_seconds" && *v < 3600.0));
+
+    // A stale backup (older than 1 ms) fails and is named.
+    let stale = vecdrill(["check", "--repo", &repo, "--max-backup-age", "1ms"]);
+    stale.expect_code(1);
+    assert!(
+        stale.stdout().contains("FAIL backup_age"),
+        "{}",
+        stale.stdout()
+    );
+
+    // A dead server fails after the consecutive failures.
+    let dead = vecdrill([
+        "check",
+        "--url",
+        &format!("http://127.0.0.1:{}", free_port()),
+        "--failures",
+        "3",
+        "--interval",
+        "50ms",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ]);
+    dead.expect_code(1);
+    assert!(
+        dead.stdout().contains("3 failed heartbeats in a row"),
+        "{}",
+        dead.stdout()
+    );
+    let samples = prometheus_samples(&std::fs::read_to_string(&metrics).unwrap());
+    assert!(samples
+        .iter()
+        .any(|(n, v)| n == "vecdrill_check_passed{check=\"heartbeat\"}" && *v == 0.0));
+}
