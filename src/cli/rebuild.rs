@@ -1,12 +1,8 @@
 //! `rebuild`: a collection from its source documents and an embedding endpoint.
 
-use std::time::Duration;
-
 use clap::Args;
 use vecdrill::exit;
-use vecdrill::rebuild::embed::{EmbedSettings, EmbeddingClient};
-use vecdrill::rebuild::source::{FieldMap, SourceSpec};
-use vecdrill::rebuild::{self, RebuildOptions};
+use vecdrill::rebuild::{self, spec::RebuildSpec};
 use vecdrill::targets::chroma::ChromaClient;
 
 use super::{print_json, progress::for_terminal, Failure};
@@ -67,33 +63,29 @@ pub struct RebuildArgs {
 }
 
 pub async fn rebuild(args: RebuildArgs) -> Result<i32, Failure> {
-    let source = SourceSpec::parse(&args.source, args.table.as_deref(), args.query.as_deref())
-        .map_err(|e| Failure {
-            message: e.to_string(),
-            hint: None,
-            code: exit::BAD_INPUT,
-        })?;
-    let options = RebuildOptions {
+    let spec = RebuildSpec {
         collection: args.collection.clone(),
-        source,
-        fields: FieldMap {
-            id_field: args.id_field.clone(),
-            text_field: args.text_field.clone(),
-            metadata_fields: args.metadata_fields.clone(),
-        },
+        source: args.source.clone(),
+        table: args.table.clone(),
+        query: args.query.clone(),
+        id_field: args.id_field.clone(),
+        text_field: args.text_field.clone(),
+        metadata_fields: args.metadata_fields.clone(),
+        embed_url: args.embed_url.clone(),
+        model: args.model.clone(),
+        api_key_env: args.api_key_env.clone(),
         embed_batch: args.embed_batch,
         concurrency: args.concurrency,
-        configuration: rebuild::configuration_for_space(args.space.as_deref()),
+        attempts: args.attempts,
+        space: args.space.clone(),
         reembed_existing: args.reembed_existing,
         expected_min: args.expected_min,
     };
-    let embedder = EmbeddingClient::new(EmbedSettings {
-        url: args.embed_url.clone(),
-        model: args.model.clone(),
-        api_key: rebuild::api_key_from_env(&args.api_key_env),
-        attempts: args.attempts,
-        timeout: Duration::from_secs(120),
-    });
+    let (options, embedder) = spec.prepare().map_err(|e| Failure {
+        message: e.to_string(),
+        hint: None,
+        code: exit::BAD_INPUT,
+    })?;
     let progress = for_terminal(args.json);
     let summary = rebuild::rebuild(
         &ChromaClient::new(&args.url),

@@ -74,17 +74,10 @@ pub struct ImportArgs {
     pub json: bool,
 }
 
-fn selection(all: bool, names: &[String]) -> Selection {
-    if all || names.is_empty() {
-        Selection::All
-    } else {
-        Selection::Named(names.to_vec())
-    }
-}
-
 pub async fn export(args: ExportArgs) -> Result<i32, Failure> {
     let progress = for_terminal(args.json);
-    let which = selection(args.all, &args.collections);
+    // clap makes --all and --collection exclusive: no names means every collection.
+    let which = Selection::of(&args.collections);
     let summary = if let Some(url) = &args.url {
         let options = ApiExportOptions {
             page_size: args.page_size,
@@ -135,7 +128,7 @@ pub async fn export(args: ExportArgs) -> Result<i32, Failure> {
 pub async fn import(args: ImportArgs) -> Result<i32, Failure> {
     let progress = for_terminal(args.json);
     let options = ImportOptions {
-        selection: selection(false, &args.collections),
+        selection: Selection::of(&args.collections),
         rename: args.rename.clone(),
         batch_size: args.batch_size,
         parallel: args.parallel,

@@ -234,34 +234,17 @@ impl ExportWriter {
         };
         *count += 1;
         self.records += 1;
-        // Serialised by hand around the embedding: the one large field, encoded directly.
-        self.line.clear();
-        self.line.extend_from_slice(b"{\"type\":\"record\",\"id\":");
-        serde_json::to_writer(&mut self.line, &record.id).expect("a string serialises");
-        self.line.extend_from_slice(b",\"embedding\":\"");
-        self.line
-            .extend_from_slice(embedding::encode(&record.embedding).as_bytes());
-        self.line.push(b'"');
-        let optional = [
-            (
-                "document",
-                record.document.as_ref().map(|d| Value::from(d.as_str())),
-            ),
-            ("metadata", record.metadata.clone().map(Value::Object)),
-            ("uri", record.uri.as_ref().map(|u| Value::from(u.as_str()))),
-        ];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                self.line
-                    .extend_from_slice(format!(",\"{key}\":").as_bytes());
-                serde_json::to_writer(&mut self.line, &value).expect("JSON values serialise");
-            }
+        /// A record line without copying the record: the `type` tag, then its fields.
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            r#type: &'static str,
+            #[serde(flatten)]
+            record: &'a Record,
         }
-        self.line.extend_from_slice(b"}\n");
-        let line = std::mem::take(&mut self.line);
-        let result = self.put(&line);
-        self.line = line;
-        result
+        self.write(&Tagged {
+            r#type: "record",
+            record,
+        })
     }
 
     fn end_collection(&mut self) -> Result<(), FormatError> {
@@ -297,10 +280,15 @@ impl ExportWriter {
         let _ = std::fs::remove_file(&self.partial);
     }
 
-    fn write(&mut self, line: &Line) -> Result<(), FormatError> {
-        let mut text = serde_json::to_vec(line).expect("export lines serialise");
+    /// One line, serialised into a buffer reused from line to line.
+    fn write<T: Serialize>(&mut self, line: &T) -> Result<(), FormatError> {
+        let mut text = std::mem::take(&mut self.line);
+        text.clear();
+        serde_json::to_writer(&mut text, line).expect("export lines serialise");
         text.push(b'\n');
-        self.put(&text)
+        let result = self.put(&text);
+        self.line = text;
+        result
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), FormatError> {

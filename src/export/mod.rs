@@ -26,6 +26,15 @@ pub enum Selection {
 }
 
 impl Selection {
+    /// The named collections, or all of them when none are named.
+    pub fn of(names: &[String]) -> Self {
+        if names.is_empty() {
+            Self::All
+        } else {
+            Self::Named(names.to_vec())
+        }
+    }
+
     pub fn includes(&self, name: &str) -> bool {
         match self {
             Self::All => true,
@@ -127,6 +136,12 @@ impl Classify for TransferError {
                 "something else writes to the collection, or the import was cut short: run the same import again (it is resumable)".into(),
             ),
         }
+    }
+}
+
+impl From<String> for TransferError {
+    fn from(message: String) -> Self {
+        Self::Offline(message)
     }
 }
 

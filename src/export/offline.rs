@@ -178,28 +178,18 @@ fn export_collection(
         dimension: info.dimension.map(|d| d as u64),
         count: info.count,
     })?;
-    let mut format_error = None;
-    let written = database
-        .for_each_record(collection, |record| {
-            progress.advance(1);
-            writer
-                .record(&Record {
-                    id: record.id,
-                    embedding: record.embedding,
-                    document: record.document,
-                    metadata: record.metadata,
-                    uri: record.uri,
-                })
-                .map_err(|e| {
-                    let text = e.to_string();
-                    format_error = Some(e);
-                    text
-                })
-        })
-        .map_err(|message: String| match format_error.take() {
-            Some(e) => TransferError::Format(e),
-            None => TransferError::Offline(message),
-        })?;
+    let written = database.for_each_record(collection, |record| {
+        progress.advance(1);
+        writer
+            .record(&Record {
+                id: record.id,
+                embedding: record.embedding,
+                document: record.document,
+                metadata: record.metadata,
+                uri: record.uri,
+            })
+            .map_err(TransferError::from)
+    })?;
     if written != info.count {
         return Err(TransferError::Offline(format!(
             "collection {:?}: the database counts {} records but {written} could be read",

@@ -7,6 +7,7 @@
 
 pub mod embed;
 pub mod source;
+pub mod spec;
 
 use std::collections::HashSet;
 

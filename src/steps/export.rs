@@ -29,14 +29,6 @@ pub const KIND: StepKind = StepKind {
     build: super::build::<Export>,
 };
 
-pub fn selection(names: &[String]) -> Selection {
-    if names.is_empty() {
-        Selection::All
-    } else {
-        Selection::Named(names.to_vec())
-    }
-}
-
 #[async_trait]
 impl Step for Export {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
@@ -46,7 +38,7 @@ impl Step for Export {
         }
         let summary = api::export(
             ctx.chroma,
-            &selection(&self.collections),
+            &Selection::of(&self.collections),
             &self.out,
             ApiExportOptions::default(),
             &NoProgress,

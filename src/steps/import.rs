@@ -39,7 +39,7 @@ pub const KIND: StepKind = StepKind {
 impl Step for Import {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let options = ImportOptions {
-            selection: super::export::selection(&self.collections),
+            selection: crate::export::Selection::of(&self.collections),
             batch_size: self.batch_size,
             ..ImportOptions::default()
         };

@@ -48,24 +48,31 @@ impl RailwayService {
     /// The service volume's backups, newest first.
     pub async fn backups(&mut self) -> Result<Vec<VolumeBackup>, RailwayError> {
         let volume = self.volume_instance().await?;
+        self.backups_of(&volume).await
+    }
+
+    async fn backups_of(&self, volume: &VolumeInstance) -> Result<Vec<VolumeBackup>, RailwayError> {
         let mut backups = self.client.backup_list(&volume.id).await?;
         backups.sort_by_key(|b| std::cmp::Reverse(b.created_at));
         Ok(backups)
     }
 
-    /// A backup by id, by name (the newest of that name) or `latest`.
-    pub async fn find_backup(&mut self, wanted: &str) -> Result<VolumeBackup, RailwayError> {
-        let backups = self.backups().await?;
+    /// A backup of `volume` by id, by name (the newest of that name) or `latest`.
+    async fn find_backup(
+        &self,
+        volume: &VolumeInstance,
+        wanted: &str,
+    ) -> Result<VolumeBackup, RailwayError> {
+        let backups = self.backups_of(volume).await?;
         let found = if wanted == "latest" {
-            backups.first().cloned()
+            backups.first()
         } else {
             backups
                 .iter()
                 .find(|b| b.id == wanted)
                 .or_else(|| backups.iter().find(|b| b.name.as_deref() == Some(wanted)))
-                .cloned()
         };
-        found.ok_or_else(|| {
+        found.cloned().ok_or_else(|| {
             RailwayError::NotFound(format!(
                 "no volume backup {wanted:?} (there are {})",
                 backups.len()
@@ -106,8 +113,8 @@ impl RailwayService {
     }
 
     pub async fn delete_backup(&mut self, wanted: &str) -> Result<VolumeBackup, RailwayError> {
-        let backup = self.find_backup(wanted).await?;
         let volume = self.volume_instance().await?;
+        let backup = self.find_backup(&volume, wanted).await?;
         let workflow = self.client.backup_delete(&volume.id, &backup.id).await?;
         self.wait_workflow(workflow.as_deref(), "the deletion")
             .await?;
@@ -122,8 +129,8 @@ impl RailwayService {
         allow_staged: bool,
     ) -> Result<RestoreReport, RailwayError> {
         let ids = self.resolve().await?;
-        let backup = self.find_backup(wanted).await?;
         let volume = self.volume_instance().await?;
+        let backup = self.find_backup(&volume, wanted).await?;
         let staged = self.client.staged_changes(&ids.environment_id).await?;
         if !staged.is_empty() && !allow_staged {
             return Err(RailwayError::StagedChanges {

@@ -107,17 +107,16 @@ impl OfflineDatabase {
                 .map_err(|e| fail("vector index", &e))?,
             None => VectorIndex::default(),
         };
-        let vector_log = read_log(&self.conn, &topic, info.vector_seq_id.unwrap_or(0), cosine)
-            .map_err(|e| fail("write-ahead log", &e))?;
-        let vector_overlay = replay_vectors(&vector_log, &vectors);
-        let metadata_log = read_log(
-            &self.conn,
-            &topic,
+        // One read of the log from the lower watermark; each segment replays its own part.
+        let (vector_mark, metadata_mark) = (
+            info.vector_seq_id.unwrap_or(0),
             info.metadata_seq_id.unwrap_or(0),
-            cosine,
-        )
-        .map_err(|e| fail("write-ahead log", &e))?;
-        let mut metadata_overlay = replay_metadata(&metadata_log);
+        );
+        let log = read_log(&self.conn, &topic, vector_mark.min(metadata_mark), cosine)
+            .map_err(|e| fail("write-ahead log", &e))?;
+        let past = |mark: i64| log.iter().filter(move |e| e.seq > mark);
+        let vector_overlay = replay_vectors(past(vector_mark), &vectors);
+        let mut metadata_overlay = replay_metadata(past(metadata_mark));
         let vector_of = |id: &str| -> Result<Vec<f32>, E> {
             match vector_overlay.get(id) {
                 Some(Some(v)) => Ok(v.clone()),
@@ -520,7 +519,10 @@ fn as_hnswlib_returns(v: &[f32]) -> Vec<f32> {
 }
 
 /// The vectors the log changes: `Some(v)` set, `None` deleted.
-fn replay_vectors(log: &[LogEntry], index: &VectorIndex) -> HashMap<String, Option<Vec<f32>>> {
+fn replay_vectors<'a>(
+    log: impl Iterator<Item = &'a LogEntry>,
+    index: &VectorIndex,
+) -> HashMap<String, Option<Vec<f32>>> {
     let mut overlay: HashMap<String, Option<Vec<f32>>> = HashMap::new();
     for entry in log {
         let exists = match overlay.get(&entry.id) {
@@ -594,7 +596,7 @@ fn merge(existing: OfflineRecord, update: Option<Map<String, Value>>) -> Offline
     split_fields(existing.id, fields)
 }
 
-fn replay_metadata(log: &[LogEntry]) -> HashMap<String, Change> {
+fn replay_metadata<'a>(log: impl Iterator<Item = &'a LogEntry>) -> HashMap<String, Change> {
     let mut changes: HashMap<String, Change> = HashMap::new();
     for entry in log {
         changes
