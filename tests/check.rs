@@ -1,6 +1,6 @@
 //! `vecdrill check` against a real Chroma and a real repository.
 
-use crate::common::{free_port, seeded_data_dir, vecdrill, ChromaServer};
+use crate::common::{seeded_data_dir, vecdrill, ChromaServer};
 
 /// Every sample line of a Prometheus text file as (name with labels, value); panics on a line
 /// that is neither a comment nor `name[{labels}] value`.
@@ -87,11 +87,19 @@ fn check_passes_on_a_healthy_setup_and_fails_on_a_stale_backup_and_a_dead_server
         stale.stdout()
     );
 
-    // A dead server fails after the consecutive failures.
+    // A dead server fails after the consecutive failures. The port is held by a listener that
+    // drops every connection, so no other test's server can take it meanwhile.
+    let dead_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead_listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for connection in dead_listener.incoming() {
+            drop(connection);
+        }
+    });
     let dead = vecdrill([
         "check",
         "--url",
-        &format!("http://127.0.0.1:{}", free_port()),
+        &format!("http://127.0.0.1:{dead_port}"),
         "--failures",
         "3",
         "--interval",

@@ -7,7 +7,7 @@ use serde_json::Value;
 use vecdrill::seed::{record_id, RecordGenerator};
 use vecdrill::targets::chroma::ChromaClient;
 
-use crate::common::{chroma_bin, free_port, port_is_open, seeded_data_dir, vecdrill, ChromaServer};
+use crate::common::{chroma_bin, free_port, port_is_open, seeded_data_dir, ChromaServer};
 
 /// A scenario whose service is a Chroma process on `data_dir` and `port`, with the given
 /// objectives, steps and rollback (YAML fragments).
@@ -35,18 +35,7 @@ fn scenario(
 }
 
 fn run_json(scenario: &Path, report_dir: &Path, code: i32, vars: &[String]) -> Value {
-    let mut args = vec![
-        "run".to_string(),
-        scenario.display().to_string(),
-        "--report-dir".into(),
-        report_dir.display().to_string(),
-        "--json".into(),
-    ];
-    for var in vars {
-        args.push("--var".into());
-        args.push(var.clone());
-    }
-    let run = vecdrill(&args);
+    let run = crate::common::run_scenario(scenario, report_dir, vars, &[]);
     run.expect_code(code);
     run.json()
 }

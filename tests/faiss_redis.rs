@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use vecdrill::targets::faiss;
 
-use crate::common::{free_port, project_root, tree_hashes, vecdrill, RedisServer};
+use crate::common::{free_port, project_root, run_scenario, tree_hashes, vecdrill, RedisServer};
 
 const PREFIXES: [(&str, u64); 3] = [
     ("chimera-vectors:", 1200),
@@ -324,18 +324,7 @@ fn the_faiss_redis_restore_scenario_passes() {
         format!("redis_port={port}"),
         format!("repo=file://{}", tmp.path().join("repo").display()),
     ];
-    let mut args = vec![
-        "run".to_string(),
-        scenario.display().to_string(),
-        "--report-dir".into(),
-        tmp.path().join("reports").display().to_string(),
-        "--json".into(),
-    ];
-    for var in &vars {
-        args.push("--var".into());
-        args.push(var.clone());
-    }
-    let run = vecdrill(&args);
+    let run = run_scenario(&scenario, &tmp.path().join("reports"), &vars, &[]);
     run.expect_code(0);
     let report = run.json();
     assert_eq!(report["passed"], true, "{report:#}");

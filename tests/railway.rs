@@ -6,32 +6,36 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::{
-    project_root, seeded_data_dir, vecdrill_env, RailwayStandin, RAILWAY_TEST_TOKEN,
+    project_root, run_scenario, seeded_data_dir, vecdrill_env, RailwayStandin, RAILWAY_TEST_TOKEN,
 };
 
-fn run_restart_drill(standin: &RailwayStandin, tmp: &Path, token: &str) -> crate::common::Run {
-    let scenario = project_root().join("scenarios/railway/restart.yaml");
-    let reports = tmp.join("reports");
-    let vars = [
+/// Run `scenarios/railway/NAME.yaml` against the stand-in with `token`, logging at info
+/// level (so a token leaking into the log would show).
+fn run_railway_drill(
+    name: &str,
+    standin: &RailwayStandin,
+    tmp: &Path,
+    token: &str,
+    extra_vars: &[&str],
+) -> crate::common::Run {
+    let scenario = project_root().join(format!("scenarios/railway/{name}.yaml"));
+    let mut vars = vec![
         format!("url={}", standin.app_url()),
         "project=prj-7d1c".to_string(),
         "service=chromadb".to_string(),
         format!("endpoint={}", standin.endpoint()),
         "poll=200ms".to_string(),
     ];
-    let mut args = vec![
-        "run".to_string(),
-        scenario.display().to_string(),
-        "--report-dir".into(),
-        reports.display().to_string(),
-        "--json".into(),
-        "-v".into(),
+    vars.extend(extra_vars.iter().map(|v| v.to_string()));
+    let env = [
+        ("RAILWAY_API_TOKEN", token.to_string()),
+        ("RUST_LOG", "info".to_string()),
     ];
-    for var in &vars {
-        args.push("--var".into());
-        args.push(var.clone());
-    }
-    vecdrill_env(&args, &[("RAILWAY_API_TOKEN", token.to_string())])
+    run_scenario(&scenario, &tmp.join("reports"), &vars, &env)
+}
+
+fn run_restart_drill(standin: &RailwayStandin, tmp: &Path, token: &str) -> crate::common::Run {
+    run_railway_drill("restart", standin, tmp, token, &[])
 }
 
 /// Every file under `dir`, as text.
@@ -198,29 +202,12 @@ fn platform_commands_stop_start_and_restart_the_service_and_ask_before_acting() 
 }
 
 fn run_snapshot_drill(standin: &RailwayStandin, tmp: &Path) -> crate::common::Run {
-    let scenario = project_root().join("scenarios/railway/snapshot-restore.yaml");
-    let vars = [
-        format!("url={}", standin.app_url()),
-        "project=prj-7d1c".to_string(),
-        "service=chromadb".to_string(),
-        format!("endpoint={}", standin.endpoint()),
-        "poll=200ms".to_string(),
-        "collection=bmad_embeddings".to_string(),
-    ];
-    let mut args = vec![
-        "run".to_string(),
-        scenario.display().to_string(),
-        "--report-dir".into(),
-        tmp.join("reports").display().to_string(),
-        "--json".into(),
-    ];
-    for var in &vars {
-        args.push("--var".into());
-        args.push(var.clone());
-    }
-    vecdrill_env(
-        &args,
-        &[("RAILWAY_API_TOKEN", RAILWAY_TEST_TOKEN.to_string())],
+    run_railway_drill(
+        "snapshot-restore",
+        standin,
+        tmp,
+        RAILWAY_TEST_TOKEN,
+        &["collection=bmad_embeddings"],
     )
 }
 

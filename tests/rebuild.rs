@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use vecdrill::targets::chroma::ChromaClient;
 
 use crate::common::{
-    chroma_bin, free_port, project_root, vecdrill, vecdrill_env, ChromaServer, EmbeddingStandin,
-    PostgresServer,
+    chroma_bin, free_port, project_root, run_scenario, vecdrill, vecdrill_env, ChromaServer,
+    EmbeddingStandin, PostgresServer,
 };
 
 /// Document `i`: a dozen words from a 400-word vocabulary (distinct enough that nearest
@@ -299,21 +299,8 @@ fn the_rebuild_from_source_scenario_passes() {
         format!("embed_url={}", standin.url()),
         "model=standin-embed".to_string(),
     ];
-    let mut args = vec![
-        "run".to_string(),
-        project_root()
-            .join("scenarios/rebuild-from-source.yaml")
-            .display()
-            .to_string(),
-        "--report-dir".into(),
-        tmp.path().join("reports").display().to_string(),
-        "--json".into(),
-    ];
-    for var in &vars {
-        args.push("--var".into());
-        args.push(var.clone());
-    }
-    let run = vecdrill(&args);
+    let scenario = project_root().join("scenarios/rebuild-from-source.yaml");
+    let run = run_scenario(&scenario, &tmp.path().join("reports"), &vars, &[]);
     run.expect_code(0);
     let report = run.json();
     assert_eq!(report["passed"], true, "{report:#}");

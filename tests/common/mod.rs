@@ -203,6 +203,59 @@ pub fn seeded_data_dir(root: &Path, collections: &[(&str, u64, usize)]) -> PathB
     data
 }
 
+/// `vecdrill run SCENARIO --report-dir DIR --json --var ...` with extra environment variables.
+pub fn run_scenario(
+    scenario: &Path,
+    report_dir: &Path,
+    vars: &[String],
+    env: &[(&str, String)],
+) -> Run {
+    let mut args = vec![
+        "run".to_string(),
+        scenario.display().to_string(),
+        "--report-dir".into(),
+        report_dir.display().to_string(),
+        "--json".into(),
+    ];
+    for var in vars {
+        args.push("--var".into());
+        args.push(var.clone());
+    }
+    vecdrill_env(&args, env)
+}
+
+/// Spawn a fixture server that prints `listening on PORT` first; returns it and the port.
+fn spawn_announcing_port(command: &mut Command, what: &str) -> (Child, u16) {
+    use std::io::BufRead;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{what} prints its port: {e}"));
+    let port = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output from {what}: {line:?}"));
+    (child, port)
+}
+
+/// GET a JSON document from a fixture server on loopback.
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("fixture server");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).expect("JSON")
+}
+
 /// Is anything listening on this port?
 pub fn port_is_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
@@ -358,24 +411,12 @@ pub struct EmbeddingStandin {
 
 impl EmbeddingStandin {
     pub fn start(args: &[&str]) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new("python3")
-            .arg(project_root().join("tests/fixtures/embedding_standin.py"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the embedding stand-in");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the stand-in prints its port");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected stand-in output {line:?}"));
+        let (child, port) = spawn_announcing_port(
+            Command::new("python3")
+                .arg(project_root().join("tests/fixtures/embedding_standin.py"))
+                .args(args),
+            "the embedding stand-in",
+        );
         Self { port, child }
     }
 
@@ -385,15 +426,7 @@ impl EmbeddingStandin {
 
     /// Counters: requests, throttled, failed, texts, unauthorized.
     pub fn stats(&self) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("stand-in");
-        stream
-            .write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let body = answer.split("\r\n\r\n").nth(1).expect("a body");
-        serde_json::from_str(body).expect("stats JSON")
+        get_json(self.port, "/stats")
     }
 }
 
@@ -669,35 +702,23 @@ pub const RAILWAY_TEST_TOKEN: &str = "rw-test-token-5f1e9c";
 
 impl RailwayStandin {
     pub fn start(volume: &Path, extra: &[&str]) -> Self {
-        use std::io::BufRead;
         let app_port = free_port();
-        let mut child = Command::new("python3")
-            .arg(project_root().join("tests/fixtures/railway_standin.py"))
-            .arg("--chroma")
-            .arg(chroma_bin())
-            .arg("--volume")
-            .arg(volume)
-            .args([
-                "--app-port",
-                &app_port.to_string(),
-                "--token",
-                RAILWAY_TEST_TOKEN,
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the Railway stand-in");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the stand-in prints its port");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected stand-in output {line:?}"));
+        let (child, port) = spawn_announcing_port(
+            Command::new("python3")
+                .arg(project_root().join("tests/fixtures/railway_standin.py"))
+                .arg("--chroma")
+                .arg(chroma_bin())
+                .arg("--volume")
+                .arg(volume)
+                .args([
+                    "--app-port",
+                    &app_port.to_string(),
+                    "--token",
+                    RAILWAY_TEST_TOKEN,
+                ])
+                .args(extra),
+            "the Railway stand-in",
+        );
         let standin = Self {
             port,
             app_port,
@@ -724,14 +745,7 @@ impl RailwayStandin {
 
     /// Requests per operation and in all.
     pub fn stats(&self) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("stand-in");
-        stream
-            .write_all(b"GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        serde_json::from_str(answer.split("\r\n\r\n").nth(1).expect("a body")).expect("stats JSON")
+        get_json(self.port, "/stats")
     }
 }
 
