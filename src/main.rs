@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use cli::check::CheckArgs;
 use cli::drill::{BenchArgs, RunArgs, SeedArgs, ValidateArgs};
+use cli::history::{BaselineArgs, HistoryArgs};
 use cli::platform::PlatformArgs;
 use cli::rebuild::RebuildArgs;
 use cli::repo::{
@@ -119,6 +120,16 @@ enum Command {
         after_help = "Examples:\n  vecdrill check --url http://127.0.0.1:8000 --repo s3://bucket/chroma --max-backup-age 26h --data-dir /srv/chroma --max-disk-use 85%\n  vecdrill check --url http://127.0.0.1:8000 --metrics-file /var/lib/node_exporter/textfile/vecdrill.prom --json"
     )]
     Check(CheckArgs),
+    /// The record of every drill and backup: list, show one, or a scenario's monthly trend.
+    #[command(
+        after_help = "Examples:\n  vecdrill history --since 90d\n  vecdrill history --scenario snapshot-restore --json\n  vecdrill history show latest\n  vecdrill history trend --scenario snapshot-restore"
+    )]
+    History(HistoryArgs),
+    /// A scenario's baseline, which relative objectives (max_regression, min_of_baseline) compare with.
+    #[command(
+        after_help = "Examples:\n  vecdrill baseline set staging-latency-20261101T020000Z\n  vecdrill baseline show staging-latency --json"
+    )]
+    Baseline(BaselineArgs),
 }
 
 fn main() -> ExitCode {
@@ -174,5 +185,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Rebuild(args) => cli::rebuild::rebuild(args).await,
         Command::Platform(args) => cli::platform::platform(args).await,
         Command::Check(args) => cli::check::check(args).await,
+        Command::History(args) => cli::history::history(args),
+        Command::Baseline(args) => cli::history::baseline(args),
     }
 }

@@ -1,34 +1,6 @@
 //! `vecdrill check` against a real Chroma and a real repository.
 
-use crate::common::{seeded_data_dir, vecdrill, ChromaServer};
-
-/// Every sample line of a Prometheus text file as (name with labels, value); panics on a line
-/// that is neither a comment nor `name[{labels}] value`.
-fn prometheus_samples(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|line| {
-            let (name, value) = line
-                .rsplit_once(' ')
-                .unwrap_or_else(|| panic!("bad line {line:?}"));
-            let bare = name.split('{').next().unwrap();
-            assert!(
-                bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                "bad metric name in {line:?}"
-            );
-            assert!(
-                !name.contains('{') || name.ends_with('}'),
-                "bad labels in {line:?}"
-            );
-            (
-                name.to_string(),
-                value
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad value in {line:?}")),
-            )
-        })
-        .collect()
-}
+use crate::common::{prometheus_samples, seeded_data_dir, vecdrill, ChromaServer};
 
 #[test]
 fn check_passes_on_a_healthy_setup_and_fails_on_a_stale_backup_and_a_dead_server() {

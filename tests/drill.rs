@@ -240,7 +240,7 @@ fn ctrl_c_runs_rollback_and_exits_130() {
         "  - { do: start }\n  - { do: wait_healthy }\n  - { id: long, do: sleep, with: { duration: 5m } }",
         &format!("  - {{ do: shell, with: {{ command: \"touch {}\" }} }}", marker.display()),
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vecdrill"))
+    let mut child = crate::common::vecdrill_command()
         .args(["run", path.to_str().unwrap(), "--report-dir"])
         .arg(tmp.path().join("reports"))
         .stdout(std::process::Stdio::null())

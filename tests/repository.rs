@@ -353,7 +353,7 @@ fn sigkill_during_backup_leaves_only_complete_backups() {
     )
     .unwrap();
     let packs_before = files_under(&repo_dir.join("packs")).len();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vecdrill"))
+    let child = crate::common::vecdrill_command()
         .args([
             "backup",
             "--repo",
@@ -397,7 +397,7 @@ fn sigkill_during_restore_leaves_the_live_directory_intact() {
     std::fs::write(live.join("chroma.sqlite3"), "the live database").unwrap();
     std::fs::write(live.join("segment/data_level0.bin"), vec![7u8; 4096]).unwrap();
     let before = tree_hashes(&live);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vecdrill"))
+    let child = crate::common::vecdrill_command()
         .args([
             "restore",
             "--repo",

@@ -9,6 +9,7 @@ mod faiss_redis;
 mod latency;
 mod railway;
 mod rebuild;
+mod records;
 mod repository;
 mod seed_bench;
 mod transfer;

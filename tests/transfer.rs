@@ -426,7 +426,7 @@ fn an_import_killed_midway_and_run_again_ends_with_exact_records() {
     let server = ChromaServer::start(&target);
     let url = server.url();
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vecdrill"))
+    let mut child = crate::common::vecdrill_command()
         .args([
             "import",
             "--url",

@@ -34,7 +34,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Fail above this disk use, e.g. 85 or 85%.
-    #[arg(long, value_parser = parse_percent, requires = "data_dir")]
+    #[arg(long, value_parser = parse_disk_use, requires = "data_dir")]
     pub max_disk_use: Option<f64>,
     /// Also write the results as Prometheus text (node_exporter textfile collector).
     #[arg(long)]
@@ -43,13 +43,11 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-fn parse_percent(text: &str) -> Result<f64, String> {
-    text.trim()
-        .trim_end_matches('%')
-        .parse::<f64>()
-        .ok()
-        .filter(|p| (0.0..=100.0).contains(p))
-        .ok_or_else(|| format!("expected a percentage such as 85%, got {text:?}"))
+fn parse_disk_use(text: &str) -> Result<f64, String> {
+    let percent: vecdrill::percent::Percent = text.parse()?;
+    Some(percent.0)
+        .filter(|p| *p <= 100.0)
+        .ok_or_else(|| format!("disk use is at most 100%, got {text:?}"))
 }
 
 pub async fn check(args: CheckArgs) -> Result<i32, Failure> {

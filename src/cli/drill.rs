@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use clap::Args;
 use vecdrill::drill::{self, RunOptions};
 use vecdrill::exit;
+use vecdrill::history::History;
 use vecdrill::latency::chroma_query::{run_search_load, SearchLoad};
 use vecdrill::latency::LoadPlan;
+use vecdrill::report::DrillReport;
 use vecdrill::scenario::{self, LoadOptions, ScenarioError};
 use vecdrill::seed::{seed, SeedOptions};
 use vecdrill::targets::chroma::ChromaClient;
@@ -29,6 +31,11 @@ pub struct RunArgs {
     /// Print report.json on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Make this run the scenario's baseline for relative objectives, when it passes.
+    #[arg(long)]
+    pub save_baseline: bool,
+    #[command(flatten)]
+    pub records: super::records::RecordArgs,
 }
 
 #[derive(Args)]
@@ -103,16 +110,49 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         }
         return Ok(exit::SUCCESS);
     }
+    // Open the history before the drill starts: a history that cannot be written is found
+    // out before anything is broken on purpose.
+    let mut history = args.records.open_history()?;
+    let baseline = match &history {
+        Some(history) => history.baseline(&scenario.name)?,
+        None => None,
+    };
     let interrupt = drill::interrupt_on_signals();
     let options = RunOptions {
         report_dir: args.report_dir,
+        baseline,
     };
     let report = drill::run(&scenario, &options, &super::observer::LiveLines, interrupt).await?;
     eprint!("{}", vecdrill::report::terminal::render(&report));
+    let record = vecdrill::history::drill_record(&report);
+    let recorded = super::records::keep(&args.records, history.as_mut(), &record);
+    if recorded && args.save_baseline {
+        save_baseline(history.as_mut(), &report);
+    }
+    if let Some(notify) = scenario.notify.as_ref().filter(|n| n.wants(report.passed)) {
+        super::records::notify(notify, &vecdrill::notify::drill_summary(&report)).await;
+    }
     if args.json {
         print_json(&report);
     }
     Ok(report.exit_code)
+}
+
+/// Make a passed run its scenario's baseline. A failure here is reported but never changes
+/// the drill's verdict: the report is already on disk.
+fn save_baseline(history: Option<&mut History>, report: &DrillReport) {
+    let Some(history) = history else { return };
+    if !report.passed {
+        eprintln!("baseline not saved: the run did not pass");
+        return;
+    }
+    match history.set_baseline(&report.run_id) {
+        Ok(baseline) => eprintln!(
+            "baseline for {:?} is now run {}",
+            baseline.scenario, baseline.run_id
+        ),
+        Err(err) => eprintln!("warning: baseline not saved: {err}"),
+    }
 }
 
 pub fn validate(args: ValidateArgs) -> i32 {

@@ -3,10 +3,12 @@
 
 pub mod check;
 pub mod drill;
+pub mod history;
 pub mod observer;
 pub mod platform;
 pub mod progress;
 pub mod rebuild;
+pub mod records;
 pub mod repo;
 pub mod transfer;
 

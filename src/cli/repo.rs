@@ -3,15 +3,18 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use chrono::Utc;
 use clap::Args;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 use vecdrill::duration::HumanDuration;
 use vecdrill::exit;
+use vecdrill::history::{backup_record, BackupRun};
+use vecdrill::notify::{NotifyOn, NotifySpec};
 use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
-use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
+use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
 use vecdrill::repo::Repository;
 use vecdrill::scenario::ShellSpec;
 use vecdrill::targets::chroma::capture::CaptureMode;
@@ -83,6 +86,14 @@ pub struct BackupArgs {
     /// After a successful backup, keep only the newest N (seed 000's "keep 24").
     #[arg(long)]
     pub keep_last: Option<usize>,
+    /// POST a JSON summary (with a Slack-compatible `text`) to this webhook.
+    #[arg(long, value_name = "URL")]
+    pub notify: Option<String>,
+    /// When to notify.
+    #[arg(long, value_enum, default_value = "failure", requires = "notify")]
+    pub notify_on: NotifyOn,
+    #[command(flatten)]
+    pub records: super::records::RecordArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -199,6 +210,75 @@ pub struct StatsArgs {
 }
 
 pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
+    let mut history = args.records.open_history()?;
+    let started_at = Utc::now();
+    let result = create_backup(&args).await;
+    let record = backup_record(BackupRun {
+        repo: &args.repo.repo,
+        target: backup_target(&args),
+        started_at,
+        finished_at: Utc::now(),
+        exit_code: result.as_ref().map_or_else(|f| f.code, |_| exit::SUCCESS),
+        backup_id: match &result {
+            Ok((BackupOutcome::Created { manifest }, _)) => Some(manifest.id.clone()),
+            _ => None,
+        },
+        logical_bytes: created(&result).map(|m| m.totals.logical_bytes),
+        stored_bytes: created(&result).map(|m| m.totals.stored_bytes),
+        counts: created(&result)
+            .and_then(protect::described)
+            .map(|l| {
+                l.collections
+                    .iter()
+                    .map(|c| (c.name.clone(), c.count))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        detail: match &result {
+            Ok((outcome, pruned)) => serde_json::json!({ "backup": outcome, "pruned": pruned }),
+            Err(failure) => serde_json::json!({ "error": failure.message, "hint": failure.hint }),
+        },
+    });
+    super::records::keep(&args.records, history.as_mut(), &record);
+    if let Some(url) = &args.notify {
+        let spec = NotifySpec::new(url.clone(), args.notify_on);
+        if spec.wants(record.passed) {
+            let error = result.as_ref().err().map(|f| f.message.as_str());
+            super::records::notify(&spec, &vecdrill::notify::backup_summary(&record, error)).await;
+        }
+    }
+    let (outcome, pruned) = result?;
+    report_backup(&outcome, pruned, &args)
+}
+
+fn created(result: &Result<(BackupOutcome, Option<PruneReport>), Failure>) -> Option<&Manifest> {
+    match result {
+        Ok((BackupOutcome::Created { manifest }, _)) => Some(manifest),
+        _ => None,
+    }
+}
+
+/// What a backup protects, as its history record names it.
+fn backup_target(args: &BackupArgs) -> String {
+    match (&args.chroma_dir, &args.redis) {
+        (Some(dir), _) => format!("chroma {}", dir.display()),
+        (None, redis) => format!(
+            "faiss_redis {}{}",
+            args.faiss
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            redis
+                .as_deref()
+                .map(|r| format!(" {}", vecdrill::rebuild::source::redact_url(r)))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Take the backup, then rotate when asked.
+async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Option<PruneReport>), Failure> {
     let repo = Repository::open_or_create(&args.repo.repo).await?;
     let mut service: Option<Box<dyn Service>> = match (&args.stop_cmd, &args.start_cmd) {
         (Some(stop), Some(start)) => Some(Box::new(ShellService::new(
@@ -234,7 +314,7 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
             min_interval: args.min_interval.map(HumanDuration::as_duration),
         };
         let outcome = faiss_redis::backup(&repo, &request, progress.as_ref()).await?;
-        return finish_backup(&repo, outcome, &args).await;
+        return rotate(&repo, outcome, args).await;
     };
     let request = BackupRequest {
         dir: chroma_dir,
@@ -247,15 +327,15 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
     };
     let outcome =
         protect::backup(&repo, &request, service.as_deref_mut(), progress.as_ref()).await?;
-    finish_backup(&repo, outcome, &args).await
+    rotate(&repo, outcome, args).await
 }
 
-/// Rotation after a successful backup, then the report.
-async fn finish_backup(
+/// Rotation, only after a successful backup (seed 000).
+async fn rotate(
     repo: &Repository,
     outcome: BackupOutcome,
     args: &BackupArgs,
-) -> Result<i32, Failure> {
+) -> Result<(BackupOutcome, Option<PruneReport>), Failure> {
     let mut pruned = None;
     if let (BackupOutcome::Created { .. }, Some(keep)) = (&outcome, args.keep_last) {
         // Rotation only after a successful backup (seed 000).
@@ -269,11 +349,19 @@ async fn finish_backup(
         };
         pruned = Some(vecdrill::repo::prune::prune(repo, &options).await?);
     }
+    Ok((outcome, pruned))
+}
+
+fn report_backup(
+    outcome: &BackupOutcome,
+    pruned: Option<PruneReport>,
+    args: &BackupArgs,
+) -> Result<i32, Failure> {
     if args.json {
         print_json(&serde_json::json!({ "backup": outcome, "pruned": pruned }));
         return Ok(exit::SUCCESS);
     }
-    match &outcome {
+    match outcome {
         BackupOutcome::Created { manifest } => {
             let t = &manifest.totals;
             eprintln!(

@@ -50,6 +50,8 @@ impl Classify for DrillError {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub report_dir: PathBuf,
+    /// The scenario's baseline, for objectives relative to it.
+    pub baseline: Option<crate::history::Baseline>,
 }
 
 /// Live progress of a run; the CLI prints it, tests ignore it.
@@ -160,6 +162,7 @@ pub async fn run(
         &runner.timeline,
         &runner.memory,
         started_at,
+        options.baseline.as_ref(),
     );
     let failure = runner.timeline.first_failure().map(|step| Failure {
         step: step.id.clone(),
@@ -174,6 +177,7 @@ pub async fn run(
     } else {
         exit::FAILED
     };
+    let rpo_ms = rpo_ms(&runner.timeline, &runner.memory);
     let report = DrillReport::new(report::ReportParts {
         scenario,
         run_dir: &run_dir,
@@ -185,13 +189,27 @@ pub async fn run(
         timeline: runner.timeline,
         objectives,
         failure,
+        rpo_ms,
+        counts: runner
+            .memory
+            .counts
+            .map(|(_, counts)| counts)
+            .unwrap_or_default(),
         latency: runner.memory.latency.map(|(_, summary)| summary),
+        baseline: options.baseline.clone(),
     });
     report::write_files(&report, &run_dir).map_err(|source| DrillError::WriteReport {
         path: run_dir.display().to_string(),
         source,
     })?;
     Ok(report)
+}
+
+/// Age of the restored backup at the `disaster` mark, when the run restored one.
+fn rpo_ms(timeline: &Timeline, memory: &Memory) -> Option<f64> {
+    let disaster = timeline.mark_time(crate::scenario::Mark::Disaster)?;
+    let (_, taken) = memory.restored.as_ref()?;
+    Some(millis((disaster - *taken).to_std().unwrap_or_default()))
 }
 
 struct Runner<'a> {

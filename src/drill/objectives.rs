@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use super::timeline::Timeline;
 use crate::duration::{format_duration, HumanDuration};
-use crate::scenario::{Mark, Objectives};
+use crate::history::Baseline;
+use crate::percent::Percent;
+use crate::scenario::{LatencyObjective, Mark, Objectives};
 use crate::steps::Memory;
 
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +26,42 @@ pub struct ObjectiveResult {
     pub step: Option<String>,
     /// Why it passed or failed, and by how much.
     pub detail: String,
+    /// The baseline's figure, when the scenario has a baseline that measured it.
+    pub baseline_value: Option<f64>,
+    /// Measured against the baseline, in percent (+12.5 is 12.5% higher).
+    pub change_pct: Option<f64>,
+    /// Not evaluated (relative to a baseline that does not exist yet); does not fail the run.
+    pub skipped: bool,
+}
+
+impl ObjectiveResult {
+    /// `met`, `missed` or `skipped`.
+    pub fn verdict(&self) -> &'static str {
+        match (self.skipped, self.passed) {
+            (true, _) => "skipped",
+            (false, true) => "met",
+            (false, false) => "missed",
+        }
+    }
+
+    /// A value of this objective's unit, as people read it.
+    pub fn format_value(&self, value: f64) -> String {
+        match self.unit {
+            "ms" => format_duration(std::time::Duration::from_secs_f64(value.max(0.0) / 1000.0)),
+            "%" => format!("{value:.2}%"),
+            "records" => format!("{value:.0} records"),
+            other => format!("{value} {other}"),
+        }
+    }
+
+    /// The baseline's figure and the change from it, e.g. `120ms (+12.5%)`; `—` without one.
+    pub fn against_baseline(&self) -> String {
+        match (self.baseline_value, self.change_pct) {
+            (Some(b), Some(c)) => format!("{} ({c:+.1}%)", self.format_value(b)),
+            (Some(b), None) => self.format_value(b),
+            _ => "—".to_string(),
+        }
+    }
 }
 
 pub fn evaluate(
@@ -31,6 +69,7 @@ pub fn evaluate(
     timeline: &Timeline,
     memory: &Memory,
     run_started: DateTime<Utc>,
+    baseline: Option<&Baseline>,
 ) -> Vec<ObjectiveResult> {
     let mut results = Vec::new();
     let disaster = timeline.mark_time(Mark::Disaster);
@@ -81,31 +120,27 @@ pub fn evaluate(
             missing,
         ));
     }
-    for (name, target, percentile) in [
+    for (name, objective, percentile) in [
         ("search_p50", objectives.search_p50, "p50"),
         ("search_p90", objectives.search_p90, "p90"),
         ("search_p99", objectives.search_p99, "p99"),
     ] {
-        let Some(target) = target else { continue };
+        let Some(objective) = objective else { continue };
         let measured = memory.latency.as_ref().and_then(|(step, summary)| {
-            summary.percentile_ms(percentile).map(|ms| {
-                (
-                    step.clone(),
-                    std::time::Duration::from_secs_f64(ms / 1000.0),
-                )
-            })
+            summary
+                .percentile_ms(percentile)
+                .map(|ms| (step.clone(), ms))
         });
-        let step = measured.as_ref().map(|(s, _)| s.clone());
-        results.push(duration_objective(
-            name,
-            target,
-            measured.map(|(_, d)| d),
-            step,
-            "not measured: no `search_latency` step completed",
+        let reference = baseline.and_then(|b| b.percentile_ms(percentile));
+        results.push(latency_objective(
+            name, objective, measured, reference, baseline,
         ));
     }
     if let Some(min) = objectives.collections_min {
         results.push(collections_min(min, memory));
+    }
+    if let Some(count) = objectives.count {
+        results.push(count_of_baseline(count.min_of_baseline, memory, baseline));
     }
     if let Some(target) = objectives.heartbeat_within {
         let from = disaster.unwrap_or(run_started);
@@ -151,6 +186,183 @@ fn duration_objective(
         passed,
         step,
         detail,
+        baseline_value: None,
+        change_pct: None,
+        skipped: false,
+    }
+}
+
+/// Change from `reference` to `measured`, in percent.
+fn change_pct(measured: f64, reference: f64) -> Option<f64> {
+    (reference > 0.0).then(|| (measured - reference) / reference * 100.0)
+}
+
+/// A latency percentile against its ceiling and/or its largest regression from the baseline.
+/// The effective limit is the tighter of the two.
+fn latency_objective(
+    name: &str,
+    objective: LatencyObjective,
+    measured: Option<(String, f64)>,
+    reference: Option<f64>,
+    baseline: Option<&Baseline>,
+) -> ObjectiveResult {
+    let ceiling_ms = objective.max.map(|m| m.0.as_secs_f64() * 1000.0);
+    let relative_ms = objective
+        .max_regression
+        .zip(reference)
+        .map(|(r, b)| b * (1.0 + r.fraction()));
+    let limit_ms = match (ceiling_ms, relative_ms) {
+        (Some(c), Some(r)) => Some(c.min(r)),
+        (c, r) => c.or(r),
+    };
+    let target = match (objective.max, objective.max_regression) {
+        (Some(max), Some(r)) => format!("{max}, at most +{r} of baseline"),
+        (Some(max), None) => max.to_string(),
+        (None, Some(r)) => format!("at most +{r} of baseline"),
+        (None, None) => String::new(),
+    };
+    let step = measured.as_ref().map(|(s, _)| s.clone());
+    let measured_ms = measured.map(|(_, ms)| ms);
+    let change = measured_ms
+        .zip(reference)
+        .and_then(|(m, b)| change_pct(m, b));
+    let ms = |v: f64| format_duration(std::time::Duration::from_secs_f64(v / 1000.0));
+    let against = |b: f64| match change {
+        Some(c) => format!(" ({c:+.1}% against the baseline's {})", ms(b)),
+        None => String::new(),
+    };
+    let (passed, skipped, detail) = match (measured_ms, limit_ms) {
+        (None, _) => (
+            false,
+            false,
+            "not measured: no `search_latency` step completed".to_string(),
+        ),
+        (Some(_), None) => (
+            true,
+            true,
+            match baseline {
+                None => "skipped: the scenario has no baseline yet; set one with `vecdrill baseline set RUN` or `run --save-baseline`".to_string(),
+                Some(b) => format!("skipped: baseline run {} measured no search latency", b.run_id),
+            },
+        ),
+        (Some(m), Some(limit)) if m <= limit => (
+            true,
+            false,
+            format!(
+                "met with {} to spare{}",
+                ms(limit - m),
+                reference.map(against).unwrap_or_default()
+            ),
+        ),
+        (Some(m), Some(limit)) => {
+            let regression = relative_ms.is_some_and(|r| m > r);
+            let detail = match (regression, reference) {
+                (true, Some(b)) => format!(
+                    "{name} regressed {:+.1}% against the baseline's {} (allowed +{}), missed by {}",
+                    change.unwrap_or_default(),
+                    ms(b),
+                    objective.max_regression.unwrap_or_default(),
+                    ms(m - limit)
+                ),
+                _ => format!(
+                    "missed by {}{}",
+                    ms(m - limit),
+                    reference.map(against).unwrap_or_default()
+                ),
+            };
+            (false, false, detail)
+        }
+    };
+    ObjectiveResult {
+        name: name.to_string(),
+        target,
+        measured: measured_ms.map(ms),
+        unit: "ms",
+        target_value: limit_ms.unwrap_or_default(),
+        measured_value: measured_ms,
+        passed,
+        step,
+        detail,
+        baseline_value: reference,
+        change_pct: change,
+        skipped,
+    }
+}
+
+/// Every collection in the baseline keeps at least `share` of its baseline count. Measured as
+/// the smallest share found, in percent.
+fn count_of_baseline(
+    share: Percent,
+    memory: &Memory,
+    baseline: Option<&Baseline>,
+) -> ObjectiveResult {
+    let target = format!("at least {share} of baseline");
+    let base = |passed, skipped, detail: String| ObjectiveResult {
+        name: "count".to_string(),
+        target: target.clone(),
+        measured: None,
+        unit: "%",
+        target_value: share.0,
+        measured_value: None,
+        passed,
+        step: None,
+        detail,
+        baseline_value: None,
+        change_pct: None,
+        skipped,
+    };
+    let Some(baseline) = baseline.filter(|b| !b.counts.is_empty()) else {
+        return base(true, true, "skipped: the scenario has no baseline with collection counts yet; set one with `vecdrill baseline set RUN`".into());
+    };
+    let Some((step, counts)) = &memory.counts else {
+        return base(
+            false,
+            false,
+            "not measured: no step counted the collections".into(),
+        );
+    };
+    // The collection furthest below its baseline decides.
+    let worst = baseline
+        .counts
+        .iter()
+        .map(|(name, &expected)| {
+            let found = counts.get(name).copied().unwrap_or(0);
+            let ratio = if expected == 0 {
+                1.0
+            } else {
+                found as f64 / expected as f64
+            };
+            (name, expected, found, ratio)
+        })
+        .min_by(|a, b| a.3.total_cmp(&b.3));
+    let Some((name, expected, found, ratio)) = worst else {
+        return base(
+            true,
+            true,
+            "skipped: the baseline counted no collections".into(),
+        );
+    };
+    let measured_pct = ratio * 100.0;
+    let passed = measured_pct + 1e-9 >= share.0;
+    let detail = if passed {
+        format!(
+            "every collection holds at least {share} of its baseline count; least is {name:?} with {found} of {expected} ({measured_pct:.2}%)"
+        )
+    } else {
+        format!(
+            "collection {name:?} holds {found} of its baseline's {expected} records ({measured_pct:.2}%, below {share})"
+        )
+    };
+    ObjectiveResult {
+        measured: Some(format!("{measured_pct:.2}%")),
+        measured_value: Some(measured_pct),
+        passed,
+        step: Some(step.clone()),
+        detail,
+        // The baseline holds 100% of itself; the change is the shortfall of the worst collection.
+        baseline_value: Some(100.0),
+        change_pct: Some(measured_pct - 100.0),
+        ..base(passed, false, String::new())
     }
 }
 
@@ -195,5 +407,8 @@ fn collections_min(min: u64, memory: &Memory) -> ObjectiveResult {
         passed,
         step,
         detail,
+        baseline_value: None,
+        change_pct: None,
+        skipped: false,
     }
 }

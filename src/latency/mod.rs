@@ -58,7 +58,23 @@ pub struct LatencySummary {
     pub queue_delay_p99_ms: f64,
     pub queue_delay_max_ms: f64,
     pub first_error: Option<String>,
+    /// Latency at fixed percentiles from p0 to p100, for drawing the distribution.
+    pub distribution: Vec<LatencyPoint>,
 }
+
+/// One point of the latency distribution: `ms` at `percentile` (0-100).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencyPoint {
+    pub percentile: f64,
+    pub ms: f64,
+}
+
+/// Percentiles recorded in [`LatencySummary::distribution`]: dense in the tail, where
+/// regressions show first.
+const DISTRIBUTION_PERCENTILES: &[f64] = &[
+    0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0, 97.5, 99.0, 99.5,
+    99.9, 100.0,
+];
 
 impl LatencySummary {
     /// The percentile named by an objective (`p50`, `p90`, `p99`, `max`).
@@ -183,6 +199,13 @@ where
         queue_delay_p99_ms: ms(queue.value_at_quantile(0.99)),
         queue_delay_max_ms: ms(queue.max()),
         first_error,
+        distribution: DISTRIBUTION_PERCENTILES
+            .iter()
+            .map(|&percentile| LatencyPoint {
+                percentile,
+                ms: ms(latency.value_at_quantile(percentile / 100.0)),
+            })
+            .collect(),
     }
 }
 

@@ -66,18 +66,48 @@ pub fn render(report: &DrillReport) -> String {
     } else {
         let _ = writeln!(
             md,
-            "| Objective | Target | Measured | Result | Detail |\n|---|---|---|---|---|"
+            "| Objective | Target | Measured | Baseline (change) | Result | Detail |\n|---|---|---|---|---|---|"
         );
         for o in &report.objectives {
+            let result = match o.verdict() {
+                "met" => "✅ met",
+                "skipped" => "➖ skipped",
+                _ => "❌ missed",
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {result} | {} |",
                 o.name,
                 o.target,
                 o.measured.as_deref().unwrap_or("—"),
-                if o.passed { "✅ met" } else { "❌ missed" },
+                o.against_baseline(),
                 o.detail
             );
+        }
+        md.push('\n');
+        if let Some(baseline) = &report.baseline {
+            let _ = writeln!(
+                md,
+                "Baseline: run `{}` of {}, set {}.\n",
+                baseline.run_id,
+                baseline.run_started_at.format("%Y-%m-%d %H:%M UTC"),
+                baseline.set_at.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
+    }
+    if !report.counts.is_empty() {
+        let _ = writeln!(md, "## Collections\n");
+        let _ = writeln!(
+            md,
+            "| Collection | Records | Baseline | Change |\n|---|---|---|---|"
+        );
+        for (name, count) in &report.counts {
+            let base = report.baseline.as_ref().and_then(|b| b.counts.get(name));
+            let (base_text, change) = match base {
+                Some(&b) => (b.to_string(), format!("{:+}", *count as i64 - b as i64)),
+                None => ("—".to_string(), "—".to_string()),
+            };
+            let _ = writeln!(md, "| {name} | {count} | {base_text} | {change} |");
         }
         md.push('\n');
     }

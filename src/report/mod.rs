@@ -2,6 +2,7 @@
 //! `report.md` (what you attach to a monthly drill record) and the terminal summary.
 //! Writers only format; every figure is computed by the drill runner.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ pub mod terminal;
 
 use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{MarkRecord, Phase, StepRecord, Timeline};
+use crate::history::Baseline;
 use crate::latency::LatencySummary;
 use crate::scenario::{Mark, Scenario, ServiceSpec};
 
@@ -22,7 +24,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillReport {
     pub schema_version: u32,
+    /// The run directory's name; the run's id in the history.
+    pub run_id: String,
     pub vecdrill_version: String,
+    pub host: String,
     pub scenario: String,
     pub description: Option<String>,
     pub scenario_file: String,
@@ -39,12 +44,18 @@ pub struct DrillReport {
     /// The RTO split: time in platform operations (service start/stop/restart, restores) and
     /// the rest (waiting for health, verification).
     pub rto_split: Option<RtoSplit>,
+    /// Age of the restored backup at the `disaster` mark.
+    pub rpo_ms: Option<f64>,
     pub marks: Vec<MarkRecord>,
     pub objectives: Vec<ObjectiveResult>,
     pub steps: Vec<StepRecord>,
     pub rollback: Vec<StepRecord>,
     pub failure: Option<Failure>,
     pub latency: Option<LatencySummary>,
+    /// The last per-collection counts the run saw.
+    pub counts: BTreeMap<String, u64>,
+    /// The scenario's baseline the relative objectives were measured against.
+    pub baseline: Option<Baseline>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -110,6 +121,9 @@ pub struct ReportParts<'a> {
     pub objectives: Vec<ObjectiveResult>,
     pub failure: Option<Failure>,
     pub latency: Option<LatencySummary>,
+    pub rpo_ms: Option<f64>,
+    pub counts: BTreeMap<String, u64>,
+    pub baseline: Option<Baseline>,
 }
 
 impl DrillReport {
@@ -126,6 +140,9 @@ impl DrillReport {
             objectives,
             failure,
             latency,
+            rpo_ms,
+            counts,
+            baseline,
         } = parts;
         let rto_ms = timeline
             .mark_time(Mark::Disaster)
@@ -143,7 +160,12 @@ impl DrillReport {
         });
         Self {
             schema_version: SCHEMA_VERSION,
+            run_id: run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             vecdrill_version: env!("CARGO_PKG_VERSION").to_string(),
+            host: crate::repo::lock::hostname(),
             scenario: scenario.name.clone(),
             description: scenario.description.clone(),
             scenario_file: scenario.path.display().to_string(),
@@ -164,12 +186,15 @@ impl DrillReport {
             exit_code,
             rto_ms,
             rto_split,
+            rpo_ms,
             marks: timeline.marks,
             objectives,
             steps,
             rollback,
             failure,
             latency,
+            counts,
+            baseline,
         }
     }
 }

@@ -13,6 +13,7 @@ struct ObjectiveRow {
     objective: String,
     target: String,
     measured: String,
+    baseline: String,
     result: &'static str,
     detail: String,
 }
@@ -53,7 +54,8 @@ pub fn render(report: &DrillReport) -> String {
                 objective: o.name.clone(),
                 target: o.target.clone(),
                 measured: o.measured.clone().unwrap_or_else(|| "—".into()),
-                result: if o.passed { "met" } else { "MISSED" },
+                baseline: o.against_baseline(),
+                result: o.verdict(),
                 detail: o.detail.clone(),
             })
             .collect();

@@ -19,6 +19,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "objectives",
     "steps",
     "rollback",
+    "notify",
 ];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -137,6 +138,9 @@ impl Checker {
             }
         };
         let repo = root.get("repo").and_then(Node::as_str).map(str::to_string);
+        let notify = root
+            .get("notify")
+            .and_then(|node| self.typed(node, "notify"));
         let objectives: Objectives = match root.get("objectives") {
             Some(node) => self.typed(node, "objectives").unwrap_or_default(),
             None => Objectives::default(),
@@ -190,6 +194,7 @@ impl Checker {
             objectives,
             steps,
             rollback,
+            notify,
         })
     }
 
@@ -599,15 +604,20 @@ impl Checker {
                 "objective `heartbeat_within` needs a `heartbeat` or `wait_healthy` step to measure it",
             );
         }
-        if objectives.collections_min.is_some()
-            && !["count", "capture_state", "compare_state"]
-                .iter()
-                .any(|k| has_kind(k))
-        {
-            self.report(
-                objective_pos("collections_min"),
-                "objective `collections_min` needs a `count`, `capture_state` or `compare_state` step to measure it",
-            );
+        let counts = ["count", "capture_state", "compare_state"]
+            .iter()
+            .any(|k| has_kind(k));
+        let counted_objectives = [
+            ("collections_min", objectives.collections_min.is_some()),
+            ("count", objectives.count.is_some()),
+        ];
+        for (name, present) in counted_objectives {
+            if present && !counts {
+                self.report(
+                    objective_pos(name),
+                    format!("objective `{name}` needs a `count`, `capture_state` or `compare_state` step to measure it"),
+                );
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::HumanDuration;
 use crate::exit::{self, Classify};
+use crate::percent::Percent;
 use crate::steps::StepKind;
 
 mod load;
@@ -80,6 +81,8 @@ pub struct Scenario {
     pub objectives: Objectives,
     pub steps: Vec<StepSpec>,
     pub rollback: Vec<StepSpec>,
+    /// Where to send the run's summary (on failure, or always).
+    pub notify: Option<crate::notify::NotifySpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,13 +177,90 @@ pub struct Objectives {
     pub rto: Option<HumanDuration>,
     /// Age of the restored backup at the `disaster` mark: the data the recovery lost.
     pub rpo: Option<HumanDuration>,
-    pub search_p50: Option<HumanDuration>,
-    pub search_p90: Option<HumanDuration>,
-    pub search_p99: Option<HumanDuration>,
+    pub search_p50: Option<LatencyObjective>,
+    pub search_p90: Option<LatencyObjective>,
+    pub search_p99: Option<LatencyObjective>,
     /// Every collection holds at least this many records (seed 004's `--expected-min`).
     pub collections_min: Option<u64>,
+    /// Every collection of the baseline holds at least this share of its baseline count.
+    pub count: Option<CountObjective>,
     /// Time from the `disaster` mark (or the run's start) to the first answered heartbeat.
     pub heartbeat_within: Option<HumanDuration>,
+}
+
+/// A latency objective: a ceiling (`search_p90: 500ms`) or, against the scenario's baseline,
+/// a largest allowed regression (`search_p90: { max_regression: 20% }`), optionally with a
+/// ceiling as well (`{ max: 500ms, max_regression: 20% }`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LatencyObjective {
+    pub max: Option<HumanDuration>,
+    pub max_regression: Option<Percent>,
+}
+
+/// The map form of a [`LatencyObjective`], with unknown keys refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencyObjectiveMap {
+    #[serde(default)]
+    max: Option<HumanDuration>,
+    #[serde(default)]
+    max_regression: Option<Percent>,
+}
+
+impl<'de> Deserialize<'de> for LatencyObjective {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = LatencyObjective;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as 500ms, or { max_regression: 20% }")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                let max = text.parse::<HumanDuration>().map_err(E::custom)?;
+                Ok(LatencyObjective {
+                    max: Some(max),
+                    max_regression: None,
+                })
+            }
+            fn visit_f64<E: serde::de::Error>(self, seconds: f64) -> Result<Self::Value, E> {
+                self.visit_str(&seconds.to_string())
+            }
+            fn visit_u64<E: serde::de::Error>(self, seconds: u64) -> Result<Self::Value, E> {
+                self.visit_str(&seconds.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, seconds: i64) -> Result<Self::Value, E> {
+                self.visit_str(&seconds.to_string())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let LatencyObjectiveMap {
+                    max,
+                    max_regression,
+                } = LatencyObjectiveMap::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                if max.is_none() && max_regression.is_none() {
+                    return Err(serde::de::Error::custom(
+                        "give `max`, `max_regression` or both",
+                    ));
+                }
+                Ok(LatencyObjective {
+                    max,
+                    max_regression,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// `count: { min_of_baseline: 99% }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountObjective {
+    pub min_of_baseline: Percent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

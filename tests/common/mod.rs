@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub fn project_root() -> PathBuf {
@@ -123,17 +124,25 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    vecdrill_env(args, &[])
+}
+
+/// The `vecdrill` binary, run from the project root, recording its history in a database of
+/// this test process's own (never the project's `reports/`). Tests that read the history pass
+/// `--history` or `VECDRILL_HISTORY` themselves.
+pub fn vecdrill_command() -> Command {
+    static HISTORY: OnceLock<PathBuf> = OnceLock::new();
+    let history = HISTORY.get_or_init(|| {
+        std::env::temp_dir()
+            .join(format!("vecdrill-tests-{}", std::process::id()))
+            .join("history.sqlite")
+    });
     let mut command = Command::new(env!("CARGO_BIN_EXE_vecdrill"));
     command
-        .args(args)
         .current_dir(project_root())
+        .env("VECDRILL_HISTORY", history)
         .stdin(Stdio::null());
-    let description = format!("{command:?}");
-    let output = command.output().expect("run vecdrill");
-    Run {
-        description,
-        output,
-    }
+    command
 }
 
 pub struct Run {
@@ -268,11 +277,8 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vecdrill"));
-    command
-        .args(args)
-        .current_dir(project_root())
-        .stdin(Stdio::null());
+    let mut command = vecdrill_command();
+    command.args(args);
     for (key, value) in env {
         command.env(key, value);
     }
@@ -764,4 +770,42 @@ impl Drop for RailwayStandin {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every sample line of a Prometheus text file as (name with labels, value). Panics on a line
+/// that is neither a comment nor `name[{labels}] value`, on a sample whose name has no
+/// `# TYPE` line before it, and on a name described twice.
+pub fn prometheus_samples(text: &str) -> Vec<(String, f64)> {
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap().to_string();
+            assert!(typed.insert(name), "a second TYPE line: {line:?}");
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let bare = name.split('{').next().unwrap();
+        assert!(
+            bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad metric name in {line:?}"
+        );
+        assert!(typed.contains(bare), "no TYPE line before {line:?}");
+        assert!(
+            !name.contains('{') || name.ends_with('}'),
+            "bad labels in {line:?}"
+        );
+        samples.push((
+            name.to_string(),
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        ));
+    }
+    samples
 }

@@ -4,6 +4,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+mod runs;
+
+pub use runs::of_run;
+
 /// One sample: `name{labels} value`, with its help text.
 pub struct Metric {
     pub name: &'static str,

@@ -1,0 +1,317 @@
+//! `vecdrill history` (list, show, trend) and `vecdrill baseline` (set, show).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+use vecdrill::duration::{format_duration, HumanDuration};
+use vecdrill::exit;
+use vecdrill::history::trend::{self, TrendMonth};
+use vecdrill::history::{History, RunFilter, RunKind, RunRecord};
+
+use super::{print_json, Failure};
+
+/// The history database to read.
+#[derive(Args)]
+pub struct HistoryPath {
+    #[arg(long = "history", env = "VECDRILL_HISTORY", value_name = "PATH", default_value = vecdrill::history::DEFAULT_PATH, global = true)]
+    pub path: PathBuf,
+}
+
+impl HistoryPath {
+    /// Open for reading: a history that does not exist yet is an error, not a new empty file.
+    fn open(&self) -> Result<History, Failure> {
+        if !self.path.exists() {
+            return Err(Failure {
+                message: format!("no history at {}", self.path.display()),
+                hint: Some("runs and backups record themselves there; give another location with --history PATH or VECDRILL_HISTORY".into()),
+                code: exit::BAD_INPUT,
+            });
+        }
+        Ok(History::open(&self.path)?)
+    }
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+    /// Only this scenario's drills.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Only drills or only backups.
+    #[arg(long, value_parser = ["drill", "backup"])]
+    pub kind: Option<String>,
+    /// Only runs that started within this long (e.g. 90d, 12h).
+    #[arg(long)]
+    pub since: Option<HumanDuration>,
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub history: HistoryPath,
+}
+
+#[derive(Subcommand)]
+pub enum HistoryCommand {
+    /// One run, whole: objectives, counts, and its full report.
+    Show {
+        /// Run id (or a unique prefix), or `latest`.
+        run: String,
+    },
+    /// A scenario's RTO and search p90, month by month, with the change from the month before.
+    Trend {
+        #[arg(long)]
+        scenario: String,
+    },
+}
+
+#[derive(Args)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    pub command: BaselineCommand,
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub history: HistoryPath,
+}
+
+#[derive(Subcommand)]
+pub enum BaselineCommand {
+    /// Make a drill run its scenario's baseline (latency percentiles and collection counts).
+    Set {
+        /// Run id (or a unique prefix), or `latest`.
+        run: String,
+    },
+    /// Show a scenario's baseline.
+    Show { scenario: String },
+}
+
+fn ms(value: Option<f64>) -> String {
+    value
+        .map(|v| format_duration(std::time::Duration::from_secs_f64(v.max(0.0) / 1000.0)))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn change(value: Option<f64>) -> String {
+    value
+        .map(|c| format!("{c:+.1}%"))
+        .unwrap_or_else(|| "-".into())
+}
+
+#[derive(Tabled)]
+struct RunRow {
+    run: String,
+    kind: &'static str,
+    #[tabled(rename = "scenario / repo")]
+    subject: String,
+    started: String,
+    result: &'static str,
+    rto: String,
+    rpo: String,
+    p90: String,
+    objectives: String,
+}
+
+fn run_row(run: &RunRecord) -> RunRow {
+    let met = run.objectives.iter().filter(|o| o.passed).count();
+    RunRow {
+        run: run.id.clone(),
+        kind: match run.kind {
+            RunKind::Drill => "drill",
+            RunKind::Backup => "backup",
+        },
+        subject: run
+            .scenario
+            .clone()
+            .or_else(|| run.repo.clone())
+            .unwrap_or_default(),
+        started: run.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        result: if run.passed { "passed" } else { "FAILED" },
+        rto: ms(run.rto_ms),
+        rpo: ms(run.rpo_ms),
+        p90: ms(run.p90_ms),
+        objectives: if run.objectives.is_empty() {
+            "-".into()
+        } else {
+            format!("{met}/{} met", run.objectives.len())
+        },
+    }
+}
+
+pub fn history(args: HistoryArgs) -> Result<i32, Failure> {
+    let history = args.history.open()?;
+    match args.command {
+        Some(HistoryCommand::Show { run }) => show(&history, &run, args.json),
+        Some(HistoryCommand::Trend { scenario }) => trend(&history, &scenario, args.json),
+        None => list(&history, &args),
+    }
+}
+
+fn list(history: &History, args: &HistoryArgs) -> Result<i32, Failure> {
+    let filter = RunFilter {
+        scenario: args.scenario.clone(),
+        kind: args.kind.as_deref().map(|k| {
+            if k == "backup" {
+                RunKind::Backup
+            } else {
+                RunKind::Drill
+            }
+        }),
+        since: args
+            .since
+            .and_then(|d| chrono::Duration::from_std(d.as_duration()).ok())
+            .map(|d| chrono::Utc::now() - d),
+    };
+    let runs = history.runs(&filter)?;
+    if args.json {
+        print_json(&runs);
+    } else if runs.is_empty() {
+        eprintln!("no runs recorded in {} match", history.path().display());
+    } else {
+        println!(
+            "{}",
+            Table::new(runs.iter().map(run_row)).with(Style::rounded())
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn show(history: &History, wanted: &str, json: bool) -> Result<i32, Failure> {
+    let run = history.run(wanted)?;
+    if json {
+        print_json(&run);
+        return Ok(exit::SUCCESS);
+    }
+    let row = run_row(&run);
+    println!("run        {}", run.id);
+    println!("kind       {}", row.kind);
+    println!("subject    {}", row.subject);
+    println!("target     {}", run.target);
+    println!(
+        "started    {}  ({} long)",
+        run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        ms(Some(run.duration_ms))
+    );
+    println!("result     {} (exit {})", row.result, run.exit_code);
+    if run.kind == RunKind::Drill {
+        println!(
+            "rto {}  rpo {}  search p50 {}  p90 {}  p99 {}",
+            row.rto,
+            row.rpo,
+            ms(run.p50_ms),
+            row.p90,
+            ms(run.p99_ms)
+        );
+    }
+    if let Some(id) = &run.backup_id {
+        println!("backup     {id}");
+    }
+    if let Some(dir) = &run.report_dir {
+        println!("report     {dir}");
+    }
+    println!(
+        "host       {} (vecdrill {})",
+        run.host, run.vecdrill_version
+    );
+    for o in &run.objectives {
+        let verdict = match (o.skipped, o.passed) {
+            (true, _) => "skipped",
+            (false, true) => "met",
+            (false, false) => "MISSED",
+        };
+        println!(
+            "objective  {:<16} {verdict:<8} target {}: {}",
+            o.name, o.target, o.detail
+        );
+    }
+    for (collection, count) in &run.counts {
+        println!("count      {collection}: {count}");
+    }
+    Ok(exit::SUCCESS)
+}
+
+#[derive(Tabled)]
+struct TrendRow {
+    month: String,
+    runs: String,
+    rto: String,
+    #[tabled(rename = "rto change")]
+    rto_change: String,
+    #[tabled(rename = "search p90")]
+    p90: String,
+    #[tabled(rename = "p90 change")]
+    p90_change: String,
+}
+
+fn trend(history: &History, scenario: &str, json: bool) -> Result<i32, Failure> {
+    let runs = history.runs(&RunFilter {
+        scenario: Some(scenario.to_string()),
+        kind: Some(RunKind::Drill),
+        since: None,
+    })?;
+    let months: Vec<TrendMonth> = trend::monthly(&runs);
+    if json {
+        print_json(&serde_json::json!({ "scenario": scenario, "months": months }));
+        return Ok(exit::SUCCESS);
+    }
+    if months.is_empty() {
+        eprintln!(
+            "no drills of scenario {scenario:?} in {}",
+            history.path().display()
+        );
+        return Ok(exit::SUCCESS);
+    }
+    let rows = months.iter().map(|m| TrendRow {
+        month: m.month.clone(),
+        runs: format!("{} ({} passed)", m.runs, m.passed),
+        rto: ms(m.rto_ms),
+        rto_change: change(m.rto_change_pct),
+        p90: ms(m.search_p90_ms),
+        p90_change: change(m.search_p90_change_pct),
+    });
+    println!("{scenario}: monthly medians");
+    println!("{}", Table::new(rows).with(Style::rounded()));
+    Ok(exit::SUCCESS)
+}
+
+pub fn baseline(args: BaselineArgs) -> Result<i32, Failure> {
+    let baseline = match args.command {
+        BaselineCommand::Set { run } => {
+            let mut history = args.history.open()?;
+            history.set_baseline(&run)?
+        }
+        BaselineCommand::Show { scenario } => {
+            let history = args.history.open()?;
+            history.baseline(&scenario)?.ok_or_else(|| Failure {
+                message: format!("scenario {scenario:?} has no baseline"),
+                hint: Some(
+                    "set one with `vecdrill baseline set RUN` or `vecdrill run --save-baseline`"
+                        .into(),
+                ),
+                code: exit::BAD_INPUT,
+            })?
+        }
+    };
+    if args.json {
+        print_json(&baseline);
+    } else {
+        println!(
+            "baseline of {:?}: run {} (started {}), set {}",
+            baseline.scenario,
+            baseline.run_id,
+            baseline.run_started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            baseline.set_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        println!(
+            "search p50 {}  p90 {}  p99 {}",
+            ms(baseline.p50_ms),
+            ms(baseline.p90_ms),
+            ms(baseline.p99_ms)
+        );
+        for (collection, count) in &baseline.counts {
+            println!("count {collection}: {count}");
+        }
+    }
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,76 @@
+//! What `run` and `backup` leave behind besides their own output: a row in the history, a
+//! Prometheus metrics file, a webhook notification. None of these changes the command's
+//! verdict; a failure is reported as a warning.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vecdrill::history::{History, RunRecord};
+use vecdrill::notify::NotifySpec;
+
+use super::Failure;
+
+/// Where a command's record goes: the history database and a Prometheus metrics file.
+#[derive(Args)]
+pub struct RecordArgs {
+    /// The history database every run and backup is recorded in.
+    #[arg(long = "history", env = "VECDRILL_HISTORY", value_name = "PATH", default_value = vecdrill::history::DEFAULT_PATH)]
+    pub history: PathBuf,
+    /// Record nothing in the history.
+    #[arg(long)]
+    pub no_history: bool,
+    /// Write Prometheus text-format metrics here (for node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+impl RecordArgs {
+    /// The history database, unless `--no-history`. Opened before the work starts, so an
+    /// unwritable history is found out before anything happens.
+    pub fn open_history(&self) -> Result<Option<History>, Failure> {
+        if self.no_history {
+            return Ok(None);
+        }
+        Ok(Some(History::open(&self.history)?))
+    }
+}
+
+/// Record `run` in the history and write the metrics file. Returns whether the history now
+/// holds the run.
+pub fn keep(args: &RecordArgs, history: Option<&mut History>, run: &RunRecord) -> bool {
+    let mut recorded = false;
+    let mut last_success = None;
+    if let Some(history) = history {
+        match history.record(run) {
+            Ok(()) => recorded = true,
+            Err(err) => eprintln!("warning: not recorded in the history: {err}"),
+        }
+        last_success = history.last_success(run).ok().flatten();
+    }
+    if let Some(path) = &args.metrics_file {
+        let metrics = vecdrill::metrics::of_run(run, last_success);
+        if let Err(err) = vecdrill::metrics::write(path, &metrics) {
+            eprintln!(
+                "warning: cannot write the metrics file {}: {err}",
+                path.display()
+            );
+        }
+    }
+    recorded
+}
+
+/// Send a notification; a failure is a warning only.
+pub async fn notify(spec: &NotifySpec, payload: &serde_json::Value) {
+    match vecdrill::notify::send(spec, payload).await {
+        Ok(attempts) => eprintln!(
+            "notified {}{}",
+            vecdrill::notify::redact_webhook(&spec.webhook),
+            if attempts > 1 {
+                format!(" (after {attempts} attempts)")
+            } else {
+                String::new()
+            }
+        ),
+        Err(err) => eprintln!("warning: {err}"),
+    }
+}

@@ -1,0 +1,242 @@
+//! Alerts: a webhook POST of a JSON summary after a drill or backup, with a Slack-compatible
+//! `text` field so a Slack (or Mattermost, Better Stack, ...) incoming webhook shows it as is.
+//!
+//! A notification is best effort by design: it is retried and then given up, and its failure
+//! is reported but never changes the verdict of the drill or backup it describes.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::duration::{format_duration, HumanDuration};
+use crate::history::RunRecord;
+use crate::report::DrillReport;
+
+/// `notify: { webhook: URL, on: failure|always }` in a scenario, or `--notify` on `backup`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySpec {
+    pub webhook: String,
+    #[serde(default)]
+    pub on: NotifyOn,
+    /// Per attempt.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Attempts after the first, with a growing pause between them.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyOn {
+    #[default]
+    Failure,
+    Always,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+impl NotifySpec {
+    pub fn new(webhook: String, on: NotifyOn) -> Self {
+        Self {
+            webhook,
+            on,
+            timeout: default_timeout(),
+            retries: default_retries(),
+        }
+    }
+
+    pub fn wants(&self, passed: bool) -> bool {
+        self.on == NotifyOn::Always || !passed
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("notification to {webhook} failed after {attempts} attempt(s): {reason}")]
+pub struct NotifyError {
+    /// The webhook without its path, which often is the secret.
+    pub webhook: String,
+    pub attempts: u32,
+    pub reason: String,
+}
+
+/// `scheme://host[:port]/…`: enough to recognise the endpoint, without a token in its path.
+pub fn redact_webhook(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}://{}{}/…",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or(""),
+            parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "an invalid URL".into(),
+    }
+}
+
+/// POST `payload`, retrying connection failures, timeouts, 429 and 5xx. Returns the attempts
+/// it took.
+pub async fn send(spec: &NotifySpec, payload: &Value) -> Result<u32, NotifyError> {
+    let failed = |attempts, reason: String| NotifyError {
+        webhook: redact_webhook(&spec.webhook),
+        attempts,
+        reason,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(spec.timeout.as_duration())
+        .build()
+        .map_err(|e| failed(0, e.to_string()))?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (retryable, reason) = match client.post(&spec.webhook).json(payload).send().await {
+            Ok(response) if response.status().is_success() => return Ok(attempt),
+            Ok(response) => {
+                let status = response.status();
+                (
+                    status.is_server_error() || status.as_u16() == 429,
+                    format!("the webhook answered {status}"),
+                )
+            }
+            // The error's own text names the full URL; keep only its kind.
+            Err(err) if err.is_timeout() => (true, "timed out".to_string()),
+            Err(err) if err.is_connect() => (true, "could not connect".to_string()),
+            Err(err) if err.is_builder() => (false, "the webhook URL is not valid".to_string()),
+            Err(_) => (true, "the request failed".to_string()),
+        };
+        if !retryable || attempt > spec.retries {
+            return Err(failed(attempt, reason));
+        }
+        tracing::info!("notification attempt {attempt} failed ({reason}); retrying");
+        tokio::time::sleep(Duration::from_millis(500 << (attempt - 1).min(4))).await;
+    }
+}
+
+fn ms(value: f64) -> String {
+    format_duration(Duration::from_secs_f64(value.max(0.0) / 1000.0))
+}
+
+/// What a drill's notification says.
+pub fn drill_summary(report: &DrillReport) -> Value {
+    let verdict = if report.interrupted {
+        "INTERRUPTED"
+    } else if report.passed {
+        "PASSED"
+    } else {
+        "FAILED"
+    };
+    let mut text = format!(
+        "vecdrill drill {} {verdict} on {} ({})",
+        report.scenario, report.host, report.target.url
+    );
+    if let Some(rto) = report.rto_ms {
+        text.push_str(&format!("; RTO {}", ms(rto)));
+    }
+    if let Some(failure) = &report.failure {
+        text.push_str(&format!(
+            "\nstep {} ({}) failed: {}",
+            failure.step, failure.kind, failure.reason
+        ));
+    }
+    for o in report.objectives.iter().filter(|o| !o.passed) {
+        text.push_str(&format!(
+            "\nobjective {} (target {}) missed: {}",
+            o.name, o.target, o.detail
+        ));
+    }
+    text.push_str(&format!("\nreport: {}", report.run_dir));
+    json!({
+        "text": text,
+        "event": "drill",
+        "verdict": verdict,
+        "passed": report.passed,
+        "scenario": report.scenario,
+        "run_id": report.run_id,
+        "host": report.host,
+        "target": report.target.url,
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "rto_ms": report.rto_ms,
+        "rpo_ms": report.rpo_ms,
+        "exit_code": report.exit_code,
+        "failure": report.failure,
+        "objectives": report.objectives.iter().map(|o| json!({
+            "name": o.name,
+            "target": o.target,
+            "measured": o.measured,
+            "passed": o.passed,
+            "detail": o.detail,
+        })).collect::<Vec<_>>(),
+        "report_dir": report.run_dir,
+    })
+}
+
+/// What a backup's notification says; `error` is the failure's message when it failed.
+pub fn backup_summary(run: &RunRecord, error: Option<&str>) -> Value {
+    let repo = run.repo.as_deref().unwrap_or_default();
+    let text = match (error, &run.backup_id) {
+        (Some(error), _) => format!(
+            "vecdrill backup of {} to {repo} FAILED on {}: {error}",
+            run.target, run.host
+        ),
+        (None, Some(id)) => format!(
+            "vecdrill backup {id} of {} to {repo} succeeded on {} in {}",
+            run.target,
+            run.host,
+            ms(run.duration_ms)
+        ),
+        (None, None) => format!(
+            "vecdrill backup of {} to {repo}: skipped, the newest backup is recent enough",
+            run.target
+        ),
+    };
+    json!({
+        "text": text,
+        "event": "backup",
+        "verdict": if run.passed { "PASSED" } else { "FAILED" },
+        "passed": run.passed,
+        "repo": repo,
+        "target": run.target,
+        "host": run.host,
+        "backup_id": run.backup_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_ms": run.duration_ms,
+        "logical_bytes": run.logical_bytes,
+        "stored_bytes": run.stored_bytes,
+        "exit_code": run.exit_code,
+        "error": error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_is_named_without_its_secret_path() {
+        assert_eq!(
+            redact_webhook("https://hooks.slack.com/services/T000/B000/XXXX"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact_webhook("http://127.0.0.1:9/hook?token=abc"),
+            "http://127.0.0.1:9/…"
+        );
+    }
+
+    #[test]
+    fn failure_only_notifications_skip_passed_runs() {
+        let spec = NotifySpec::new("http://x".into(), NotifyOn::Failure);
+        assert!(!spec.wants(true));
+        assert!(spec.wants(false));
+        assert!(NotifySpec::new("http://x".into(), NotifyOn::Always).wants(true));
+    }
+}
