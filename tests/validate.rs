@@ -29,6 +29,12 @@ fn cases() -> Vec<(&'static str, String, usize, usize, &'static str)> {
         ("unset environment variable", with_steps("  - { do: shell, with: { command: \"${env.VECDRILL_SURELY_UNSET}\" } }\n"), 6, 35, "VECDRILL_SURELY_UNSET is not set"),
         ("fault of an unknown kind", with_steps("  - { do: fault, with: { kind: explode } }\n"), 6, 32, "unknown variant `explode`"),
         ("objective of the wrong type", format!("{HEADER}objectives: {{ collections_min: lots }}\nsteps:\n  - {{ do: count }}\n"), 5, 32, "collections_min: invalid type"),
+        ("relative objective with a misspelt key", format!("{HEADER}objectives: {{ search_p90: {{ max_regresion: 20% }} }}\nsteps:\n  - {{ do: search_latency }}\n"), 5, 29, "unknown field `max_regresion`, expected `max` or `max_regression`"),
+        ("relative objective with no limit", format!("{HEADER}objectives: {{ search_p90: {{}} }}\nsteps:\n  - {{ do: search_latency }}\n"), 5, 27, "give `max`, `max_regression` or both"),
+        ("baseline share that is not a percentage", format!("{HEADER}objectives: {{ count: {{ min_of_baseline: lots }} }}\nsteps:\n  - {{ do: count }}\n"), 5, 41, "expected a percentage such as 20%"),
+        ("count objective with nothing counting", format!("{HEADER}objectives: {{ count: {{ min_of_baseline: 99% }} }}\nsteps:\n  - {{ do: heartbeat }}\n"), 5, 15, "objective `count` needs a `count`"),
+        ("notify without a webhook", format!("{HEADER}notify: {{ on: failure }}\nsteps:\n  - {{ do: count }}\n"), 5, 9, "notify: missing field `webhook`"),
+        ("notify at an unknown moment", format!("{HEADER}notify: {{ webhook: \"http://x\", on: sometimes }}\nsteps:\n  - {{ do: count }}\n"), 5, 36, "unknown variant `sometimes`, expected `failure` or `always`"),
     ]
 }
 
