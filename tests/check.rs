@@ -37,7 +37,7 @@ fn check_passes_on_a_healthy_setup_and_fails_on_a_stale_backup_and_a_dead_server
     healthy.expect_code(0);
     let report = healthy.json();
     assert_eq!(report["checks"].as_array().unwrap().len(), 3);
-    let samples = prometheus_samples(&std::fs::read_to_string(&metrics).unwrap());
+    let samples = prometheus_samples(&metrics);
     for check in ["heartbeat", "backup_age", "disk_use"] {
         let name = format!("vecdrill_check_passed{{check=\"{check}\"}}");
         assert_eq!(
@@ -85,7 +85,7 @@ fn check_passes_on_a_healthy_setup_and_fails_on_a_stale_backup_and_a_dead_server
         "{}",
         dead.stdout()
     );
-    let samples = prometheus_samples(&std::fs::read_to_string(&metrics).unwrap());
+    let samples = prometheus_samples(&metrics);
     assert!(samples
         .iter()
         .any(|(n, v)| n == "vecdrill_check_passed{check=\"heartbeat\"}" && *v == 0.0));

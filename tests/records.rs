@@ -84,7 +84,7 @@ fn history_keeps_every_completed_drill_and_backup_and_survives_a_kill() {
         assert_eq!(code, 0, "{stderr}");
         ids.push(report["run_id"].as_str().unwrap().to_string());
     }
-    let samples = prometheus_samples(&std::fs::read_to_string(&metrics).unwrap());
+    let samples = prometheus_samples(&metrics);
     let value = |name: &str| {
         samples
             .iter()
@@ -163,7 +163,7 @@ fn history_keeps_every_completed_drill_and_backup_and_survives_a_kill() {
     assert_eq!(backup["repo"], repo.as_str());
     assert_eq!(backup["counts"]["docs"], 300);
     assert!(backup["backup_id"].is_string());
-    let samples = prometheus_samples(&std::fs::read_to_string(&backup_metrics).unwrap());
+    let samples = prometheus_samples(&backup_metrics);
     let logical = samples
         .iter()
         .find(|(n, _)| n.starts_with("vecdrill_backup_logical_bytes{"))

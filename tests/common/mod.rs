@@ -772,40 +772,25 @@ impl Drop for RailwayStandin {
     }
 }
 
-/// Every sample line of a Prometheus text file as (name with labels, value). Panics on a line
-/// that is neither a comment nor `name[{labels}] value`, on a sample whose name has no
-/// `# TYPE` line before it, and on a name described twice.
-pub fn prometheus_samples(text: &str) -> Vec<(String, f64)> {
-    let mut typed = std::collections::HashSet::new();
-    let mut samples = Vec::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let name = rest.split(' ').next().unwrap().to_string();
-            assert!(typed.insert(name), "a second TYPE line: {line:?}");
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        let (name, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("bad line {line:?}"));
-        let bare = name.split('{').next().unwrap();
-        assert!(
-            bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-            "bad metric name in {line:?}"
-        );
-        assert!(typed.contains(bare), "no TYPE line before {line:?}");
-        assert!(
-            !name.contains('{') || name.ends_with('}'),
-            "bad labels in {line:?}"
-        );
-        samples.push((
-            name.to_string(),
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
-        ));
-    }
-    samples
+/// Every sample of a Prometheus text-format file as (`name{label="value",...}`, value), read by
+/// the reference parser (prometheus_client, in .venv-fixtures); panics when it refuses the file.
+pub fn prometheus_samples(path: &Path) -> Vec<(String, f64)> {
+    let output = Command::new(project_root().join(".venv-fixtures/bin/python"))
+        .arg(project_root().join("tests/fixtures/parse_prometheus.py"))
+        .arg(path)
+        .output()
+        .expect("run the Prometheus parser (bash .ci/setup installs it)");
+    assert!(
+        output.status.success(),
+        "not Prometheus text format: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let (name, value) = line.split_once('\t').expect("name<TAB>value");
+            (name.to_string(), value.parse().expect("a number"))
+        })
+        .collect()
 }
