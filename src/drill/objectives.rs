@@ -412,3 +412,81 @@ fn collections_min(min: u64, memory: &Memory) -> ObjectiveResult {
         skipped: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baseline(p90_ms: Option<f64>) -> Baseline {
+        Baseline {
+            scenario: "s".into(),
+            run_id: "s-1".into(),
+            run_started_at: Utc::now(),
+            set_at: Utc::now(),
+            p50_ms: None,
+            p90_ms,
+            p99_ms: None,
+            counts: Default::default(),
+        }
+    }
+
+    fn objective(max: Option<&str>, regression: Option<f64>) -> LatencyObjective {
+        LatencyObjective {
+            max: max.map(|m| m.parse().unwrap()),
+            max_regression: regression.map(Percent),
+        }
+    }
+
+    fn measured(ms: f64) -> Option<(String, f64)> {
+        Some(("latency".into(), ms))
+    }
+
+    #[test]
+    fn the_tighter_of_ceiling_and_regression_decides() {
+        let base = baseline(Some(100.0));
+        // 20% over 100ms allows 120ms; the 500ms ceiling is looser.
+        let both = objective(Some("500ms"), Some(20.0));
+        let r = latency_objective(
+            "search_p90",
+            both,
+            measured(119.0),
+            Some(100.0),
+            Some(&base),
+        );
+        assert!(r.passed && !r.skipped, "{r:?}");
+        assert_eq!(r.change_pct.map(|c| c.round()), Some(19.0));
+        let r = latency_objective(
+            "search_p90",
+            both,
+            measured(121.0),
+            Some(100.0),
+            Some(&base),
+        );
+        assert!(!r.passed);
+        assert!(r.detail.contains("regressed +21.0%"), "{}", r.detail);
+        // A ceiling below the allowed regression wins.
+        let tight = objective(Some("110ms"), Some(20.0));
+        let r = latency_objective(
+            "search_p90",
+            tight,
+            measured(115.0),
+            Some(100.0),
+            Some(&base),
+        );
+        assert!(!r.passed);
+        assert!(r.detail.starts_with("missed by 5ms"), "{}", r.detail);
+    }
+
+    #[test]
+    fn without_a_baseline_a_relative_objective_is_skipped_but_a_ceiling_still_counts() {
+        let relative = objective(None, Some(20.0));
+        let r = latency_objective("search_p90", relative, measured(50.0), None, None);
+        assert!(r.passed && r.skipped);
+        assert!(r.detail.contains("baseline set"), "{}", r.detail);
+        let both = objective(Some("10ms"), Some(20.0));
+        let r = latency_objective("search_p90", both, measured(50.0), None, None);
+        assert!(!r.passed && !r.skipped);
+        let r = latency_objective("search_p90", relative, None, None, None);
+        assert!(!r.passed && !r.skipped, "never measured fails: {r:?}");
+    }
+}
