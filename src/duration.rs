@@ -91,6 +91,11 @@ pub fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A figure in milliseconds, as [`format_duration`] writes it; negative counts as zero.
+pub fn format_ms(ms: f64) -> String {
+    format_duration(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::duration::{format_duration, HumanDuration};
+use crate::duration::{format_ms as ms, HumanDuration};
 use crate::history::RunRecord;
 use crate::report::DrillReport;
 
@@ -119,19 +119,9 @@ pub async fn send(spec: &NotifySpec, payload: &Value) -> Result<u32, NotifyError
     }
 }
 
-fn ms(value: f64) -> String {
-    format_duration(Duration::from_secs_f64(value.max(0.0) / 1000.0))
-}
-
 /// What a drill's notification says.
 pub fn drill_summary(report: &DrillReport) -> Value {
-    let verdict = if report.interrupted {
-        "INTERRUPTED"
-    } else if report.passed {
-        "PASSED"
-    } else {
-        "FAILED"
-    };
+    let verdict = report.verdict();
     let mut text = format!(
         "vecdrill drill {} {verdict} on {} ({})",
         report.scenario, report.host, report.target.url

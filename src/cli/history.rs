@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
-use vecdrill::duration::{format_duration, HumanDuration};
+use vecdrill::duration::{format_ms, HumanDuration};
 use vecdrill::exit;
 use vecdrill::history::trend::{self, TrendMonth};
 use vecdrill::history::{History, RunFilter, RunKind, RunRecord};
@@ -88,9 +88,7 @@ pub enum BaselineCommand {
 }
 
 fn ms(value: Option<f64>) -> String {
-    value
-        .map(|v| format_duration(std::time::Duration::from_secs_f64(v.max(0.0) / 1000.0)))
-        .unwrap_or_else(|| "-".into())
+    value.map(format_ms).unwrap_or_else(|| "-".into())
 }
 
 fn change(value: Option<f64>) -> String {

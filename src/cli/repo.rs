@@ -373,7 +373,7 @@ fn report_backup(
                 t.new_chunks,
                 t.chunks,
                 bytes(t.stored_bytes),
-                vecdrill::duration::format_duration(std::time::Duration::from_secs_f64(manifest.capture.write_stall_ms / 1000.0)),
+                vecdrill::duration::format_ms(manifest.capture.write_stall_ms),
             );
         }
         BackupOutcome::Skipped { reason, .. } => eprintln!("skipped: {reason}"),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::timeline::Timeline;
-use crate::duration::{format_duration, HumanDuration};
+use crate::duration::{format_duration, format_ms, HumanDuration};
 use crate::history::Baseline;
 use crate::percent::Percent;
 use crate::scenario::{LatencyObjective, Mark, Objectives};
@@ -47,7 +47,7 @@ impl ObjectiveResult {
     /// A value of this objective's unit, as people read it.
     pub fn format_value(&self, value: f64) -> String {
         match self.unit {
-            "ms" => format_duration(std::time::Duration::from_secs_f64(value.max(0.0) / 1000.0)),
+            "ms" => format_ms(value),
             "%" => format!("{value:.2}%"),
             "records" => format!("{value:.0} records"),
             other => format!("{value} {other}"),
@@ -131,9 +131,8 @@ pub fn evaluate(
                 .percentile_ms(percentile)
                 .map(|ms| (step.clone(), ms))
         });
-        let reference = baseline.and_then(|b| b.percentile_ms(percentile));
         results.push(latency_objective(
-            name, objective, measured, reference, baseline,
+            name, percentile, objective, measured, baseline,
         ));
     }
     if let Some(min) = objectives.collections_min {
@@ -201,11 +200,12 @@ fn change_pct(measured: f64, reference: f64) -> Option<f64> {
 /// The effective limit is the tighter of the two.
 fn latency_objective(
     name: &str,
+    percentile: &str,
     objective: LatencyObjective,
     measured: Option<(String, f64)>,
-    reference: Option<f64>,
     baseline: Option<&Baseline>,
 ) -> ObjectiveResult {
+    let reference = baseline.and_then(|b| b.percentile_ms(percentile));
     let ceiling_ms = objective.max.map(|m| m.0.as_secs_f64() * 1000.0);
     let relative_ms = objective
         .max_regression
@@ -226,9 +226,8 @@ fn latency_objective(
     let change = measured_ms
         .zip(reference)
         .and_then(|(m, b)| change_pct(m, b));
-    let ms = |v: f64| format_duration(std::time::Duration::from_secs_f64(v / 1000.0));
     let against = |b: f64| match change {
-        Some(c) => format!(" ({c:+.1}% against the baseline's {})", ms(b)),
+        Some(c) => format!(" ({c:+.1}% against the baseline's {})", format_ms(b)),
         None => String::new(),
     };
     let (passed, skipped, detail) = match (measured_ms, limit_ms) {
@@ -250,7 +249,7 @@ fn latency_objective(
             false,
             format!(
                 "met with {} to spare{}",
-                ms(limit - m),
+                format_ms(limit - m),
                 reference.map(against).unwrap_or_default()
             ),
         ),
@@ -260,13 +259,13 @@ fn latency_objective(
                 (true, Some(b)) => format!(
                     "{name} regressed {:+.1}% against the baseline's {} (allowed +{}), missed by {}",
                     change.unwrap_or_default(),
-                    ms(b),
+                    format_ms(b),
                     objective.max_regression.unwrap_or_default(),
-                    ms(m - limit)
+                    format_ms(m - limit)
                 ),
                 _ => format!(
                     "missed by {}{}",
-                    ms(m - limit),
+                    format_ms(m - limit),
                     reference.map(against).unwrap_or_default()
                 ),
             };
@@ -276,7 +275,7 @@ fn latency_objective(
     ObjectiveResult {
         name: name.to_string(),
         target,
-        measured: measured_ms.map(ms),
+        measured: measured_ms.map(format_ms),
         unit: "ms",
         target_value: limit_ms.unwrap_or_default(),
         measured_value: measured_ms,
@@ -446,33 +445,15 @@ mod tests {
         let base = baseline(Some(100.0));
         // 20% over 100ms allows 120ms; the 500ms ceiling is looser.
         let both = objective(Some("500ms"), Some(20.0));
-        let r = latency_objective(
-            "search_p90",
-            both,
-            measured(119.0),
-            Some(100.0),
-            Some(&base),
-        );
+        let r = latency_objective("search_p90", "p90", both, measured(119.0), Some(&base));
         assert!(r.passed && !r.skipped, "{r:?}");
         assert_eq!(r.change_pct.map(|c| c.round()), Some(19.0));
-        let r = latency_objective(
-            "search_p90",
-            both,
-            measured(121.0),
-            Some(100.0),
-            Some(&base),
-        );
+        let r = latency_objective("search_p90", "p90", both, measured(121.0), Some(&base));
         assert!(!r.passed);
         assert!(r.detail.contains("regressed +21.0%"), "{}", r.detail);
         // A ceiling below the allowed regression wins.
         let tight = objective(Some("110ms"), Some(20.0));
-        let r = latency_objective(
-            "search_p90",
-            tight,
-            measured(115.0),
-            Some(100.0),
-            Some(&base),
-        );
+        let r = latency_objective("search_p90", "p90", tight, measured(115.0), Some(&base));
         assert!(!r.passed);
         assert!(r.detail.starts_with("missed by 5ms"), "{}", r.detail);
     }
@@ -480,13 +461,13 @@ mod tests {
     #[test]
     fn without_a_baseline_a_relative_objective_is_skipped_but_a_ceiling_still_counts() {
         let relative = objective(None, Some(20.0));
-        let r = latency_objective("search_p90", relative, measured(50.0), None, None);
+        let r = latency_objective("search_p90", "p90", relative, measured(50.0), None);
         assert!(r.passed && r.skipped);
         assert!(r.detail.contains("baseline set"), "{}", r.detail);
         let both = objective(Some("10ms"), Some(20.0));
-        let r = latency_objective("search_p90", both, measured(50.0), None, None);
+        let r = latency_objective("search_p90", "p90", both, measured(50.0), None);
         assert!(!r.passed && !r.skipped);
-        let r = latency_objective("search_p90", relative, None, None, None);
+        let r = latency_objective("search_p90", "p90", relative, None, None);
         assert!(!r.passed && !r.skipped, "never measured fails: {r:?}");
     }
 }

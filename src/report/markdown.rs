@@ -4,17 +4,11 @@ use std::fmt::Write;
 
 use super::DrillReport;
 use crate::drill::timeline::{StepRecord, StepStatus};
-use crate::duration::format_duration;
+use crate::duration::format_ms;
 
 pub fn render(report: &DrillReport) -> String {
     let mut md = String::new();
-    let verdict = if report.interrupted {
-        "INTERRUPTED"
-    } else if report.passed {
-        "PASSED"
-    } else {
-        "FAILED"
-    };
+    let verdict = report.verdict();
     let _ = writeln!(md, "# Recovery drill: {} — {verdict}\n", report.scenario);
     if let Some(description) = &report.description {
         let _ = writeln!(md, "{description}\n");
@@ -25,7 +19,7 @@ pub fn render(report: &DrillReport) -> String {
         "| Started | {} |",
         report.started_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
-    let _ = writeln!(md, "| Duration | {} |", ms(report.duration_ms));
+    let _ = writeln!(md, "| Duration | {} |", format_ms(report.duration_ms));
     let _ = writeln!(
         md,
         "| Target | {} `{}` |",
@@ -36,15 +30,15 @@ pub fn render(report: &DrillReport) -> String {
     }
     let rto = report
         .rto_ms
-        .map(ms)
+        .map(format_ms)
         .unwrap_or_else(|| "not measured".into());
     let split = report
         .rto_split
         .map(|s| {
             format!(
                 " (platform {}, health and verification {})",
-                ms(s.platform_ms),
-                ms(s.verification_ms)
+                format_ms(s.platform_ms),
+                format_ms(s.verification_ms)
             )
         })
         .unwrap_or_default();
@@ -169,7 +163,7 @@ fn timeline_table(md: &mut String, steps: &[StepRecord], report: &DrillReport) {
             step.id,
             step.kind,
             status_label(step.status),
-            ms(step.duration_ms)
+            format_ms(step.duration_ms)
         );
     }
 }
@@ -182,8 +176,4 @@ pub fn status_label(status: StepStatus) -> &'static str {
         StepStatus::Skipped => "skipped",
         StepStatus::Interrupted => "interrupted",
     }
-}
-
-fn ms(value: f64) -> String {
-    format_duration(std::time::Duration::from_secs_f64(value.max(0.0) / 1000.0))
 }

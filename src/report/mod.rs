@@ -127,6 +127,17 @@ pub struct ReportParts<'a> {
 }
 
 impl DrillReport {
+    /// `PASSED`, `FAILED` or `INTERRUPTED`, as every output names the run's outcome.
+    pub fn verdict(&self) -> &'static str {
+        if self.interrupted {
+            "INTERRUPTED"
+        } else if self.passed {
+            "PASSED"
+        } else {
+            "FAILED"
+        }
+    }
+
     pub fn new(parts: ReportParts<'_>) -> Self {
         let ReportParts {
             scenario,

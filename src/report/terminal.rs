@@ -6,7 +6,7 @@ use tabled::{Table, Tabled};
 
 use super::markdown::status_label;
 use super::DrillReport;
-use crate::duration::format_duration;
+use crate::duration::format_ms;
 
 #[derive(Tabled)]
 struct ObjectiveRow {
@@ -40,7 +40,7 @@ pub fn render(report: &DrillReport) -> String {
             },
             kind: s.kind.clone(),
             status: status_label(s.status),
-            duration: format_duration(std::time::Duration::from_secs_f64(s.duration_ms / 1000.0)),
+            duration: format_ms(s.duration_ms),
             attempts: s.attempts,
         })
         .collect();
@@ -68,21 +68,13 @@ pub fn render(report: &DrillReport) -> String {
             failure.step, failure.kind, failure.reason
         ));
     }
-    let verdict = if report.interrupted {
-        "INTERRUPTED (rollback ran)"
-    } else if report.passed {
-        "PASSED"
-    } else {
-        "FAILED"
+    let verdict = match report.verdict() {
+        "INTERRUPTED" => "INTERRUPTED (rollback ran)",
+        other => other,
     };
     let rto = report
         .rto_ms
-        .map(|ms| {
-            format!(
-                ", RTO {}",
-                format_duration(std::time::Duration::from_secs_f64(ms / 1000.0))
-            )
-        })
+        .map(|ms| format!(", RTO {}", format_ms(ms)))
         .unwrap_or_default();
     out.push_str(&format!(
         "{verdict}: {}{rto}; report in {}\n",

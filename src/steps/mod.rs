@@ -34,6 +34,11 @@ mod wait_healthy;
 
 pub use context::{Memory, StepContext};
 
+/// The default of every step parameter that names a backup: the newest one.
+fn latest() -> String {
+    "latest".into()
+}
+
 use crate::platform::PlatformError;
 use crate::targets::chroma::ChromaError;
 

@@ -16,7 +16,7 @@ use crate::targets::chroma::protect::{self, RestoreOutcome, RestoreRequest};
 #[serde(deny_unknown_fields)]
 pub struct Restore {
     /// Backup id, unique prefix, or `latest`.
-    #[serde(default = "latest")]
+    #[serde(default = "super::latest")]
     backup: String,
     #[serde(default)]
     repo: Option<String>,
@@ -26,10 +26,6 @@ pub struct Restore {
     /// Keep what was there as a safety copy (the default).
     #[serde(default = "yes")]
     keep_safety_copy: bool,
-}
-
-fn latest() -> String {
-    "latest".into()
 }
 
 fn yes() -> bool {

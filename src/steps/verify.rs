@@ -12,16 +12,12 @@ use crate::repo::Repository;
 #[serde(deny_unknown_fields)]
 pub struct Verify {
     /// A backup id, `latest` (the default) or `all`.
-    #[serde(default = "latest")]
+    #[serde(default = "super::latest")]
     backup: String,
     #[serde(default)]
     read_data: bool,
     #[serde(default)]
     repo: Option<String>,
-}
-
-fn latest() -> String {
-    "latest".into()
 }
 
 pub const KIND: StepKind = StepKind {

@@ -80,15 +80,11 @@ impl Step for List {
 #[serde(deny_unknown_fields)]
 pub struct Restore {
     /// Backup id, name or `latest`.
-    #[serde(default = "latest")]
+    #[serde(default = "super::latest")]
     backup: String,
     /// Commit even when the environment already had staged changes (they deploy too).
     #[serde(default)]
     allow_staged: bool,
-}
-
-fn latest() -> String {
-    "latest".into()
 }
 
 pub const RESTORE: StepKind = StepKind {
