@@ -41,8 +41,8 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub scenario: Option<String>,
     /// Only drills or only backups.
-    #[arg(long, value_parser = ["drill", "backup"])]
-    pub kind: Option<String>,
+    #[arg(long, value_enum)]
+    pub kind: Option<RunKind>,
     /// Only runs that started within this long (e.g. 90d, 12h).
     #[arg(long)]
     pub since: Option<HumanDuration>,
@@ -115,10 +115,7 @@ fn run_row(run: &RunRecord) -> RunRow {
     let met = run.objectives.iter().filter(|o| o.passed).count();
     RunRow {
         run: run.id.clone(),
-        kind: match run.kind {
-            RunKind::Drill => "drill",
-            RunKind::Backup => "backup",
-        },
+        kind: run.kind.as_str(),
         subject: run
             .scenario
             .clone()
@@ -149,13 +146,7 @@ pub fn history(args: HistoryArgs) -> Result<i32, Failure> {
 fn list(history: &History, args: &HistoryArgs) -> Result<i32, Failure> {
     let filter = RunFilter {
         scenario: args.scenario.clone(),
-        kind: args.kind.as_deref().map(|k| {
-            if k == "backup" {
-                RunKind::Backup
-            } else {
-                RunKind::Drill
-            }
-        }),
+        kind: args.kind,
         since: args
             .since
             .and_then(|d| chrono::Duration::from_std(d.as_duration()).ok())

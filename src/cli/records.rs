@@ -37,17 +37,18 @@ impl RecordArgs {
 
 /// Record `run` in the history and write the metrics file. Returns whether the history now
 /// holds the run.
-pub fn keep(args: &RecordArgs, history: Option<&mut History>, run: &RunRecord) -> bool {
-    let mut recorded = false;
-    let mut last_success = None;
-    if let Some(history) = history {
-        match history.record(run) {
-            Ok(()) => recorded = true,
-            Err(err) => eprintln!("warning: not recorded in the history: {err}"),
+pub fn keep(args: &RecordArgs, mut history: Option<&mut History>, run: &RunRecord) -> bool {
+    let recorded = match history.as_deref_mut().map(|h| h.record(run)) {
+        Some(Ok(())) => true,
+        Some(Err(err)) => {
+            eprintln!("warning: not recorded in the history: {err}");
+            false
         }
-        last_success = history.last_success(run).ok().flatten();
-    }
+        None => false,
+    };
     if let Some(path) = &args.metrics_file {
+        // Only the metrics need the last success; the history answers it, when there is one.
+        let last_success = history.and_then(|h| h.last_success(run).ok().flatten());
         let metrics = vecdrill::metrics::of_run(run, last_success);
         if let Err(err) = vecdrill::metrics::write(path, &metrics) {
             eprintln!(

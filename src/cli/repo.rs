@@ -213,19 +213,17 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
     let mut history = args.records.open_history()?;
     let started_at = Utc::now();
     let result = create_backup(&args).await;
+    let manifest = created(&result);
     let record = backup_record(BackupRun {
         repo: &args.repo.repo,
         target: backup_target(&args),
         started_at,
         finished_at: Utc::now(),
         exit_code: result.as_ref().map_or_else(|f| f.code, |_| exit::SUCCESS),
-        backup_id: match &result {
-            Ok((BackupOutcome::Created { manifest }, _)) => Some(manifest.id.clone()),
-            _ => None,
-        },
-        logical_bytes: created(&result).map(|m| m.totals.logical_bytes),
-        stored_bytes: created(&result).map(|m| m.totals.stored_bytes),
-        counts: created(&result)
+        backup_id: manifest.map(|m| m.id.clone()),
+        logical_bytes: manifest.map(|m| m.totals.logical_bytes),
+        stored_bytes: manifest.map(|m| m.totals.stored_bytes),
+        counts: manifest
             .and_then(protect::described)
             .map(|l| {
                 l.collections

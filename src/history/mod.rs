@@ -73,7 +73,7 @@ impl Classify for HistoryError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
     Drill,
@@ -81,7 +81,7 @@ pub enum RunKind {
 }
 
 impl RunKind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Drill => "drill",
             Self::Backup => "backup",
@@ -150,6 +150,20 @@ pub struct Baseline {
 }
 
 impl Baseline {
+    /// The baseline `run` provides for `scenario`.
+    fn of(scenario: String, run: RunRecord, set_at: DateTime<Utc>) -> Self {
+        Self {
+            scenario,
+            run_id: run.id,
+            run_started_at: run.started_at,
+            set_at,
+            p50_ms: run.p50_ms,
+            p90_ms: run.p90_ms,
+            p99_ms: run.p99_ms,
+            counts: run.counts,
+        }
+    }
+
     /// The baseline's figure for a latency percentile (`p50`, `p90`, `p99`).
     pub fn percentile_ms(&self, name: &str) -> Option<f64> {
         match name {
@@ -172,6 +186,14 @@ pub struct RunFilter {
 pub struct History {
     conn: Connection,
     path: PathBuf,
+}
+
+/// Maps a SQLite error to one naming the database file.
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + Copy + '_ {
+    move |source| HistoryError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Timestamps are stored as fixed-width RFC 3339 text, so text order is time order.
@@ -232,10 +254,7 @@ impl History {
                 source,
             })?;
         }
-        let sqlite = |source| HistoryError::Sqlite {
-            path: path.display().to_string(),
-            source,
-        };
+        let sqlite = sqlite_error(path);
         let conn = Connection::open(path).map_err(sqlite)?;
         // Concurrent writers (a cron backup during a drill) wait for each other.
         conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite)?;
@@ -255,20 +274,9 @@ impl History {
         &self.path
     }
 
-    fn error(&self) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
-        |source| HistoryError::Sqlite {
-            path: self.path.display().to_string(),
-            source,
-        }
-    }
-
     fn migrate(&mut self) -> Result<(), HistoryError> {
         let known = schema::MIGRATIONS.len() as u32;
-        let path = self.path.display().to_string();
-        let sqlite = |source| HistoryError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sqlite = sqlite_error(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -278,7 +286,7 @@ impl History {
             .map_err(sqlite)?;
         if found > known {
             return Err(HistoryError::Newer {
-                path: path.clone(),
+                path: self.path.display().to_string(),
                 found,
                 known,
             });
@@ -293,11 +301,7 @@ impl History {
 
     /// Record one run, all of it or nothing.
     pub fn record(&mut self, run: &RunRecord) -> Result<(), HistoryError> {
-        let path = self.path.display().to_string();
-        let sqlite = |source| HistoryError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sqlite = sqlite_error(&self.path);
         let tx = self.conn.transaction().map_err(sqlite)?;
         let detail = run
             .detail
@@ -359,7 +363,7 @@ impl History {
                    AND (?3 IS NULL OR started_at >= ?3)
                  ORDER BY started_at, id"
             ))
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         let runs = statement
             .query_map(
                 params![
@@ -370,7 +374,7 @@ impl History {
                 run_from_row,
             )
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         runs.into_iter()
             .map(|mut run| {
                 self.load_parts(&mut run)?;
@@ -386,7 +390,7 @@ impl History {
                 "SELECT name, target, target_value, measured_value, baseline_value, unit, passed, skipped, detail
                  FROM objectives WHERE run_id = ?1 ORDER BY position",
             )
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         run.objectives = objectives
             .query_map([&run.id], |r| {
                 Ok(ObjectiveRow {
@@ -402,15 +406,15 @@ impl History {
                 })
             })
             .and_then(|rows| rows.collect())
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         let mut counts = self
             .conn
             .prepare_cached("SELECT collection, count FROM counts WHERE run_id = ?1")
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         run.counts = counts
             .query_map([&run.id], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         Ok(())
     }
 
@@ -425,7 +429,7 @@ impl History {
                 .prepare("SELECT id FROM runs WHERE id = ?1 OR substr(id, 1, length(?1)) = ?1 ORDER BY id")
                 .and_then(|mut s| s.query_map([wanted], |r| r.get(0))?.collect())
         }
-        .map_err(self.error())?;
+        .map_err(sqlite_error(&self.path))?;
         let id = match ids.as_slice() {
             [] => return Err(HistoryError::NoSuchRun(wanted.to_string())),
             [one] => one.clone(),
@@ -439,7 +443,7 @@ impl History {
                 [&id],
                 |row| Ok((run_from_row(row)?, row.get::<_, String>(21)?)),
             )
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         run.detail = serde_json::from_str(&detail).ok();
         self.load_parts(&mut run)?;
         Ok(run)
@@ -456,7 +460,7 @@ impl History {
                 params![run.kind.as_str(), run.scenario, run.repo],
                 |r| r.get(0),
             )
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         Ok(found.map(|t| parse_timestamp(&t)))
     }
 
@@ -476,14 +480,14 @@ impl History {
                 "it measured no search latency and counted no collections",
             ));
         }
+        let set_at = Utc::now();
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO baselines (scenario, run_id, set_at) VALUES (?1, ?2, ?3)",
-                params![scenario, run.id, timestamp(Utc::now())],
+                params![scenario, run.id, timestamp(set_at)],
             )
-            .map_err(self.error())?;
-        self.baseline(&scenario)?
-            .ok_or_else(|| HistoryError::NoSuchRun(run.id.clone()))
+            .map_err(sqlite_error(&self.path))?;
+        Ok(Baseline::of(scenario, run, Utc::now()))
     }
 
     /// The scenario's baseline, if one was set.
@@ -496,20 +500,15 @@ impl History {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .map_err(self.error())?;
+            .map_err(sqlite_error(&self.path))?;
         let Some((run_id, set_at)) = found else {
             return Ok(None);
         };
         let run = self.run(&run_id)?;
-        Ok(Some(Baseline {
-            scenario: scenario.to_string(),
-            run_id,
-            run_started_at: run.started_at,
-            set_at: parse_timestamp(&set_at),
-            p50_ms: run.p50_ms,
-            p90_ms: run.p90_ms,
-            p99_ms: run.p99_ms,
-            counts: run.counts,
-        }))
+        Ok(Some(Baseline::of(
+            scenario.to_string(),
+            run,
+            parse_timestamp(&set_at),
+        )))
     }
 }
