@@ -1,20 +1,15 @@
 //! `vecdrill check` against a real Chroma and a real repository.
 
-use crate::common::{prometheus_samples, seeded_data_dir, vecdrill, ChromaServer};
+use crate::common::{
+    backup_json, prometheus_samples, repo_url, seeded_data_dir, vecdrill, ChromaServer,
+};
 
 #[test]
 fn check_passes_on_a_healthy_setup_and_fails_on_a_stale_backup_and_a_dead_server() {
     let tmp = tempfile::tempdir().unwrap();
     let data = seeded_data_dir(tmp.path(), &[("docs", 500, 8)]);
-    let repo = format!("file://{}", tmp.path().join("repo").display());
-    vecdrill([
-        "backup",
-        "--repo",
-        &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-    ])
-    .expect_code(0);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
     let server = ChromaServer::start(&data);
     let metrics = tmp.path().join("vecdrill.prom");
 

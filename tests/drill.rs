@@ -7,7 +7,10 @@ use serde_json::Value;
 use vecdrill::seed::{record_id, RecordGenerator};
 use vecdrill::targets::chroma::ChromaClient;
 
-use crate::common::{chroma_bin, free_port, port_is_open, seeded_data_dir, ChromaServer};
+use crate::common::{
+    chroma_bin, free_port, port_is_open, report_objective, report_step, seeded_data_dir,
+    ChromaServer,
+};
 
 /// A scenario whose service is a Chroma process on `data_dir` and `port`, with the given
 /// objectives, steps and rollback (YAML fragments).
@@ -52,20 +55,6 @@ fn run_shipped(name: &str, tmp: &Path, data: &Path, port: u16, extra: &[String])
     run_json(&scenario, &tmp.join("reports"), 0, &vars)
 }
 
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
-        .unwrap_or_else(|| panic!("no step {id} in {report:#}"))
-}
-
-fn objective<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["objectives"]
-        .as_array()
-        .and_then(|o| o.iter().find(|o| o["name"] == name))
-        .unwrap_or_else(|| panic!("no objective {name} in {report:#}"))
-}
-
 #[test]
 fn restart_drill_passes_and_leaves_the_data_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
@@ -78,15 +67,18 @@ fn restart_drill_passes_and_leaves_the_data_as_it_was() {
     assert!(rto > 0.0 && rto < 120_000.0, "rto {rto}");
     for name in ["rto", "heartbeat_within", "search_p90", "collections_min"] {
         assert_eq!(
-            objective(&report, name)["passed"],
+            report_objective(&report, name)["passed"],
             true,
             "{name}: {report:#}"
         );
     }
-    assert_eq!(step(&report, "baseline")["outputs"]["total"], 4200);
-    assert_eq!(step(&report, "verify")["outputs"]["counts_equal"], true);
+    assert_eq!(report_step(&report, "baseline")["outputs"]["total"], 4200);
+    assert_eq!(
+        report_step(&report, "verify")["outputs"]["counts_equal"],
+        true
+    );
     assert!(
-        step(&report, "latency")["outputs"]["p90_ms"]
+        report_step(&report, "latency")["outputs"]["p90_ms"]
             .as_f64()
             .unwrap()
             > 0.0
@@ -149,7 +141,7 @@ fn an_impossible_objective_exits_1_and_the_report_names_it() {
     let report = run_json(&path, &tmp.path().join("reports"), 1, &[]);
     assert_eq!(report["passed"], false);
     assert!(report["failure"].is_null(), "no step failed: {report:#}");
-    let rto = objective(&report, "rto");
+    let rto = report_objective(&report, "rto");
     assert_eq!(rto["passed"], false);
     assert_eq!(rto["target"], "1ms");
     assert!(
@@ -157,7 +149,10 @@ fn an_impossible_objective_exits_1_and_the_report_names_it() {
         "{rto}"
     );
     assert_eq!(rto["step"], "back");
-    assert_eq!(objective(&report, "heartbeat_within")["passed"], true);
+    assert_eq!(
+        report_objective(&report, "heartbeat_within")["passed"],
+        true
+    );
     // Rollback runs only after a failure, not after a missed objective.
     assert!(report["rollback"].as_array().unwrap().is_empty());
     let markdown =
@@ -192,8 +187,8 @@ fn rollback_runs_after_a_failing_step_and_the_service_is_stopped() {
             .contains("exited with 3"),
         "{report:#}"
     );
-    assert_eq!(step(&report, "boom")["status"], "failed");
-    assert_eq!(step(&report, "never")["status"], "skipped");
+    assert_eq!(report_step(&report, "boom")["status"], "failed");
+    assert_eq!(report_step(&report, "never")["status"], "skipped");
     assert_eq!(report["rollback"][0]["id"], "undo");
     assert_eq!(report["rollback"][0]["status"], "passed");
     assert!(marker.exists(), "rollback did not run");
@@ -221,9 +216,12 @@ fn a_deleted_collection_is_caught_by_compare_state() {
     let reason = report["failure"]["reason"].as_str().unwrap();
     assert!(reason.contains("\"gone\" is missing"), "{reason}");
     // The failed comparison keeps its measurements for the report.
-    assert_eq!(step(&report, "after")["outputs"]["counts_equal"], false);
+    assert_eq!(
+        report_step(&report, "after")["outputs"]["counts_equal"],
+        false
+    );
     assert!(report["rto_ms"].is_null());
-    assert_eq!(objective(&report, "collections_min")["passed"], true);
+    assert_eq!(report_objective(&report, "collections_min")["passed"], true);
 }
 
 #[test]
@@ -275,7 +273,7 @@ fn ctrl_c_runs_rollback_and_exits_130() {
     let report: Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["interrupted"], true);
-    assert_eq!(step(&report, "long")["status"], "interrupted");
+    assert_eq!(report_step(&report, "long")["status"], "interrupted");
 }
 
 #[test]
@@ -286,19 +284,22 @@ fn snapshot_restore_drill_recovers_corrupted_data_and_measures_rpo() {
     let repo = format!("repo=file://{}", tmp.path().join("repo").display());
     let report = run_shipped("snapshot-restore", tmp.path(), &data, port, &[repo]);
     assert_eq!(report["passed"], true, "{report:#}");
-    let rpo = objective(&report, "rpo");
+    let rpo = report_objective(&report, "rpo");
     assert_eq!(rpo["passed"], true);
     assert_eq!(rpo["step"], "restore");
     assert!(rpo["measured_value"].as_f64().unwrap() > 0.0);
     assert_eq!(
-        step(&report, "snapshot")["outputs"]["files"]
+        report_step(&report, "snapshot")["outputs"]["files"]
             .as_u64()
             .map(|n| n >= 3),
         Some(true)
     );
-    assert_eq!(step(&report, "verify")["outputs"]["counts_equal"], true);
+    assert_eq!(
+        report_step(&report, "verify")["outputs"]["counts_equal"],
+        true
+    );
     // The corrupted database was kept aside, not destroyed.
-    let safety = step(&report, "restore")["outputs"]["safety_copy"]
+    let safety = report_step(&report, "restore")["outputs"]["safety_copy"]
         .as_str()
         .expect("safety copy")
         .to_string();

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use vecdrill::targets::faiss;
 
-use crate::common::{free_port, project_root, run_scenario, tree_hashes, vecdrill, RedisServer};
+use crate::common::{
+    free_port, project_root, repo_url, report_step, run_scenario, tree_hashes, vecdrill,
+    RedisServer,
+};
 
 const PREFIXES: [(&str, u64); 3] = [
     ("chimera-vectors:", 1200),
@@ -128,7 +131,7 @@ fn every_index_family_faiss_writes_is_read_and_truncation_is_caught() {
 fn round_trip_of_several_index_types_and_a_redis_with_several_prefixes() {
     let tmp = tempfile::tempdir().unwrap();
     let (indexes, redis, described) = store(tmp.path());
-    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let repo = repo_url(&tmp.path().join("repo"));
     let names: Vec<&str> = described.keys().map(String::as_str).collect();
     let run = vecdrill(backup_args(&repo, &indexes, &names, &redis));
     run.expect_code(0);
@@ -208,7 +211,7 @@ fn round_trip_of_several_index_types_and_a_redis_with_several_prefixes() {
 fn a_truncated_index_an_unreachable_or_failing_redis_and_a_changing_index_make_no_backup() {
     let tmp = tempfile::tempdir().unwrap();
     let (indexes, redis, _) = store(tmp.path());
-    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let repo = repo_url(&tmp.path().join("repo"));
 
     // A truncated index file is named.
     let bytes = std::fs::read(indexes.join("ivf_flat.faiss")).unwrap();
@@ -328,21 +331,12 @@ fn the_faiss_redis_restore_scenario_passes() {
     run.expect_code(0);
     let report = run.json();
     assert_eq!(report["passed"], true, "{report:#}");
-    let step = |id: &str| {
-        report["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(step("redis")["outputs"]["keys"], 920);
+    assert_eq!(report_step(&report, "redis")["outputs"]["keys"], 920);
     assert_eq!(
-        step("redis")["outputs"]["prefixes"]["chimera-vectors:"],
+        report_step(&report, "redis")["outputs"]["prefixes"]["chimera-vectors:"],
         800
     );
-    assert_eq!(step("indexes")["outputs"]["ntotal"], 1600);
+    assert_eq!(report_step(&report, "indexes")["outputs"]["ntotal"], 1600);
     assert_eq!(written["idmap_flat.faiss"]["ntotal"], 800);
     assert!(report["rto_ms"].as_f64().unwrap() > 0.0);
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::{
-    project_root, run_scenario, seeded_data_dir, vecdrill_env, RailwayStandin, RAILWAY_TEST_TOKEN,
+    project_root, report_step, run_scenario, seeded_data_dir, vecdrill_env, RailwayStandin,
+    RAILWAY_TEST_TOKEN,
 };
 
 /// Run `scenarios/railway/NAME.yaml` against the stand-in with `token`, logging at info
@@ -211,13 +212,6 @@ fn run_snapshot_drill(standin: &RailwayStandin, tmp: &Path) -> crate::common::Ru
     )
 }
 
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["id"] == id))
-        .unwrap_or_else(|| panic!("no step {id} in {report:#}"))
-}
-
 #[test]
 fn the_railway_snapshot_restore_drill_restores_real_data_within_the_request_budget() {
     let tmp = tempfile::tempdir().unwrap();
@@ -230,10 +224,10 @@ fn the_railway_snapshot_restore_drill_restores_real_data_within_the_request_budg
     run.expect_code(0);
     let report = run.json();
     assert_eq!(report["passed"], true, "{report:#}");
-    let restore = &step(&report, "restore")["outputs"];
+    let restore = &report_step(&report, "restore")["outputs"];
     assert_eq!(
         restore["backup"],
-        step(&report, "snapshot")["outputs"]["id"]
+        report_step(&report, "snapshot")["outputs"]["id"]
     );
     assert_ne!(
         restore["volume_instance"], "vi-0000",
@@ -242,7 +236,10 @@ fn the_railway_snapshot_restore_drill_restores_real_data_within_the_request_budg
     for phase in ["workflow_ms", "commit_ms", "deploy_ms"] {
         assert!(restore[phase].as_f64().unwrap() >= 0.0, "{phase}");
     }
-    assert_eq!(step(&report, "verify")["outputs"]["counts_equal"], true);
+    assert_eq!(
+        report_step(&report, "verify")["outputs"]["counts_equal"],
+        true
+    );
     // The RTO splits into platform time (stop, restore) and the health checks after it.
     let split = &report["rto_split"];
     let rto = report["rto_ms"].as_f64().unwrap();

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use vecdrill::targets::chroma::ChromaClient;
 
 use crate::common::{
-    chroma_bin, free_port, project_root, run_scenario, vecdrill, vecdrill_env, ChromaServer,
-    EmbeddingStandin, PostgresServer,
+    chroma_bin, free_port, project_root, report_step, run_scenario, vecdrill, vecdrill_env,
+    ChromaServer, EmbeddingStandin, PostgresServer,
 };
 
 /// Document `i`: a dozen words from a 400-word vocabulary (distinct enough that nearest
@@ -304,17 +304,13 @@ fn the_rebuild_from_source_scenario_passes() {
     run.expect_code(0);
     let report = run.json();
     assert_eq!(report["passed"], true, "{report:#}");
-    let step = |id: &str| {
-        report["steps"]
-            .as_array()
+    assert_eq!(report_step(&report, "rebuild")["outputs"]["embedded"], 2000);
+    assert_eq!(report_step(&report, "counts")["outputs"]["total"], 2000);
+    assert!(
+        report_step(&report, "verify")["outputs"]["mean_overlap"]
+            .as_f64()
             .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(step("rebuild")["outputs"]["embedded"], 2000);
-    assert_eq!(step("counts")["outputs"]["total"], 2000);
-    assert!(step("verify")["outputs"]["mean_overlap"].as_f64().unwrap() >= 0.8);
+            >= 0.8
+    );
     assert!(report["rto_ms"].as_f64().unwrap() > 0.0);
 }

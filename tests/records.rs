@@ -13,8 +13,8 @@ use serde_json::Value;
 use vecdrill::history::{History, RunKind, RunRecord};
 
 use crate::common::{
-    free_port, prometheus_samples, seeded_data_dir, vecdrill, vecdrill_command, vecdrill_env,
-    ChromaServer,
+    backup_json, free_port, prometheus_samples, repo_url, report_objective, seeded_data_dir,
+    vecdrill, vecdrill_command, vecdrill_env, ChromaServer,
 };
 
 /// A drill on a running Chroma: counts, probes and search latency, no service to manage.
@@ -126,21 +126,19 @@ fn history_keeps_every_completed_drill_and_backup_and_survives_a_kill() {
 
     // A hot backup of the live directory records itself too.
     let backup_metrics = tmp.path().join("backup.prom");
-    let repo = format!("file://{}", tmp.path().join("repo").display());
-    vecdrill([
-        "backup",
-        "--repo",
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(
         &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-        "--mode",
-        "hot",
-        "--history",
-        history.to_str().unwrap(),
-        "--metrics-file",
-        backup_metrics.to_str().unwrap(),
-    ])
-    .expect_code(0);
+        &data,
+        &[
+            "--mode",
+            "hot",
+            "--history",
+            history.to_str().unwrap(),
+            "--metrics-file",
+            backup_metrics.to_str().unwrap(),
+        ],
+    );
 
     let drills = history_json(&history, &["--kind", "drill"]);
     let listed: Vec<&str> = drills
@@ -334,15 +332,6 @@ fn trend_gives_monthly_medians_with_the_change_from_the_month_before() {
     assert_eq!(recent[0]["rto_ms"], 2.0);
 }
 
-fn objective<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["objectives"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == name)
-        .unwrap_or_else(|| panic!("no objective {name} in {report:#}"))
-}
-
 #[test]
 fn a_regression_beyond_the_baseline_fails_the_drill_and_names_the_figure() {
     let tmp = tempfile::tempdir().unwrap();
@@ -361,7 +350,7 @@ fn a_regression_beyond_the_baseline_fails_the_drill_and_names_the_figure() {
     // No baseline yet: the relative objectives are skipped and the run saves itself as one.
     let (code, first, stderr) = run(&path, tmp.path(), &history, &["--save-baseline"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(objective(&first, "search_p90")["skipped"], true);
+    assert_eq!(report_objective(&first, "search_p90")["skipped"], true);
     assert!(
         stderr.contains("baseline for \"staging\" is now run"),
         "{stderr}"
@@ -369,11 +358,11 @@ fn a_regression_beyond_the_baseline_fails_the_drill_and_names_the_figure() {
 
     let (code, second, stderr) = run(&path, tmp.path(), &history, &[]);
     assert_eq!(code, 0, "{stderr}");
-    let p90 = objective(&second, "search_p90");
+    let p90 = report_objective(&second, "search_p90");
     assert_eq!(p90["skipped"], false);
     assert_eq!(p90["baseline_value"], first["latency"]["p90_ms"]);
     assert!(p90["change_pct"].is_number());
-    assert_eq!(objective(&second, "count")["measured_value"], 100.0);
+    assert_eq!(report_objective(&second, "count")["measured_value"], 100.0);
     assert_eq!(second["baseline"]["run_id"], first["run_id"]);
     let md =
         std::fs::read_to_string(Path::new(second["run_dir"].as_str().unwrap()).join("report.md"))
@@ -399,7 +388,7 @@ fn a_regression_beyond_the_baseline_fails_the_drill_and_names_the_figure() {
     .expect_code(0);
     let (code, third, stderr) = run(&path, tmp.path(), &history, &[]);
     assert_eq!(code, 1, "{stderr}");
-    let p90 = objective(&third, "search_p90");
+    let p90 = report_objective(&third, "search_p90");
     assert_eq!(p90["passed"], false);
     let detail = p90["detail"].as_str().unwrap();
     assert!(
@@ -407,7 +396,7 @@ fn a_regression_beyond_the_baseline_fails_the_drill_and_names_the_figure() {
         "{detail}"
     );
     assert!(stderr.contains("search_p90"), "{stderr}");
-    let count = objective(&third, "count");
+    let count = report_objective(&third, "count");
     assert_eq!(count["passed"], false);
     assert_eq!(count["measured_value"], 30.0);
     let detail = count["detail"].as_str().unwrap();
@@ -582,7 +571,7 @@ fn notifications_reach_the_webhook_and_never_change_the_verdict() {
     let result = vecdrill([
         "backup",
         "--repo",
-        &format!("file://{}", tmp.path().join("repo").display()),
+        &repo_url(&tmp.path().join("repo")),
         "--chroma-dir",
         missing.to_str().unwrap(),
         "--notify",

@@ -9,28 +9,9 @@ use vecdrill::targets::chroma::state::{self, ProbeSettings};
 use vecdrill::targets::chroma::ChromaClient;
 
 use crate::common::{
-    files_under, flip_byte, seeded_data_dir, tree_hashes, vecdrill, vecdrill_env, ChromaServer,
-    S3Server,
+    backup_json, files_under, flip_byte, repo_url, seeded_data_dir, tree_hashes, vecdrill,
+    vecdrill_env, ChromaServer, S3Server,
 };
-
-fn repo_url(dir: &Path) -> String {
-    format!("file://{}", dir.display())
-}
-
-fn backup_json(repo: &str, data: &Path, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "backup",
-        "--repo",
-        repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let run = vecdrill(&args);
-    run.expect_code(0);
-    run.json()
-}
 
 /// `vecdrill restore --repo REPO latest --to DIR --yes`.
 fn restore_latest(repo: &str, to: &Path) -> crate::common::Run {
@@ -334,14 +315,7 @@ fn sigkill_during_backup_leaves_only_complete_backups() {
     let data = bulky_data_dir(tmp.path(), 160, 1);
     let repo_dir = tmp.path().join("repo");
     let repo = repo_url(&repo_dir);
-    vecdrill([
-        "backup",
-        "--repo",
-        &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-    ])
-    .expect_code(0);
+    backup_json(&repo, &data, &[]);
     flip_byte(&data.join("bulk.bin"), 5); // so the next backup has new chunks to upload
     std::fs::write(
         data.join("bulk2.bin"),
@@ -384,14 +358,7 @@ fn sigkill_during_restore_leaves_the_live_directory_intact() {
     let tmp = tempfile::tempdir().unwrap();
     let data = bulky_data_dir(tmp.path(), 160, 2);
     let repo = repo_url(&tmp.path().join("repo"));
-    vecdrill([
-        "backup",
-        "--repo",
-        &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-    ])
-    .expect_code(0);
+    backup_json(&repo, &data, &[]);
     let live = tmp.path().join("live");
     std::fs::create_dir_all(live.join("segment")).unwrap();
     std::fs::write(live.join("chroma.sqlite3"), "the live database").unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use vecdrill::targets::chroma::ChromaClient;
 
-use crate::common::{vecdrill, ChromaServer};
+use crate::common::{backup_json, repo_url, vecdrill, ChromaServer};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
@@ -343,15 +343,8 @@ fn offline_exports_of_a_stopped_directory_and_of_a_backup_equal_the_api_export()
         "record for record, in the same order"
     );
 
-    let repo = format!("file://{}", tmp.path().join("repo").display());
-    vecdrill([
-        "backup",
-        "--repo",
-        &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-    ])
-    .expect_code(0);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
     std::fs::remove_dir_all(&data).unwrap();
     let from_backup = tmp.path().join("from-backup.jsonl.zst");
     vecdrill([

@@ -794,3 +794,41 @@ pub fn prometheus_samples(path: &Path) -> Vec<(String, f64)> {
         })
         .collect()
 }
+
+/// The step `id` of a report.json (main steps, not rollback).
+pub fn report_step<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("no step {id} in {report:#}"))
+}
+
+/// The objective `name` of a report.json.
+pub fn report_objective<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["objectives"]
+        .as_array()
+        .and_then(|objectives| objectives.iter().find(|o| o["name"] == name))
+        .unwrap_or_else(|| panic!("no objective {name} in {report:#}"))
+}
+
+/// A `file://` repository URL for a directory.
+pub fn repo_url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+/// `vecdrill backup --repo REPO --chroma-dir DATA --json [EXTRA]...`, which must succeed; its
+/// JSON summary.
+pub fn backup_json(repo: &str, data: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "backup",
+        "--repo",
+        repo,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let run = vecdrill(&args);
+    run.expect_code(0);
+    run.json()
+}
