@@ -15,6 +15,7 @@ use super::{print_json, Failure};
 /// The history database to read.
 #[derive(Args)]
 pub struct HistoryPath {
+    /// The history database that `run` and `backup` record into.
     #[arg(long = "history", env = "VECDRILL_HISTORY", value_name = "PATH", default_value = vecdrill::history::DEFAULT_PATH, global = true)]
     pub path: PathBuf,
 }
@@ -46,6 +47,7 @@ pub struct HistoryArgs {
     /// Only runs that started within this long (e.g. 90d, 12h).
     #[arg(long)]
     pub since: Option<HumanDuration>,
+    /// Print one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
     #[command(flatten)]
@@ -70,6 +72,7 @@ pub enum HistoryCommand {
 pub struct BaselineArgs {
     #[command(subcommand)]
     pub command: BaselineCommand,
+    /// Print one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
     #[command(flatten)]
