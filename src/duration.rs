@@ -66,6 +66,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 /// Short, readable rendering: `850ms`, `12.3s`, `4m 05s`, `2h 10m`, `3d 4h`.
 pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0ms".to_string();
+    }
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 1.0 {
         return format!("{:.3}ms", ms);
@@ -120,6 +123,8 @@ mod tests {
 
     #[test]
     fn formats_compactly() {
+        assert_eq!(format_duration(Duration::ZERO), "0ms");
+        assert_eq!(format_ms(-3.0), "0ms");
         assert_eq!(format_duration(Duration::from_millis(850)), "850ms");
         assert_eq!(format_duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(format_duration(Duration::from_secs(245)), "4m 05s");

@@ -10,6 +10,7 @@ mod latency;
 mod railway;
 mod rebuild;
 mod records;
+mod report_files;
 mod repository;
 mod seed_bench;
 mod transfer;

@@ -22,7 +22,8 @@ pub struct RunArgs {
     /// Override or add a scenario variable (repeatable).
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
-    /// Where run directories with report.json and report.md are written.
+    /// Where run directories with report.json, report.md, report.html and report.junit.xml are
+    /// written.
     #[arg(long, default_value = "reports")]
     pub report_dir: PathBuf,
     /// Print the plan (steps with their parameters) and run nothing.
