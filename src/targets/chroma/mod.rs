@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod client;
+mod integrity;
 pub mod layout;
 pub mod offline;
 pub mod protect;
