@@ -116,6 +116,46 @@ fn backup_corrupt_restore_answers_identically() {
     assert_eq!(collections[1]["count"], 2000);
 }
 
+/// A database whose full-text index no longer matches its documents (a write behind FTS5's
+/// back: every b-tree is still sound) fails the backup's checks: the backup exits 1 naming
+/// the check and the table, and the repository still holds only the good backup before it.
+#[test]
+fn a_damaged_database_is_refused_and_nothing_is_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 500, 16)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let good = backup_json(&repo, &data, &[]);
+    let conn = rusqlite::Connection::open(data.join("chroma.sqlite3")).unwrap();
+    let removed = conn
+        .execute(
+            "DELETE FROM embedding_fulltext_search_content WHERE rowid IN \
+             (SELECT rowid FROM embedding_fulltext_search_content LIMIT 5)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(removed, 5, "the seeded records have documents");
+    drop(conn);
+
+    let run = vecdrill([
+        "backup",
+        "--repo",
+        &repo,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+    ]);
+    run.expect_code(1);
+    let stderr = run.stderr();
+    assert!(stderr.contains("not committed"), "{stderr}");
+    assert!(
+        stderr.contains("sqlite_integrity")
+            && stderr.contains("FTS5 table main.embedding_fulltext_search"),
+        "the failed check and the table are named: {stderr}"
+    );
+    let listed = list(&repo);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], good["backup"]["manifest"]["id"]);
+}
+
 #[test]
 fn an_unchanged_rebackup_stores_under_one_percent_and_a_change_stores_about_the_change() {
     let tmp = tempfile::tempdir().unwrap();
