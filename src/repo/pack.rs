@@ -19,8 +19,21 @@ const MAGIC: &[u8; 4] = b"VDPK";
 /// gain almost nothing; the SQLite file still compresses well at 1.
 const ZSTD_LEVEL: i32 = 1;
 
+thread_local! {
+    /// One compression context per thread, reused: a fresh one per chunk costs an allocation
+    /// of its tables (and the page faults to touch them) every time.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 pub fn encode_chunk(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    zstd::bulk::compress(data, ZSTD_LEVEL)
+    COMPRESSOR.with_borrow_mut(|slot| {
+        let compressor = match slot {
+            Some(compressor) => compressor,
+            None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        compressor.compress(data)
+    })
 }
 
 /// Decode a stored chunk and check it is the chunk it claims to be.
