@@ -337,9 +337,7 @@ pub fn check_hnsw(
         // Nothing flushed yet: Chroma writes the metadata with the first sync.
         return Ok(0);
     }
-    let metadata: IndexMetadata =
-        serde_pickle::from_slice(&read("index_metadata.pickle")?, Default::default())
-            .map_err(|e| format!("index_metadata.pickle does not parse: {e}"))?;
+    let metadata = super::hnsw_metadata::read(&segment_dir.join("index_metadata.pickle"))?;
     if let Some(added) = metadata.total_elements_added {
         if added != header.cur_element_count {
             return Err(format!(
@@ -350,7 +348,7 @@ pub fn check_hnsw(
     }
     // Deleted records leave the id map but keep their (marked) element: fewer ids than
     // elements is normal, more is not.
-    if let Some(EntryCount(ids)) = metadata.id_to_label {
+    if let Some(ids) = metadata.ids {
         if ids > header.cur_element_count {
             return Err(format!(
                 "index_metadata.pickle maps {ids} ids; header.bin holds {} elements",
@@ -359,42 +357,6 @@ pub fn check_hnsw(
         }
     }
     Ok(header.cur_element_count)
-}
-
-/// What the checks read of `index_metadata.pickle`. Its id maps hold an entry per record:
-/// counting `id_to_label` instead of building it as a generic value takes a quarter of the
-/// time and a third less memory (0.07 s against 0.25 s for 200k records).
-#[derive(Deserialize)]
-struct IndexMetadata {
-    total_elements_added: Option<u64>,
-    id_to_label: Option<EntryCount>,
-}
-
-/// The number of entries of a map, whose keys and values are skipped.
-struct EntryCount(u64);
-
-impl<'de> Deserialize<'de> for EntryCount {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Counter;
-        impl<'de> serde::de::Visitor<'de> for Counter {
-            type Value = EntryCount;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<EntryCount, A::Error> {
-                use serde::de::IgnoredAny;
-                let mut entries = 0;
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
-                    entries += 1;
-                }
-                Ok(EntryCount(entries))
-            }
-        }
-        deserializer.deserialize_map(Counter)
-    }
 }
 
 /// Which checks to run. A backup runs them all. A restore writes bytes proven identical

@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod client;
+mod hnsw_metadata;
 mod integrity;
 pub mod layout;
 pub mod offline;

@@ -1,0 +1,464 @@
+//! What the backup checks read of a segment's `index_metadata.pickle`: `total_elements_added`
+//! and how many ids `id_to_label` maps.
+//!
+//! The file holds a dict with an entry per record in each of its id maps (8.8 MB for 200k
+//! records), and a pickle library builds all of it in memory: 62 MB for 200k records, so
+//! gigabytes for a collection in the tens of millions, against a backup's bounded memory. The
+//! scanner here reads the opcodes once, in a stream, and keeps only the stack of the batch
+//! being read (pickle writers set dict items a thousand at a time), the dicts' sizes, and the
+//! few values it needs. It knows the opcodes a dict of strings, numbers and None is written
+//! with; a file using any other (objects, say) is read by serde-pickle instead, so the scanner
+//! can make a check cheaper but never decides one on its own.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexMetadata {
+    pub total_elements_added: Option<u64>,
+    /// Entries of `id_to_label`.
+    pub ids: Option<u64>,
+}
+
+/// Read `path`: streamed when the scanner knows every opcode, else through serde-pickle.
+pub fn read(path: &Path) -> Result<IndexMetadata, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", name(path)))?;
+    match scan(BufReader::with_capacity(1 << 16, file)) {
+        Ok(metadata) => Ok(metadata),
+        Err(unusual) => {
+            tracing::debug!(%unusual, "index_metadata.pickle read with serde-pickle");
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", name(path)))?;
+            parse_whole(&bytes).map_err(|e| format!("{} does not parse: {e}", name(path)))
+        }
+    }
+}
+
+fn name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The reference reading, whole in memory, for the files the scanner declines.
+fn parse_whole(bytes: &[u8]) -> Result<IndexMetadata, serde_pickle::Error> {
+    #[derive(Deserialize)]
+    struct Whole {
+        total_elements_added: Option<u64>,
+        id_to_label: Option<EntryCount>,
+    }
+    let whole: Whole = serde_pickle::from_slice(bytes, Default::default())?;
+    Ok(IndexMetadata {
+        total_elements_added: whole.total_elements_added,
+        ids: whole.id_to_label.map(|EntryCount(n)| n),
+    })
+}
+
+/// The number of entries of a map, whose keys and values are skipped.
+struct EntryCount(u64);
+
+impl<'de> Deserialize<'de> for EntryCount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = EntryCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntryCount, A::Error> {
+                use serde::de::IgnoredAny;
+                let mut entries = 0;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                    entries += 1;
+                }
+                Ok(EntryCount(entries))
+            }
+        }
+        deserializer.deserialize_map(Counter)
+    }
+}
+
+/// A value on the pickle stack, kept only as far as the checks need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Item {
+    Mark,
+    /// Index into the scanner's dict sizes.
+    Dict(usize),
+    Int(i64),
+    Key(Key),
+    /// Anything else: other strings, None, floats, lists, tuples.
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    TotalElementsAdded,
+    IdToLabel,
+}
+
+impl Key {
+    fn of(text: &[u8]) -> Option<Self> {
+        match text {
+            b"total_elements_added" => Some(Self::TotalElementsAdded),
+            b"id_to_label" => Some(Self::IdToLabel),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Scanner {
+    stack: Vec<Item>,
+    dict_sizes: Vec<u64>,
+    /// The wanted keys' values, per dict.
+    fields: Vec<(usize, Key, Item)>,
+    /// Memoised items the checks may need again; the rest read back as `Other`.
+    memo: HashMap<u64, Item>,
+    memo_next: u64,
+}
+
+/// Why the scanner declined a file.
+type Declined = String;
+
+fn scan(mut input: impl Read) -> Result<IndexMetadata, Declined> {
+    let mut s = Scanner::default();
+    loop {
+        let op = byte(&mut input)?;
+        match op {
+            0x80 => skip(&mut input, 1)?,                    // PROTO
+            0x95 => skip(&mut input, 8)?,                    // FRAME: frames are transparent
+            b'(' => s.stack.push(Item::Mark),                // MARK
+            b'}' => s.push_dict(),                           // EMPTY_DICT
+            b']' | b')' | b'N' => s.stack.push(Item::Other), // EMPTY_LIST, EMPTY_TUPLE, NONE
+            0x88 | 0x89 => s.stack.push(Item::Other),        // NEWTRUE, NEWFALSE
+            b'G' => {
+                skip(&mut input, 8)?; // BINFLOAT
+                s.stack.push(Item::Other);
+            }
+            b'J' => s
+                .stack
+                .push(Item::Int(i32::from_le_bytes(array(&mut input)?) as i64)),
+            b'K' => s.stack.push(Item::Int(byte(&mut input)? as i64)),
+            b'M' => s
+                .stack
+                .push(Item::Int(u16::from_le_bytes(array(&mut input)?) as i64)),
+            0x8a => {
+                // LONG1: a little-endian two's complement integer of n bytes.
+                let n = byte(&mut input)? as usize;
+                let item = if n <= 8 {
+                    let mut bytes = [0u8; 8];
+                    input.read_exact(&mut bytes[..n]).map_err(ended)?;
+                    if n > 0 && bytes[n - 1] & 0x80 != 0 {
+                        bytes[n..].fill(0xff);
+                    }
+                    Item::Int(i64::from_le_bytes(bytes))
+                } else {
+                    skip(&mut input, n as u64)?;
+                    Item::Other
+                };
+                s.stack.push(item);
+            }
+            b'X' => {
+                let n = u32::from_le_bytes(array(&mut input)?) as u64;
+                s.push_string(&mut input, n)?; // BINUNICODE
+            }
+            0x8c => {
+                let n = byte(&mut input)? as u64;
+                s.push_string(&mut input, n)?; // SHORT_BINUNICODE
+            }
+            0x8d => {
+                let n = u64::from_le_bytes(array(&mut input)?);
+                s.push_string(&mut input, n)?; // BINUNICODE8
+            }
+            b'B' => {
+                let n = u32::from_le_bytes(array(&mut input)?) as u64;
+                skip(&mut input, n)?; // BINBYTES
+                s.stack.push(Item::Other);
+            }
+            b'C' => {
+                let n = byte(&mut input)? as u64;
+                skip(&mut input, n)?; // SHORT_BINBYTES
+                s.stack.push(Item::Other);
+            }
+            0x94 => {
+                let top = s.top()?; // MEMOIZE
+                s.memoise(s.memo_next, top);
+            }
+            b'q' => {
+                let index = byte(&mut input)? as u64; // BINPUT
+                let top = s.top()?;
+                s.memoise(index, top);
+            }
+            b'r' => {
+                let index = u32::from_le_bytes(array(&mut input)?) as u64; // LONG_BINPUT
+                let top = s.top()?;
+                s.memoise(index, top);
+            }
+            b'h' => {
+                let index = byte(&mut input)? as u64; // BINGET
+                s.stack
+                    .push(s.memo.get(&index).copied().unwrap_or(Item::Other));
+            }
+            b'j' => {
+                let index = u32::from_le_bytes(array(&mut input)?) as u64; // LONG_BINGET
+                s.stack
+                    .push(s.memo.get(&index).copied().unwrap_or(Item::Other));
+            }
+            b'u' => {
+                // SETITEMS: the pairs above the mark go into the dict below it.
+                let pairs = s.pop_to_mark()?;
+                s.set_items(&pairs)?;
+            }
+            b's' => {
+                let value = s.pop()?; // SETITEM
+                let key = s.pop()?;
+                s.set_items(&[key, value])?;
+            }
+            b'd' => {
+                let pairs = s.pop_to_mark()?; // DICT
+                s.push_dict();
+                s.set_items(&pairs)?;
+            }
+            b'a' => {
+                s.pop()?; // APPEND
+            }
+            b'e' => {
+                s.pop_to_mark()?; // APPENDS
+            }
+            b'l' | b't' => {
+                s.pop_to_mark()?; // LIST, TUPLE
+                s.stack.push(Item::Other);
+            }
+            0x85..=0x87 => {
+                // TUPLE1, TUPLE2, TUPLE3
+                for _ in 0..(op - 0x84) {
+                    s.pop()?;
+                }
+                s.stack.push(Item::Other);
+            }
+            b'0' => {
+                s.pop()?; // POP
+            }
+            b'1' => {
+                s.pop_to_mark()?; // POP_MARK
+            }
+            b'.' => return s.finish(), // STOP
+            other => return Err(format!("opcode 0x{other:02x} is not one a plain dict uses")),
+        }
+    }
+}
+
+impl Scanner {
+    fn push_dict(&mut self) {
+        self.stack.push(Item::Dict(self.dict_sizes.len()));
+        self.dict_sizes.push(0);
+    }
+
+    fn push_string(&mut self, input: &mut impl Read, len: u64) -> Result<(), Declined> {
+        // Only the wanted keys are compared; every other string is skipped unread.
+        const LONGEST_KEY: u64 = 32;
+        let item = if len <= LONGEST_KEY {
+            let mut text = [0u8; LONGEST_KEY as usize];
+            let text = &mut text[..len as usize];
+            input.read_exact(text).map_err(ended)?;
+            Key::of(text).map_or(Item::Other, Item::Key)
+        } else {
+            skip(input, len)?;
+            Item::Other
+        };
+        self.stack.push(item);
+        Ok(())
+    }
+
+    fn memoise(&mut self, index: u64, item: Item) {
+        self.memo_next = self.memo_next.max(index + 1);
+        if item != Item::Other {
+            self.memo.insert(index, item);
+        }
+    }
+
+    fn top(&self) -> Result<Item, Declined> {
+        self.stack.last().copied().ok_or_else(malformed)
+    }
+
+    fn pop(&mut self) -> Result<Item, Declined> {
+        match self.stack.pop() {
+            Some(Item::Mark) | None => Err(malformed()),
+            Some(item) => Ok(item),
+        }
+    }
+
+    fn pop_to_mark(&mut self) -> Result<Vec<Item>, Declined> {
+        let mark = self
+            .stack
+            .iter()
+            .rposition(|item| *item == Item::Mark)
+            .ok_or_else(malformed)?;
+        let items = self.stack.split_off(mark + 1);
+        self.stack.pop();
+        Ok(items)
+    }
+
+    /// Add key-value `pairs` to the dict on top of the stack.
+    fn set_items(&mut self, pairs: &[Item]) -> Result<(), Declined> {
+        let Some(Item::Dict(dict)) = self.stack.last().copied() else {
+            return Err(malformed());
+        };
+        if pairs.len() % 2 != 0 {
+            return Err(malformed());
+        }
+        self.dict_sizes[dict] += (pairs.len() / 2) as u64;
+        for pair in pairs.chunks_exact(2) {
+            if let Item::Key(key) = pair[0] {
+                self.fields.push((dict, key, pair[1]));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<IndexMetadata, Declined> {
+        let [Item::Dict(top)] = self.stack[..] else {
+            return Err(malformed());
+        };
+        // A repeated key keeps its last value, as in Python.
+        let field = |wanted: Key| {
+            self.fields
+                .iter()
+                .rev()
+                .find(|(dict, key, _)| *dict == top && *key == wanted)
+                .map(|(_, _, value)| *value)
+        };
+        let total_elements_added = match field(Key::TotalElementsAdded) {
+            None => None,
+            Some(Item::Int(n)) if n >= 0 => Some(n as u64),
+            Some(_) => return Err("total_elements_added is not a count".into()),
+        };
+        let ids = match field(Key::IdToLabel) {
+            None => None,
+            Some(Item::Dict(dict)) => Some(self.dict_sizes[dict]),
+            Some(_) => return Err("id_to_label is not a dict".into()),
+        };
+        Ok(IndexMetadata {
+            total_elements_added,
+            ids,
+        })
+    }
+}
+
+fn malformed() -> Declined {
+    "the opcodes do not build a dict".into()
+}
+
+fn ended(e: std::io::Error) -> Declined {
+    format!("the pickle ends early: {e}")
+}
+
+fn byte(input: &mut impl Read) -> Result<u8, Declined> {
+    Ok(array::<1>(input)?[0])
+}
+
+fn array<const N: usize>(input: &mut impl Read) -> Result<[u8; N], Declined> {
+    let mut bytes = [0u8; N];
+    input.read_exact(&mut bytes).map_err(ended)?;
+    Ok(bytes)
+}
+
+fn skip(input: &mut impl Read, len: u64) -> Result<(), Declined> {
+    let skipped = std::io::copy(&mut input.take(len), &mut std::io::sink()).map_err(ended)?;
+    if skipped == len {
+        Ok(())
+    } else {
+        Err(ended(std::io::ErrorKind::UnexpectedEof.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Chroma's layout, written by serde-pickle (protocol 3, dict items in batches).
+    fn chroma_like(records: u64) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        struct Persisted {
+            dimensionality: Option<u32>,
+            total_elements_added: u64,
+            max_seq_id: Option<u64>,
+            id_to_label: BTreeMap<String, u64>,
+            label_to_id: BTreeMap<u64, String>,
+            id_to_seq_id: BTreeMap<String, u64>,
+        }
+        let ids: Vec<String> = (0..records).map(|i| format!("rec-{i:08}")).collect();
+        let persisted = Persisted {
+            dimensionality: Some(384),
+            total_elements_added: records,
+            max_seq_id: None,
+            id_to_label: ids.iter().cloned().zip(1..).collect(),
+            label_to_id: (1..).zip(ids.iter().cloned()).collect(),
+            id_to_seq_id: ids.iter().cloned().zip(1..).collect(),
+        };
+        serde_pickle::to_vec(&persisted, Default::default()).unwrap()
+    }
+
+    #[test]
+    fn reads_what_the_reference_parser_reads_in_a_stream() {
+        for records in [0, 1, 999, 1000, 1001, 25_000] {
+            let bytes = chroma_like(records);
+            let scanned = scan(&bytes[..]).expect("a plain dict is scanned");
+            assert_eq!(scanned, parse_whole(&bytes).unwrap(), "{records} records");
+            assert_eq!(scanned.total_elements_added, Some(records));
+            assert_eq!(scanned.ids, Some(records));
+        }
+    }
+
+    #[test]
+    fn follows_memo_references_and_python_integer_opcodes() {
+        // {'id_to_label': {'a': 1}, 'total_elements_added': 300}, memoised as Python does,
+        // with the inner dict fetched back from the memo, and 300 written as BININT2.
+        let bytes: &[u8] = b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x0bid_to_label\x94}\x94\x8c\x01a\x94K\x01s0h\x02\x8c\x14total_elements_added\x94M,\x01u.";
+        let scanned = scan(bytes).expect("scanned");
+        assert_eq!(
+            scanned,
+            IndexMetadata {
+                total_elements_added: Some(300),
+                ids: Some(1)
+            }
+        );
+    }
+
+    #[test]
+    fn declines_objects_and_broken_files_for_the_reference_parser() {
+        // A pickled class instance (GLOBAL ... BUILD), as older Chroma wrote.
+        assert!(
+            scan(&b"\x80\x02cchromadb\nPersistentData\nq\x00)\x81q\x01}b."[..])
+                .unwrap_err()
+                .contains("opcode")
+        );
+        let bytes = chroma_like(10);
+        assert!(scan(&bytes[..bytes.len() / 2])
+            .unwrap_err()
+            .contains("ends early"));
+        assert!(scan(&b"\x80\x03u."[..]).is_err(), "SETITEMS without a mark");
+    }
+
+    #[test]
+    fn a_file_either_path_cannot_read_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index_metadata.pickle");
+        std::fs::write(&path, b"\x80\x03}(X\x03\x00").unwrap();
+        let err = read(&path).unwrap_err();
+        assert!(
+            err.starts_with("index_metadata.pickle does not parse"),
+            "{err}"
+        );
+        let bytes = chroma_like(3000);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read(&path).unwrap().ids, Some(3000));
+    }
+}
