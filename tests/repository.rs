@@ -9,8 +9,8 @@ use vecdrill::targets::chroma::state::{self, ProbeSettings};
 use vecdrill::targets::chroma::ChromaClient;
 
 use crate::common::{
-    backup_json, files_under, flip_byte, repo_url, seeded_data_dir, tree_hashes, vecdrill,
-    vecdrill_env, ChromaServer, S3Server,
+    backup_json, backup_run, files_under, flip_byte, repo_url, seeded_data_dir, tree_hashes,
+    vecdrill, vecdrill_env, ChromaServer, S3Server,
 };
 
 /// `vecdrill restore --repo REPO latest --to DIR --yes`.
@@ -136,13 +136,7 @@ fn a_damaged_database_is_refused_and_nothing_is_committed() {
     assert_eq!(removed, 5, "the seeded records have documents");
     drop(conn);
 
-    let run = vecdrill([
-        "backup",
-        "--repo",
-        &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-    ]);
+    let run = backup_run(&repo, &data, &[]);
     run.expect_code(1);
     let stderr = run.stderr();
     assert!(stderr.contains("not committed"), "{stderr}");
@@ -154,6 +148,55 @@ fn a_damaged_database_is_refused_and_nothing_is_committed() {
     let listed = list(&repo);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["id"], good["backup"]["manifest"]["id"]);
+}
+
+/// A vector segment whose `index_metadata.pickle` no longer agrees with `header.bin` fails the
+/// HNSW check, and one cut short fails to parse: each backup exits 1 naming the collection's
+/// check, and nothing is committed.
+#[test]
+fn a_damaged_vector_index_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 1000 records: Chroma's sync threshold, so the HNSW files hold them all.
+    let data = seeded_data_dir(tmp.path(), &[("docs", 1000, 16)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let pickle = files_under(&data)
+        .into_iter()
+        .find(|p| p.ends_with("index_metadata.pickle"))
+        .expect("a flushed segment");
+    let original = std::fs::read(&pickle).unwrap();
+    let serde_pickle::Value::Dict(mut metadata) =
+        serde_pickle::value_from_slice(&original, Default::default()).unwrap()
+    else {
+        panic!("index_metadata.pickle is a dict");
+    };
+    metadata.insert(
+        serde_pickle::HashableValue::String("total_elements_added".into()),
+        serde_pickle::Value::I64(1005),
+    );
+    let miscounted =
+        serde_pickle::value_to_vec(&serde_pickle::Value::Dict(metadata), Default::default())
+            .unwrap();
+
+    for (damaged, expected) in [
+        (
+            miscounted,
+            "index_metadata.pickle counts 1005 elements; header.bin 1000",
+        ),
+        (
+            original[..original.len() / 2].to_vec(),
+            "index_metadata.pickle does not parse",
+        ),
+    ] {
+        std::fs::write(&pickle, damaged).unwrap();
+        let run = backup_run(&repo, &data, &[]);
+        run.expect_code(1);
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains("hnsw:docs") && stderr.contains(expected),
+            "expected {expected:?}: {stderr}"
+        );
+    }
+    assert!(list(&repo).is_empty(), "nothing was committed");
 }
 
 #[test]
@@ -565,13 +608,7 @@ fn min_interval_keep_last_if_newer_and_a_directory_in_use() {
 
     // A directory a server holds is refused without a mode, and taken hot with one.
     let server = ChromaServer::start(&data);
-    let run = vecdrill([
-        "backup",
-        "--repo",
-        &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-    ]);
+    let run = backup_run(&repo, &data, &[]);
     run.expect_code(2);
     assert!(
         run.stderr().contains("in use by a running server"),

@@ -816,19 +816,25 @@ pub fn repo_url(dir: &Path) -> String {
     format!("file://{}", dir.display())
 }
 
-/// `vecdrill backup --repo REPO --chroma-dir DATA --json [EXTRA]...`, which must succeed; its
-/// JSON summary.
-pub fn backup_json(repo: &str, data: &Path, extra: &[&str]) -> serde_json::Value {
+/// `vecdrill backup --repo REPO --chroma-dir DATA [EXTRA]...`, whatever its outcome.
+pub fn backup_run(repo: &str, data: &Path, extra: &[&str]) -> Run {
     let mut args = vec![
         "backup",
         "--repo",
         repo,
         "--chroma-dir",
         data.to_str().unwrap(),
-        "--json",
     ];
     args.extend_from_slice(extra);
-    let run = vecdrill(&args);
+    vecdrill(&args)
+}
+
+/// `vecdrill backup --repo REPO --chroma-dir DATA --json [EXTRA]...`, which must succeed; its
+/// JSON summary.
+pub fn backup_json(repo: &str, data: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let run = backup_run(repo, data, &args);
     run.expect_code(0);
     run.json()
 }
