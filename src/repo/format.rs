@@ -187,6 +187,21 @@ pub struct CheckResult {
     pub detail: String,
 }
 
+impl CheckResult {
+    /// A check that passed with `Ok(detail)` or failed with `Err(detail)`.
+    pub fn of(name: impl Into<String>, result: Result<String, String>) -> Self {
+        let (passed, detail) = match result {
+            Ok(detail) => (true, detail),
+            Err(detail) => (false, detail),
+        };
+        Self {
+            name: name.into(),
+            passed,
+            detail,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileEntry {
     /// Relative to the backed-up directory, `/`-separated.

@@ -206,27 +206,21 @@ async fn capture(
         attempts = attempts.max(tries);
         match inspected {
             Inspected::Index(Ok(info)) => {
-                checks.push(CheckResult {
-                    name: format!("faiss:{}", file_name(path)),
-                    passed: true,
-                    detail: describe_index(&info),
-                });
+                checks.push(CheckResult::of(
+                    format!("faiss:{}", file_name(path)),
+                    Ok(describe_index(&info)),
+                ));
                 indexes.push(IndexRecord {
                     name: file_name(path),
                     path: path.display().to_string(),
                     info,
                 });
             }
-            Inspected::Index(Err(message)) => checks.push(CheckResult {
-                name: format!("faiss:{}", file_name(path)),
-                passed: false,
-                detail: message,
-            }),
-            Inspected::Rdb(result) => checks.push(CheckResult {
-                name: "redis_rdb".into(),
-                passed: result.is_ok(),
-                detail: result.unwrap_or_else(|e| e),
-            }),
+            Inspected::Index(Err(message)) => checks.push(CheckResult::of(
+                format!("faiss:{}", file_name(path)),
+                Err(message),
+            )),
+            Inspected::Rdb(result) => checks.push(CheckResult::of("redis_rdb", result)),
         }
         entries.push(entry);
     }
@@ -418,19 +412,11 @@ pub fn check_restored(dir: &Path, manifest: &Manifest) -> Vec<CheckResult> {
             )),
             Err(e) => Err(e.to_string()),
         };
-        checks.push(CheckResult {
-            name: format!("faiss:{}", index.name),
-            passed: result.is_ok(),
-            detail: result.unwrap_or_else(|e| e),
-        });
+        checks.push(CheckResult::of(format!("faiss:{}", index.name), result));
     }
     if description.redis.is_some() {
         let result = check_rdb(&dir.join(RDB_FILE));
-        checks.push(CheckResult {
-            name: "redis_rdb".into(),
-            passed: result.is_ok(),
-            detail: result.unwrap_or_else(|e| e),
-        });
+        checks.push(CheckResult::of("redis_rdb", result));
     }
     checks
 }

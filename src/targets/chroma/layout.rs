@@ -407,21 +407,9 @@ pub fn run_checks(
         (integrity, layout_checks)
     });
     if let Some(result) = integrity {
-        checks.insert(0, check_result("sqlite_integrity".into(), result));
+        checks.insert(0, CheckResult::of("sqlite_integrity", result));
     }
     (checks, layout)
-}
-
-fn check_result(name: String, result: Result<String, String>) -> CheckResult {
-    let (passed, detail) = match result {
-        Ok(detail) => (true, detail),
-        Err(detail) => (false, detail),
-    };
-    CheckResult {
-        name,
-        passed,
-        detail,
-    }
 }
 
 /// The layout, then per collection its HNSW files and whether its log can replay onto them.
@@ -430,7 +418,7 @@ fn layout_checks(
     plan: CheckPlan,
 ) -> (Vec<CheckResult>, Result<ChromaLayout, LayoutError>) {
     let mut checks = Vec::new();
-    let mut push = |name: String, result| checks.push(check_result(name, result));
+    let mut push = |name: String, result| checks.push(CheckResult::of(name, result));
     let layout = match inspect(dir) {
         Ok(layout) => layout,
         Err(err) => {
