@@ -1,4 +1,5 @@
-//! Human durations ("500ms", "5m", "1h 30m", "90d") as they appear in scenarios and flags.
+//! Human durations ("500ms", "5m", "1h 30m", "90d") as they appear in scenarios and flags,
+//! and the one way durations and moments are shown to people.
 //!
 //! One newtype so every place that reads a duration accepts the same spellings and
 //! prints them back the same way.
@@ -94,9 +95,20 @@ pub fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A figure in milliseconds (the unit of every `*_ms` field) as a `Duration`; negative counts
+/// as zero.
+pub fn from_ms(ms: f64) -> Duration {
+    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+}
+
 /// A figure in milliseconds, as [`format_duration`] writes it; negative counts as zero.
 pub fn format_ms(ms: f64) -> String {
-    format_duration(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+    format_duration(from_ms(ms))
+}
+
+/// A moment as people read it in reports, errors and listings: `2026-03-01 09:30:00 UTC`.
+pub fn format_utc(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
-use vecdrill::duration::{format_ms, HumanDuration};
+use vecdrill::duration::{format_ms, format_utc, HumanDuration};
 use vecdrill::exit;
 use vecdrill::history::trend::{self, TrendMonth};
 use vecdrill::history::{History, RunFilter, RunKind, RunRecord};
@@ -182,7 +182,7 @@ fn show(history: &History, wanted: &str, json: bool) -> Result<i32, Failure> {
     println!("target     {}", run.target);
     println!(
         "started    {}  ({} long)",
-        run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        format_utc(run.started_at),
         ms(Some(run.duration_ms))
     );
     println!("result     {} (exit {})", row.result, run.exit_code);
@@ -292,8 +292,8 @@ pub fn baseline(args: BaselineArgs) -> Result<i32, Failure> {
             "baseline of {:?}: run {} (started {}), set {}",
             baseline.scenario,
             baseline.run_id,
-            baseline.run_started_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            baseline.set_at.format("%Y-%m-%d %H:%M:%S UTC")
+            format_utc(baseline.run_started_at),
+            format_utc(baseline.set_at)
         );
         println!(
             "search p50 {}  p90 {}  p99 {}",

@@ -7,7 +7,7 @@ use chrono::Utc;
 use clap::Args;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
-use vecdrill::duration::HumanDuration;
+use vecdrill::duration::{format_utc, HumanDuration};
 use vecdrill::exit;
 use vecdrill::history::{backup_record, BackupRun};
 use vecdrill::notify::{NotifyOn, NotifySpec};
@@ -625,7 +625,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             "Replace {} with backup {} ({})? The current data {}",
             args.to.display(),
             manifest.id,
-            manifest.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            format_utc(manifest.created_at),
             if args.no_safety_backup {
                 "will be DELETED."
             } else {

@@ -103,7 +103,7 @@ async fn find_conflict(
                 lock.operation,
                 lock.hostname,
                 lock.pid,
-                lock.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+                crate::duration::format_utc(lock.created_at)
             )));
         }
     }

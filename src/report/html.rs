@@ -14,7 +14,7 @@ use super::markdown::status_label;
 use super::DrillReport;
 use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{Phase, StepRecord, StepStatus};
-use crate::duration::format_ms;
+use crate::duration::{format_ms, format_utc};
 use crate::history::Baseline;
 use crate::latency::{LatencyPoint, LatencySummary};
 use crate::scenario::Mark;
@@ -157,7 +157,7 @@ fn summary(html: &mut String, report: &DrillReport) {
     if let Some(service) = &report.target.service {
         fact(html, "Service", service);
     }
-    fact(html, "Started", &timestamp(report.started_at));
+    fact(html, "Started", &format_utc(report.started_at));
     fact(html, "Duration", &format_ms(report.duration_ms));
     fact(html, "Recovery time (RTO)", &rto(report));
     fact(
@@ -211,8 +211,8 @@ fn objectives(html: &mut String, report: &DrillReport) {
             html,
             "<p class=\"baseline\">Baseline: run <code>{}</code> of {}, set {}.</p>",
             escape(&baseline.run_id),
-            timestamp(baseline.run_started_at),
-            timestamp(baseline.set_at)
+            format_utc(baseline.run_started_at),
+            format_utc(baseline.set_at)
         );
     }
     let mut rows: Vec<Row> = report.objectives.iter().map(objective_row).collect();
@@ -1079,10 +1079,6 @@ fn latency_ms(value: f64) -> String {
     } else {
         format!("{value:.1} ms")
     }
-}
-
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 fn offset_ms(from: DateTime<Utc>, at: DateTime<Utc>) -> f64 {

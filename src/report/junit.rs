@@ -2,19 +2,18 @@
 //! objective and step as a test. One suite per run, named after the scenario: objectives are
 //! test cases of class `objectives`, steps of class `steps` and `rollback`.
 
-use std::time::Duration;
-
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::DrillReport;
 use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{Phase, StepRecord, StepStatus};
+use crate::duration::from_ms;
 
 pub fn render(report: &DrillReport) -> String {
     let mut suite = TestSuite::new(report.scenario.as_str());
     suite
         .set_timestamp(report.started_at)
-        .set_time(duration(report.duration_ms))
+        .set_time(from_ms(report.duration_ms))
         .add_properties([
             Property::new("run_id", report.run_id.as_str()),
             Property::new("host", report.host.as_str()),
@@ -30,7 +29,7 @@ pub fn render(report: &DrillReport) -> String {
     let mut junit = Report::new("vecdrill");
     junit
         .set_timestamp(report.started_at)
-        .set_time(duration(report.duration_ms))
+        .set_time(from_ms(report.duration_ms))
         .add_test_suite(suite);
     // Serialising into memory cannot fail: there is no I/O, and every string is UTF-8.
     junit.to_string().expect("JUnit XML serialises into memory")
@@ -82,7 +81,7 @@ fn step_case(step: &StepRecord) -> TestCase {
         Phase::Steps => "steps",
         Phase::Rollback => "rollback",
     })
-    .set_time(duration(step.duration_ms));
+    .set_time(from_ms(step.duration_ms));
     if let Some(at) = step.started_at {
         case.set_timestamp(at);
     }
@@ -91,10 +90,6 @@ fn step_case(step: &StepRecord) -> TestCase {
         case.set_system_out(format!("failed (ignored): {error}"));
     }
     case
-}
-
-fn duration(ms: f64) -> Duration {
-    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::DrillReport;
 use crate::drill::timeline::{StepRecord, StepStatus};
-use crate::duration::format_ms;
+use crate::duration::{format_ms, format_utc};
 
 pub fn render(report: &DrillReport) -> String {
     let mut md = String::new();
@@ -14,11 +14,7 @@ pub fn render(report: &DrillReport) -> String {
         let _ = writeln!(md, "{description}\n");
     }
     let _ = writeln!(md, "| | |\n|---|---|");
-    let _ = writeln!(
-        md,
-        "| Started | {} |",
-        report.started_at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
+    let _ = writeln!(md, "| Started | {} |", format_utc(report.started_at));
     let _ = writeln!(md, "| Duration | {} |", format_ms(report.duration_ms));
     let _ = writeln!(
         md,

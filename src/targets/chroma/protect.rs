@@ -383,9 +383,9 @@ pub async fn restore(
                 return Ok(RestoreOutcome::Skipped {
                     reason: format!(
                         "the local data (modified {}) is as new as backup {} ({})",
-                        local.format("%Y-%m-%d %H:%M:%S UTC"),
+                        crate::duration::format_utc(local),
                         manifest.id,
-                        manifest.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+                        crate::duration::format_utc(manifest.created_at)
                     ),
                     backup: manifest.id,
                 });
