@@ -16,6 +16,17 @@ impl Percent {
     }
 }
 
+/// The change from `before` to `now` in percent (`+25.0` when 100 became 125); none without a
+/// positive `before` to compare with.
+pub fn change(now: f64, before: f64) -> Option<f64> {
+    (before > 0.0).then(|| (now - before) / before * 100.0)
+}
+
+/// A change as reports show it, with its sign: `+12.5%`, `-3.0%`.
+pub fn format_change(change: f64) -> String {
+    format!("{change:+.1}%")
+}
+
 impl FromStr for Percent {
     type Err = String;
 

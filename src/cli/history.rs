@@ -9,6 +9,7 @@ use vecdrill::duration::{format_ms, format_utc, HumanDuration};
 use vecdrill::exit;
 use vecdrill::history::trend::{self, TrendMonth};
 use vecdrill::history::{History, RunFilter, RunKind, RunRecord};
+use vecdrill::percent::format_change;
 
 use super::{print_json, Failure};
 
@@ -95,9 +96,7 @@ fn ms(value: Option<f64>) -> String {
 }
 
 fn change(value: Option<f64>) -> String {
-    value
-        .map(|c| format!("{c:+.1}%"))
-        .unwrap_or_else(|| "-".into())
+    value.map(format_change).unwrap_or_else(|| "-".into())
 }
 
 #[derive(Tabled)]

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::timeline::Timeline;
 use crate::duration::{format_duration, format_ms, HumanDuration};
 use crate::history::Baseline;
-use crate::percent::Percent;
+use crate::percent::{self, format_change, Percent};
 use crate::scenario::{LatencyObjective, Mark, Objectives};
 use crate::steps::Memory;
 
@@ -57,7 +57,7 @@ impl ObjectiveResult {
     /// The baseline's figure and the change from it, e.g. `120ms (+12.5%)`; `—` without one.
     pub fn against_baseline(&self) -> String {
         match (self.baseline_value, self.change_pct) {
-            (Some(b), Some(c)) => format!("{} ({c:+.1}%)", self.format_value(b)),
+            (Some(b), Some(c)) => format!("{} ({})", self.format_value(b), format_change(c)),
             (Some(b), None) => self.format_value(b),
             _ => "—".to_string(),
         }
@@ -191,11 +191,6 @@ fn duration_objective(
     }
 }
 
-/// Change from `reference` to `measured`, in percent.
-fn change_pct(measured: f64, reference: f64) -> Option<f64> {
-    (reference > 0.0).then(|| (measured - reference) / reference * 100.0)
-}
-
 /// A latency percentile against its ceiling and/or its largest regression from the baseline.
 /// The effective limit is the tighter of the two.
 fn latency_objective(
@@ -225,9 +220,13 @@ fn latency_objective(
     let measured_ms = measured.map(|(_, ms)| ms);
     let change = measured_ms
         .zip(reference)
-        .and_then(|(m, b)| change_pct(m, b));
+        .and_then(|(m, b)| percent::change(m, b));
     let against = |b: f64| match change {
-        Some(c) => format!(" ({c:+.1}% against the baseline's {})", format_ms(b)),
+        Some(c) => format!(
+            " ({} against the baseline's {})",
+            format_change(c),
+            format_ms(b)
+        ),
         None => String::new(),
     };
     let (passed, skipped, detail) = match (measured_ms, limit_ms) {
@@ -257,8 +256,8 @@ fn latency_objective(
             let regression = relative_ms.is_some_and(|r| m > r);
             let detail = match (regression, reference) {
                 (true, Some(b)) => format!(
-                    "{name} regressed {:+.1}% against the baseline's {} (allowed +{}), missed by {}",
-                    change.unwrap_or_default(),
+                    "{name} regressed {} against the baseline's {} (allowed +{}), missed by {}",
+                    format_change(change.unwrap_or_default()),
                     format_ms(b),
                     objective.max_regression.unwrap_or_default(),
                     format_ms(m - limit)

@@ -33,8 +33,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 }
 
 fn change(now: Option<f64>, before: Option<f64>) -> Option<f64> {
-    let (now, before) = (now?, before?);
-    (before > 0.0).then(|| (now - before) / before * 100.0)
+    crate::percent::change(now?, before?)
 }
 
 /// `runs` in any order; months in time order.

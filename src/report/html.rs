@@ -17,6 +17,7 @@ use crate::drill::timeline::{Phase, StepRecord, StepStatus};
 use crate::duration::{format_ms, format_utc};
 use crate::history::Baseline;
 use crate::latency::{LatencyPoint, LatencySummary};
+use crate::percent::format_change;
 use crate::scenario::Mark;
 
 pub fn render(report: &DrillReport) -> String {
@@ -250,7 +251,7 @@ fn objective_row(o: &ObjectiveResult) -> Row {
         ),
         Cell::text(
             o.change_pct
-                .map(|c| format!("{c:+.1}%"))
+                .map(format_change)
                 .unwrap_or_else(|| "—".into()),
         ),
         Cell::with_class(verdict, class),
