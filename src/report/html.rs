@@ -264,21 +264,15 @@ fn counts(html: &mut String, report: &DrillReport) {
         return;
     }
     html.push_str("<section>\n<h2>Collections</h2>\n");
-    let baseline = report.baseline.as_ref();
     let rows: Vec<Row> = report
-        .counts
-        .iter()
-        .map(|(name, &count)| {
-            let base = baseline.and_then(|b| b.counts.get(name)).copied();
-            let (base_text, difference) = match base {
-                Some(b) => (b.to_string(), format!("{:+}", count as i64 - b as i64)),
-                None => ("—".to_string(), "—".to_string()),
-            };
+        .counts_against_baseline()
+        .into_iter()
+        .map(|line| {
             Row::Cells(vec![
-                Cell::text(name),
-                Cell::text(count.to_string()),
-                Cell::text(base_text),
-                Cell::text(difference),
+                Cell::text(line.name),
+                Cell::text(line.count.to_string()),
+                Cell::text(line.baseline),
+                Cell::text(line.difference),
             ])
         })
         .collect();

@@ -91,13 +91,12 @@ pub fn render(report: &DrillReport) -> String {
             md,
             "| Collection | Records | Baseline | Change |\n|---|---|---|---|"
         );
-        for (name, count) in &report.counts {
-            let base = report.baseline.as_ref().and_then(|b| b.counts.get(name));
-            let (base_text, change) = match base {
-                Some(&b) => (b.to_string(), format!("{:+}", *count as i64 - b as i64)),
-                None => ("—".to_string(), "—".to_string()),
-            };
-            let _ = writeln!(md, "| {name} | {count} | {base_text} | {change} |");
+        for line in report.counts_against_baseline() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                line.name, line.count, line.baseline, line.difference
+            );
         }
         md.push('\n');
     }

@@ -132,7 +132,37 @@ pub struct ReportParts<'a> {
     pub baseline: Option<Baseline>,
 }
 
+/// One collection's count beside its baseline's, as the writers show it.
+pub struct CountLine<'a> {
+    pub name: &'a str,
+    pub count: u64,
+    /// The baseline's count, or `—` when there is no baseline or it lacks this collection.
+    pub baseline: String,
+    /// Signed difference from the baseline (`+12`, `-300`), or `—`.
+    pub difference: String,
+}
+
 impl DrillReport {
+    /// Every collection's count against the baseline's, in name order.
+    pub fn counts_against_baseline(&self) -> Vec<CountLine<'_>> {
+        self.counts
+            .iter()
+            .map(|(name, &count)| {
+                let base = self.baseline.as_ref().and_then(|b| b.counts.get(name));
+                let (baseline, difference) = match base {
+                    Some(&b) => (b.to_string(), format!("{:+}", count as i64 - b as i64)),
+                    None => ("—".to_string(), "—".to_string()),
+                };
+                CountLine {
+                    name,
+                    count,
+                    baseline,
+                    difference,
+                }
+            })
+            .collect()
+    }
+
     /// `PASSED`, `FAILED` or `INTERRUPTED`, as every output names the run's outcome.
     pub fn verdict(&self) -> &'static str {
         if self.interrupted {
