@@ -16,7 +16,7 @@ use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{Phase, StepRecord, StepStatus};
 use crate::duration::{format_ms, format_utc};
 use crate::history::Baseline;
-use crate::latency::{LatencyPoint, LatencySummary};
+use crate::latency::{format_latency, LatencyPoint, LatencySummary};
 use crate::percent::format_change;
 use crate::scenario::Mark;
 
@@ -299,7 +299,7 @@ fn latency(html: &mut String, report: &DrillReport) {
             html.push_str("<p class=\"note\">No search latency was measured in this run.</p>\n")
         }
         Some(latency) => {
-            let _ = writeln!(html, "<p>{}</p>", escape(&latency_sentence(latency)));
+            let _ = writeln!(html, "<p>{}</p>", escape(&latency.sentence()));
             if latency.distribution.is_empty() {
                 html.push_str(
                     "<p class=\"note\">The latency step recorded no distribution, so there is no chart.</p>\n",
@@ -310,28 +310,6 @@ fn latency(html: &mut String, report: &DrillReport) {
         }
     }
     html.push_str("</section>\n");
-}
-
-fn latency_sentence(latency: &LatencySummary) -> String {
-    let rate = latency
-        .rate
-        .map(|r| format!(" and {r}/s"))
-        .unwrap_or_default();
-    let mut sentence = format!(
-        "{} queries at concurrency {}{rate}: p50 {}, p90 {}, p99 {}, max {}, {:.0} qps, {} errors.",
-        latency.queries,
-        latency.concurrency,
-        latency_ms(latency.p50_ms),
-        latency_ms(latency.p90_ms),
-        latency_ms(latency.p99_ms),
-        latency_ms(latency.max_ms),
-        latency.qps,
-        latency.errors
-    );
-    if let Some(error) = &latency.first_error {
-        let _ = write!(sentence, " First error: {error}");
-    }
-    sentence
 }
 
 fn steps(html: &mut String, report: &DrillReport) {
@@ -848,14 +826,14 @@ fn latency_svg(latency: &LatencySummary, baseline: Option<&Baseline>) -> String 
         .collect();
     svg.polyline(&coordinates, "curve");
     for (point, (cx, cy)) in points.iter().zip(&coordinates) {
-        let tip = format!("p{}: {}", point.percentile, latency_ms(point.ms));
+        let tip = format!("p{}: {}", point.percentile, format_latency(point.ms));
         svg.open_group("point-group", Some(&tip));
         svg.circle(*cx, *cy, 3.0, "point");
         svg.close_group();
     }
     for (name, percentile, value) in callouts {
         let (cx, cy) = (x.at(axis.position(percentile)), y.at(value));
-        let label = format!("{name} {}", latency_ms(value));
+        let label = format!("{name} {}", format_latency(value));
         svg.open_group("callout-group", Some(&label));
         svg.circle(cx, cy, 5.0, "callout");
         svg.text(cx - 8.0, cy - 8.0, Anchor::End, "callout-label", &label);
@@ -890,7 +868,7 @@ fn ms_axis(svg: &mut Svg, y: Scale, step: f64) {
             py + 4.0,
             Anchor::End,
             "tick",
-            &latency_ms(tick),
+            &format_latency(tick),
         );
     }
 }
@@ -900,7 +878,7 @@ fn baseline_lines(svg: &mut Svg, y: Scale, baselines: &[(&str, f64)]) {
     let mut labels: Vec<(f64, String)> = Vec::new();
     for (name, value) in baselines {
         let py = y.at(*value);
-        let label = format!("baseline {name} {}", latency_ms(*value));
+        let label = format!("baseline {name} {}", format_latency(*value));
         svg.open_group("baseline-group", Some(&label));
         svg.line(PLOT_LEFT, py, PLOT_RIGHT, py, "baseline");
         svg.close_group();
@@ -1066,15 +1044,6 @@ impl Svg {
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
-
-/// Latencies keep a decimal: `3.5 ms` tells more than `4ms`.
-fn latency_ms(value: f64) -> String {
-    if value >= 1000.0 {
-        format_ms(value)
-    } else {
-        format!("{value:.1} ms")
-    }
-}
 
 fn offset_ms(from: DateTime<Utc>, at: DateTime<Utc>) -> f64 {
     ((at - from).num_microseconds().unwrap_or(0) as f64 / 1000.0).max(0.0)

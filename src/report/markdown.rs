@@ -103,11 +103,7 @@ pub fn render(report: &DrillReport) -> String {
 
     if let Some(latency) = &report.latency {
         let _ = writeln!(md, "## Search latency\n");
-        let _ = writeln!(md, "{} queries at concurrency {}{}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.0} qps, {} errors.\n",
-            latency.queries,
-            latency.concurrency,
-            latency.rate.map(|r| format!(" and {r}/s")).unwrap_or_default(),
-            latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.max_ms, latency.qps, latency.errors);
+        let _ = writeln!(md, "{}\n", latency.sentence());
     }
 
     let _ = writeln!(md, "## Timeline\n");
