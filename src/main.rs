@@ -63,7 +63,7 @@ enum Command {
     Steps,
     /// Back up a Chroma persistent directory, or FAISS indexes with their Redis, into a repository.
     #[command(
-        after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma --mode hot --tag nightly --keep-last 24\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma --min-interval 1h   # after writes, at most hourly\n  vecdrill backup --repo s3://bucket/store --faiss content_index.faiss --faiss user_index.faiss --redis redis://127.0.0.1:6379 --redis-prefix chimera-vectors:"
+        after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma --mode hot --tag nightly --keep-last 24\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma --min-interval 1h   # after writes, at most hourly\n  vecdrill backup --repo s3://bucket/store --faiss content_index.faiss --faiss user_index.faiss --redis redis://127.0.0.1:6379 --redis-prefix chimera-vectors:\n\nEvery copy is checked before it is committed (SQLite integrity_check, the HNSW files against their metadata, that every record can be rebuilt); a copy that fails exits 1, names the check, and leaves the repository as it was.\nExit codes: 0 backed up or skipped, 1 a check failed or the repository is damaged, 2 bad input, 3 could not run (storage, server, lock), 130 interrupted."
     )]
     Backup(BackupArgs),
     /// List the backups in a repository.

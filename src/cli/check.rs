@@ -39,6 +39,7 @@ pub struct CheckArgs {
     /// Also write the results as Prometheus text (node_exporter textfile collector).
     #[arg(long)]
     pub metrics_file: Option<PathBuf>,
+    /// Print every check and the verdict as JSON on stdout, instead of one line per check.
     #[arg(long)]
     pub json: bool,
 }

@@ -46,6 +46,7 @@ pub struct ValidateArgs {
     /// Validate with these variables set, as `run --var` would.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
+    /// Print the result (valid, or every problem with its line and column) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -67,6 +68,7 @@ pub struct SeedArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
+    /// Print what was written (collection, records, dimension, time) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -90,6 +92,7 @@ pub struct BenchArgs {
     pub k: usize,
     #[arg(long, default_value_t = 20)]
     pub warmup: u64,
+    /// Print the latency summary (percentiles, throughput, errors) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

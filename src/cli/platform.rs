@@ -86,6 +86,7 @@ pub struct PlatformTarget {
     /// Do it without asking (restart, redeploy and stop ask on a terminal).
     #[arg(long, global = true)]
     pub yes: bool,
+    /// Print the outcome as JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
 }

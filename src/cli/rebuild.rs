@@ -58,6 +58,7 @@ pub struct RebuildArgs {
     /// Exit 1 when the collection counts fewer records at the end.
     #[arg(long)]
     pub expected_min: Option<u64>,
+    /// Print the rebuild summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

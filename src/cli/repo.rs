@@ -94,6 +94,7 @@ pub struct BackupArgs {
     pub notify_on: NotifyOn,
     #[command(flatten)]
     pub records: super::records::RecordArgs,
+    /// Print the new backup's manifest summary (or why it was skipped) as JSON on stdout; no progress bar.
     #[arg(long)]
     pub json: bool,
 }
@@ -102,6 +103,7 @@ pub struct BackupArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub repo: RepoArg,
+    /// Print the backups as a JSON array on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -113,6 +115,7 @@ pub struct InfoArgs {
     /// Backup id (or a unique prefix), or `latest`.
     #[arg(default_value = "latest")]
     pub backup: String,
+    /// Print the manifest (collections with counts and dimensions, files, checks) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -130,6 +133,7 @@ pub struct VerifyArgs {
     /// prefix, e.g. `content_index.faiss=chimera-vectors:` (repeatable).
     #[arg(long = "expect-match", value_parser = super::parse_key_value)]
     pub expect_match: Vec<(String, String)>,
+    /// Print what was verified and every problem found as JSON on stdout; no progress bar.
     #[arg(long)]
     pub json: bool,
 }
@@ -160,6 +164,7 @@ pub struct RestoreArgs {
     /// Print what would happen and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the restore (or, with --dry-run, its plan) as JSON on stdout; no progress bar.
     #[arg(long)]
     pub json: bool,
 }
@@ -173,6 +178,7 @@ pub struct ArchiveArgs {
     /// The archive file to write (a zstd-compressed tar; `restore --archive FILE` reads it).
     #[arg(long)]
     pub out: PathBuf,
+    /// Print the archive written (path, backup, size) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -197,6 +203,7 @@ pub struct PruneArgs {
     /// Show what would be removed and remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the backups kept and removed, and the space reclaimed, as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -205,6 +212,7 @@ pub struct PruneArgs {
 pub struct StatsArgs {
     #[command(flatten)]
     pub repo: RepoArg,
+    /// Print the repository's storage use as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -46,6 +46,7 @@ pub struct ExportArgs {
     /// With --repo: where the needed backup files are staged (default: beside --out).
     #[arg(long)]
     pub scratch_dir: Option<PathBuf>,
+    /// Print the export summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -70,6 +71,7 @@ pub struct ImportArgs {
     /// Upserts in flight.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
+    /// Print the import summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
