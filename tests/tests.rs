@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod drill;
+mod durability;
 mod faiss_redis;
 mod latency;
 mod railway;

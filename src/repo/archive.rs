@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::format::{Manifest, Sealed};
 use super::index::ChunkIndex;
-use super::restore::materialise;
+use super::restore::{materialise, sync_dir, sync_directories};
 use super::{RepoError, Repository};
 use crate::progress::Progress;
 
@@ -83,6 +83,9 @@ fn pack_archive(manifest: &Manifest, dir: &Path, out: &Path) -> Result<ArchiveSu
         .map_err(io("cannot sync the archive".into()))?;
     std::fs::rename(&partial, out)
         .map_err(io(format!("cannot move the archive to {}", out.display())))?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
     Ok(ArchiveSummary {
         backup: manifest.id.clone(),
         path: out.to_path_buf(),
@@ -196,6 +199,7 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<Manifest, RepoError> {
             ),
         });
     }
+    sync_directories(dir, &manifest)?;
     Ok(manifest)
 }
 

@@ -35,8 +35,35 @@ pub async fn materialise(
     while let Some(done) = restoring.next().await {
         done?;
     }
+    drop(restoring);
+    sync_directories(dir, manifest)?;
     progress.finish();
     Ok(())
+}
+
+/// Each restored file is synced as it is written, but its directory entry is durable only once
+/// the directory holding it is synced too: sync `dir` and every directory under it that holds
+/// a file of `manifest`.
+pub fn sync_directories(dir: &Path, manifest: &Manifest) -> Result<(), RepoError> {
+    let directories = manifest
+        .files
+        .iter()
+        .filter_map(|f| {
+            safe_join(dir, &f.path)
+                .ok()?
+                .parent()
+                .map(Path::to_path_buf)
+        })
+        .chain([dir.to_path_buf()])
+        .collect::<std::collections::BTreeSet<_>>();
+    directories.iter().try_for_each(|d| sync_dir(d))
+}
+
+/// fsync a directory, so the entries created or renamed in it survive a power cut.
+pub fn sync_dir(dir: &Path) -> Result<(), RepoError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| RepoError::io(format!("cannot sync {}", dir.display()), e))
 }
 
 async fn restore_file(
@@ -214,6 +241,8 @@ pub fn swap_into(
             e,
         ));
     }
+    // Both renames made durable before the previous data can be deleted.
+    sync_dir(parent_dir(target))?;
     if had_previous && !keep_safety_copy {
         std::fs::remove_dir_all(&aside).map_err(io(format!(
             "cannot remove the previous data {}",
@@ -226,16 +255,21 @@ pub fn swap_into(
     })
 }
 
+/// The directory holding `target` (`.` for a bare name).
+fn parent_dir(target: &Path) -> &Path {
+    target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// `<parent>/.<name>.<suffix>` for a working copy beside `target` (same filesystem).
 pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
-    let parent = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = parent_dir(target);
     if suffix.starts_with("before-restore") {
         parent.join(format!("{name}.{suffix}"))
     } else {

@@ -53,9 +53,13 @@ impl Store {
                 let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+                // fsync: a put returns once the object and its directory entry are on disk,
+                // as a cloud store's does. Without it a power cut after a backup reported
+                // success could leave a manifest naming packs that were never written.
                 let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
                     .map_err(|e| bad(e.to_string()))?
-                    .with_automatic_cleanup(true);
+                    .with_automatic_cleanup(true)
+                    .with_fsync(true);
                 (Arc::new(store), String::new())
             }
             Some(("memory", _)) => (
