@@ -54,7 +54,9 @@ fn traced(args: &[&str]) -> Vec<Call> {
 /// A strace line (`PID name(args) = rc`, or an `<unfinished ...>` call whose arguments are
 /// already printed) as a [`Call`]; failed calls and resumptions are skipped.
 fn parse(line: &str) -> Option<Call> {
+    // strace pads the pid: `9514  fsync(...)`.
     let (_pid, call) = line.split_once(' ')?;
+    let call = call.trim_start();
     if call.starts_with("<...") || call.contains("= -1") {
         return None;
     }
