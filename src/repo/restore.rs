@@ -139,12 +139,18 @@ async fn restore_file(
     // Every chunk was checked against its BLAKE3 id when decoded, and the chunk list comes from
     // a sealed manifest, so the file is the backed-up file; the size is checked as a guard.
     let mut size = 0u64;
+    let mut written_back = 0u64;
+    let cannot_write = |e| RepoError::io(format!("cannot write {}", target.display()), e);
     while let Some(chunks) = fetched.next().await {
         for chunk in chunks? {
             size += chunk.len() as u64;
             progress.advance(chunk.len() as u64);
-            out.write_all(&chunk)
-                .map_err(|e| RepoError::io(format!("cannot write {}", target.display()), e))?;
+            out.write_all(&chunk).map_err(cannot_write)?;
+        }
+        if size - written_back >= WRITEBACK_EVERY {
+            out.flush().map_err(cannot_write)?;
+            start_writeback(out.get_ref(), written_back, size);
+            written_back = size;
         }
     }
     drop(fetched);
@@ -154,9 +160,7 @@ async fn restore_file(
             detail: format!("restored {size} bytes, the backup recorded {}", file.size),
         });
     }
-    let file_handle = out
-        .into_inner()
-        .map_err(|e| RepoError::io(format!("cannot write {}", target.display()), e.into_error()))?;
+    let file_handle = out.into_inner().map_err(|e| cannot_write(e.into_error()))?;
     file_handle
         .sync_all()
         .map_err(|e| RepoError::io(format!("cannot sync {}", target.display()), e))?;
@@ -165,6 +169,32 @@ async fn restore_file(
     let mtime = std::time::SystemTime::from(file.mtime);
     let _ = file_handle.set_modified(mtime);
     Ok(())
+}
+
+/// Bytes written between two requests to start writing a restored file to disk.
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
+
+/// Ask the kernel to start writing bytes `from..to` of `file` to disk now, without waiting:
+/// the disk works while later chunks decode, and the fsync that ends the file waits for its
+/// last few MiB instead of all of it (a 335 MB file's fsync took 0.1 s of a 0.9 s restore).
+fn start_writeback(file: &std::fs::File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a descriptor `file` keeps open; WRITE only starts
+        // writeback and never waits or changes the file. A failure is harmless (the fsync
+        // at the end still makes the file durable), so its result is not needed.
+        unsafe {
+            nix::libc::sync_file_range(
+                file.as_raw_fd(),
+                from as i64,
+                (to - from) as i64,
+                nix::libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
 }
 
 /// Longest single ranged read while restoring.
