@@ -277,6 +277,88 @@ fn an_unchanged_rebackup_stores_under_one_percent_and_a_change_stores_about_the_
     assert_eq!(list(&repo).len(), 3);
 }
 
+/// (name, passed, detail) of every check a `backup --json` reports.
+fn checks_of(backup: &Value) -> Vec<(String, bool, String)> {
+    backup["backup"]["manifest"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["passed"].as_bool().unwrap(),
+                c["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn checks_are_carried_over_only_for_files_a_checked_backup_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), COLLECTIONS);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let first = backup_json(&repo, &data, &[]);
+    let first_id = first["backup"]["manifest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first_checks = checks_of(&first);
+    assert!(first_checks.iter().any(|c| c.0 == "sqlite_integrity"));
+    assert!(first_checks.iter().any(|c| c.0.starts_with("hnsw:")));
+    assert!(first_checks
+        .iter()
+        .all(|(_, passed, detail)| *passed && !detail.starts_with("unchanged")));
+
+    // Nothing changed: every check is the first backup's, named as such, and so is the
+    // description of the database.
+    let second = backup_json(&repo, &data, &[]);
+    let second_checks = checks_of(&second);
+    assert_eq!(second_checks.len(), first_checks.len());
+    for ((name, passed, detail), (first_name, _, first_detail)) in
+        second_checks.iter().zip(&first_checks)
+    {
+        assert_eq!(name, first_name);
+        assert!(passed);
+        assert_eq!(
+            detail,
+            &format!("unchanged since backup {first_id}, which passed: {first_detail}")
+        );
+    }
+    assert_eq!(
+        second["backup"]["manifest"]["database"],
+        first["backup"]["manifest"]["database"]
+    );
+
+    // One index file touched (a new mtime, same bytes): the database is still the one checked,
+    // the index files are checked again.
+    let header = files_under(&data)
+        .into_iter()
+        .find(|p| p.ends_with("header.bin"))
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&header)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    let third = backup_json(&repo, &data, &[]);
+    for (name, passed, detail) in checks_of(&third) {
+        assert!(passed, "{name}: {detail}");
+        if name == "sqlite_integrity" {
+            assert!(
+                detail.starts_with(&format!("unchanged since backup {first_id}, ")),
+                "{detail}"
+            );
+        } else {
+            assert!(
+                !detail.starts_with("unchanged"),
+                "{name} ran again: {detail}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_flipped_byte_in_any_object_is_caught_and_never_restored() {
     let tmp = tempfile::tempdir().unwrap();

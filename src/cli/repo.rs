@@ -79,8 +79,9 @@ pub struct BackupArgs {
     /// Cold mode: the command that starts it again (runs even when the copy fails).
     #[arg(long, requires = "stop_cmd")]
     pub start_cmd: Option<String>,
-    /// Read every file, even those the last backup of this directory shows unchanged
-    /// (same size, modification time and mode).
+    /// Read and check every file, even those the last backup of this directory shows
+    /// unchanged (same size, modification time and mode), whose chunks and check results are
+    /// otherwise carried over.
     #[arg(long)]
     pub read_all: bool,
     /// After a successful backup, keep only the newest N (seed 000's "keep 24").

@@ -158,11 +158,8 @@ impl BackupWriter {
     /// re-backup reads nothing. Chroma's writes always move a file's mtime.
     fn unchanged(&self, rel: &str, meta: &std::fs::Metadata) -> Option<FileEntry> {
         let parent = self.parent.get(rel)?;
-        let mtime = meta.modified().ok().map(DateTime::<Utc>::from)?;
-        let same = parent.size == meta.len()
-            && parent.mtime == mtime
-            && parent.mode == file_mode(meta)
-            && parent.chunks.iter().all(|id| self.index.contains(id));
+        let same =
+            same_file(parent, meta) && parent.chunks.iter().all(|id| self.index.contains(id));
         same.then(|| parent.clone())
     }
 
@@ -260,6 +257,13 @@ impl BackupWriter {
     pub fn reset_totals(&mut self) {
         self.totals = Totals::default();
     }
+}
+
+/// Restic's rule for a file that is evidently the one `recorded`: the same size, mtime and mode.
+/// (Chroma's writes always move a file's mtime.)
+pub fn same_file(recorded: &FileEntry, meta: &std::fs::Metadata) -> bool {
+    let mtime = meta.modified().ok().map(DateTime::<Utc>::from);
+    recorded.size == meta.len() && Some(recorded.mtime) == mtime && recorded.mode == file_mode(meta)
 }
 
 fn file_mode(meta: &std::fs::Metadata) -> u32 {

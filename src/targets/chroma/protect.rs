@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
 use crate::repo::index::ChunkIndex;
 use crate::repo::restore::{materialise, sibling, swap_into};
-use crate::repo::writer::{walk, BackupWriter, ManifestInfo};
+use crate::repo::writer::{same_file, walk, BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, RepoError, Repository};
 use crate::targets::faiss_redis;
 
@@ -175,21 +175,30 @@ pub async fn backup(
         .rev()
         .find(|m| m.source.path == source_path)
         .filter(|_| !request.read_all);
-    // integrity_check reads the whole database (seconds on a large one). A file unchanged
-    // since a backup that passed it is the same bytes: say so instead of checking again.
-    let integrity_known = parent.and_then(|p| unchanged_and_checked(p, &dir));
-    let (checks_dir, run_integrity) = (dir.clone(), integrity_known.is_none());
-    // The checks run beside the upload; the manifest is written only once both are done.
-    let checks_task = tokio::task::spawn_blocking(move || {
-        let plan = layout::CheckPlan {
-            integrity: run_integrity,
-            ..layout::CheckPlan::FULL
-        };
-        layout::run_checks(&checks_dir, plan)
-    });
     let mut files = walk(&dir)?;
     // The database first: the integrity check reads it at the same time, from a warm cache.
     files.sort_by_key(|(_, rel)| rel != layout::SQLITE_FILE);
+    let checks = match parent.and_then(|p| carried_over(p, &files)) {
+        Some(carried) => Checks::CarriedOver(carried),
+        None => {
+            // integrity_check reads the whole database (seconds on a large one). A file
+            // unchanged since a backup that passed it is the same bytes: say so instead.
+            let integrity_known = parent.and_then(|p| unchanged_and_checked(p, &dir));
+            let (checks_dir, run_integrity) = (dir.clone(), integrity_known.is_none());
+            // The checks run beside the upload; the manifest is written once both are done.
+            let task = tokio::task::spawn_blocking(move || {
+                let plan = layout::CheckPlan {
+                    integrity: run_integrity,
+                    ..layout::CheckPlan::FULL
+                };
+                layout::run_checks(&checks_dir, plan)
+            });
+            Checks::Running {
+                task,
+                integrity_known,
+            }
+        }
+    };
     let total: u64 = files
         .iter()
         .filter_map(|(p, _)| std::fs::metadata(p).ok())
@@ -212,16 +221,14 @@ pub async fn backup(
         }
     }
     tracing::info!(elapsed = ?began.elapsed(), "backup: files stored");
-    let (mut checks, described) = match checks_task.await {
+    let (checks, database) = match checks.finish().await {
         Ok(done) => done,
-        Err(e) => {
+        Err(err) => {
+            progress.finish();
             writer.abort().await;
-            return Err(RepoError::io("check task", std::io::Error::other(e)).into());
+            return Err(err);
         }
     };
-    if let Some(known) = integrity_known {
-        checks.insert(0, known);
-    }
     let failed = failures(&checks);
     if !failed.is_empty() {
         progress.finish();
@@ -232,11 +239,11 @@ pub async fn backup(
             failed,
         });
     }
-    let described = match described {
-        Ok(described) => described,
+    let database = match database {
+        Ok(database) => database,
         Err(err) => {
             writer.abort().await;
-            return Err(err.into());
+            return Err(err);
         }
     };
     progress.finish();
@@ -254,7 +261,7 @@ pub async fn backup(
             attempts: captured.attempts,
             duration_ms: crate::duration::millis(began.elapsed()),
         },
-        database: serde_json::to_value(&described).unwrap_or_default(),
+        database,
         checks,
     };
     let manifest = writer.commit(info, entries).await?;
@@ -264,30 +271,103 @@ pub async fn backup(
     })
 }
 
+/// The checks of a backup: run now, beside the upload, or carried over from its parent.
+enum Checks {
+    Running {
+        task:
+            tokio::task::JoinHandle<(Vec<CheckResult>, Result<ChromaLayout, layout::LayoutError>)>,
+        /// The integrity result carried over when only the database is unchanged.
+        integrity_known: Option<CheckResult>,
+    },
+    CarriedOver((Vec<CheckResult>, serde_json::Value)),
+}
+
+impl Checks {
+    /// Every check's result, and the database description for the manifest (or why the
+    /// directory could not be described).
+    async fn finish(
+        self,
+    ) -> Result<(Vec<CheckResult>, Result<serde_json::Value, ProtectError>), ProtectError> {
+        match self {
+            Checks::CarriedOver((checks, database)) => Ok((checks, Ok(database))),
+            Checks::Running {
+                task,
+                integrity_known,
+            } => {
+                let (mut checks, described) = task
+                    .await
+                    .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
+                if let Some(known) = integrity_known {
+                    checks.insert(0, known);
+                }
+                let database = described
+                    .map(|d| serde_json::to_value(&d).unwrap_or_default())
+                    .map_err(ProtectError::from);
+                Ok((checks, database))
+            }
+        }
+    }
+}
+
+/// The parent's checks and database description, when every file is the one the parent
+/// recorded (same paths; same size, mtime and mode each) and the parent passed every check.
+/// The bytes are those checked then, and the backup stores the parent's chunks, so checking
+/// again would only re-read them: on a 1M-record database, a second of cold reads for a
+/// re-backup that otherwise reads nothing.
+fn carried_over(
+    parent: &Manifest,
+    files: &[(PathBuf, String)],
+) -> Option<(Vec<CheckResult>, serde_json::Value)> {
+    let all_same = files.len() == parent.files.len()
+        && files.iter().all(|(path, rel)| {
+            let recorded = parent.files.iter().find(|f| &f.path == rel);
+            let meta = std::fs::metadata(path).ok();
+            matches!((recorded, meta), (Some(r), Some(m)) if same_file(r, &m))
+        });
+    let all_passed = !parent.checks.is_empty() && parent.checks.iter().all(|c| c.passed);
+    if !(all_same && all_passed) {
+        return None;
+    }
+    let checks = parent
+        .checks
+        .iter()
+        .map(|c| CheckResult {
+            name: c.name.clone(),
+            passed: true,
+            detail: carried_detail(parent, &c.detail),
+        })
+        .collect();
+    Some((checks, parent.database.clone()))
+}
+
+/// A check's detail as carried over from `parent`, naming the backup that ran it (the first
+/// one, when it was itself carried over).
+fn carried_detail(parent: &Manifest, detail: &str) -> String {
+    if detail.starts_with(CARRIED_PREFIX) {
+        detail.to_string()
+    } else {
+        format!("{CARRIED_PREFIX}{}, which passed: {detail}", parent.id)
+    }
+}
+
+const CARRIED_PREFIX: &str = "unchanged since backup ";
+
 /// The integrity result carried over from `parent` when its database file is unchanged (same
 /// size, mtime and mode) and passed `integrity_check` there.
 fn unchanged_and_checked(parent: &Manifest, dir: &Path) -> Option<CheckResult> {
-    use std::os::unix::fs::PermissionsExt;
     let recorded = parent
         .files
         .iter()
         .find(|f| f.path == layout::SQLITE_FILE)?;
     let meta = std::fs::metadata(dir.join(layout::SQLITE_FILE)).ok()?;
-    let mtime: DateTime<Utc> = meta.modified().ok()?.into();
-    let same = recorded.size == meta.len()
-        && recorded.mtime == mtime
-        && recorded.mode == meta.permissions().mode() & 0o7777;
-    let passed = parent
+    let check = parent
         .checks
         .iter()
-        .any(|c| c.name == "sqlite_integrity" && c.passed);
-    (same && passed).then(|| CheckResult {
+        .find(|c| c.name == "sqlite_integrity" && c.passed)?;
+    same_file(recorded, &meta).then(|| CheckResult {
         name: "sqlite_integrity".into(),
         passed: true,
-        detail: format!(
-            "unchanged since backup {}, which passed integrity_check",
-            parent.id
-        ),
+        detail: carried_detail(parent, &check.detail),
     })
 }
 
