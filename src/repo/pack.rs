@@ -24,6 +24,9 @@ thread_local! {
     /// of its tables (and the page faults to touch them) every time.
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+    /// The same for decompression: creating a context per chunk was 4% of a restore's CPU.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 pub fn encode_chunk(data: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -43,7 +46,14 @@ pub fn decode_chunk(entry: &PackEntry, stored: &[u8], what: &str) -> Result<Vec<
         detail,
     };
     let data = match entry.encoding {
-        Encoding::Zstd => zstd::bulk::decompress(stored, entry.raw_length as usize)
+        Encoding::Zstd => DECOMPRESSOR
+            .with_borrow_mut(|slot| {
+                let decompressor = match slot {
+                    Some(decompressor) => decompressor,
+                    None => slot.insert(zstd::bulk::Decompressor::new()?),
+                };
+                decompressor.decompress(stored, entry.raw_length as usize)
+            })
             .map_err(|e| corrupt(format!("chunk {} does not decompress: {e}", entry.id)))?,
     };
     if data.len() as u64 != entry.raw_length || ChunkId::of(&data) != entry.id {
