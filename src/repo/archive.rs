@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::format::{Manifest, Sealed};
 use super::index::ChunkIndex;
-use super::restore::{materialise, sync_dir, sync_directories};
+use super::restore::{materialise, parent_dir, sync_dir, sync_directories};
 use super::{RepoError, Repository};
 use crate::progress::Progress;
 
@@ -83,9 +83,7 @@ fn pack_archive(manifest: &Manifest, dir: &Path, out: &Path) -> Result<ArchiveSu
         .map_err(io("cannot sync the archive".into()))?;
     std::fs::rename(&partial, out)
         .map_err(io(format!("cannot move the archive to {}", out.display())))?;
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync_dir(parent)?;
-    }
+    sync_dir(parent_dir(out))?;
     Ok(ArchiveSummary {
         backup: manifest.id.clone(),
         path: out.to_path_buf(),

@@ -281,7 +281,7 @@ pub fn swap_into(
 }
 
 /// The directory holding `target` (`.` for a bare name).
-fn parent_dir(target: &Path) -> &Path {
+pub fn parent_dir(target: &Path) -> &Path {
     target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
