@@ -179,7 +179,7 @@ pub async fn backup(
     // The database first: the integrity check reads it at the same time, from a warm cache.
     files.sort_by_key(|(_, rel)| rel != layout::SQLITE_FILE);
     let checks = match parent.and_then(|p| carried_over(p, &files)) {
-        Some(carried) => Checks::CarriedOver(carried),
+        Some(carried) => carried,
         None => {
             // integrity_check reads the whole database (seconds on a large one). A file
             // unchanged since a backup that passed it is the same bytes: say so instead.
@@ -279,7 +279,10 @@ enum Checks {
         /// The integrity result carried over when only the database is unchanged.
         integrity_known: Option<CheckResult>,
     },
-    CarriedOver((Vec<CheckResult>, serde_json::Value)),
+    CarriedOver {
+        checks: Vec<CheckResult>,
+        database: serde_json::Value,
+    },
 }
 
 impl Checks {
@@ -289,7 +292,7 @@ impl Checks {
         self,
     ) -> Result<(Vec<CheckResult>, Result<serde_json::Value, ProtectError>), ProtectError> {
         match self {
-            Checks::CarriedOver((checks, database)) => Ok((checks, Ok(database))),
+            Checks::CarriedOver { checks, database } => Ok((checks, Ok(database))),
             Checks::Running {
                 task,
                 integrity_known,
@@ -314,62 +317,55 @@ impl Checks {
 /// The bytes are those checked then, and the backup stores the parent's chunks, so checking
 /// again would only re-read them: on a 1M-record database, a second of cold reads for a
 /// re-backup that otherwise reads nothing.
-fn carried_over(
-    parent: &Manifest,
-    files: &[(PathBuf, String)],
-) -> Option<(Vec<CheckResult>, serde_json::Value)> {
+fn carried_over(parent: &Manifest, files: &[(PathBuf, String)]) -> Option<Checks> {
     let all_same = files.len() == parent.files.len()
-        && files.iter().all(|(path, rel)| {
-            let recorded = parent.files.iter().find(|f| &f.path == rel);
-            let meta = std::fs::metadata(path).ok();
-            matches!((recorded, meta), (Some(r), Some(m)) if same_file(r, &m))
-        });
+        && files
+            .iter()
+            .all(|(path, rel)| recorded_unchanged(parent, rel, path));
     let all_passed = !parent.checks.is_empty() && parent.checks.iter().all(|c| c.passed);
-    if !(all_same && all_passed) {
-        return None;
-    }
-    let checks = parent
-        .checks
-        .iter()
-        .map(|c| CheckResult {
-            name: c.name.clone(),
-            passed: true,
-            detail: carried_detail(parent, &c.detail),
-        })
-        .collect();
-    Some((checks, parent.database.clone()))
+    (all_same && all_passed).then(|| Checks::CarriedOver {
+        checks: parent.checks.iter().map(|c| carried(parent, c)).collect(),
+        database: parent.database.clone(),
+    })
 }
 
-/// A check's detail as carried over from `parent`, naming the backup that ran it (the first
-/// one, when it was itself carried over).
-fn carried_detail(parent: &Manifest, detail: &str) -> String {
-    if detail.starts_with(CARRIED_PREFIX) {
-        detail.to_string()
-    } else {
-        format!("{CARRIED_PREFIX}{}, which passed: {detail}", parent.id)
-    }
-}
-
-const CARRIED_PREFIX: &str = "unchanged since backup ";
-
-/// The integrity result carried over from `parent` when its database file is unchanged (same
-/// size, mtime and mode) and passed `integrity_check` there.
+/// The integrity result carried over from `parent` when its database file is unchanged and
+/// passed `integrity_check` there.
 fn unchanged_and_checked(parent: &Manifest, dir: &Path) -> Option<CheckResult> {
-    let recorded = parent
-        .files
-        .iter()
-        .find(|f| f.path == layout::SQLITE_FILE)?;
-    let meta = std::fs::metadata(dir.join(layout::SQLITE_FILE)).ok()?;
     let check = parent
         .checks
         .iter()
         .find(|c| c.name == "sqlite_integrity" && c.passed)?;
-    same_file(recorded, &meta).then(|| CheckResult {
-        name: "sqlite_integrity".into(),
-        passed: true,
-        detail: carried_detail(parent, &check.detail),
-    })
+    let database = dir.join(layout::SQLITE_FILE);
+    recorded_unchanged(parent, layout::SQLITE_FILE, &database).then(|| carried(parent, check))
 }
+
+/// Whether the file at `path` is evidently the one `parent` recorded as `rel`.
+fn recorded_unchanged(parent: &Manifest, rel: &str, path: &Path) -> bool {
+    let recorded = parent.files.iter().find(|f| f.path == rel);
+    let meta = std::fs::metadata(path).ok();
+    matches!((recorded, meta), (Some(r), Some(m)) if same_file(r, &m))
+}
+
+/// A passed check of `parent`, carried over: its detail names the backup that ran it (the
+/// first one, when it was itself carried over).
+fn carried(parent: &Manifest, check: &CheckResult) -> CheckResult {
+    let detail = if check.detail.starts_with(CARRIED_PREFIX) {
+        check.detail.clone()
+    } else {
+        format!(
+            "{CARRIED_PREFIX}{}, which passed: {}",
+            parent.id, check.detail
+        )
+    };
+    CheckResult {
+        name: check.name.clone(),
+        passed: true,
+        detail,
+    }
+}
+
+const CARRIED_PREFIX: &str = "unchanged since backup ";
 
 fn failures(checks: &[CheckResult]) -> Vec<String> {
     checks
