@@ -90,10 +90,6 @@ fn parse(line: &str) -> Option<Call> {
     }
 }
 
-fn position(calls: &[Call], wanted: impl Fn(&Call) -> bool) -> Option<usize> {
-    calls.iter().position(wanted)
-}
-
 fn is_fsync_of(call: &Call, path: &Path) -> bool {
     matches!(call, Call::Fsync(p) if p == path)
 }
@@ -123,17 +119,19 @@ fn a_local_backup_is_durable_before_its_manifest_is_published() {
             _ => None,
         })
         .map(|(from, to, renamed_at)| {
-            let synced = position(&calls[..renamed_at], |c| is_fsync_of(c, from));
+            let synced = calls[..renamed_at]
+                .iter()
+                .position(|c| is_fsync_of(c, from));
             assert!(
                 synced.is_some(),
                 "{} was published without syncing its bytes first",
                 to.display()
             );
-            let dir_synced = position(&calls[renamed_at..], |c| {
-                is_fsync_of(c, to.parent().unwrap())
-            })
-            .map(|i| renamed_at + i)
-            .unwrap_or_else(|| panic!("{}'s directory was never synced", to.display()));
+            let dir_synced = calls[renamed_at..]
+                .iter()
+                .position(|c| is_fsync_of(c, to.parent().unwrap()))
+                .map(|i| renamed_at + i)
+                .unwrap_or_else(|| panic!("{}'s directory was never synced", to.display()));
             (to.clone(), renamed_at, dir_synced)
         })
         .collect();
@@ -223,7 +221,9 @@ fn a_restore_is_durable_before_the_previous_data_is_deleted() {
             directory.display()
         );
     }
-    let parent_synced = position(&calls[swapped_at..], |c| is_fsync_of(c, parent))
+    let parent_synced = calls[swapped_at..]
+        .iter()
+        .position(|c| is_fsync_of(c, parent))
         .map(|i| swapped_at + i)
         .expect("the swap was never made durable");
     let aside = calls[..swapped_at]
@@ -233,11 +233,10 @@ fn a_restore_is_durable_before_the_previous_data_is_deleted() {
             _ => None,
         })
         .expect("the previous data was moved aside first");
-    let first_deletion = position(
-        &calls,
-        |c| matches!(c, Call::Unlink(p) if p.starts_with(&aside)),
-    )
-    .expect("--no-safety-backup deletes the previous data");
+    let first_deletion = calls
+        .iter()
+        .position(|c| matches!(c, Call::Unlink(p) if p.starts_with(&aside)))
+        .expect("--no-safety-backup deletes the previous data");
     assert!(
         parent_synced < first_deletion,
         "the previous data was deleted before the swap was durable"
