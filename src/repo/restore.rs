@@ -1,6 +1,8 @@
-//! Reading a backup back: every chunk is fetched, decoded and checked against its hash, every
-//! file against its whole-file hash, into a staging directory; only a complete, verified copy
-//! is swapped in place of the live directory.
+//! Reading a backup back: every chunk is fetched, decoded, checked against its BLAKE3 id and
+//! written at its place in its file (a file's chunk lengths must add up to its recorded size),
+//! into a staging directory; only a complete, verified copy is swapped in place of the live
+//! directory. The chunk list comes from a sealed manifest, so the whole-file hash holds by
+//! construction and is not computed again.
 
 use std::path::{Path, PathBuf};
 
