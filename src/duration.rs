@@ -28,12 +28,36 @@ impl FromStr for HumanDuration {
         let text = text.trim();
         if let Ok(seconds) = text.parse::<f64>() {
             if seconds.is_finite() && seconds >= 0.0 {
-                return Ok(Self(Duration::from_secs_f64(seconds)));
+                return Self::from_secs(seconds);
             }
         }
-        humantime::parse_duration(text).map(Self).map_err(|err| {
-            format!("bad duration {text:?}: {err} (write it like 500ms, 30s, 5m, 2h or 7d)")
-        })
+        humantime::parse_duration(text)
+            .map_err(|err| {
+                format!("bad duration {text:?}: {err} (write it like 500ms, 30s, 5m, 2h or 7d)")
+            })
+            .and_then(Self::within_range)
+    }
+}
+
+/// The longest duration accepted anywhere: 100 years. Durations are added to clocks
+/// (`Instant + timeout`), which panics on overflow, so a larger one is refused as input.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+impl HumanDuration {
+    fn from_secs(seconds: f64) -> Result<Self, String> {
+        Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("bad duration {seconds}: not a number of seconds"))
+            .and_then(Self::within_range)
+    }
+
+    fn within_range(duration: Duration) -> Result<Self, String> {
+        if duration > MAX_DURATION {
+            return Err(format!(
+                "duration {} is too long: at most 100 years",
+                humantime::format_duration(duration)
+            ));
+        }
+        Ok(Self(duration))
     }
 }
 
@@ -58,7 +82,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
             Text(String),
         }
         match Raw::deserialize(deserializer)? {
-            Raw::Seconds(s) if s.is_finite() && s >= 0.0 => Ok(Self(Duration::from_secs_f64(s))),
+            Raw::Seconds(s) if s.is_finite() && s >= 0.0 => {
+                Self::from_secs(s).map_err(serde::de::Error::custom)
+            }
             Raw::Seconds(s) => Err(serde::de::Error::custom(format!("bad duration {s}"))),
             Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
         }
@@ -98,7 +124,7 @@ pub fn millis(d: Duration) -> f64 {
 /// A figure in milliseconds (the unit of every `*_ms` field) as a `Duration`; negative counts
 /// as zero.
 pub fn from_ms(ms: f64) -> Duration {
-    Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).unwrap_or(Duration::MAX)
 }
 
 /// A figure in milliseconds, as [`format_duration`] writes it; negative counts as zero.
@@ -131,6 +157,23 @@ mod tests {
         }
         assert!("five minutes".parse::<HumanDuration>().is_err());
         assert!("-3".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn issue_15_8_out_of_range_durations_are_errors_not_panics() {
+        for text in [
+            "18446744073709551616",
+            "1e300",
+            "200y",
+            "99999999999999999999d",
+        ] {
+            let err = text.parse::<HumanDuration>().unwrap_err();
+            assert!(err.contains("duration"), "{text}: {err}");
+        }
+        let yaml: Result<HumanDuration, _> = serde_yaml::from_str("18446744073709551616");
+        assert!(yaml.is_err());
+        assert_eq!(from_ms(f64::MAX), Duration::MAX);
+        assert!("99y".parse::<HumanDuration>().is_ok());
     }
 
     #[test]

@@ -117,3 +117,39 @@ fn shipped_scenarios_are_valid_and_vars_can_be_overridden() {
     run.expect_code(2);
     assert!(run.stderr().contains("invalid type"), "{}", run.stderr());
 }
+
+#[test]
+fn issue_15_8_hostile_scenario_files_are_bounded_and_reported_with_a_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let mut not_utf8 = format!("{HEADER}steps:\n").into_bytes();
+    not_utf8.extend_from_slice(b"  - { do: sl\xffeep }\n");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("alias bomb", bomb.into_bytes(), ":5:"),
+        ("huge", vec![b'#'; 2 << 20], ":1:1: the file is larger than"),
+        ("not utf8", not_utf8, ":6:13: this byte is not UTF-8"),
+        (
+            "duration past 2^64 s",
+            format!(
+                "{HEADER}steps:\n  - {{ do: sleep, with: {{ duration: 18446744073709551616 }} }}\n"
+            )
+            .into_bytes(),
+            "duration",
+        ),
+    ];
+    for (what, bytes, words) in cases {
+        let path = tmp.path().join(format!("{}.yaml", what.replace(' ', "-")));
+        std::fs::write(&path, bytes).unwrap();
+        let run = vecdrill(["validate", path.to_str().unwrap()]);
+        run.expect_code(2);
+        let output = format!("{}{}", run.stdout(), run.stderr());
+        assert!(
+            output.contains(words),
+            "{what}: expected {words:?} in\n{output}"
+        );
+    }
+}

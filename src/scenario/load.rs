@@ -46,14 +46,56 @@ impl Default for LoadOptions<'_> {
     }
 }
 
+/// The largest scenario file read: real ones are a few KiB.
+pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
+
 pub fn load_file(path: &Path, options: &LoadOptions<'_>) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = read_text(path)?;
     let mut scenario = load_str(&text, &path.display().to_string(), options)?;
     scenario.path = path.to_path_buf();
     Ok(scenario)
+}
+
+/// A scenario file's text: at most [`MAX_SCENARIO_BYTES`], and UTF-8 (a bad byte is reported
+/// at its line and column).
+fn read_text(path: &Path) -> Result<String, ScenarioError> {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let read_error = |source| ScenarioError::Read {
+        path: file.clone(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SCENARIO_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    let invalid = |pos: Pos, message: String| {
+        ScenarioError::Invalid(vec![Diagnostic {
+            file: file.clone(),
+            pos,
+            message,
+        }])
+    };
+    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(invalid(
+            Pos { line: 1, col: 1 },
+            format!("the file is larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a few KiB"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let pos = Pos {
+            line: 1 + valid.iter().filter(|b| **b == b'\n').count(),
+            col: 1 + String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count(),
+        };
+        invalid(
+            pos,
+            "this byte is not UTF-8 text; save the file as UTF-8".into(),
+        )
+    })
 }
 
 pub fn load_str(

@@ -224,52 +224,121 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }))
 }
 
+/// The most nodes a scenario may expand to, aliases included. A few hundred bytes of nested
+/// aliases (a "billion laughs") would otherwise expand to gigabytes; real scenarios have a few
+/// hundred nodes.
+pub const MAX_NODES: usize = 100_000;
+
 #[derive(Default)]
 struct Builder {
-    stack: Vec<(Node, Option<Node>, usize)>,
+    stack: Vec<Frame>,
     root: Option<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchored node, with how many nodes it expands to.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes built so far, aliases counted at their expanded size.
+    nodes: usize,
     error: Option<SyntaxError>,
 }
 
+/// A collection being built.
+struct Frame {
+    node: Node,
+    pending_key: Option<Node>,
+    anchor: usize,
+    /// The node count when it started, to size it when it ends.
+    nodes_before: usize,
+    /// Keys seen in a mapping, with their line: duplicates found in constant time each.
+    keys: HashMap<String, usize>,
+}
+
 impl Builder {
-    fn push_value(&mut self, node: Node) {
-        match self.stack.last_mut() {
-            None => {
-                if self.root.is_none() {
-                    self.root = Some(node);
-                }
-            }
-            Some((parent, pending_key, _)) => match &mut parent.value {
-                Value::Seq(items) => items.push(node),
-                Value::Map(entries) => match pending_key.take() {
-                    None => *pending_key = Some(node),
-                    Some(key) => {
-                        if let Some((dup, _)) = entries.iter().find(|(k, _)| k.value == key.value) {
-                            if self.error.is_none() {
-                                self.error = Some(SyntaxError {
-                                    pos: key.pos,
-                                    message: format!(
-                                        "duplicate key {} (first at line {})",
-                                        describe_key(&key),
-                                        dup.pos.line
-                                    ),
-                                });
-                            }
-                        }
-                        entries.push((key, node));
-                    }
-                },
-                _ => unreachable!("only collections are pushed on the stack"),
-            },
+    fn fail(&mut self, pos: Pos, message: String) {
+        if self.error.is_none() {
+            self.error = Some(SyntaxError { pos, message });
         }
     }
 
-    fn remember(&mut self, anchor: usize, node: &Node) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+    /// Count `size` more nodes; false (and an error) once past [`MAX_NODES`].
+    fn count(&mut self, size: usize, pos: Pos) -> bool {
+        self.nodes = self.nodes.saturating_add(size);
+        if self.nodes > MAX_NODES {
+            self.fail(
+                pos,
+                format!(
+                    "the document expands to more than {MAX_NODES} nodes (through aliases?); a scenario is far smaller"
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn push_value(&mut self, node: Node) {
+        let Some(frame) = self.stack.last_mut() else {
+            if self.root.is_none() {
+                self.root = Some(node);
+            }
+            return;
+        };
+        let duplicate = match &mut frame.node.value {
+            Value::Seq(items) => {
+                items.push(node);
+                None
+            }
+            Value::Map(entries) => match frame.pending_key.take() {
+                None => {
+                    frame.pending_key = Some(node);
+                    None
+                }
+                Some(key) => {
+                    let first = frame.keys.get(&key_text(&key)).copied();
+                    if first.is_none() {
+                        frame.keys.insert(key_text(&key), key.pos.line);
+                    }
+                    let duplicate = first.map(|line| {
+                        (
+                            key.pos,
+                            format!(
+                                "duplicate key {} (first at line {line})",
+                                describe_key(&key)
+                            ),
+                        )
+                    });
+                    entries.push((key, node));
+                    duplicate
+                }
+            },
+            _ => unreachable!("only collections are pushed on the stack"),
+        };
+        if let Some((pos, message)) = duplicate {
+            self.fail(pos, message);
         }
     }
+
+    fn remember(&mut self, anchor: usize, node: &Node, size: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+    }
+
+    /// Open a collection (unless it is one node too many).
+    fn start(&mut self, value: Value, anchor: usize, pos: Pos) {
+        if !self.count(1, pos) {
+            return;
+        }
+        self.stack.push(Frame {
+            node: Node { value, pos },
+            pending_key: None,
+            anchor,
+            nodes_before: self.nodes,
+            keys: HashMap::new(),
+        });
+    }
+}
+
+/// A key as text for the duplicate check: equal keys give equal text.
+fn key_text(key: &Node) -> String {
+    format!("{:?}", key.value)
 }
 
 fn describe_key(key: &Node) -> String {
@@ -281,49 +350,47 @@ fn describe_key(key: &Node) -> String {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
+        // After an error nothing more is built: a bomb stops growing where it was found.
+        if self.error.is_some() {
+            return;
+        }
         let pos = Pos::from(mark);
         match event {
             Event::Scalar(text, style, anchor, _tag) => {
+                if !self.count(1, pos) {
+                    return;
+                }
                 let value = if style == TScalarStyle::Plain {
                     resolve_plain(&text)
                 } else {
                     Value::Str(text)
                 };
                 let node = Node { value, pos };
-                self.remember(anchor, &node);
+                self.remember(anchor, &node, 1);
                 self.push_value(node);
             }
-            Event::SequenceStart(anchor, _) => {
-                self.stack.push((
-                    Node {
-                        value: Value::Seq(Vec::new()),
-                        pos,
-                    },
-                    None,
-                    anchor,
-                ));
-            }
-            Event::MappingStart(anchor, _) => {
-                self.stack.push((
-                    Node {
-                        value: Value::Map(Vec::new()),
-                        pos,
-                    },
-                    None,
-                    anchor,
-                ));
-            }
+            Event::SequenceStart(anchor, _) => self.start(Value::Seq(Vec::new()), anchor, pos),
+            Event::MappingStart(anchor, _) => self.start(Value::Map(Vec::new()), anchor, pos),
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, _, anchor)) = self.stack.pop() {
-                    self.remember(anchor, &node);
-                    self.push_value(node);
+                if let Some(frame) = self.stack.pop() {
+                    let size = self.nodes - frame.nodes_before;
+                    self.remember(frame.anchor, &frame.node, size);
+                    self.push_value(frame.node);
                 }
             }
             Event::Alias(anchor) => {
-                let node = self.anchors.get(&anchor).cloned().unwrap_or(Node {
-                    value: Value::Null,
-                    pos,
-                });
+                // Counted before it is copied, so a bomb is refused before it is built.
+                let size = self.anchors.get(&anchor).map_or(1, |(_, size)| *size);
+                if !self.count(size, pos) {
+                    return;
+                }
+                let node = self.anchors.get(&anchor).map_or(
+                    Node {
+                        value: Value::Null,
+                        pos,
+                    },
+                    |(node, _)| node.clone(),
+                );
                 self.push_value(node);
             }
             _ => {}
@@ -394,5 +461,38 @@ mod tests {
     fn anchors_and_aliases_expand() {
         let doc = parse("x: &v { a: 1 }\ny: *v\n").unwrap();
         assert_eq!(doc.get("y").unwrap().get("a").unwrap().value, Value::Int(1));
+    }
+
+    #[test]
+    fn issue_15_8_an_alias_bomb_is_refused_at_its_position() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+        }
+        let err = parse(&bomb).unwrap_err();
+        assert!(
+            err.message.contains("more than 100000 nodes"),
+            "{}",
+            err.message
+        );
+        assert!(err.pos.line > 1, "{:?}", err.pos);
+    }
+
+    #[test]
+    fn issue_15_8_many_keys_are_checked_for_duplicates_and_bounded() {
+        let keys: String = (0..20_000).map(|i| format!("k{i}: {i}\n")).collect();
+        let doc = parse(&keys).unwrap();
+        assert_eq!(doc.as_map().unwrap().len(), 20_000);
+        let err = parse(&format!("{keys}k7: again\n")).unwrap_err();
+        assert!(
+            err.message
+                .contains("duplicate key \"k7\" (first at line 8)"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.pos.line, 20_001);
+        let too_many: String = (0..60_000).map(|i| format!("k{i}: {i}\n")).collect();
+        assert!(parse(&too_many).unwrap_err().message.contains("nodes"));
     }
 }
