@@ -66,6 +66,8 @@ pub enum CaptureError {
     Layout(#[from] layout::LayoutError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    #[error("{path} is a symbolic link (or another entry that is neither a file nor a directory); vecdrill never follows links out of the directory it backs up")]
+    Link { path: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -81,9 +83,11 @@ pub enum CaptureError {
 impl Classify for CaptureError {
     fn exit_code(&self) -> i32 {
         match self {
-            Self::InUse { .. } | Self::NoService | Self::JournalMode { .. } | Self::Layout(_) => {
-                exit::BAD_INPUT
-            }
+            Self::InUse { .. }
+            | Self::NoService
+            | Self::JournalMode { .. }
+            | Self::Layout(_)
+            | Self::Link { .. } => exit::BAD_INPUT,
             _ => exit::RUNTIME,
         }
     }
@@ -95,6 +99,9 @@ impl Classify for CaptureError {
             ),
             Self::Stalled { .. } => Some("raise --max-write-stall, back up at a quieter time, or use --mode cold".into()),
             Self::NoService => Some("give --stop-cmd and --start-cmd, or run the backup as a scenario step".into()),
+            Self::Link { .. } => Some(
+                "replace the link with the files it points to, or back up the directory the link points to instead".into(),
+            ),
             _ => None,
         }
     }
@@ -136,6 +143,7 @@ pub async fn capture(
     options: &CaptureOptions,
     service: Option<&mut (dyn Service + 'static)>,
 ) -> Result<Captured, CaptureError> {
+    refuse_links(source)?;
     if !source.join(SQLITE_FILE).is_file() {
         return Err(layout::LayoutError::NotChroma {
             path: source.display().to_string(),
@@ -244,7 +252,7 @@ fn stamps(source: &Path) -> FileStamps {
         return out;
     };
     for entry in entries.flatten() {
-        if !entry.path().is_dir() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         for file in std::fs::read_dir(entry.path())
@@ -329,8 +337,30 @@ fn hot_copy(
     unreachable!("the loop returns")
 }
 
+/// Refuse a tree holding a symbolic link or any entry that is neither a regular file nor a
+/// directory, in every mode alike: a link can point anywhere on the host (`/etc/ssl`), loop,
+/// or come back from a restore as a regular file, so none is ever followed. Checked before a
+/// cold capture stops the service, and again by every copy (a link may appear meanwhile).
+/// (`dir` itself is the path the user named, and may be a link.)
+fn refuse_links(dir: &Path) -> Result<(), CaptureError> {
+    for entry in std::fs::read_dir(dir).map_err(io(format!("cannot list {}", dir.display())))? {
+        let entry = entry.map_err(io(format!("cannot list {}", dir.display())))?;
+        let kind = entry
+            .file_type()
+            .map_err(io(format!("cannot read {}", entry.path().display())))?;
+        if kind.is_dir() {
+            refuse_links(&entry.path())?;
+        } else if !kind.is_file() {
+            return Err(CaptureError::Link {
+                path: entry.path().display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Copy the database file and the segment directories; SQLite's transient `-journal`,
-/// `-wal` and `-shm` files are left behind.
+/// `-wal` and `-shm` files are left behind. Links are refused, never followed.
 fn copy_tree(source: &Path, dest: &Path) -> Result<(), CaptureError> {
     for entry in
         std::fs::read_dir(source).map_err(io(format!("cannot list {}", source.display())))?
@@ -346,7 +376,15 @@ fn copy_tree(source: &Path, dest: &Path) -> Result<(), CaptureError> {
             continue;
         }
         let target = dest.join(&name);
-        if path.is_dir() {
+        let kind = entry
+            .file_type()
+            .map_err(io(format!("cannot read {}", path.display())))?;
+        if !kind.is_dir() && !kind.is_file() {
+            return Err(CaptureError::Link {
+                path: path.display().to_string(),
+            });
+        }
+        if kind.is_dir() {
             std::fs::create_dir_all(&target)
                 .map_err(io(format!("cannot create {}", target.display())))?;
             copy_tree(&path, &target)?;
