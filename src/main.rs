@@ -152,7 +152,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::RUNTIME as u8);
         }
     };
-    let code = match runtime.block_on(dispatch(cli.command)) {
+    let code = match runtime.block_on(dispatch_until_interrupted(cli.command)) {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("error: {}", failure.message);
@@ -162,7 +162,44 @@ fn main() -> ExitCode {
             failure.code
         }
     };
+    // Work a cancelled command left on blocking threads is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     ExitCode::from(code as u8)
+}
+
+/// Run one command. SIGINT or SIGTERM cancels it (its working files are removed as they drop)
+/// and releases the repository locks it held: exit 130. A drill handles signals itself, to run
+/// its rollback steps first.
+async fn dispatch_until_interrupted(command: Command) -> Result<i32, Failure> {
+    let result = if matches!(command, Command::Run(_)) {
+        dispatch(command).await
+    } else {
+        tokio::select! {
+            result = dispatch(command) => result,
+            signal = interrupted() => {
+                eprintln!("interrupted by {signal}");
+                Ok(exit::INTERRUPTED)
+            }
+        }
+    };
+    vecdrill::repo::lock::release_held().await;
+    result
+}
+
+/// The first SIGINT or SIGTERM, by name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(term) => term.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminated => "SIGTERM",
+    }
 }
 
 async fn dispatch(command: Command) -> Result<i32, Failure> {

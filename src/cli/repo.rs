@@ -15,7 +15,7 @@ use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
 use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
-use vecdrill::repo::Repository;
+use vecdrill::repo::{RepoError, Repository};
 use vecdrill::scenario::ShellSpec;
 use vecdrill::targets::chroma::capture::CaptureMode;
 use vecdrill::targets::chroma::protect::{
@@ -242,7 +242,7 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
             })
             .unwrap_or_default(),
         detail: match &result {
-            Ok((outcome, pruned)) => serde_json::json!({ "backup": outcome, "pruned": pruned }),
+            Ok((outcome, rotation)) => rotation.json(outcome),
             Err(failure) => serde_json::json!({ "error": failure.message, "hint": failure.hint }),
         },
     });
@@ -254,11 +254,11 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
             super::records::notify(&spec, &vecdrill::notify::backup_summary(&record, error)).await;
         }
     }
-    let (outcome, pruned) = result?;
-    report_backup(&outcome, pruned, &args)
+    let (outcome, rotation) = result?;
+    report_backup(&outcome, rotation, &args)
 }
 
-fn created(result: &Result<(BackupOutcome, Option<PruneReport>), Failure>) -> Option<&Manifest> {
+fn created(result: &Result<(BackupOutcome, Rotation), Failure>) -> Option<&Manifest> {
     match result {
         Ok((BackupOutcome::Created { manifest }, _)) => Some(manifest),
         _ => None,
@@ -285,7 +285,7 @@ fn backup_target(args: &BackupArgs) -> String {
 }
 
 /// Take the backup, then rotate when asked.
-async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Option<PruneReport>), Failure> {
+async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), Failure> {
     let repo = Repository::open_or_create(&args.repo.repo).await?;
     let mut service: Option<Box<dyn Service>> = match (&args.stop_cmd, &args.start_cmd) {
         (Some(stop), Some(start)) => Some(Box::new(ShellService::new(
@@ -337,15 +337,33 @@ async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Option<Prune
     rotate(&repo, outcome, args).await
 }
 
+/// What the rotation after a backup did: removed old backups, or was put off because another
+/// process holds the repository's lock (the backup itself is committed either way, so this is
+/// no failure: the next backup's rotation catches up).
+#[derive(Default)]
+struct Rotation {
+    pruned: Option<PruneReport>,
+    deferred: Option<String>,
+}
+
+impl Rotation {
+    fn json(&self, outcome: &BackupOutcome) -> serde_json::Value {
+        serde_json::json!({
+            "backup": outcome,
+            "pruned": self.pruned,
+            "rotation_deferred": self.deferred,
+        })
+    }
+}
+
 /// Rotation, only after a successful backup (seed 000).
 async fn rotate(
     repo: &Repository,
     outcome: BackupOutcome,
     args: &BackupArgs,
-) -> Result<(BackupOutcome, Option<PruneReport>), Failure> {
-    let mut pruned = None;
+) -> Result<(BackupOutcome, Rotation), Failure> {
+    let mut rotation = Rotation::default();
     if let (BackupOutcome::Created { .. }, Some(keep)) = (&outcome, args.keep_last) {
-        // Rotation only after a successful backup (seed 000).
         let options = PruneOptions {
             policy: RetentionPolicy {
                 keep_last: Some(keep.max(1)),
@@ -354,18 +372,28 @@ async fn rotate(
             dry_run: false,
             limit: None,
         };
-        pruned = Some(vecdrill::repo::prune::prune(repo, &options).await?);
+        match vecdrill::repo::prune::prune(repo, &options).await {
+            Ok(report) => rotation.pruned = Some(report),
+            Err(RepoError::Locked { holder }) => {
+                let reason = format!(
+                    "the repository is locked by {holder}; the next backup's rotation removes what this one would have"
+                );
+                tracing::warn!("rotation put off: {reason}");
+                rotation.deferred = Some(reason);
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
-    Ok((outcome, pruned))
+    Ok((outcome, rotation))
 }
 
 fn report_backup(
     outcome: &BackupOutcome,
-    pruned: Option<PruneReport>,
+    rotation: Rotation,
     args: &BackupArgs,
 ) -> Result<i32, Failure> {
     if args.json {
-        print_json(&serde_json::json!({ "backup": outcome, "pruned": pruned }));
+        print_json(&rotation.json(outcome));
         return Ok(exit::SUCCESS);
     }
     match outcome {
@@ -385,8 +413,11 @@ fn report_backup(
         }
         BackupOutcome::Skipped { reason, .. } => eprintln!("skipped: {reason}"),
     }
-    if let Some(pruned) = pruned {
+    if let Some(pruned) = rotation.pruned {
         eprintln!("rotation: removed {} old backup(s)", pruned.removed.len());
+    }
+    if let Some(reason) = rotation.deferred {
+        eprintln!("rotation: put off: {reason}");
     }
     Ok(exit::SUCCESS)
 }

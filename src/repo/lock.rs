@@ -3,9 +3,15 @@
 //!
 //! Object stores have no portable compare-and-swap, so a lock is written first and the other
 //! locks are listed after: two writers that race both see each other and both back off. A lock
-//! is refreshed while held; one not refreshed for [`STALE_AFTER`] belongs to a dead process.
+//! is refreshed while held; one not refreshed for [`STALE_AFTER`] belongs to a dead process,
+//! and one naming a process of this host that no longer exists is taken over at once.
+//!
+//! A lock never outlives its process for long: [`LockGuard::release`] deletes it, a guard
+//! dropped without release (an early return, a cancelled future) deletes it in the background,
+//! and [`release_held`] deletes whatever is still held, for an interrupted command to call
+//! before it exits.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,6 +27,29 @@ pub struct LockGuard {
     store: Arc<Store>,
     key: String,
     refresher: tokio::task::JoinHandle<()>,
+}
+
+/// Every lock this process holds, by key, with its store.
+static HELD: Mutex<Vec<(String, Arc<Store>)>> = Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<(String, Arc<Store>)>> {
+    // A panic elsewhere while holding it leaves a plain list, still usable.
+    HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn forget(key: &str) {
+    held().retain(|(k, _)| k != key);
+}
+
+/// Delete every lock this process still holds. For an interrupted command, before it exits.
+pub async fn release_held() {
+    let locks = std::mem::take(&mut *held());
+    for (key, store) in locks {
+        match store.delete(&key).await {
+            Ok(()) => tracing::info!("released repository lock {key}"),
+            Err(err) => tracing::warn!("cannot release repository lock {key}: {err}"),
+        }
+    }
 }
 
 pub async fn acquire(
@@ -39,16 +68,22 @@ pub async fn acquire(
         pid: std::process::id(),
         created_at: Utc::now(),
     };
-    store.put_json(&key, &lock).await?;
+    held().push((key.clone(), store.clone()));
+    if let Err(err) = store.put_json(&key, &lock).await {
+        forget(&key);
+        return Err(err);
+    }
     let conflict = find_conflict(&store, &key, exclusive).await;
     match conflict {
         Ok(None) => {}
         Ok(Some(holder)) => {
             store.delete(&key).await?;
+            forget(&key);
             return Err(RepoError::Locked { holder });
         }
         Err(err) => {
             let _ = store.delete(&key).await;
+            forget(&key);
             return Err(err);
         }
     }
@@ -86,6 +121,17 @@ async fn find_conflict(
             Err(RepoError::ObjectMissing { .. }) => continue,
             Err(err) => return Err(err),
         };
+        let ours = held().iter().any(|(k, _)| k == &object.key);
+        if !ours && owner_is_gone(&lock) {
+            tracing::warn!(
+                "taking over lock {}: {} (pid {}) on this host no longer runs",
+                object.key,
+                lock.operation,
+                lock.pid
+            );
+            store.delete(&object.key).await?;
+            continue;
+        }
         let age = (Utc::now() - lock.created_at).to_std().unwrap_or_default();
         if age > STALE_AFTER {
             tracing::warn!(
@@ -110,16 +156,51 @@ async fn find_conflict(
     Ok(None)
 }
 
+/// Whether `lock` names a process of this host that no longer exists. A lock of another host
+/// cannot be judged from here and waits for [`STALE_AFTER`]; one naming this very process, yet
+/// not held by it, was left by an earlier process that had the same pid (pid 1 in a container).
+fn owner_is_gone(lock: &LockFile) -> bool {
+    if lock.hostname != hostname() {
+        return false;
+    }
+    if lock.pid == std::process::id() {
+        return true;
+    }
+    let Ok(pid) = i32::try_from(lock.pid) else {
+        return false;
+    };
+    // Signal 0 checks existence only; EPERM means it exists under another user.
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
 impl LockGuard {
     pub async fn release(self) -> Result<(), RepoError> {
         self.refresher.abort();
-        self.store.delete(&self.key).await
+        let result = self.store.delete(&self.key).await;
+        forget(&self.key);
+        result
     }
 }
 
 impl Drop for LockGuard {
+    /// A guard dropped without [`LockGuard::release`]: delete the lock in the background, so a
+    /// failed or cancelled command does not leave it for the next one to wait out.
     fn drop(&mut self) {
         self.refresher.abort();
+        if !held().iter().any(|(k, _)| k == &self.key) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, key) = (self.store.clone(), self.key.clone());
+            runtime.spawn(async move {
+                if store.delete(&key).await.is_ok() {
+                    forget(&key);
+                }
+            });
+        }
     }
 }
 
