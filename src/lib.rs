@@ -9,6 +9,7 @@
 //! - [`report`]: JSON, Markdown and terminal output;
 //! - [`seed`]: deterministic sample data.
 
+pub mod atomic_file;
 pub mod drill;
 pub mod duration;
 pub mod exit;

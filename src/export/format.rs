@@ -175,12 +175,15 @@ impl Classify for FormatError {
     }
 }
 
-/// Writes an export to `PATH.partial` and renames it into place on [`ExportWriter::finish`],
-/// so an interrupted export never leaves a file that looks complete.
+/// Writes an export to a partial file beside PATH and renames it into place on
+/// [`ExportWriter::finish`], so an interrupted export never leaves a file that looks complete.
 pub struct ExportWriter {
     out: Box<dyn Write + Send>,
     path: PathBuf,
-    partial: PathBuf,
+    /// The partial file: removed when dropped, unless persisted.
+    partial: tempfile::TempPath,
+    /// The same file, to sync it once written.
+    file: File,
     line: Vec<u8>,
     collections: u64,
     records: u64,
@@ -189,14 +192,12 @@ pub struct ExportWriter {
 
 impl ExportWriter {
     pub fn create(path: &Path, header: &Header) -> Result<Self, FormatError> {
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        let file = File::create(&partial).map_err(|source| FormatError::Io {
-            context: format!("cannot create {}", partial.display()),
+        let io = |source| FormatError::Io {
+            context: format!("cannot create a file beside {}", path.display()),
             source,
-        })?;
-        let buffered = BufWriter::with_capacity(1 << 20, file);
+        };
+        let (file, partial) = crate::atomic_file::create(path).map_err(io)?.into_parts();
+        let buffered = BufWriter::with_capacity(1 << 20, file.try_clone().map_err(io)?);
         let out: Box<dyn Write + Send> = if path.extension().is_some_and(|e| e == "zst") {
             let encoder =
                 zstd::Encoder::new(buffered, ZSTD_LEVEL).map_err(|source| FormatError::Io {
@@ -211,6 +212,7 @@ impl ExportWriter {
             out,
             path: path.to_path_buf(),
             partial,
+            file,
             line: Vec::with_capacity(8 << 10),
             collections: 0,
             records: 0,
@@ -267,17 +269,15 @@ impl ExportWriter {
             .flush()
             .map_err(io(format!("cannot write {}", self.partial.display())))?;
         drop(self.out);
-        std::fs::rename(&self.partial, &self.path).map_err(io(format!(
-            "cannot move {} into place",
-            self.partial.display()
-        )))?;
+        let moved = format!("cannot move {} into place", self.partial.display());
+        crate::atomic_file::persist(&self.file, self.partial, &self.path).map_err(io(moved))?;
         Ok((collections, records))
     }
 
     /// Remove the partial file (after a failure).
     pub fn abandon(self) {
         drop(self.out);
-        let _ = std::fs::remove_file(&self.partial);
+        drop(self.partial);
     }
 
     /// One line, serialised into a buffer reused from line to line.
@@ -563,8 +563,14 @@ mod tests {
                 record.metadata.as_ref().unwrap()["f"],
                 serde_json::json!(1.0)
             );
-            assert!(!dir.path().join(format!("{name}.partial")).exists());
         }
+        // Nothing but the two exports is left: no partial file under any name.
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["out.jsonl", "out.jsonl.zst"]);
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
-use super::format::{Manifest, Sealed};
+use super::format::{limits, Manifest, Sealed};
 use super::index::ChunkIndex;
-use super::restore::{materialise, parent_dir, sync_dir, sync_directories};
+use super::restore::{materialise, sync_directories, working_dir};
 use super::{RepoError, Repository};
 use crate::progress::Progress;
 
@@ -32,29 +32,25 @@ pub async fn write_archive(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<ArchiveSummary, RepoError> {
-    let io = |context: String| move |e| RepoError::io(context, e);
-    let workdir = super::restore::sibling(out, &format!("vecdrill-archive-{}", manifest.id));
-    let _ = std::fs::remove_dir_all(&workdir);
-    std::fs::create_dir_all(&workdir)
-        .map_err(io(format!("cannot create {}", workdir.display())))?;
+    // Removed when dropped, whichever way this returns.
+    let workdir = working_dir(out, "archive")?;
     let index = ChunkIndex::load(repo).await?;
-    let result = async {
-        materialise(repo, &index, manifest, &workdir, progress).await?;
-        let (manifest, workdir, out) = (manifest.clone(), workdir.clone(), out.to_path_buf());
-        tokio::task::spawn_blocking(move || pack_archive(&manifest, &workdir, &out))
-            .await
-            .map_err(|e| RepoError::io("archive task", std::io::Error::other(e)))?
-    }
-    .await;
-    let _ = std::fs::remove_dir_all(&workdir);
-    result
+    materialise(repo, &index, manifest, workdir.path(), progress).await?;
+    let (manifest, dir, out) = (
+        manifest.clone(),
+        workdir.path().to_path_buf(),
+        out.to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || pack_archive(&manifest, &dir, &out))
+        .await
+        .map_err(|e| RepoError::io("archive task", std::io::Error::other(e)))?
 }
 
 fn pack_archive(manifest: &Manifest, dir: &Path, out: &Path) -> Result<ArchiveSummary, RepoError> {
     let io = |context: String| move |e| RepoError::io(context, e);
-    let partial = out.with_extension("partial");
-    let file =
-        File::create(&partial).map_err(io(format!("cannot create {}", partial.display())))?;
+    let (file, partial) = crate::atomic_file::create(out)
+        .map_err(io(format!("cannot create a file beside {}", out.display())))?
+        .into_parts();
     let encoder = zstd::Encoder::new(BufWriter::new(file), 3).map_err(io("zstd".into()))?;
     let mut tar = tar::Builder::new(encoder);
     let sealed = manifest.seal();
@@ -79,11 +75,8 @@ fn pack_archive(manifest: &Manifest, dir: &Path, out: &Path) -> Result<ArchiveSu
     let file = writer
         .into_inner()
         .map_err(|e| RepoError::io("cannot flush the archive", e.into_error()))?;
-    file.sync_all()
-        .map_err(io("cannot sync the archive".into()))?;
-    std::fs::rename(&partial, out)
+    crate::atomic_file::persist(&file, partial, out)
         .map_err(io(format!("cannot move the archive to {}", out.display())))?;
-    sync_dir(parent_dir(out))?;
     Ok(ArchiveSummary {
         backup: manifest.id.clone(),
         path: out.to_path_buf(),
@@ -122,9 +115,15 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<Manifest, RepoError> {
     let mut tar = open(archive)?;
     let mut entries = tar.entries().map_err(|e| corrupt(&what, e))?;
     let manifest = first_manifest(&mut entries, &what)?;
-    let mut seen = 0;
+    let mut seen = std::collections::HashSet::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(&what, e))?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(RepoError::Corrupt {
+                what,
+                detail: "it holds an entry that is not a regular file".into(),
+            });
+        }
         let name = entry
             .path()
             .map_err(|e| corrupt(&what, e))?
@@ -144,13 +143,11 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<Manifest, RepoError> {
                 what: what.clone(),
                 detail: format!("{rel} is not in its manifest"),
             })?;
-        if rel
-            .split('/')
-            .any(|p| p.is_empty() || p == "." || p == "..")
-        {
+        // Every manifest path is safe (checked when read); a second copy is refused.
+        if !seen.insert(recorded.path.clone()) {
             return Err(RepoError::Corrupt {
                 what,
-                detail: format!("unsafe path {rel}"),
+                detail: format!("it holds {rel} twice"),
             });
         }
         let target = dir.join(rel);
@@ -186,13 +183,13 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<Manifest, RepoError> {
             .map_err(|e| RepoError::io("cannot flush", e.into_error()))?;
         file.sync_all()
             .map_err(|e| RepoError::io(format!("cannot sync {}", target.display()), e))?;
-        seen += 1;
     }
-    if seen != manifest.files.len() {
+    if seen.len() != manifest.files.len() {
         return Err(RepoError::Corrupt {
             what,
             detail: format!(
-                "it holds {seen} of the {} files its manifest lists",
+                "it holds {} of the {} files its manifest lists",
+                seen.len(),
                 manifest.files.len()
             ),
         });
@@ -212,14 +209,24 @@ fn open(
 }
 
 fn manifest_from(entry: &mut impl Read, what: &str) -> Result<Manifest, RepoError> {
-    let mut bytes = Vec::new();
-    entry
-        .read_to_end(&mut bytes)
-        .map_err(|e| corrupt(what, e))?;
-    Manifest::unseal(&bytes).map_err(|detail| RepoError::Corrupt {
+    let invalid = |detail: String| RepoError::Corrupt {
         what: format!("{what} ({MANIFEST_ENTRY})"),
         detail,
-    })
+    };
+    let mut bytes = Vec::new();
+    entry
+        .take(limits::JSON_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| corrupt(what, e))?;
+    if bytes.len() as u64 > limits::JSON_BYTES {
+        return Err(invalid(format!(
+            "it is more than the format's maximum of {} bytes",
+            limits::JSON_BYTES
+        )));
+    }
+    let manifest = Manifest::unseal(&bytes).map_err(invalid)?;
+    manifest.validate(None).map_err(invalid)?;
+    Ok(manifest)
 }
 
 fn corrupt(what: &str, e: std::io::Error) -> RepoError {

@@ -20,6 +20,51 @@ use serde::{Deserialize, Serialize};
 /// Version of the repository layout and of every file type below.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Format maxima. Every size read from storage is checked against these before anything is
+/// allocated for it, so a forged number is reported as corruption instead of exhausting memory.
+pub mod limits {
+    /// A chunk's plain length: the largest maximum FastCDC 2020 accepts.
+    pub const CHUNK_BYTES: u64 = 16 << 20;
+    /// A chunk as stored: above zstd's worst-case expansion of the largest chunk.
+    pub const STORED_CHUNK_BYTES: u64 = CHUNK_BYTES + CHUNK_BYTES / 64;
+    /// A pack object: the target size, one more largest chunk and the trailer, with room.
+    pub const PACK_BYTES: u64 = 64 << 20;
+    /// A JSON file (config, index, manifest, lock).
+    pub const JSON_BYTES: u64 = 256 << 20;
+    /// An id (backup, repository, lock).
+    pub const ID_CHARS: usize = 64;
+    /// A recorded file path, in bytes.
+    pub const PATH_BYTES: usize = 4096;
+}
+
+/// Whether `id` may name a stored object: 1 to 64 ASCII letters, digits, `-` or `_`. Ids become
+/// object keys and parts of names on disk, so nothing else (no `/`, no `.`) is accepted.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=limits::ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether `hex` is a BLAKE3 digest as the repository writes it: 64 lowercase hex digits.
+pub fn is_digest(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Why `rel` is not a plain relative path that stays inside the directory it is joined to, if
+/// it is not: it must be `/`-separated names, none empty, `.` or `..`, with no NUL byte.
+pub fn unsafe_path(rel: &str) -> Option<&'static str> {
+    if rel.len() > limits::PATH_BYTES {
+        return Some("it is longer than 4096 bytes");
+    }
+    if rel.contains('\0') {
+        return Some("it contains a NUL byte");
+    }
+    rel.split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+        .then_some("it is not a plain relative path")
+}
+
 /// BLAKE3 hash of a chunk's plain bytes, hex-encoded: the chunk's name everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkId(pub [u8; 32]);
@@ -301,6 +346,123 @@ impl Sealed for PackIndex {
 impl Sealed for Manifest {
     fn checksum_mut(&mut self) -> &mut String {
         &mut self.checksum
+    }
+}
+
+impl RepoConfig {
+    /// Why this config cannot be used, if it cannot. Chunker sizes outside FastCDC 2020's
+    /// ranges would make the chunker panic, so a forged config is refused before a backup.
+    pub fn validate(&self) -> Result<(), String> {
+        let ChunkerParams {
+            min_size,
+            avg_size,
+            max_size,
+            ..
+        } = self.chunker;
+        let in_range = (64..=1 << 20).contains(&min_size)
+            && (256..=4 << 20).contains(&avg_size)
+            && (1024..=limits::CHUNK_BYTES as u32).contains(&max_size)
+            && min_size <= avg_size
+            && avg_size <= max_size;
+        if !in_range {
+            return Err(format!(
+                "its chunker sizes (min {min_size}, average {avg_size}, max {max_size}) are out of range"
+            ));
+        }
+        if !is_valid_id(&self.id) {
+            return Err(format!("its id {:?} is not a valid id", self.id));
+        }
+        Ok(())
+    }
+}
+
+impl PackIndex {
+    /// Why this index, read from `index/<name>.json`, cannot be trusted, if it cannot: it must
+    /// name that same pack, and every chunk must lie inside the pack within the format's sizes.
+    pub fn validate(&self, name: &str) -> Result<(), String> {
+        if !is_digest(&self.pack) || self.pack != name {
+            return Err(format!(
+                "it describes pack {:?}, but is stored as the index of {name:?}",
+                self.pack
+            ));
+        }
+        if self.pack_size > limits::PACK_BYTES {
+            return Err(format!(
+                "its pack size {} is over the format's maximum {}",
+                self.pack_size,
+                limits::PACK_BYTES
+            ));
+        }
+        for entry in &self.entries {
+            let end = entry.offset.checked_add(entry.length);
+            if entry.raw_length > limits::CHUNK_BYTES
+                || entry.length > limits::STORED_CHUNK_BYTES
+                || end.is_none_or(|end| end > self.pack_size)
+            {
+                return Err(format!(
+                    "chunk {} (offset {}, length {}, plain length {}) does not fit in the pack ({} bytes) or the format",
+                    entry.id, entry.offset, entry.length, entry.raw_length, self.pack_size
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// Why this manifest cannot describe a backup, if it cannot: a valid id (the one its object
+    /// is named after, when `stored_as` is given), safe and distinct file paths, and totals
+    /// that agree with its files. Whether its chunks exist is the index's question.
+    pub fn validate(&self, stored_as: Option<&str>) -> Result<(), String> {
+        if !is_valid_id(&self.id) {
+            return Err(format!("its id {:?} is not a valid backup id", self.id));
+        }
+        if let Some(name) = stored_as.filter(|name| *name != self.id) {
+            return Err(format!(
+                "its id {:?} is not the name it is stored under ({name:?})",
+                self.id
+            ));
+        }
+        let mut paths = std::collections::BTreeSet::new();
+        let (mut bytes, mut chunks) = (0u64, 0u64);
+        for file in &self.files {
+            if let Some(why) = unsafe_path(&file.path) {
+                return Err(format!("file path {:?}: {why}", file.path));
+            }
+            if !paths.insert(file.path.as_str()) {
+                return Err(format!("file {:?} is listed twice", file.path));
+            }
+            bytes = bytes
+                .checked_add(file.size)
+                .ok_or("its file sizes overflow")?;
+            chunks += file.chunks.len() as u64;
+        }
+        // A file may not also be a directory of another (`a` and `a/b`).
+        for path in &paths {
+            let as_dir = format!("{path}/");
+            if paths
+                .range(as_dir.as_str()..)
+                .next()
+                .is_some_and(|next| next.starts_with(&as_dir))
+            {
+                return Err(format!("file {path:?} is also a directory of another file"));
+            }
+        }
+        let totals = (
+            self.totals.files,
+            self.totals.logical_bytes,
+            self.totals.chunks,
+        );
+        if totals != (self.files.len() as u64, bytes, chunks) {
+            return Err(format!(
+                "its totals ({} files, {} bytes, {} chunks) disagree with its file list ({} files, {bytes} bytes, {chunks} chunks)",
+                totals.0,
+                totals.1,
+                totals.2,
+                self.files.len()
+            ));
+        }
+        Ok(())
     }
 }
 

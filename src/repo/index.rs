@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::format::{kinds, ChunkId, PackEntry, PackIndex};
+use super::store::Store;
 use super::{check_version, RepoError, Repository};
 
 #[derive(Debug, Clone)]
@@ -30,8 +31,7 @@ impl ChunkIndex {
             futures::stream::iter(listed.into_iter().map(|object| {
                 let store = store.clone();
                 async move {
-                    let index: PackIndex = store.get_sealed(&object.key).await?;
-                    check_version(&index.kind, kinds::INDEX, index.version, &object.key)?;
+                    let index = load_pack_index(&store, &object.key).await?;
                     Ok::<_, RepoError>((object.key, index))
                 }
             }))
@@ -45,6 +45,7 @@ impl ChunkIndex {
         Ok(this)
     }
 
+    /// Add one pack's index; its entries must have passed [`PackIndex::validate`].
     pub fn insert(&mut self, index: PackIndex) {
         let pack: Arc<str> = Arc::from(index.pack.as_str());
         for entry in &index.entries {
@@ -56,6 +57,12 @@ impl ChunkIndex {
         self.packs.insert(index.pack.clone(), index);
     }
 
+    /// Forget a pack and every chunk located in it.
+    pub fn remove_pack(&mut self, pack: &str) {
+        self.packs.remove(pack);
+        self.chunks.retain(|_, location| &*location.pack != pack);
+    }
+
     pub fn contains(&self, id: &ChunkId) -> bool {
         self.chunks.contains_key(id)
     }
@@ -63,4 +70,21 @@ impl ChunkIndex {
     pub fn get(&self, id: &ChunkId) -> Option<&Location> {
         self.chunks.get(id)
     }
+}
+
+/// The pack index stored at `key` (`index/<pack>.json`): sealed, of a known version, naming the
+/// pack it is stored for, with every chunk inside that pack and within the format's sizes. Its
+/// numbers are trusted from here on (offsets slice packs, lengths size buffers).
+pub async fn load_pack_index(store: &Store, key: &str) -> Result<PackIndex, RepoError> {
+    let index: PackIndex = store.get_sealed(key).await?;
+    check_version(&index.kind, kinds::INDEX, index.version, key)?;
+    let name = key
+        .strip_prefix("index/")
+        .and_then(|k| k.strip_suffix(".json"))
+        .unwrap_or(key);
+    index.validate(name).map_err(|detail| RepoError::Corrupt {
+        what: key.to_string(),
+        detail,
+    })?;
+    Ok(index)
 }

@@ -96,7 +96,7 @@ impl Classify for RepoError {
                 "run `vecdrill verify --repo URL --read-data` to find every damaged backup; restore an older backup that verifies".into(),
             ),
             Self::Locked { .. } => Some(
-                "another backup or prune is running; wait for it. A lock left by a killed process expires after 30 minutes".into(),
+                "another backup or prune is running; wait for it. A lock whose process on this host has ended is taken over at once; one from another host expires 30 minutes after its last refresh".into(),
             ),
             Self::NewerFormat { .. } => Some("upgrade vecdrill to read this repository".into()),
             Self::Store { .. } => Some("check the object store's credentials (AWS_*, GOOGLE_*, AZURE_*) and that it is reachable".into()),
@@ -119,7 +119,7 @@ pub fn manifest_key(id: &str) -> String {
 }
 
 pub fn pack_key(pack: &str) -> String {
-    format!("packs/{}/{pack}", &pack[..2.min(pack.len())])
+    format!("packs/{}/{pack}", pack.get(..2).unwrap_or("__"))
 }
 
 pub fn index_key(pack: &str) -> String {
@@ -145,6 +145,10 @@ impl Repository {
             config.version,
             "the repository config",
         )?;
+        config.validate().map_err(|detail| RepoError::Corrupt {
+            what: "the repository config".into(),
+            detail,
+        })?;
         Ok(Self { store, config })
     }
 
@@ -176,14 +180,7 @@ impl Repository {
         let listed = self.store.list("snapshots").await?;
         let mut manifests = Vec::with_capacity(listed.len());
         for object in listed.iter().filter(|o| o.key.ends_with(".json")) {
-            let manifest: Manifest = self.store.get_sealed(&object.key).await?;
-            check_version(
-                &manifest.kind,
-                kinds::MANIFEST,
-                manifest.version,
-                &object.key,
-            )?;
-            manifests.push(manifest);
+            manifests.push(self.load_manifest(&object.key).await?);
         }
         manifests.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(manifests)
@@ -194,7 +191,11 @@ impl Repository {
         if id == "latest" {
             return self.manifests().await?.pop().ok_or(RepoError::Empty);
         }
-        match self.store.get_sealed::<Manifest>(&manifest_key(id)).await {
+        // Nothing else can name a backup; an id never reaches a key unchecked.
+        if !format::is_valid_id(id) {
+            return Err(RepoError::BackupNotFound { id: id.to_string() });
+        }
+        match self.load_manifest(&manifest_key(id)).await {
             Ok(manifest) => return Ok(manifest),
             Err(RepoError::ObjectMissing { .. }) => {}
             Err(other) => return Err(other),
@@ -212,6 +213,27 @@ impl Repository {
                 id: format!("{id} (ambiguous: {n} backups start with it)"),
             }),
         }
+    }
+}
+
+impl Repository {
+    /// The manifest stored at `key` (`snapshots/<id>.json`): sealed, of a known version, and
+    /// describing a backup whose id is the name it is stored under, since ids become names on
+    /// disk and a forged one must never reach a path.
+    async fn load_manifest(&self, key: &str) -> Result<Manifest, RepoError> {
+        let manifest: Manifest = self.store.get_sealed(key).await?;
+        check_version(&manifest.kind, kinds::MANIFEST, manifest.version, key)?;
+        let name = key
+            .strip_prefix("snapshots/")
+            .and_then(|k| k.strip_suffix(".json"))
+            .unwrap_or(key);
+        manifest
+            .validate(Some(name))
+            .map_err(|detail| RepoError::Corrupt {
+                what: key.to_string(),
+                detail,
+            })?;
+        Ok(manifest)
     }
 }
 

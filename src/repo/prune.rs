@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
-use super::format::{ChunkId, Manifest};
+use super::format::{limits, ChunkId, Manifest};
 use super::index::ChunkIndex;
 use super::pack::{open_pack, PackBuilder};
 use super::{index_key, lock, manifest_key, pack_key, RepoError, Repository};
@@ -216,11 +216,21 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
         if options.dry_run {
             continue;
         }
-        let bytes = repo.store.get(&pack_key(name)).await?;
+        let bytes = repo.store.get(&pack_key(name), limits::PACK_BYTES).await?;
         open_pack(name, &bytes)?;
         let mut builder = PackBuilder::default();
         for entry in &used_entries {
-            let stored = &bytes[entry.offset as usize..(entry.offset + entry.length) as usize];
+            // The index fits its own pack size; the pack itself may still be shorter.
+            let stored = bytes
+                .get(entry.offset as usize..(entry.offset + entry.length) as usize)
+                .ok_or_else(|| RepoError::Corrupt {
+                    what: pack_key(name),
+                    detail: format!(
+                        "chunk {} lies past the end of the pack ({} bytes)",
+                        entry.id,
+                        bytes.len()
+                    ),
+                })?;
             builder.add(entry.id, stored, entry.raw_length);
         }
         let rewritten = builder.finish();

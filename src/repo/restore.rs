@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 
-use super::format::{FileEntry, Manifest};
+use super::format::{unsafe_path, FileEntry, Manifest};
 use super::index::{ChunkIndex, Location};
 use super::pack::decode_chunk;
 use super::{pack_key, RepoError, Repository};
@@ -119,16 +119,26 @@ async fn restore_file(
                 .last()
                 .map(|(l, _)| l.entry.offset + l.entry.length)
                 .unwrap_or(start);
-            let stored = store
-                .get_range(&pack_key(&run[0].0.pack), start..end)
-                .await
-                .map_err(|err| match err {
-                    RepoError::ObjectMissing { key } => RepoError::Corrupt {
-                        what: what.clone(),
-                        detail: format!("pack {key} is missing"),
-                    },
-                    other => other,
-                })?;
+            let key = pack_key(&run[0].0.pack);
+            let corrupt = |detail: String| RepoError::Corrupt {
+                what: what.clone(),
+                detail,
+            };
+            let stored = match store.get_range(&key, start..end).await {
+                Ok(stored) => stored,
+                Err(RepoError::ObjectMissing { key }) => {
+                    return Err(corrupt(format!("pack {key} is missing")))
+                }
+                // A range past the end of a pack is the pack's fault, not the store's.
+                Err(other) => match store.size(&key).await {
+                    Ok(Some(size)) if size < end => {
+                        return Err(corrupt(format!(
+                            "pack {key} is {size} bytes, shorter than its index says"
+                        )))
+                    }
+                    _ => return Err(other),
+                },
+            };
             tokio::task::spawn_blocking(move || {
                 use std::os::unix::fs::FileExt;
                 let mut bytes_written = 0u64;
@@ -222,17 +232,15 @@ fn coalesce(located: Vec<(Location, u64)>) -> Vec<Vec<(Location, u64)>> {
 
 /// A manifest path joined under `dir`, refusing anything that would escape it.
 fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, RepoError> {
-    let mut path = dir.to_path_buf();
-    for part in rel.split('/') {
-        if part.is_empty() || part == "." || part == ".." {
-            return Err(RepoError::Corrupt {
-                what: format!("file path {rel:?}"),
-                detail: "it is not a plain relative path".into(),
-            });
-        }
-        path.push(part);
+    if let Some(why) = unsafe_path(rel) {
+        return Err(RepoError::Corrupt {
+            what: format!("file path {rel:?}"),
+            detail: why.into(),
+        });
     }
-    Ok(path)
+    Ok(rel
+        .split('/')
+        .fold(dir.to_path_buf(), |path, part| path.join(part)))
 }
 
 /// Where the previous contents went when a restore swapped a directory in.
@@ -288,6 +296,52 @@ pub fn parent_dir(target: &Path) -> &Path {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
+}
+
+/// A new, empty working directory beside `target` (on its filesystem, so it can be renamed into
+/// place) named `.<name>.vecdrill-<purpose>-<random>`: created exclusively with a name nothing
+/// read from a repository or archive takes part in, and removed when dropped unless kept.
+pub fn working_dir(target: &Path, purpose: &str) -> Result<tempfile::TempDir, RepoError> {
+    let parent = parent_dir(target);
+    tempfile::Builder::new()
+        .prefix(&working_prefix(target, purpose))
+        .tempdir_in(parent)
+        .map_err(|e| {
+            RepoError::io(
+                format!("cannot create a working directory in {}", parent.display()),
+                e,
+            )
+        })
+}
+
+fn working_prefix(target: &Path, purpose: &str) -> String {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    format!(".{name}.vecdrill-{purpose}-")
+}
+
+/// Remove the working directories of `purpose` that an interrupted run left beside `target`
+/// (a killed restore cannot clean up after itself). Only real directories with that exact
+/// prefix, never a link; returns how many were removed.
+pub fn remove_leftover_working_dirs(target: &Path, purpose: &str) -> usize {
+    let prefix = working_prefix(target, purpose);
+    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            tracing::info!(
+                "removing {}, left by an interrupted run",
+                e.path().display()
+            );
+            std::fs::remove_dir_all(e.path()).is_ok()
+        })
+        .count()
 }
 
 /// `<parent>/.<name>.<suffix>` for a working copy beside `target` (same filesystem).

@@ -14,7 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::format::Sealed;
+use super::format::{limits, Sealed};
 use super::RepoError;
 
 #[derive(Debug, Clone)]
@@ -155,20 +155,42 @@ impl Store {
     }
 
     pub async fn get_sealed<T: Sealed>(&self, rel: &str) -> Result<T, RepoError> {
-        let bytes = self.get(rel).await?;
+        let bytes = self.get(rel, limits::JSON_BYTES).await?;
         T::unseal(&bytes).map_err(|detail| RepoError::Corrupt {
             what: rel.to_string(),
             detail,
         })
     }
 
-    pub async fn get(&self, rel: &str) -> Result<Bytes, RepoError> {
+    /// A whole object, refused as corrupt when it is larger than `max` bytes (checked before
+    /// its body is read, so a forged object cannot exhaust memory).
+    pub async fn get(&self, rel: &str, max: u64) -> Result<Bytes, RepoError> {
         let result = self
             .inner
             .get(&self.key(rel))
             .await
             .map_err(|e| self.error("get", rel, e))?;
-        result.bytes().await.map_err(|e| self.error("get", rel, e))
+        if result.meta.size > max {
+            return Err(RepoError::Corrupt {
+                what: rel.to_string(),
+                detail: format!(
+                    "it is {} bytes, more than the format's maximum of {max}",
+                    result.meta.size
+                ),
+            });
+        }
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| self.error("get", rel, e))?;
+        // The body is what the store sent, whatever its metadata said.
+        if bytes.len() as u64 > max {
+            return Err(RepoError::Corrupt {
+                what: rel.to_string(),
+                detail: format!("it is more than the format's maximum of {max} bytes"),
+            });
+        }
+        Ok(bytes)
     }
 
     pub async fn get_range(
@@ -183,7 +205,7 @@ impl Store {
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, rel: &str) -> Result<T, RepoError> {
-        let bytes = self.get(rel).await?;
+        let bytes = self.get(rel, limits::JSON_BYTES).await?;
         serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
             what: rel.to_string(),
             detail: format!("not a valid {rel} file: {e}"),

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::format::{kinds, Manifest, PackIndex};
-use super::index::ChunkIndex;
+use super::format::{limits, Manifest};
+use super::index::{load_pack_index, ChunkIndex};
 use super::pack::{decode_chunk, open_pack};
-use super::{check_version, pack_key, RepoError, Repository};
+use super::{pack_key, RepoError, Repository};
 use crate::progress::Progress;
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,7 +113,7 @@ pub async fn verify(
             progress.advance(1);
             continue;
         }
-        let bytes = match repo.store.get(&key).await {
+        let bytes = match repo.store.get(&key, limits::PACK_BYTES).await {
             Ok(bytes) => bytes,
             Err(RepoError::ObjectMissing { .. }) => {
                 report("missing".into());
@@ -167,10 +167,7 @@ async fn load_index_tolerant(
 ) -> Result<ChunkIndex, RepoError> {
     let mut index = ChunkIndex::default();
     for object in repo.store.list("index").await? {
-        let loaded: Result<PackIndex, RepoError> = repo.store.get_sealed(&object.key).await;
-        match loaded
-            .and_then(|i| check_version(&i.kind, kinds::INDEX, i.version, &object.key).map(|_| i))
-        {
+        match load_pack_index(&repo.store, &object.key).await {
             Ok(pack_index) => index.insert(pack_index),
             Err(
                 err @ (RepoError::Corrupt { .. }

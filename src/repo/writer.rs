@@ -33,6 +33,10 @@ pub struct BackupWriter {
     written: HashSet<ChunkId>,
     /// The parent backup's files by path.
     parent: HashMap<String, FileEntry>,
+    /// Packs found (by HEAD, at their indexed size) or found missing during this backup: a
+    /// chunk is reused only from a pack that is there, so a lost pack cannot hide behind its
+    /// index and make a backup that cannot be restored.
+    present: HashMap<Arc<str>, bool>,
     pack: PackBuilder,
     uploads: JoinSet<Result<PackIndex, RepoError>>,
     slots: Arc<Semaphore>,
@@ -67,6 +71,7 @@ impl BackupWriter {
             index,
             written: HashSet::new(),
             parent: HashMap::new(),
+            present: HashMap::new(),
             pack: PackBuilder::default(),
             uploads: JoinSet::new(),
             slots: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
@@ -84,7 +89,7 @@ impl BackupWriter {
     ) -> Result<FileEntry, RepoError> {
         let meta = std::fs::metadata(path)
             .map_err(|e| RepoError::io(format!("cannot read {}", path.display()), e))?;
-        if let Some(entry) = self.unchanged(rel, &meta) {
+        if let Some(entry) = self.unchanged(rel, &meta).await? {
             progress.advance(entry.size);
             self.totals.files += 1;
             self.totals.logical_bytes += entry.size;
@@ -110,7 +115,7 @@ impl BackupWriter {
                     self.totals.chunks += 1;
                     ids.push(chunk.id);
                     // Known from now on, so a chunk repeated within this backup is stored once.
-                    if self.index.contains(&chunk.id) || !self.written.insert(chunk.id) {
+                    if self.stored(&chunk.id).await? || !self.written.insert(chunk.id) {
                         continue;
                     }
                     let id = chunk.id;
@@ -156,11 +161,51 @@ impl BackupWriter {
     /// The parent backup's entry for `rel`, when the file is evidently the same (size, mtime
     /// and mode unchanged, every chunk still stored): restic's rule, so an unchanged
     /// re-backup reads nothing. Chroma's writes always move a file's mtime.
-    fn unchanged(&self, rel: &str, meta: &std::fs::Metadata) -> Option<FileEntry> {
-        let parent = self.parent.get(rel)?;
-        let same =
-            same_file(parent, meta) && parent.chunks.iter().all(|id| self.index.contains(id));
-        same.then(|| parent.clone())
+    async fn unchanged(
+        &mut self,
+        rel: &str,
+        meta: &std::fs::Metadata,
+    ) -> Result<Option<FileEntry>, RepoError> {
+        let Some(parent) = self.parent.get(rel).filter(|p| same_file(p, meta)).cloned() else {
+            return Ok(None);
+        };
+        for id in &parent.chunks {
+            if !self.stored(id).await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(parent))
+    }
+
+    /// Whether chunk `id` is already stored in a pack that exists. The first time a pack is
+    /// met it is checked with one HEAD; a missing one is dropped from the index, and its index
+    /// file deleted (it describes nothing now), so its chunks are stored again.
+    async fn stored(&mut self, id: &ChunkId) -> Result<bool, RepoError> {
+        let Some(location) = self.index.get(id) else {
+            return Ok(false);
+        };
+        let pack = location.pack.clone();
+        if let Some(present) = self.present.get(&pack) {
+            return Ok(*present);
+        }
+        let indexed = self.index.packs.get(&*pack).map(|p| p.pack_size);
+        let size = self.repo.store.size(&pack_key(&pack)).await?;
+        let present = size.is_some() && size == indexed;
+        if !present {
+            tracing::warn!(
+                "pack {pack} is {}: its chunks are stored again",
+                match size {
+                    None => "missing".to_string(),
+                    Some(size) => format!("{size} bytes, not the {indexed:?} its index says"),
+                }
+            );
+            self.index.remove_pack(&pack);
+            if size.is_none() {
+                self.repo.store.delete(&index_key(&pack)).await?;
+            }
+        }
+        self.present.insert(pack, present);
+        Ok(present)
     }
 
     /// Files of an earlier backup of the same source, to skip reading unchanged ones.

@@ -14,7 +14,9 @@ use crate::platform::Service;
 use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
 use crate::repo::index::ChunkIndex;
-use crate::repo::restore::{materialise, sibling, swap_into};
+use crate::repo::restore::{
+    materialise, remove_leftover_working_dirs, sibling, swap_into, working_dir,
+};
 use crate::repo::writer::{same_file, walk, BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, RepoError, Repository};
 use crate::targets::faiss_redis;
@@ -495,24 +497,18 @@ pub async fn restore(
                 .then(|| sibling(target, &format!("before-restore-{stamp}"))),
         });
     }
-    let staging = sibling(target, &format!("vecdrill-restore-{}", manifest.id));
-    // A staging copy left by an interrupted restore is incomplete by definition.
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| RepoError::io(format!("cannot create {}", staging.display()), e))?;
-    let result = stage_and_check(source, &manifest, &staging, progress).await;
-    let checks = match result {
-        Ok(checks) => checks,
-        Err(err) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(err);
-        }
-    };
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| RepoError::io(format!("cannot create {}", parent.display()), e))?;
     }
-    let swapped = swap_into(&staging, target, request.keep_safety_copy, &stamp)?;
+    // A staging copy left by an interrupted restore is incomplete by definition.
+    remove_leftover_working_dirs(target, "restore");
+    // Removed on every early return; kept only once swapped in.
+    let staging = working_dir(target, "restore")?;
+    let checks = stage_and_check(source, &manifest, staging.path(), progress).await?;
+    let swapped = swap_into(staging.path(), target, request.keep_safety_copy, &stamp)?;
+    // Now the live directory: it must outlive the handle.
+    let _ = staging.keep();
     tracing::info!(elapsed = ?began.elapsed(), "restore: swapped into place");
     Ok(RestoreOutcome::Restored {
         backup: manifest.id.clone(),

@@ -1,0 +1,532 @@
+//! Issue 15: regression tests for the defects found by probing the repository, capture and
+//! restore paths as an attacker and as a crash would. Each test names the defect it guards.
+//! Repository objects are forged the way anyone with write access to a bucket can: edited and
+//! resealed with a correct checksum.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vecdrill::repo::format::{Manifest, PackIndex, Sealed};
+
+use crate::common::{
+    backup_json, backup_run, files_under, repo_url, seeded_data_dir, tree_hashes, vecdrill,
+};
+
+/// A small Chroma directory: enough for every file kind, quick to seed.
+fn small_data_dir(root: &Path) -> PathBuf {
+    seeded_data_dir(root, &[("docs", 1000, 8)])
+}
+
+fn read_sealed<T: Sealed>(path: &Path) -> T {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn write_sealed<T: Sealed>(path: &Path, value: &T) {
+    std::fs::write(path, value.seal()).unwrap();
+}
+
+fn only_manifest(repo_dir: &Path) -> PathBuf {
+    let mut manifests = files_under(&repo_dir.join("snapshots"));
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    manifests.remove(0)
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A directory with one file, to see whether anything touched it.
+fn victim(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("precious.txt"), "do not touch").unwrap();
+    dir.to_path_buf()
+}
+
+#[test]
+fn issue_15_1_a_forged_backup_id_never_deletes_or_moves_outside_the_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    backup_json(&repo, &data, &[]);
+    let mut forged: Manifest = read_sealed(&only_manifest(&repo_dir));
+    // The working directory built from this id would be `<parent>/../victim`.
+    forged.id = "x/../../victim".into();
+    forged.created_at += chrono::Duration::days(1);
+    write_sealed(&repo_dir.join("snapshots/forged.json"), &forged);
+
+    let work = tmp.path().join("work");
+    let victim = victim(&work.join("victim"));
+    let before = tree_hashes(&victim);
+    let target = work.join("a/restored");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+
+    let restore = vecdrill([
+        "restore",
+        "--repo",
+        &repo,
+        "latest",
+        "--to",
+        target.to_str().unwrap(),
+        "--yes",
+    ]);
+    restore.expect_code(1);
+    assert!(
+        restore.stderr().contains("snapshots/forged.json"),
+        "the forged object is named: {}",
+        restore.stderr()
+    );
+    let out = work.join("a/backup.tar.zst");
+    vecdrill([
+        "archive",
+        "--repo",
+        &repo,
+        "latest",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .expect_code(1);
+    assert_eq!(tree_hashes(&victim), before, "the victim was touched");
+    assert!(!target.exists() && !out.exists());
+    assert!(
+        names_in(&work.join("a")).is_empty(),
+        "{:?}",
+        names_in(&work.join("a"))
+    );
+
+    // An archive carrying such an id is refused the same way.
+    std::fs::remove_file(repo_dir.join("snapshots/forged.json")).unwrap();
+    vecdrill([
+        "archive",
+        "--repo",
+        &repo,
+        "latest",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let forged_archive = work.join("a/forged.tar.zst");
+    rewrite_archive_manifest(&out, &forged_archive, |m| m.id = "x/../../victim".into());
+    let restore = vecdrill([
+        "restore",
+        "--archive",
+        forged_archive.to_str().unwrap(),
+        "--to",
+        target.to_str().unwrap(),
+        "--yes",
+    ]);
+    restore.expect_code(1);
+    assert!(
+        restore.stderr().contains("not a valid backup id"),
+        "{}",
+        restore.stderr()
+    );
+    assert_eq!(tree_hashes(&victim), before, "the victim was touched");
+    assert_eq!(
+        names_in(&work.join("a")),
+        ["backup.tar.zst", "forged.tar.zst"]
+    );
+
+    // An id on the command line is checked too.
+    vecdrill([
+        "restore",
+        "--repo",
+        &repo,
+        "../../victim",
+        "--to",
+        target.to_str().unwrap(),
+        "--yes",
+    ])
+    .expect_code(2);
+    assert_eq!(tree_hashes(&victim), before);
+}
+
+/// Copy archive `from` to `to` with its manifest changed by `change` and resealed.
+fn rewrite_archive_manifest(from: &Path, to: &Path, change: impl Fn(&mut Manifest)) {
+    let decoder = zstd::Decoder::new(std::fs::File::open(from).unwrap()).unwrap();
+    let mut input = tar::Archive::new(decoder);
+    let encoder = zstd::Encoder::new(std::fs::File::create(to).unwrap(), 3).unwrap();
+    let mut output = tar::Builder::new(encoder);
+    for (i, entry) in input.entries().unwrap().enumerate() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if i == 0 {
+            let mut manifest: Manifest = serde_json::from_slice(&bytes).unwrap();
+            change(&mut manifest);
+            bytes = manifest.seal();
+        }
+        header.set_size(bytes.len() as u64);
+        header.set_cksum();
+        output.append(&header, bytes.as_slice()).unwrap();
+    }
+    output.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn issue_15_2_capture_never_follows_a_link_in_any_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    let outside = victim(&tmp.path().join("outside"));
+    let link = data.join("etcssl");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let cold = [
+        "--mode",
+        "cold",
+        "--stop-cmd",
+        "true",
+        "--start-cmd",
+        "true",
+    ];
+    for extra in [&[][..], &["--mode", "hot"][..], &cold[..]] {
+        let run = backup_run(&repo, &data, extra);
+        run.expect_code(2);
+        assert!(
+            run.stderr().contains(link.to_str().unwrap()),
+            "the link is named ({extra:?}): {}",
+            run.stderr()
+        );
+    }
+    std::fs::remove_file(&link).unwrap();
+
+    // A link to a file inside a segment directory, and a link loop.
+    let segment = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_type().unwrap().is_dir())
+        .unwrap()
+        .path();
+    let file_link = segment.join("extra.bin");
+    std::os::unix::fs::symlink(outside.join("precious.txt"), &file_link).unwrap();
+    backup_run(&repo, &data, &["--mode", "hot"]).expect_code(2);
+    std::fs::remove_file(&file_link).unwrap();
+    std::os::unix::fs::symlink(&data, data.join("loop")).unwrap();
+    backup_run(&repo, &data, &[]).expect_code(2);
+    std::fs::remove_file(data.join("loop")).unwrap();
+
+    assert!(
+        !repo_dir.join("snapshots").exists() || files_under(&repo_dir.join("snapshots")).is_empty()
+    );
+    // Without links, the same directory backs up.
+    backup_json(&repo, &data, &[]);
+}
+
+/// Change the first entry of every pack index and reseal; returns the changed index files.
+fn forge_indexes(repo_dir: &Path, change: impl Fn(&mut PackIndex)) {
+    for path in files_under(&repo_dir.join("index")) {
+        let mut index: PackIndex = read_sealed(&path);
+        change(&mut index);
+        write_sealed(&path, &index);
+    }
+}
+
+#[test]
+fn issue_15_3_sizes_read_from_the_repository_are_bounded_before_allocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    backup_json(&repo, &data, &[]);
+    let pristine = tmp.path().join("pristine");
+    copy_tree(&repo_dir, &pristine);
+    for raw_length in [1u64 << 40, u64::MAX] {
+        forge_indexes(&repo_dir, |index| index.entries[0].raw_length = raw_length);
+        let verify = vecdrill(["verify", "--repo", &repo, "--read-data"]);
+        verify.expect_code(1);
+        assert!(verify.stdout().contains("index/") || verify.stderr().contains("index/"));
+        let target = tmp.path().join("restored");
+        let restore = vecdrill([
+            "restore",
+            "--repo",
+            &repo,
+            "latest",
+            "--to",
+            target.to_str().unwrap(),
+            "--yes",
+        ]);
+        restore.expect_code(1);
+        assert!(!target.exists());
+        let left: Vec<String> = names_in(tmp.path())
+            .into_iter()
+            .filter(|n| n.contains("restore"))
+            .collect();
+        assert!(left.is_empty(), "a working directory was left: {left:?}");
+        std::fs::remove_dir_all(&repo_dir).unwrap();
+        copy_tree(&pristine, &repo_dir);
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for file in files_under(from) {
+        let dest = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &dest).unwrap();
+    }
+}
+
+#[test]
+fn issue_15_4_prune_on_a_pack_shorter_than_its_index_does_not_panic_and_releases_its_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    backup_json(&repo, &data, &[]);
+    // A second backup that shares some chunks of the first and not others.
+    let server = crate::common::ChromaServer::start(&data);
+    vecdrill([
+        "seed",
+        "--url",
+        &server.url(),
+        "--collection",
+        "more",
+        "--count",
+        "1000",
+        "--dim",
+        "8",
+    ])
+    .expect_code(0);
+    server.stop();
+    let second = backup_json(&repo, &data, &[]);
+    let used: std::collections::HashSet<String> = second["backup"]["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["chunks"].as_array().unwrap().iter())
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    // A pack prune must rewrite: some chunks used by the kept backup, some not. Its index says
+    // the pack is longer than it is, and a used chunk lies past the real end.
+    let mut forged = false;
+    for path in files_under(&repo_dir.join("index")) {
+        let mut index: PackIndex = read_sealed(&path);
+        let is_used = |e: &vecdrill::repo::format::PackEntry| used.contains(&e.id.to_hex());
+        if forged || !index.entries.iter().any(is_used) || index.entries.iter().all(is_used) {
+            continue;
+        }
+        let real = index.pack_size;
+        index.pack_size = real + 4096;
+        let entry = index.entries.iter_mut().find(|e| is_used(e)).unwrap();
+        entry.offset = real + 1;
+        entry.length = 100;
+        write_sealed(&path, &index);
+        forged = true;
+    }
+    assert!(forged, "no partly used pack to forge");
+    let prune = vecdrill(["prune", "--repo", &repo, "--keep-last", "1"]);
+    prune.expect_code(1);
+    assert!(
+        prune.stderr().contains("past the end"),
+        "{}",
+        prune.stderr()
+    );
+    assert!(
+        files_under(&repo_dir.join("locks")).is_empty(),
+        "prune left its lock behind"
+    );
+}
+
+#[test]
+fn issue_15_5_an_interrupted_backup_releases_its_lock_and_a_dead_owners_lock_is_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    std::fs::write(data.join("bulk.bin"), noise(200 << 20)).unwrap();
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let mut child = crate::common::vecdrill_command()
+            .args([
+                "backup",
+                "--repo",
+                &repo,
+                "--chroma-dir",
+                data.to_str().unwrap(),
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !repo_dir.join("locks").exists() || files_under(&repo_dir.join("locks")).is_empty() {
+            assert!(Instant::now() < deadline, "the backup never took its lock");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the backup ended before its signal"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{signal}");
+        assert!(
+            files_under(&repo_dir.join("locks")).is_empty(),
+            "{signal} left the lock behind"
+        );
+    }
+
+    // A lock naming a process of this host that has exited is taken over at once.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    std::fs::create_dir_all(repo_dir.join("locks")).unwrap();
+    std::fs::write(
+        repo_dir.join("locks/left-behind.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "type": "vecdrill-lock", "version": 1, "exclusive": true, "operation": "prune",
+            "hostname": hostname, "pid": pid, "created_at": chrono::Utc::now(),
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let run = backup_run(&repo, &data, &[]);
+    run.expect_code(0);
+    assert!(
+        run.stderr().contains("taking over lock"),
+        "{}",
+        run.stderr()
+    );
+    assert!(files_under(&repo_dir.join("locks")).is_empty());
+}
+
+/// Incompressible bytes, deterministic.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x2545f4914f6cdd1du64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn issue_15_6_a_lost_pack_is_stored_again_instead_of_trusted_from_its_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    let first = backup_json(&repo, &data, &[]);
+    let stored_first = &first["backup"]["manifest"]["totals"]["new_chunks"];
+    for pack in files_under(&repo_dir.join("packs")) {
+        std::fs::remove_file(pack).unwrap();
+    }
+    for extra in [&[][..], &["--read-all"][..]] {
+        let again = backup_json(&repo, &data, extra);
+        assert_eq!(
+            &again["backup"]["manifest"]["totals"]["new_chunks"], stored_first,
+            "every chunk of a lost pack is stored again ({extra:?})"
+        );
+        let target = tmp.path().join("restored");
+        vecdrill([
+            "restore",
+            "--repo",
+            &repo,
+            "latest",
+            "--to",
+            target.to_str().unwrap(),
+            "--yes",
+            "--no-safety-backup",
+        ])
+        .expect_code(0);
+        assert_eq!(tree_hashes(&target), tree_hashes(&data));
+        for pack in files_under(&repo_dir.join("packs")) {
+            std::fs::remove_file(pack).unwrap();
+        }
+    }
+}
+
+#[test]
+fn issue_15_9_rotation_put_off_by_another_lock_is_no_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    backup_json(&repo, &data, &[]);
+    // Another live backup of this host holds a shared lock: this test process.
+    std::fs::create_dir_all(repo_dir.join("locks")).unwrap();
+    let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    std::fs::write(
+        repo_dir.join("locks/other.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "type": "vecdrill-lock", "version": 1, "exclusive": false, "operation": "backup",
+            "hostname": hostname, "pid": std::process::id(), "created_at": chrono::Utc::now(),
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let done = backup_json(&repo, &data, &["--keep-last", "1"]);
+    assert_eq!(done["backup"]["status"], "created");
+    assert!(done["pruned"].is_null());
+    assert!(
+        done["rotation_deferred"]
+            .as_str()
+            .unwrap()
+            .contains("locked by backup"),
+        "{done:#}"
+    );
+    assert_eq!(files_under(&repo_dir.join("snapshots")).len(), 2);
+}
+
+#[test]
+fn issue_15_9_partial_files_are_never_opened_through_a_planted_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    let target_of_link = tmp.path().join("victim.txt");
+    std::fs::write(&target_of_link, "do not touch").unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // The names the old code wrote through: `OUT` with its extension replaced, or `.partial` added.
+    for name in [
+        "backup.tar.zst.partial",
+        "backup.tar.partial",
+        "export.jsonl.partial",
+    ] {
+        std::os::unix::fs::symlink(&target_of_link, out.join(name)).unwrap();
+    }
+    vecdrill([
+        "archive",
+        "--repo",
+        &repo,
+        "latest",
+        "--out",
+        out.join("backup.tar.zst").to_str().unwrap(),
+    ])
+    .expect_code(0);
+    vecdrill([
+        "export",
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--all",
+        "--out",
+        out.join("export.jsonl").to_str().unwrap(),
+    ])
+    .expect_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&target_of_link).unwrap(),
+        "do not touch"
+    );
+    assert_eq!(
+        names_in(&out),
+        [
+            "backup.tar.partial",
+            "backup.tar.zst",
+            "backup.tar.zst.partial",
+            "export.jsonl",
+            "export.jsonl.partial"
+        ]
+    );
+}
