@@ -155,9 +155,11 @@ fn main() -> ExitCode {
     let code = match runtime.block_on(dispatch_until_interrupted(cli.command)) {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            // Messages can quote what a repository or server holds: shown escaped.
+            let shown = vecdrill::report::terminal::printable;
+            eprintln!("error: {}", shown(&failure.message));
             if let Some(hint) = failure.hint {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", shown(&hint));
             }
             failure.code
         }

@@ -530,3 +530,105 @@ fn issue_15_9_partial_files_are_never_opened_through_a_planted_link() {
         ]
     );
 }
+
+#[test]
+fn issue_15_9_restore_refuses_a_link_or_a_nameless_target_before_reading_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    let real = victim(&tmp.path().join("real"));
+    let before = tree_hashes(&real);
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let nameless = [
+        format!("{}/.", tmp.path().join("x").display()),
+        format!("{}/..", tmp.path().join("x").display()),
+        format!("{}/./", tmp.path().join("x").display()),
+    ];
+    let link_text = link.to_str().unwrap().to_string();
+    for (to, words) in std::iter::once((link_text.as_str(), "is a symbolic link")).chain(
+        nameless
+            .iter()
+            .map(|t| (t.as_str(), "must end in the directory's name")),
+    ) {
+        for extra in [&[][..], &["--no-safety-backup"][..]] {
+            let mut args = vec!["restore", "--repo", &repo, "latest", "--to", to, "--yes"];
+            args.extend_from_slice(extra);
+            let run = vecdrill(&args);
+            run.expect_code(2);
+            assert!(run.stderr().contains(words), "{to}: {}", run.stderr());
+        }
+    }
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(tree_hashes(&real), before);
+    let left: Vec<String> = names_in(tmp.path())
+        .into_iter()
+        .filter(|n| n.contains("vecdrill"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn issue_15_9_strings_from_a_repository_cannot_forge_terminal_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    backup_json(&repo, &data, &[]);
+    let path = only_manifest(&repo_dir);
+    let mut manifest: Manifest = read_sealed(&path);
+    manifest.tags = vec!["\x1b[2J\x1b[1;1Hall backups verified".into()];
+    manifest.hostname = "host\x1b]0;owned\x07".into();
+    write_sealed(&path, &manifest);
+    for command in ["list", "info"] {
+        let mut args = vec![command, "--repo", &repo];
+        if command == "info" {
+            args.push("latest");
+        }
+        let run = vecdrill(&args);
+        run.expect_code(0);
+        let shown = format!("{}{}", run.stdout(), run.stderr());
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\x07'),
+            "{command}: {shown:?}"
+        );
+        assert!(shown.contains("\\u{1b}[2J"), "{command}: {shown}");
+    }
+}
+
+#[test]
+fn issue_15_7_a_resealed_manifest_that_renames_the_vector_index_metadata_is_not_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    backup_json(&repo, &data, &[]);
+    let path = only_manifest(&repo_dir);
+    let mut manifest: Manifest = read_sealed(&path);
+    let pickle = manifest
+        .files
+        .iter_mut()
+        .find(|f| f.path.ends_with("/index_metadata.pickle"))
+        .expect("a flushed vector index has its metadata file");
+    pickle.path = pickle
+        .path
+        .replace("index_metadata.pickle", "renamed.pickle");
+    write_sealed(&path, &manifest);
+    let target = tmp.path().join("restored");
+    let run = vecdrill([
+        "restore",
+        "--repo",
+        &repo,
+        "latest",
+        "--to",
+        target.to_str().unwrap(),
+        "--yes",
+    ]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("hnsw:docs"), "{}", run.stderr());
+    assert!(!target.exists());
+}

@@ -1,6 +1,14 @@
 //! The command line's own pieces: one module per group of subcommands, plus how errors and
 //! JSON reach the user.
 
+/// `println!` for text holding strings read from a repository, an archive or a server: control
+/// characters are escaped (see [`vecdrill::report::terminal::printable`]).
+macro_rules! println_shown {
+    ($($arg:tt)*) => {
+        println!("{}", vecdrill::report::terminal::printable(&format!($($arg)*)))
+    };
+}
+
 pub mod check;
 pub mod drill;
 pub mod history;

@@ -16,6 +16,7 @@ use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
 use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
 use vecdrill::repo::{RepoError, Repository};
+use vecdrill::report::terminal::printable;
 use vecdrill::scenario::ShellSpec;
 use vecdrill::targets::chroma::capture::CaptureMode;
 use vecdrill::targets::chroma::protect::{
@@ -472,13 +473,13 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
         .map(|m| BackupRow {
             id: m.id.clone(),
             created: m.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            mode: m.capture.mode.clone(),
-            tags: m.tags.join(","),
+            mode: printable(&m.capture.mode).into_owned(),
+            tags: printable(&m.tags.join(",")).into_owned(),
             collections: protect::described(m)
                 .map(|l| {
                     l.collections
                         .iter()
-                        .map(|c| format!("{} ({})", c.name, c.count))
+                        .map(|c| format!("{} ({})", printable(&c.name), c.count))
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
@@ -487,7 +488,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
             added: bytes(m.totals.stored_bytes),
         })
         .collect();
-    println!("{}", Table::new(rows).with(Style::rounded()));
+    println_shown!("{}", Table::new(rows).with(Style::rounded()));
     Ok(exit::SUCCESS)
 }
 
@@ -504,49 +505,58 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
         print_json(&value);
         return Ok(exit::SUCCESS);
     }
-    println!(
+    println_shown!(
         "backup {}  created {}  mode {}  tags [{}]",
         manifest.id,
         manifest.created_at,
         manifest.capture.mode,
         manifest.tags.join(", ")
     );
-    println!(
+    println_shown!(
         "source {} on {}; vecdrill {}",
-        manifest.source.path, manifest.hostname, manifest.tool_version
+        manifest.source.path,
+        manifest.hostname,
+        manifest.tool_version
     );
     if let Some(layout) = protect::described(&manifest) {
-        println!(
+        println_shown!(
             "journal_mode {}; schema {:?}",
-            layout.journal_mode, layout.schema
+            layout.journal_mode,
+            layout.schema
         );
         for c in &layout.collections {
-            println!(
+            println_shown!(
                 "  collection {:<30} {:>10} records  dim {:?}",
-                c.name, c.count, c.dimension
+                c.name,
+                c.count,
+                c.dimension
             );
         }
     }
     if let Some(store) = faiss_redis::described(&manifest) {
         for index in &store.faiss {
-            println!(
+            println_shown!(
                 "  faiss {:<30} {}",
                 index.name,
                 faiss_redis::describe_index(&index.info)
             );
         }
         if let Some(redis) = &store.redis {
-            println!(
+            println_shown!(
                 "  redis {} (v{}): {} keys {:?}, saved {}",
-                redis.url, redis.version, redis.keys, redis.prefixes, redis.saved_at
+                redis.url,
+                redis.version,
+                redis.keys,
+                redis.prefixes,
+                redis.saved_at
             );
         }
     }
     for file in &manifest.files {
-        println!("  file {:<60} {:>12}", file.path, bytes(file.size));
+        println_shown!("  file {:<60} {:>12}", file.path, bytes(file.size));
     }
     for check in &manifest.checks {
-        println!(
+        println_shown!(
             "  check {:<30} {}  {}",
             check.name,
             if check.passed { "ok" } else { "FAILED" },
@@ -590,7 +600,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
         print_json(&value);
     } else {
         for (backup, check) in &store_checks {
-            println!(
+            println_shown!(
                 "{} backup {backup} {}: {}",
                 if check.passed { "ok" } else { "FAILED" },
                 check.name,
@@ -598,7 +608,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
             );
         }
         for problem in &report.problems {
-            println!(
+            println_shown!(
                 "DAMAGED backup {} file {}: {} {}",
                 problem.backup.as_deref().unwrap_or("-"),
                 problem.file.as_deref().unwrap_or("-"),

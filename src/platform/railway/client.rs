@@ -270,10 +270,10 @@ impl RailwayClient {
                     endpoint: self.endpoint.clone(),
                     operation: operation.into(),
                     status: status.as_u16(),
-                    body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                    body: self.scrub(&String::from_utf8_lossy(&bytes)),
                 })?;
             if let Some(error) = envelope.errors.first() {
-                return Err(self.classify(operation, &error.message));
+                return Err(self.classify(operation, &self.scrub(&error.message)));
             }
             let data = envelope.data.ok_or_else(|| RailwayError::Api {
                 operation: operation.into(),
@@ -284,6 +284,32 @@ impl RailwayClient {
                 message: format!("unexpected answer: {e}"),
             });
         }
+    }
+
+    /// Text from a server's answer as it may appear in errors, and so in reports, the history,
+    /// logs and notifications: the token removed wherever the server echoed it (an endpoint
+    /// that echoes request headers would otherwise publish it), control characters escaped,
+    /// and cut to 200 characters (after the token is gone, so no prefix of it survives).
+    fn scrub(&self, text: &str) -> String {
+        let secret = match &self.token {
+            Token::Bearer(t) | Token::Project(t) => t.as_str(),
+        };
+        let text = if secret.is_empty() {
+            text.to_string()
+        } else {
+            text.replace(secret, "<redacted>")
+        };
+        text.chars()
+            .take(200)
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() && c != '\n' {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect()
     }
 
     fn classify(&self, operation: &str, message: &str) -> RailwayError {
@@ -744,5 +770,55 @@ impl RailwayClient {
             )
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback HTTP server that answers every request with `body(request headers)`.
+    async fn echoing_server(json: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = vec![0u8; 16 << 10];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let headers = String::from_utf8_lossy(&request[..n]).into_owned();
+                let body = if json {
+                    serde_json::json!({ "errors": [{ "message": format!("bad request: {headers}") }] })
+                        .to_string()
+                } else {
+                    format!("<html>\x1b[31m{headers}</html>")
+                };
+                let answer = format!(
+                    "HTTP/1.1 502 Bad Gateway\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn issue_15_9_a_server_echoing_the_token_never_puts_it_in_an_error() {
+        let secret = "rw-secret-token-0123456789abcdef";
+        for json in [false, true] {
+            for token in [Token::Bearer(secret.into()), Token::Project(secret.into())] {
+                let client = RailwayClient::new(Some(&echoing_server(json).await), token);
+                let err = client
+                    .call::<Value>("me", "query me { me { id } }", json!({}))
+                    .await
+                    .unwrap_err();
+                let shown = format!("{err} {err:?}");
+                assert!(!shown.contains(secret), "{shown}");
+                assert!(!shown.contains("rw-secret"), "{shown}");
+                assert!(!shown.contains('\x1b'), "{shown}");
+                assert!(shown.contains("<redacted>") || shown.len() < 400, "{shown}");
+            }
+        }
     }
 }

@@ -432,6 +432,7 @@ pub async fn restore(
 ) -> Result<RestoreOutcome, ProtectError> {
     let began = Instant::now();
     tracing::info!("restore: starting");
+    check_restore_target(&request.to)?;
     let manifest = match source {
         RestoreSource::Repo(repo) => repo.manifest(&request.backup).await?,
         RestoreSource::Archive(path) => {
@@ -589,6 +590,38 @@ fn checks_passed(
         });
     }
     Ok(checks)
+}
+
+/// Refuse, before anything is read, a `--to` the swap cannot replace safely: one with no name
+/// of its own (`.`, `..`, `/`), whose rename would fail only after the whole download, or a
+/// symbolic link, whose rename would replace the link and leave the data it points to as it
+/// was while saying it had been restored.
+fn check_restore_target(target: &Path) -> Result<(), ProtectError> {
+    // Read off the text as given: `Path::components` would fold `dir/.` into `dir`.
+    use std::os::unix::ffi::OsStrExt;
+    let text = target.as_os_str().as_bytes();
+    let end = text.iter().rposition(|b| *b != b'/').map_or(0, |i| i + 1);
+    let last = text[..end]
+        .rsplit(|b| *b == b'/')
+        .next()
+        .unwrap_or_default();
+    let named = !matches!(last, b"" | b"." | b"..");
+    if !named {
+        return Err(ProtectError::Input(format!(
+            "cannot restore to {:?}: a restore swaps a directory in place of --to, so --to must end in the directory's name (for example ../chroma or /srv/chroma)",
+            target.display()
+        )));
+    }
+    if std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+        let points_to = std::fs::canonicalize(target)
+            .map(|p| format!(" (it points to {})", p.display()))
+            .unwrap_or_default();
+        return Err(ProtectError::Input(format!(
+            "{} is a symbolic link{points_to}; restore to the directory it points to",
+            target.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The newest modification time of any file under `dir`.
