@@ -9,6 +9,7 @@ mod durability;
 mod faiss_redis;
 mod hostile;
 mod latency;
+mod mutation;
 mod railway;
 mod rebuild;
 mod records;
