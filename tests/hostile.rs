@@ -9,12 +9,24 @@ use std::time::{Duration, Instant};
 use vecdrill::repo::format::{Manifest, PackIndex, Sealed};
 
 use crate::common::{
-    backup_json, backup_run, files_under, repo_url, seeded_data_dir, tree_hashes, vecdrill,
+    backup_json, backup_run, copy_tree, files_under, repo_url, restore_run, seeded_data_dir,
+    tree_hashes, vecdrill,
 };
 
 /// A small Chroma directory: enough for every file kind, quick to seed.
 fn small_data_dir(root: &Path) -> PathBuf {
     seeded_data_dir(root, &[("docs", 1000, 8)])
+}
+
+/// A temporary directory holding a small Chroma directory and a `file://` repository with one
+/// backup of it: (the temporary directory, the data, the repository's directory, its URL).
+fn backed_up() -> (tempfile::TempDir, PathBuf, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    backup_json(&repo, &data, &[]);
+    (tmp, data, repo_dir, repo)
 }
 
 fn read_sealed<T: Sealed>(path: &Path) -> T {
@@ -49,11 +61,7 @@ fn victim(dir: &Path) -> PathBuf {
 
 #[test]
 fn issue_15_1_a_forged_backup_id_never_deletes_or_moves_outside_the_target() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let repo = repo_url(&repo_dir);
-    backup_json(&repo, &data, &[]);
+    let (tmp, _data, repo_dir, repo) = backed_up();
     let mut forged: Manifest = read_sealed(&only_manifest(&repo_dir));
     // The working directory built from this id would be `<parent>/../victim`.
     forged.id = "x/../../victim".into();
@@ -66,15 +74,7 @@ fn issue_15_1_a_forged_backup_id_never_deletes_or_moves_outside_the_target() {
     let target = work.join("a/restored");
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
 
-    let restore = vecdrill([
-        "restore",
-        "--repo",
-        &repo,
-        "latest",
-        "--to",
-        target.to_str().unwrap(),
-        "--yes",
-    ]);
+    let restore = restore_run(&repo, "latest", &target, &[]);
     restore.expect_code(1);
     assert!(
         restore.stderr().contains("snapshots/forged.json"),
@@ -230,11 +230,7 @@ fn forge_indexes(repo_dir: &Path, change: impl Fn(&mut PackIndex)) {
 
 #[test]
 fn issue_15_3_sizes_read_from_the_repository_are_bounded_before_allocation() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let repo = repo_url(&repo_dir);
-    backup_json(&repo, &data, &[]);
+    let (tmp, _data, repo_dir, repo) = backed_up();
     let pristine = tmp.path().join("pristine");
     copy_tree(&repo_dir, &pristine);
     for raw_length in [1u64 << 40, u64::MAX] {
@@ -243,15 +239,7 @@ fn issue_15_3_sizes_read_from_the_repository_are_bounded_before_allocation() {
         verify.expect_code(1);
         assert!(verify.stdout().contains("index/") || verify.stderr().contains("index/"));
         let target = tmp.path().join("restored");
-        let restore = vecdrill([
-            "restore",
-            "--repo",
-            &repo,
-            "latest",
-            "--to",
-            target.to_str().unwrap(),
-            "--yes",
-        ]);
+        let restore = restore_run(&repo, "latest", &target, &[]);
         restore.expect_code(1);
         assert!(!target.exists());
         let left: Vec<String> = names_in(tmp.path())
@@ -264,21 +252,9 @@ fn issue_15_3_sizes_read_from_the_repository_are_bounded_before_allocation() {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for file in files_under(from) {
-        let dest = to.join(file.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &dest).unwrap();
-    }
-}
-
 #[test]
 fn issue_15_4_prune_on_a_pack_shorter_than_its_index_does_not_panic_and_releases_its_lock() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let repo = repo_url(&repo_dir);
-    backup_json(&repo, &data, &[]);
+    let (_tmp, data, repo_dir, repo) = backed_up();
     // A second backup that shares some chunks of the first and not others.
     let server = crate::common::ChromaServer::start(&data);
     vecdrill([
@@ -429,17 +405,7 @@ fn issue_15_6_a_lost_pack_is_stored_again_instead_of_trusted_from_its_index() {
             "every chunk of a lost pack is stored again ({extra:?})"
         );
         let target = tmp.path().join("restored");
-        vecdrill([
-            "restore",
-            "--repo",
-            &repo,
-            "latest",
-            "--to",
-            target.to_str().unwrap(),
-            "--yes",
-            "--no-safety-backup",
-        ])
-        .expect_code(0);
+        restore_run(&repo, "latest", &target, &["--no-safety-backup"]).expect_code(0);
         assert_eq!(tree_hashes(&target), tree_hashes(&data));
         for pack in files_under(&repo_dir.join("packs")) {
             std::fs::remove_file(pack).unwrap();
@@ -449,11 +415,7 @@ fn issue_15_6_a_lost_pack_is_stored_again_instead_of_trusted_from_its_index() {
 
 #[test]
 fn issue_15_9_rotation_put_off_by_another_lock_is_no_failure() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let repo = repo_url(&repo_dir);
-    backup_json(&repo, &data, &[]);
+    let (_tmp, data, repo_dir, repo) = backed_up();
     // Another live backup of this host holds a shared lock: this test process.
     std::fs::create_dir_all(repo_dir.join("locks")).unwrap();
     let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
@@ -481,10 +443,7 @@ fn issue_15_9_rotation_put_off_by_another_lock_is_no_failure() {
 
 #[test]
 fn issue_15_9_partial_files_are_never_opened_through_a_planted_link() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo = repo_url(&tmp.path().join("repo"));
-    backup_json(&repo, &data, &[]);
+    let (tmp, data, _, repo) = backed_up();
     let target_of_link = tmp.path().join("victim.txt");
     std::fs::write(&target_of_link, "do not touch").unwrap();
     let out = tmp.path().join("out");
@@ -533,10 +492,7 @@ fn issue_15_9_partial_files_are_never_opened_through_a_planted_link() {
 
 #[test]
 fn issue_15_9_restore_refuses_a_link_or_a_nameless_target_before_reading_anything() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo = repo_url(&tmp.path().join("repo"));
-    backup_json(&repo, &data, &[]);
+    let (tmp, _data, _, repo) = backed_up();
     let real = victim(&tmp.path().join("real"));
     let before = tree_hashes(&real);
     let link = tmp.path().join("link");
@@ -574,11 +530,7 @@ fn issue_15_9_restore_refuses_a_link_or_a_nameless_target_before_reading_anythin
 
 #[test]
 fn issue_15_9_strings_from_a_repository_cannot_forge_terminal_output() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let repo = repo_url(&repo_dir);
-    backup_json(&repo, &data, &[]);
+    let (_tmp, _data, repo_dir, repo) = backed_up();
     let path = only_manifest(&repo_dir);
     let mut manifest: Manifest = read_sealed(&path);
     manifest.tags = vec!["\x1b[2J\x1b[1;1Hall backups verified".into()];
@@ -602,11 +554,7 @@ fn issue_15_9_strings_from_a_repository_cannot_forge_terminal_output() {
 
 #[test]
 fn issue_15_7_a_resealed_manifest_that_renames_the_vector_index_metadata_is_not_restored() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let repo = repo_url(&repo_dir);
-    backup_json(&repo, &data, &[]);
+    let (tmp, _data, repo_dir, repo) = backed_up();
     let path = only_manifest(&repo_dir);
     let mut manifest: Manifest = read_sealed(&path);
     let pickle = manifest
@@ -619,15 +567,7 @@ fn issue_15_7_a_resealed_manifest_that_renames_the_vector_index_metadata_is_not_
         .replace("index_metadata.pickle", "renamed.pickle");
     write_sealed(&path, &manifest);
     let target = tmp.path().join("restored");
-    let run = vecdrill([
-        "restore",
-        "--repo",
-        &repo,
-        "latest",
-        "--to",
-        target.to_str().unwrap(),
-        "--yes",
-    ]);
+    let run = restore_run(&repo, "latest", &target, &[]);
     run.expect_code(1);
     assert!(run.stderr().contains("hnsw:docs"), "{}", run.stderr());
     assert!(!target.exists());

@@ -15,17 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use vecdrill::repo::format::{Manifest, PackIndex, RepoConfig, Sealed};
 
-use crate::common::{backup_json, files_under, repo_url, seeded_data_dir, vecdrill};
+use crate::common::{backup_json, copy_tree, files_under, repo_url, seeded_data_dir, vecdrill};
 
 const CI_CASES: usize = 60;
-
-fn copy_tree(from: &Path, to: &Path) {
-    for file in files_under(from) {
-        let dest = to.join(file.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &dest).unwrap();
-    }
-}
 
 /// Values a forger would try for a number.
 fn hostile_number(rng: &mut ChaCha8Rng, near: u64) -> u64 {

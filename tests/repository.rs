@@ -9,21 +9,13 @@ use vecdrill::targets::chroma::state::{self, ProbeSettings};
 use vecdrill::targets::chroma::ChromaClient;
 
 use crate::common::{
-    backup_json, backup_run, files_under, flip_byte, repo_url, seeded_data_dir, tree_hashes,
-    vecdrill, vecdrill_env, ChromaServer, S3Server,
+    backup_json, backup_run, copy_tree, files_under, flip_byte, repo_url, seeded_data_dir,
+    tree_hashes, vecdrill, vecdrill_env, ChromaServer, S3Server,
 };
 
 /// `vecdrill restore --repo REPO latest --to DIR --yes`.
 fn restore_latest(repo: &str, to: &Path) -> crate::common::Run {
-    vecdrill([
-        "restore",
-        "--repo",
-        repo,
-        "latest",
-        "--to",
-        to.to_str().unwrap(),
-        "--yes",
-    ])
+    crate::common::restore_run(repo, "latest", to, &[])
 }
 
 fn list(repo: &str) -> Vec<Value> {
@@ -383,7 +375,7 @@ fn a_flipped_byte_in_any_object_is_caught_and_never_restored() {
         let rel = object.strip_prefix(&pristine).unwrap();
         let copy = tmp.path().join("damaged");
         let _ = std::fs::remove_dir_all(&copy);
-        copy_dir(&pristine, &copy);
+        copy_tree(&pristine, &copy);
         let victim = copy.join(rel);
         let len = std::fs::metadata(&victim).unwrap().len() as usize;
         flip_byte(&victim, len / 2);
@@ -431,14 +423,6 @@ fn a_flipped_byte_in_any_object_is_caught_and_never_restored() {
             1,
             "restore left something behind"
         );
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for file in files_under(from) {
-        let dest = to.join(file.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &dest).unwrap();
     }
 }
 

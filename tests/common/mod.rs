@@ -838,3 +838,27 @@ pub fn backup_json(repo: &str, data: &Path, extra: &[&str]) -> serde_json::Value
     run.expect_code(0);
     run.json()
 }
+
+/// `vecdrill restore --repo REPO BACKUP --to TO --yes [EXTRA]...`, whatever its outcome.
+pub fn restore_run(repo: &str, backup: &str, to: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "restore",
+        "--repo",
+        repo,
+        backup,
+        "--to",
+        to.to_str().unwrap(),
+        "--yes",
+    ];
+    args.extend_from_slice(extra);
+    vecdrill(&args)
+}
+
+/// Copy every file under `from` to the same place under `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for file in files_under(from) {
+        let dest = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &dest).unwrap();
+    }
+}
