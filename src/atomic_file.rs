@@ -9,7 +9,7 @@ use std::path::Path;
 use tempfile::{NamedTempFile, TempPath};
 
 /// The directory holding `dest` (`.` for a bare name).
-fn parent(dest: &Path) -> &Path {
+pub fn parent(dest: &Path) -> &Path {
     dest.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))

@@ -292,10 +292,7 @@ pub fn swap_into(
 
 /// The directory holding `target` (`.` for a bare name).
 pub fn parent_dir(target: &Path) -> &Path {
-    target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
+    crate::atomic_file::parent(target)
 }
 
 /// A new, empty working directory beside `target` (on its filesystem, so it can be renamed into
