@@ -15,16 +15,60 @@ pub fn parent(dest: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// A new, empty file `.<name>.<random>.partial` beside `dest`; removed when dropped.
-pub fn create(dest: &Path) -> io::Result<NamedTempFile> {
-    let name = dest
-        .file_name()
+/// The last name of `dest`, for the names of files beside it (`data` when it has none).
+pub fn name_of(dest: &Path) -> String {
+    dest.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_else(|| "data".into())
+}
+
+/// A new, empty file `.<name>.<random>.partial` beside `dest`; removed when dropped. Partial
+/// files a killed writer left for the same `dest` are removed first.
+pub fn create(dest: &Path) -> io::Result<NamedTempFile> {
+    let prefix = format!(".{}.", name_of(dest));
+    remove_leftovers(dest, &prefix, PARTIAL, false);
     tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
+        .prefix(&prefix)
+        .suffix(PARTIAL)
         .tempfile_in(parent(dest))
+}
+
+const PARTIAL: &str = ".partial";
+
+/// Remove what an interrupted run left beside `dest` (a SIGKILL runs no clean-up): entries of
+/// its directory named `<prefix>…<suffix>` that are directories (`dirs`) or regular files,
+/// never a link. Returns how many were removed.
+pub fn remove_leftovers(dest: &Path, prefix: &str, suffix: &str, dirs: bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent(dest)) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            // The part between is tempfile's random name: no dot, so `.a.` never matches the
+            // leftovers of `a.zst` (`.a.zst.<random>.partial`).
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .is_some_and(|random| !random.is_empty() && !random.contains('.'))
+        })
+        .filter(|e| {
+            e.file_type()
+                .is_ok_and(|t| if dirs { t.is_dir() } else { t.is_file() })
+        })
+        .filter(|e| {
+            tracing::info!(
+                "removing {}, left by an interrupted run",
+                e.path().display()
+            );
+            let removed = if dirs {
+                std::fs::remove_dir_all(e.path())
+            } else {
+                std::fs::remove_file(e.path())
+            };
+            removed.is_ok()
+        })
+        .count()
 }
 
 /// Sync `file`'s bytes, rename it to `dest` and sync the directory, so that after a power cut

@@ -442,7 +442,7 @@ fn issue_15_9_rotation_put_off_by_another_lock_is_no_failure() {
 }
 
 #[test]
-fn issue_15_9_partial_files_are_never_opened_through_a_planted_link() {
+fn issue_15_9_partial_files_are_never_opened_through_a_planted_link_and_leftovers_go() {
     let (tmp, data, _, repo) = backed_up();
     let target_of_link = tmp.path().join("victim.txt");
     std::fs::write(&target_of_link, "do not touch").unwrap();
@@ -456,6 +456,14 @@ fn issue_15_9_partial_files_are_never_opened_through_a_planted_link() {
     ] {
         std::os::unix::fs::symlink(&target_of_link, out.join(name)).unwrap();
     }
+    // What a SIGKILL leaves (a partial file, an archive's working directory) is removed by
+    // the next run; a link with such a name is left alone, and so is another output's.
+    std::os::unix::fs::symlink(&target_of_link, out.join(".backup.tar.zst.lnk001.partial"))
+        .unwrap();
+    std::fs::write(out.join(".backup.tar.zst.old001.partial"), "killed").unwrap();
+    std::fs::write(out.join(".backup.tar.zst.zst.old002.partial"), "another's").unwrap();
+    std::fs::create_dir_all(out.join(".backup.tar.zst.vecdrill-archive-old003/data")).unwrap();
+    std::fs::write(out.join(".export.jsonl.old004.partial"), "killed").unwrap();
     vecdrill([
         "archive",
         "--repo",
@@ -481,6 +489,8 @@ fn issue_15_9_partial_files_are_never_opened_through_a_planted_link() {
     assert_eq!(
         names_in(&out),
         [
+            ".backup.tar.zst.lnk001.partial",
+            ".backup.tar.zst.zst.old002.partial",
             "backup.tar.partial",
             "backup.tar.zst",
             "backup.tar.zst.partial",

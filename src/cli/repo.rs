@@ -37,7 +37,8 @@ pub struct RepoArg {
 pub struct BackupArgs {
     #[command(flatten)]
     pub repo: RepoArg,
-    /// The Chroma persistent directory (the one `chroma run --path` uses).
+    /// The Chroma persistent directory (the one `chroma run --path` uses). Links are never
+    /// followed: a symbolic link anywhere inside it is refused (exit 2), in every mode.
     #[arg(long, required_unless_present_any = ["faiss", "redis"], conflicts_with_all = ["faiss", "redis"])]
     pub chroma_dir: Option<PathBuf>,
     /// A FAISS index file (repeatable): stored under its file name, read with a stability check.
@@ -151,7 +152,9 @@ pub struct RestoreArgs {
     /// Restore from a portable archive written by `vecdrill archive`.
     #[arg(long, conflicts_with = "backup")]
     pub archive: Option<PathBuf>,
-    /// The directory to restore into; its current contents are kept as a safety copy.
+    /// The directory to restore into; its current contents are kept as a safety copy. It must
+    /// end in the directory's own name and not be a symbolic link (give the directory it
+    /// points to): the restore swaps a new directory in at this path.
     #[arg(long)]
     pub to: PathBuf,
     /// Do not ask for confirmation.

@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::format::{kinds, ChunkId, PackEntry, PackIndex};
 use super::store::Store;
-use super::{check_version, RepoError, Repository};
+use super::{check_version, stored_name, RepoError, Repository};
 
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -78,13 +78,11 @@ impl ChunkIndex {
 pub async fn load_pack_index(store: &Store, key: &str) -> Result<PackIndex, RepoError> {
     let index: PackIndex = store.get_sealed(key).await?;
     check_version(&index.kind, kinds::INDEX, index.version, key)?;
-    let name = key
-        .strip_prefix("index/")
-        .and_then(|k| k.strip_suffix(".json"))
-        .unwrap_or(key);
-    index.validate(name).map_err(|detail| RepoError::Corrupt {
-        what: key.to_string(),
-        detail,
-    })?;
+    index
+        .validate(stored_name(key, "index"))
+        .map_err(|detail| RepoError::Corrupt {
+            what: key.to_string(),
+            detail,
+        })?;
     Ok(index)
 }

@@ -223,10 +223,7 @@ impl Repository {
     async fn load_manifest(&self, key: &str) -> Result<Manifest, RepoError> {
         let manifest: Manifest = self.store.get_sealed(key).await?;
         check_version(&manifest.kind, kinds::MANIFEST, manifest.version, key)?;
-        let name = key
-            .strip_prefix("snapshots/")
-            .and_then(|k| k.strip_suffix(".json"))
-            .unwrap_or(key);
+        let name = stored_name(key, "snapshots");
         manifest
             .validate(Some(name))
             .map_err(|detail| RepoError::Corrupt {
@@ -235,6 +232,15 @@ impl Repository {
             })?;
         Ok(manifest)
     }
+}
+
+/// The name a JSON object is stored under in `dir` (`<dir>/<name>.json`), which the id it
+/// carries must equal.
+pub(crate) fn stored_name<'a>(key: &'a str, dir: &str) -> &'a str {
+    key.strip_prefix(dir)
+        .and_then(|k| k.strip_prefix('/'))
+        .and_then(|k| k.strip_suffix(".json"))
+        .unwrap_or(key)
 }
 
 pub(crate) fn check_version(

@@ -12,6 +12,7 @@ use super::format::{unsafe_path, FileEntry, Manifest};
 use super::index::{ChunkIndex, Location};
 use super::pack::decode_chunk;
 use super::{pack_key, RepoError, Repository};
+use crate::atomic_file::{name_of, parent, remove_leftovers};
 use crate::progress::Progress;
 
 /// Ranged reads in flight while restoring one file.
@@ -292,13 +293,15 @@ pub fn swap_into(
 
 /// The directory holding `target` (`.` for a bare name).
 pub fn parent_dir(target: &Path) -> &Path {
-    crate::atomic_file::parent(target)
+    parent(target)
 }
 
 /// A new, empty working directory beside `target` (on its filesystem, so it can be renamed into
 /// place) named `.<name>.vecdrill-<purpose>-<random>`: created exclusively with a name nothing
 /// read from a repository or archive takes part in, and removed when dropped unless kept.
+/// Working directories a killed run left for the same target and purpose are removed first.
 pub fn working_dir(target: &Path, purpose: &str) -> Result<tempfile::TempDir, RepoError> {
+    remove_leftovers(target, &working_prefix(target, purpose), "", true);
     let parent = parent_dir(target);
     tempfile::Builder::new()
         .prefix(&working_prefix(target, purpose))
@@ -312,41 +315,12 @@ pub fn working_dir(target: &Path, purpose: &str) -> Result<tempfile::TempDir, Re
 }
 
 fn working_prefix(target: &Path, purpose: &str) -> String {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data".into());
-    format!(".{name}.vecdrill-{purpose}-")
-}
-
-/// Remove the working directories of `purpose` that an interrupted run left beside `target`
-/// (a killed restore cannot clean up after itself). Only real directories with that exact
-/// prefix, never a link; returns how many were removed.
-pub fn remove_leftover_working_dirs(target: &Path, purpose: &str) -> usize {
-    let prefix = working_prefix(target, purpose);
-    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|e| {
-            tracing::info!(
-                "removing {}, left by an interrupted run",
-                e.path().display()
-            );
-            std::fs::remove_dir_all(e.path()).is_ok()
-        })
-        .count()
+    format!(".{}.vecdrill-{purpose}-", name_of(target))
 }
 
 /// `<parent>/.<name>.<suffix>` for a working copy beside `target` (same filesystem).
 pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data".into());
+    let name = name_of(target);
     let parent = parent_dir(target);
     if suffix.starts_with("before-restore") {
         parent.join(format!("{name}.{suffix}"))

@@ -14,9 +14,7 @@ use crate::platform::Service;
 use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
 use crate::repo::index::ChunkIndex;
-use crate::repo::restore::{
-    materialise, remove_leftover_working_dirs, sibling, swap_into, working_dir,
-};
+use crate::repo::restore::{materialise, sibling, swap_into, working_dir};
 use crate::repo::writer::{same_file, walk, BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, RepoError, Repository};
 use crate::targets::faiss_redis;
@@ -502,9 +500,8 @@ pub async fn restore(
         std::fs::create_dir_all(parent)
             .map_err(|e| RepoError::io(format!("cannot create {}", parent.display()), e))?;
     }
-    // A staging copy left by an interrupted restore is incomplete by definition.
-    remove_leftover_working_dirs(target, "restore");
-    // Removed on every early return; kept only once swapped in.
+    // Removed on every early return; kept only once swapped in. (A staging copy a killed
+    // restore left is incomplete by definition, and removed first.)
     let staging = working_dir(target, "restore")?;
     let checks = stage_and_check(source, &manifest, staging.path(), progress).await?;
     let swapped = swap_into(staging.path(), target, request.keep_safety_copy, &stamp)?;
