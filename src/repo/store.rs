@@ -179,18 +179,24 @@ impl Store {
                 ),
             });
         }
-        let bytes = result
-            .bytes()
+        // The body is read against the bound too: a store whose metadata understates the
+        // object must not make this read more than `max` bytes.
+        let mut body = bytes::BytesMut::with_capacity(result.meta.size as usize);
+        let mut stream = result.into_stream();
+        while let Some(part) = stream
+            .try_next()
             .await
-            .map_err(|e| self.error("get", rel, e))?;
-        // The body is what the store sent, whatever its metadata said.
-        if bytes.len() as u64 > max {
-            return Err(RepoError::Corrupt {
-                what: rel.to_string(),
-                detail: format!("it is more than the format's maximum of {max} bytes"),
-            });
+            .map_err(|e| self.error("get", rel, e))?
+        {
+            if (body.len() + part.len()) as u64 > max {
+                return Err(RepoError::Corrupt {
+                    what: rel.to_string(),
+                    detail: format!("it is more than the format's maximum of {max} bytes"),
+                });
+            }
+            body.extend_from_slice(&part);
         }
-        Ok(bytes)
+        Ok(body.freeze())
     }
 
     pub async fn get_range(
