@@ -730,11 +730,14 @@ impl RailwayStandin {
             app_port,
             child,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !port_is_open(app_port) {
+        // Ready when its first deployment is: Chroma answering its heartbeat and the stand-in
+        // having seen it (an open port alone still reads DEPLOYING to a test under load).
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while standin.stats()["latest_status"] != "SUCCESS" {
             assert!(
                 Instant::now() < deadline,
-                "the stand-in's Chroma did not start"
+                "the stand-in's first deployment did not become ready: {}",
+                standin.stats()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
