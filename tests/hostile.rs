@@ -576,9 +576,67 @@ fn issue_15_7_a_resealed_manifest_that_renames_the_vector_index_metadata_is_not_
         .path
         .replace("index_metadata.pickle", "renamed.pickle");
     write_sealed(&path, &manifest);
+    // Both decide from the manifest alone, before reading any data.
+    for read_data in [&[][..], &["--read-data"][..]] {
+        let verify = vecdrill(
+            [
+                &["verify", "--repo", repo.as_str(), "latest"][..],
+                read_data,
+            ]
+            .concat(),
+        );
+        verify.expect_code(1);
+        assert!(
+            verify.stdout().contains("index_metadata.pickle"),
+            "{}",
+            verify.stdout()
+        );
+    }
     let target = tmp.path().join("restored");
     let run = restore_run(&repo, "latest", &target, &[]);
     run.expect_code(1);
-    assert!(run.stderr().contains("hnsw:docs"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("does not hold") && run.stderr().contains("index_metadata.pickle"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!target.exists());
+}
+
+#[test]
+fn issue_15_7_files_whose_contents_were_swapped_in_a_resealed_manifest_fail_verify_and_restore() {
+    let (tmp, _data, repo_dir, repo) = backed_up();
+    let path = only_manifest(&repo_dir);
+    let mut manifest: Manifest = read_sealed(&path);
+    // Two files trade sizes and chunk lists but keep their hashes: every chunk is intact and
+    // every size adds up, so only the whole-file hash tells.
+    let a = manifest
+        .files
+        .iter()
+        .position(|f| f.path.ends_with("/header.bin"))
+        .unwrap();
+    let b = manifest
+        .files
+        .iter()
+        .position(|f| f.path.ends_with("/length.bin"))
+        .unwrap();
+    let (size_a, chunks_a) = (manifest.files[a].size, manifest.files[a].chunks.clone());
+    manifest.files[a].size = manifest.files[b].size;
+    manifest.files[a].chunks = manifest.files[b].chunks.clone();
+    manifest.files[b].size = size_a;
+    manifest.files[b].chunks = chunks_a;
+    write_sealed(&path, &manifest);
+    let verify = vecdrill(["verify", "--repo", &repo, "latest", "--read-data"]);
+    verify.expect_code(1);
+    assert!(
+        verify.stdout().contains("header.bin"),
+        "{}",
+        verify.stdout()
+    );
+    assert!(verify.stdout().contains("BLAKE3"), "{}", verify.stdout());
+    let target = tmp.path().join("restored");
+    let run = restore_run(&repo, "latest", &target, &[]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("BLAKE3"), "{}", run.stderr());
     assert!(!target.exists());
 }

@@ -576,9 +576,14 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
         None => repo.manifests().await?,
     };
     let progress = for_terminal(args.json);
-    let report =
-        vecdrill::repo::verify::verify(&repo, &manifests, args.read_data, progress.as_ref())
-            .await?;
+    let report = vecdrill::repo::verify::verify(
+        &repo,
+        &manifests,
+        args.read_data,
+        &vecdrill::targets::missing_recorded_files,
+        progress.as_ref(),
+    )
+    .await?;
     // FAISS + Redis backups: their indexes read back, parsed and compared with the manifest.
     let mut store_checks = Vec::new();
     for manifest in manifests

@@ -21,6 +21,7 @@ pub mod index;
 pub mod lock;
 pub mod pack;
 pub mod prune;
+pub mod restorable;
 pub mod restore;
 pub mod store;
 pub mod verify;

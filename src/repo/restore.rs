@@ -1,22 +1,19 @@
-//! Reading a backup back: every chunk is fetched, decoded, checked against its BLAKE3 id and
-//! written at its place in its file (a file's chunk lengths must add up to its recorded size),
-//! into a staging directory; only a complete, verified copy is swapped in place of the live
-//! directory. The chunk list comes from a sealed manifest, so the whole-file hash holds by
-//! construction and is not computed again.
+//! Reading a backup back into a staging directory: each file put together as
+//! [`super::restorable`] decides (every chunk checked against its BLAKE3 id, the whole file
+//! against its recorded hash); only a complete, proven copy is swapped in place of the live
+//! directory.
 
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 
 use super::format::{unsafe_path, FileEntry, Manifest};
-use super::index::{ChunkIndex, Location};
-use super::pack::decode_chunk;
-use super::{pack_key, RepoError, Repository};
+use super::index::ChunkIndex;
+use super::restorable::{locate, read_file, ChunkSink};
+use super::{RepoError, Repository};
 use crate::atomic_file::{name_of, parent, remove_leftovers};
 use crate::progress::Progress;
 
-/// Ranged reads in flight while restoring one file.
-const FETCHES_IN_FLIGHT: usize = 4;
 /// Files restored at once.
 const FILES_IN_FLIGHT: usize = 3;
 
@@ -76,6 +73,12 @@ async fn restore_file(
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<(), RepoError> {
+    let what = format!("backup {} file {}", manifest.id, file.path);
+    // Decided before anything is written, as `verify` decides it.
+    let located = locate(index, file).map_err(|problem| RepoError::Corrupt {
+        what: what.clone(),
+        detail: format!("{}: {}", problem.object, problem.problem),
+    })?;
     let target = safe_join(dir, &file.path)?;
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)
@@ -85,93 +88,19 @@ async fn restore_file(
         std::fs::File::create(&target)
             .map_err(|e| RepoError::io(format!("cannot create {}", target.display()), e))?,
     );
-    let what = format!("backup {} file {}", manifest.id, file.path);
-    // Each chunk's place in the file, from the raw lengths the pack indexes record.
-    let mut located = Vec::with_capacity(file.chunks.len());
-    let mut offset = 0u64;
-    for id in &file.chunks {
-        let location = index.get(id).ok_or_else(|| RepoError::Corrupt {
-            what: what.clone(),
-            detail: format!("chunk {id} is not in any pack index (a pack or its index is missing)"),
-        })?;
-        located.push((location.clone(), offset));
-        offset += location.entry.raw_length;
-    }
-    if offset != file.size {
-        return Err(RepoError::Corrupt {
-            what,
-            detail: format!(
-                "its chunks add up to {offset} bytes, the backup recorded {}",
-                file.size
-            ),
-        });
-    }
-    let store = repo.store.clone();
-    // One ranged GET per run of adjacent chunks in the same pack: a file's chunks were packed
-    // in order, so this is about one request per pack instead of one per chunk. Each run is
-    // decoded, checked and written at its own offset on a blocking thread, so runs of one
-    // large file decode and write on every core at once, in whatever order they arrive.
-    let mut written = futures::stream::iter(coalesce(located).into_iter().map(|run| {
-        let (store, what, out) = (store.clone(), what.clone(), out.clone());
-        let target = target.clone();
-        async move {
-            let start = run[0].0.entry.offset;
-            let end = run
-                .last()
-                .map(|(l, _)| l.entry.offset + l.entry.length)
-                .unwrap_or(start);
-            let key = pack_key(&run[0].0.pack);
-            let corrupt = |detail: String| RepoError::Corrupt {
-                what: what.clone(),
-                detail,
-            };
-            let stored = match store.get_range(&key, start..end).await {
-                Ok(stored) => stored,
-                Err(RepoError::ObjectMissing { key }) => {
-                    return Err(corrupt(format!("pack {key} is missing")))
-                }
-                // A range past the end of a pack is the pack's fault, not the store's.
-                Err(other) => match store.size(&key).await {
-                    Ok(Some(size)) if size < end => {
-                        return Err(corrupt(format!(
-                            "pack {key} is {size} bytes, shorter than its index says"
-                        )))
-                    }
-                    _ => return Err(other),
-                },
-            };
-            tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt;
-                let mut bytes_written = 0u64;
-                for (l, file_offset) in &run {
-                    let at = (l.entry.offset - start) as usize;
-                    let bytes = stored
-                        .get(at..at + l.entry.length as usize)
-                        .ok_or_else(|| RepoError::Corrupt {
-                            what: what.clone(),
-                            detail: format!("pack {} is shorter than its index says", l.pack),
-                        })?;
-                    // Checked against its BLAKE3 id (and raw length) before it is written.
-                    let chunk = decode_chunk(&l.entry, bytes, &what)?;
-                    out.write_all_at(&chunk, *file_offset).map_err(|e| {
-                        RepoError::io(format!("cannot write {}", target.display()), e)
-                    })?;
-                    bytes_written += chunk.len() as u64;
-                }
-                start_writeback(&out, run[0].1, bytes_written);
-                Ok::<_, RepoError>(bytes_written)
-            })
-            .await
-            .map_err(|e| RepoError::io("decode task", std::io::Error::other(e)))?
-        }
-    }))
-    .buffer_unordered(FETCHES_IN_FLIGHT);
-    // Every chunk was checked against its BLAKE3 id when decoded and written where the sealed
-    // manifest's chunk list puts it, so the file is the backed-up file.
-    while let Some(done) = written.next().await {
-        progress.advance(done?);
-    }
-    drop(written);
+    // Each chunk is written at its own offset as soon as it is decoded and checked; the
+    // whole-file hash, checked once every chunk is in, proves the file is the recorded one.
+    let sink: ChunkSink = {
+        let (out, target) = (out.clone(), target.clone());
+        std::sync::Arc::new(move |offset, chunk: &[u8]| {
+            use std::os::unix::fs::FileExt;
+            out.write_all_at(chunk, offset)
+                .map_err(|e| RepoError::io(format!("cannot write {}", target.display()), e))?;
+            start_writeback(&out, offset, chunk.len() as u64);
+            Ok(())
+        })
+    };
+    read_file(repo, file, located, &what, sink, progress).await?;
     out.sync_all()
         .map_err(|e| RepoError::io(format!("cannot sync {}", target.display()), e))?;
     use std::os::unix::fs::PermissionsExt;
@@ -202,33 +131,6 @@ fn start_writeback(file: &std::fs::File, from: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, from, len);
-}
-
-/// Longest single ranged read while restoring.
-const MAX_RUN_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Group consecutive chunks (each with its offset in the file) that sit back to back in the
-/// same pack.
-fn coalesce(located: Vec<(Location, u64)>) -> Vec<Vec<(Location, u64)>> {
-    let mut runs: Vec<Vec<(Location, u64)>> = Vec::new();
-    for (location, offset) in located {
-        if let Some(run) = runs.last_mut() {
-            let (last, _) = run.last().expect("runs are never empty");
-            let (first, _) = &run[0];
-            let adjacent = last.pack == location.pack
-                && last.entry.offset + last.entry.length == location.entry.offset;
-            // Only measured for adjacent chunks, which lie after the run's first.
-            if adjacent
-                && location.entry.offset + location.entry.length - first.entry.offset
-                    <= MAX_RUN_BYTES
-            {
-                run.push((location, offset));
-                continue;
-            }
-        }
-        runs.push(vec![(location, offset)]);
-    }
-    runs
 }
 
 /// A manifest path joined under `dir`, refusing anything that would escape it.

@@ -1,7 +1,9 @@
-//! Verification: every chunk a backup references is indexed and its pack exists at the right
-//! size; with `read_data`, every pack is downloaded, checked against its name, and every chunk
-//! decoded and re-hashed. A damaged object is reported with the backups and files it breaks,
-//! and the check goes on to the end.
+//! Verification: what [`super::restorable`] decides of each backup from its manifest and the
+//! indexes (every chunk indexed, every file's chunks adding up to its size), and every pack a
+//! backup uses present at the right size. With `read_data`, every such pack is downloaded,
+//! checked against its name and every chunk in it decoded and re-hashed; then every distinct
+//! file is read back as a restore reads it and checked against its recorded hash. A damaged
+//! object is reported with the backups and files it breaks, and the check goes on to the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +12,8 @@ use serde::Serialize;
 use super::format::{limits, Manifest};
 use super::index::{load_pack_index, ChunkIndex};
 use super::pack::{decode_chunk, open_pack};
+pub use super::restorable::Problem;
+use super::restorable::{locate, problems as unrestorable, read_file};
 use super::{pack_key, RepoError, Repository};
 use crate::progress::Progress;
 
@@ -24,26 +28,19 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Problem {
-    /// The backup that cannot be restored intact, if the problem touches one.
-    pub backup: Option<String>,
-    pub file: Option<String>,
-    /// The damaged or missing object.
-    pub object: String,
-    pub problem: String,
-}
-
 impl VerifyReport {
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
     }
 }
 
+/// Verify `manifests`; `database_rules` adds what each backup's database description says it
+/// must hold (the layer above knows databases, this one does not).
 pub async fn verify(
     repo: &Repository,
     manifests: &[Manifest],
     read_data: bool,
+    database_rules: &(dyn Fn(&Manifest) -> Vec<Problem> + Sync),
     progress: &dyn Progress,
 ) -> Result<VerifyReport, RepoError> {
     let mut problems = Vec::new();
@@ -53,24 +50,16 @@ pub async fn verify(
     let mut users: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     let (mut files, mut chunks) = (0u64, 0u64);
     for manifest in manifests {
+        problems.extend(unrestorable(manifest, &index));
+        problems.extend(database_rules(manifest));
         for file in &manifest.files {
             files += 1;
-            for id in &file.chunks {
-                chunks += 1;
-                match index.get(id) {
-                    Some(location) => {
-                        users
-                            .entry(location.pack.to_string())
-                            .or_default()
-                            .insert((manifest.id.clone(), file.path.clone()));
-                    }
-                    None => problems.push(Problem {
-                        backup: Some(manifest.id.clone()),
-                        file: Some(file.path.clone()),
-                        object: format!("chunk {id}"),
-                        problem: "not in any pack index".into(),
-                    }),
-                }
+            chunks += file.chunks.len() as u64;
+            for location in file.chunks.iter().filter_map(|id| index.get(id)) {
+                users
+                    .entry(location.pack.to_string())
+                    .or_default()
+                    .insert((manifest.id.clone(), file.path.clone()));
             }
         }
     }
@@ -149,6 +138,9 @@ pub async fn verify(
         }
     }
     progress.finish();
+    if read_data {
+        bytes_read += read_files_back(repo, &index, manifests, &mut problems, progress).await?;
+    }
     Ok(VerifyReport {
         backups: manifests.iter().map(|m| m.id.clone()).collect(),
         read_data,
@@ -158,6 +150,75 @@ pub async fn verify(
         bytes_read,
         problems,
     })
+}
+
+/// Read every distinct file of `manifests` back as a restore would, without writing it, and
+/// check it against its recorded hash; a file already found broken is not read again. Returns
+/// the bytes read.
+async fn read_files_back(
+    repo: &Repository,
+    index: &ChunkIndex,
+    manifests: &[Manifest],
+    problems: &mut Vec<Problem>,
+    progress: &dyn Progress,
+) -> Result<u64, RepoError> {
+    let broken: BTreeSet<(String, String)> = problems
+        .iter()
+        .filter_map(|p| Some((p.backup.clone()?, p.file.clone()?)))
+        .collect();
+    // A file is its hash and its chunk list: the same pair in many backups is read once.
+    let mut distinct: BTreeMap<[u8; 32], Vec<(&Manifest, usize)>> = BTreeMap::new();
+    for manifest in manifests {
+        for (i, file) in manifest.files.iter().enumerate() {
+            if broken.contains(&(manifest.id.clone(), file.path.clone())) {
+                continue;
+            }
+            let mut key = blake3::Hasher::new();
+            key.update(&file.hash.0);
+            file.chunks.iter().for_each(|c| {
+                key.update(&c.0);
+            });
+            distinct
+                .entry(*key.finalize().as_bytes())
+                .or_default()
+                .push((manifest, i));
+        }
+    }
+    let total = distinct
+        .values()
+        .map(|users| users[0].0.files[users[0].1].size)
+        .sum();
+    progress.start("reading files back", Some(total));
+    let no_writes: super::restorable::ChunkSink = std::sync::Arc::new(|_, _| Ok(()));
+    let mut bytes_read = 0;
+    for users in distinct.values() {
+        let (manifest, i) = users[0];
+        let file = &manifest.files[i];
+        let what = format!("file {}", file.path);
+        let outcome = match locate(index, file) {
+            Ok(located) => read_file(repo, file, located, &what, no_writes.clone(), progress).await,
+            Err(problem) => Err(RepoError::Corrupt {
+                what: problem.object,
+                detail: problem.problem,
+            }),
+        };
+        match outcome {
+            Ok(()) => bytes_read += file.size,
+            Err(err @ RepoError::Corrupt { .. }) => {
+                for (manifest, i) in users {
+                    problems.push(Problem {
+                        backup: Some(manifest.id.clone()),
+                        file: Some(manifest.files[*i].path.clone()),
+                        object: what.clone(),
+                        problem: err.to_string(),
+                    });
+                }
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    progress.finish();
+    Ok(bytes_read)
 }
 
 /// Like [`ChunkIndex::load`], but an unreadable index file is a problem to report, not the end.

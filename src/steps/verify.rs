@@ -37,8 +37,14 @@ impl Step for Verify {
             "all" => repo.manifests().await?,
             id => vec![repo.manifest(id).await?],
         };
-        let report =
-            crate::repo::verify::verify(&repo, &manifests, self.read_data, &NoProgress).await?;
+        let report = crate::repo::verify::verify(
+            &repo,
+            &manifests,
+            self.read_data,
+            &crate::targets::missing_recorded_files,
+            &NoProgress,
+        )
+        .await?;
         let out = outputs! {
             "backups" => report.backups.len(),
             "chunks" => report.chunks,

@@ -64,6 +64,22 @@ pub struct RedisRecord {
     pub rdb_version: Option<u32>,
 }
 
+/// The files a FAISS + Redis backup must hold by its own description, each with the reason.
+pub fn required_files(manifest: &Manifest) -> Vec<(String, String)> {
+    let Some(description) = described(manifest) else {
+        return Vec::new();
+    };
+    let mut required: Vec<(String, String)> = description
+        .faiss
+        .iter()
+        .map(|i| (index_file(&i.name), format!("index {:?} is", i.name)))
+        .collect();
+    if description.redis.is_some() {
+        required.push((RDB_FILE.into(), "the Redis snapshot is".into()));
+    }
+    required
+}
+
 pub fn described(manifest: &Manifest) -> Option<StoreDescription> {
     (manifest.source.kind == SOURCE_KIND)
         .then(|| serde_json::from_value(manifest.database.clone()).ok())

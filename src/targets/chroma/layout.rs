@@ -18,6 +18,15 @@ use serde::{Deserialize, Serialize};
 use crate::repo::format::CheckResult;
 
 pub const SQLITE_FILE: &str = "chroma.sqlite3";
+/// The files of a flushed HNSW segment directory besides its metadata.
+pub const HNSW_FILES: [&str; 4] = [
+    "header.bin",
+    "data_level0.bin",
+    "length.bin",
+    "link_lists.bin",
+];
+/// Written with the first flush: the id map and the count of elements added.
+pub const HNSW_METADATA_FILE: &str = "index_metadata.pickle";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
@@ -333,11 +342,11 @@ pub fn check_hnsw(
     if !with_metadata {
         return Ok(header.cur_element_count);
     }
-    if header.cur_element_count == 0 && !segment_dir.join("index_metadata.pickle").exists() {
+    if header.cur_element_count == 0 && !segment_dir.join(HNSW_METADATA_FILE).exists() {
         // Nothing flushed yet: Chroma writes the metadata with the first sync.
         return Ok(0);
     }
-    let metadata = super::hnsw_metadata::read(&segment_dir.join("index_metadata.pickle"))?;
+    let metadata = super::hnsw_metadata::read(&segment_dir.join(HNSW_METADATA_FILE))?;
     if let Some(added) = metadata.total_elements_added {
         if added != header.cur_element_count {
             return Err(format!(

@@ -380,6 +380,41 @@ pub fn described(manifest: &Manifest) -> Option<ChromaLayout> {
     serde_json::from_value(manifest.database.clone()).ok()
 }
 
+/// The files a Chroma backup must hold by its own description, each with the reason.
+pub fn required_files(manifest: &Manifest) -> Vec<(String, String)> {
+    let mut required = vec![(
+        layout::SQLITE_FILE.to_string(),
+        "every Chroma directory has".to_string(),
+    )];
+    for collection in described(manifest)
+        .map(|d| d.collections)
+        .unwrap_or_default()
+    {
+        let Some(segment) = &collection.vector_segment else {
+            continue;
+        };
+        // A vector index that has applied writes was flushed to its five files; one that has
+        // not may have none yet, but then not some of them.
+        let flushed = collection.vector_seq_id.unwrap_or(0) > 0;
+        let prefix = format!("{segment}/");
+        let started = manifest.files.iter().any(|f| f.path.starts_with(&prefix));
+        let mut names = Vec::new();
+        if flushed || started {
+            names.extend(layout::HNSW_FILES);
+        }
+        if flushed {
+            names.push(layout::HNSW_METADATA_FILE);
+        }
+        required.extend(names.into_iter().map(|name| {
+            (
+                format!("{prefix}{name}"),
+                format!("collection {:?}'s vector index needs", collection.name),
+            )
+        }));
+    }
+    required
+}
+
 pub struct RestoreRequest {
     pub backup: String,
     pub to: PathBuf,
@@ -527,12 +562,18 @@ async fn stage_and_check(
     progress: &dyn Progress,
 ) -> Result<Vec<CheckResult>, ProtectError> {
     let began = Instant::now();
+    // The decision `verify` makes, taken before anything is read: what the manifest and the
+    // indexes alone show. Each file is then proven against its hash as it is read.
+    let mut problems = crate::targets::missing_recorded_files(manifest);
     match source {
         RestoreSource::Repo(repo) => {
             let index = ChunkIndex::load(repo).await?;
+            problems.extend(crate::repo::restorable::problems(manifest, &index));
+            refuse_unrestorable(manifest, &problems)?;
             materialise(repo, &index, manifest, staging, progress).await?;
         }
         RestoreSource::Archive(path) => {
+            refuse_unrestorable(manifest, &problems)?;
             let (path, dir) = (path.to_path_buf(), staging.to_path_buf());
             tokio::task::spawn_blocking(move || crate::repo::archive::extract(&path, &dir))
                 .await
@@ -572,6 +613,24 @@ async fn stage_and_check(
         }
     }
     checks_passed(manifest, checks)
+}
+
+/// The first of `problems` as an error naming the backup, or nothing when there are none.
+fn refuse_unrestorable(
+    manifest: &Manifest,
+    problems: &[crate::repo::restorable::Problem],
+) -> Result<(), RepoError> {
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    let more = match problems.len() - 1 {
+        0 => String::new(),
+        more => format!(" (and {more} more problems: `vecdrill verify` lists them)"),
+    };
+    Err(RepoError::Corrupt {
+        what: format!("backup {}", manifest.id),
+        detail: format!("{}: {}{more}", first.object, first.problem),
+    })
 }
 
 fn checks_passed(
