@@ -640,3 +640,36 @@ fn issue_15_7_files_whose_contents_were_swapped_in_a_resealed_manifest_fail_veri
     assert!(run.stderr().contains("BLAKE3"), "{}", run.stderr());
     assert!(!target.exists());
 }
+
+#[test]
+fn issue_15_9_an_index_entry_that_does_not_fit_its_pack_is_corrupt_not_a_store_error() {
+    let (tmp, _data, repo_dir, repo) = backed_up();
+    let pristine = tmp.path().join("pristine");
+    copy_tree(&repo_dir, &pristine);
+    type Forgery = (&'static str, fn(&mut PackIndex));
+    let forgeries: [Forgery; 3] = [
+        ("an empty stored length", |index| {
+            index.entries[0].length = 0
+        }),
+        ("an offset past the pack's end", |index| {
+            index.entries[0].offset = index.pack_size
+        }),
+        ("a pack size larger than the pack", |index| {
+            index.pack_size += 1000;
+            index.entries[0].offset = index.pack_size - index.entries[0].length;
+        }),
+    ];
+    for (what, forge) in forgeries {
+        forge_indexes(&repo_dir, forge);
+        let restore = restore_run(&repo, "latest", &tmp.path().join("restored"), &[]);
+        restore.expect_code(1);
+        assert!(
+            restore.stderr().contains("corrupt") && !restore.stderr().contains("credentials"),
+            "{what}: {}",
+            restore.stderr()
+        );
+        vecdrill(["verify", "--repo", &repo, "--read-data"]).expect_code(1);
+        std::fs::remove_dir_all(&repo_dir).unwrap();
+        copy_tree(&pristine, &repo_dir);
+    }
+}

@@ -1,4 +1,7 @@
-//! Issue 15: a bounded, deterministic mutation test over every kind of repository object.
+//! Issue 15: bounded, deterministic mutation tests over every kind of repository object and
+//! over scenario files.
+//!
+//! Repositories:
 //! Each case damages one object of a real repository — a bit flip, a cut, or a field changed
 //! and the object resealed with a correct checksum, as anyone with write access to a bucket
 //! can — then runs `verify --read-data` and `restore`. Whatever the damage: no panic, no
@@ -6,8 +9,12 @@
 //! on whether the backup restores, and a restore that succeeds produced exactly the files its
 //! backup records.
 //!
-//! CI runs a fixed number of cases from a fixed seed; `VECDRILL_MUTATIONS=N` runs N, and
-//! `VECDRILL_MUTATION_SEED=S` another sequence.
+//! Scenarios: each shipped scenario damaged at random (a bit flipped, cut short, YAML syntax
+//! or a hostile value put in, a line repeated or dropped), then validated: never a crash or a
+//! hang, always exit 0 or 2, and every exit 2 names the file with a line and column.
+//!
+//! CI runs a fixed number of cases from a fixed seed; `VECDRILL_MUTATIONS=N` runs N of each,
+//! and `VECDRILL_MUTATION_SEED=S` another sequence.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +26,7 @@ use vecdrill::repo::format::{Manifest, PackIndex, RepoConfig, Sealed};
 use crate::common::{backup_json, copy_tree, files_under, repo_url, seeded_data_dir, vecdrill};
 
 const CI_CASES: usize = 60;
+const CI_SCENARIO_CASES: usize = 300;
 
 /// Values a forger would try for a number.
 fn hostile_number(rng: &mut ChaCha8Rng, near: u64) -> u64 {
@@ -227,6 +235,7 @@ fn issue_15_mutated_repositories_never_panic_never_escape_and_verify_agrees_with
     .expect_code(0);
     assert!(restored_as_recorded(&pristine_url, &clean));
     let (mut panics, mut disagreements, mut escapes, mut restored_wrong) = (0, 0, 0, 0);
+    let mut misclassified = 0;
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
     for case in 0..cases {
         let work = tmp.path().join(format!("case-{case}"));
@@ -256,6 +265,11 @@ fn issue_15_mutated_repositories_never_panic_never_escape_and_verify_agrees_with
         if crashed(verify.code()) || crashed(restore.code()) {
             panics += 1;
             eprintln!("CRASH {context}");
+        }
+        // Damage is exit 1 ("corrupt"), never 3, which blames the store or the credentials.
+        if ![0, 1].contains(&verify.code()) || ![0, 1].contains(&restore.code()) {
+            misclassified += 1;
+            eprintln!("EXIT {context}");
         }
         if (verify.code() == 0) != (restore.code() == 0) {
             disagreements += 1;
@@ -290,10 +304,16 @@ fn issue_15_mutated_repositories_never_panic_never_escape_and_verify_agrees_with
         std::fs::remove_dir_all(&work).unwrap();
     }
     eprintln!("{cases} cases: {outcomes:?}");
-    eprintln!("panics {panics}, disagreements {disagreements}, writes beside the target {escapes}, wrong restores {restored_wrong}");
+    eprintln!("panics {panics}, disagreements {disagreements}, writes beside the target {escapes}, wrong restores {restored_wrong}, exit codes other than 0 or 1 {misclassified}");
     assert_eq!(
-        (panics, disagreements, escapes, restored_wrong),
-        (0, 0, 0, 0),
+        (
+            panics,
+            disagreements,
+            escapes,
+            restored_wrong,
+            misclassified
+        ),
+        (0, 0, 0, 0, 0),
         "see the cases above"
     );
     // Mutations that matter were made: most cases must have been caught by verify.
@@ -335,4 +355,210 @@ fn restored_as_recorded(url: &str, target: &Path) -> bool {
         })
         .collect();
     recorded == found
+}
+
+/// Text a forger or a clumsy editor would put into a scenario.
+const YAML_INSERTS: &[&str] = &[
+    "&a ",
+    "*a",
+    "*nope",
+    ": ",
+    "[",
+    "]",
+    "{",
+    "}",
+    "- ",
+    "!!binary ",
+    "!!python/object ",
+    "%YAML 1.2\n---\n",
+    "\t",
+    "\n",
+    "'",
+    "\"",
+    "? ",
+    "|",
+    ">",
+    "<<: *a\n",
+    "\u{0}",
+    "\u{feff}",
+    "${",
+    "${nope}",
+    "\\",
+    "#",
+    "---\n",
+    "...\n",
+];
+
+const HOSTILE_VALUES: &[&str] = &[
+    "1e400",
+    "-1",
+    "18446744073709551616",
+    ".nan",
+    ".inf",
+    "0x7fffffffffffffff",
+    "99999999999d",
+    "0s",
+    "\"\"",
+    "../../etc/passwd",
+    "${nope}",
+    "~",
+    "[]",
+    "{}",
+    "!!binary AAAA",
+    "1_000_000_000_000_000_000_000",
+];
+
+/// Damage a scenario's text; says what was done.
+fn mutate_scenario(text: &str, rng: &mut ChaCha8Rng) -> (Vec<u8>, String) {
+    let mut bytes = text.as_bytes().to_vec();
+    let at = rng.random_range(0..bytes.len());
+    let lines: Vec<&str> = text.lines().collect();
+    let line = rng.random_range(0..lines.len());
+    match rng.random_range(0..7) {
+        0 => {
+            bytes[at] ^= 1 << rng.random_range(0..8);
+            (bytes, format!("bit flipped at {at}"))
+        }
+        1 => {
+            bytes.truncate(at);
+            (bytes, format!("cut to {at} bytes"))
+        }
+        2 => {
+            let insert = YAML_INSERTS[rng.random_range(0..YAML_INSERTS.len())];
+            bytes.splice(at..at, insert.bytes());
+            (bytes, format!("{insert:?} put in at {at}"))
+        }
+        3 => {
+            let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            changed.insert(line, lines[line].to_string());
+            (
+                changed.join("\n").into_bytes(),
+                format!("line {} repeated", line + 1),
+            )
+        }
+        4 => {
+            let mut changed: Vec<&str> = lines.clone();
+            changed.remove(line);
+            (
+                changed.join("\n").into_bytes(),
+                format!("line {} dropped", line + 1),
+            )
+        }
+        5 => {
+            let value = HOSTILE_VALUES[rng.random_range(0..HOSTILE_VALUES.len())];
+            // The value after a key on some line that has one.
+            let keyed: Vec<usize> = (0..lines.len())
+                .filter(|i| lines[*i].contains(": "))
+                .collect();
+            let line = keyed[rng.random_range(0..keyed.len())];
+            let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            let key_end = changed[line].find(": ").unwrap() + 2;
+            changed[line].replace_range(key_end.., value);
+            (
+                changed.join("\n").into_bytes(),
+                format!("line {} set to {value:?}", line + 1),
+            )
+        }
+        _ => {
+            let repeat = lines[line].repeat(rng.random_range(2..2000));
+            let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            changed[line] = repeat;
+            (
+                changed.join("\n").into_bytes(),
+                format!("line {} repeated in place", line + 1),
+            )
+        }
+    }
+}
+
+/// Seconds a validation may take before it counts as a hang.
+const VALIDATE_BOUND_SECS: &str = "20";
+
+#[test]
+fn issue_15_mutated_scenarios_are_reported_with_a_position_never_a_crash_or_a_hang() {
+    let cases = env_number("VECDRILL_MUTATIONS", CI_SCENARIO_CASES as u64) as usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(env_number("VECDRILL_MUTATION_SEED", 15) + 1);
+    let root = crate::common::project_root();
+    let mut shipped: Vec<PathBuf> = files_under(&root.join("scenarios"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    shipped.sort();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut crashes, mut hangs, mut unexpected, mut unplaced) = (0, 0, 0, 0);
+    let mut outcomes = std::collections::BTreeMap::<i32, usize>::new();
+    for case in 0..cases {
+        let source = &shipped[rng.random_range(0..shipped.len())];
+        let text = std::fs::read_to_string(source).unwrap();
+        let (bytes, what) = mutate_scenario(&text, &mut rng);
+        let name = format!("case-{case}.yaml");
+        let path = tmp.path().join(&name);
+        std::fs::write(&path, &bytes).unwrap();
+        let run = std::process::Command::new("timeout")
+            .args(["-s", "KILL", VALIDATE_BOUND_SECS])
+            .arg(env!("CARGO_BIN_EXE_vecdrill"))
+            .arg("validate")
+            .arg(&path)
+            .current_dir(&root)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let code = run.status.code().unwrap_or(-1);
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let context = format!(
+            "case {case} ({} {what}): exit {code}\n{output}",
+            source.strip_prefix(&root).unwrap().display()
+        );
+        *outcomes.entry(code).or_default() += 1;
+        match code {
+            0 => {}
+            2 if placed(&output, &name) => {}
+            2 => {
+                unplaced += 1;
+                eprintln!("UNPLACED {context}");
+            }
+            // `timeout -s KILL` ends a hang with 137.
+            137 => {
+                hangs += 1;
+                eprintln!("HANG {context}");
+            }
+            code if crashed(code) => {
+                crashes += 1;
+                eprintln!("CRASH {context}");
+            }
+            _ => {
+                unexpected += 1;
+                eprintln!("EXIT {context}");
+            }
+        }
+    }
+    eprintln!("{cases} scenario cases, by exit code: {outcomes:?}");
+    assert_eq!(
+        (crashes, hangs, unexpected, unplaced),
+        (0, 0, 0, 0),
+        "(crashes, hangs, other exit codes, problems without a position): see the cases above"
+    );
+    // Mutations that matter were made: most damaged files must have been refused.
+    assert!(
+        outcomes.get(&2).copied().unwrap_or(0) * 2 > cases,
+        "{outcomes:?}"
+    );
+}
+
+/// Whether `output` names `file` with a line and a column (`file:LINE:COL`).
+fn placed(output: &str, file: &str) -> bool {
+    output
+        .match_indices(&format!("{file}:"))
+        .any(|(at, found)| {
+            let rest = &output[at + found.len()..];
+            let mut parts = rest.splitn(3, ':');
+            let is_number = |p: Option<&str>| {
+                p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            };
+            is_number(parts.next()) && is_number(parts.next())
+        })
 }

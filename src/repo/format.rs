@@ -395,7 +395,9 @@ impl PackIndex {
         }
         for entry in &self.entries {
             let end = entry.offset.checked_add(entry.length);
+            // Every encoding stores at least a byte (a zstd frame has a header).
             if entry.raw_length > limits::CHUNK_BYTES
+                || entry.length == 0
                 || entry.length > limits::STORED_CHUNK_BYTES
                 || end.is_none_or(|end| end > self.pack_size)
             {
