@@ -21,6 +21,8 @@ pub struct ChunkIndex {
     pub chunks: HashMap<ChunkId, Location>,
     /// Every pack with an index, by name.
     pub packs: HashMap<String, PackIndex>,
+    /// Second locations of chunks stored twice, until [`Self::load`] has chosen between them.
+    alternates: Vec<Location>,
 }
 
 impl ChunkIndex {
@@ -42,17 +44,58 @@ impl ChunkIndex {
         for (_, index) in files {
             this.insert(index);
         }
+        this.prefer_intact(&repo.store).await?;
         Ok(this)
+    }
+
+    /// A chunk can be stored twice: a backup that found its pack missing or damaged stores it
+    /// again (and a pack found at the wrong size keeps its index, for its other chunks), or two
+    /// backups stored it at once. Read it from a pack that exists at its indexed size: one HEAD
+    /// per pack holding such a chunk, nothing for the rest.
+    pub async fn prefer_intact(&mut self, store: &Store) -> Result<(), RepoError> {
+        let mut intact: HashMap<Arc<str>, bool> = HashMap::new();
+        for alternate in std::mem::take(&mut self.alternates) {
+            let Some(chosen) = self.chunks.get(&alternate.entry.id).map(|l| l.pack.clone()) else {
+                continue;
+            };
+            if !self.is_intact(store, &chosen, &mut intact).await?
+                && self.is_intact(store, &alternate.pack, &mut intact).await?
+            {
+                self.chunks.insert(alternate.entry.id, alternate);
+            }
+        }
+        Ok(())
+    }
+
+    async fn is_intact(
+        &self,
+        store: &Store,
+        pack: &Arc<str>,
+        known: &mut HashMap<Arc<str>, bool>,
+    ) -> Result<bool, RepoError> {
+        if let Some(intact) = known.get(pack) {
+            return Ok(*intact);
+        }
+        let indexed = self.packs.get(&**pack).map(|p| p.pack_size);
+        let intact = indexed.is_some() && store.size(&super::pack_key(pack)).await? == indexed;
+        known.insert(pack.clone(), intact);
+        Ok(intact)
     }
 
     /// Add one pack's index; its entries must have passed [`PackIndex::validate`].
     pub fn insert(&mut self, index: PackIndex) {
         let pack: Arc<str> = Arc::from(index.pack.as_str());
         for entry in &index.entries {
-            self.chunks.entry(entry.id).or_insert_with(|| Location {
+            let location = Location {
                 pack: pack.clone(),
                 entry: *entry,
-            });
+            };
+            match self.chunks.entry(entry.id) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(location);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => self.alternates.push(location),
+            }
         }
         self.packs.insert(index.pack.clone(), index);
     }

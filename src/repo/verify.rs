@@ -243,5 +243,6 @@ async fn load_index_tolerant(
             Err(err) => return Err(err),
         }
     }
+    index.prefer_intact(&repo.store).await?;
     Ok(index)
 }
