@@ -354,16 +354,31 @@ fn issue_15_5_an_interrupted_backup_releases_its_lock_and_a_dead_owners_lock_is_
     let pid = gone.id();
     gone.wait().unwrap();
     let hostname = nix::unistd::gethostname().unwrap().into_string().unwrap();
-    std::fs::create_dir_all(repo_dir.join("locks")).unwrap();
-    std::fs::write(
-        repo_dir.join("locks/left-behind.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "type": "vecdrill-lock", "version": 1, "exclusive": true, "operation": "prune",
-            "hostname": hostname, "pid": pid, "created_at": chrono::Utc::now(),
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let namespace = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let here = format!("{} {}", boot.trim(), namespace.display());
+    let leave_lock = |pid_space: Option<&str>| {
+        std::fs::create_dir_all(repo_dir.join("locks")).unwrap();
+        std::fs::write(
+            repo_dir.join("locks/left-behind.json"),
+            serde_json::to_vec(&serde_json::json!({
+                "type": "vecdrill-lock", "version": 1, "exclusive": true, "operation": "prune",
+                "hostname": hostname, "pid": pid, "pid_space": pid_space,
+                "created_at": chrono::Utc::now(),
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    };
+    // The same host name is not enough: another container, or a lock that does not say which
+    // pid namespace it is from, cannot be judged by its pid and is waited for.
+    for elsewhere in [Some("another-boot pid:[1]"), None] {
+        leave_lock(elsewhere);
+        let refused = backup_run(&repo, &data, &[]);
+        assert_ne!(refused.code(), 0, "{elsewhere:?}: {}", refused.stderr());
+        assert!(refused.stderr().contains("locked"), "{}", refused.stderr());
+    }
+    leave_lock(Some(&here));
     let run = backup_run(&repo, &data, &[]);
     run.expect_code(0);
     assert!(

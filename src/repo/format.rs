@@ -284,6 +284,11 @@ pub struct LockFile {
     pub operation: String,
     pub hostname: String,
     pub pid: u32,
+    /// Which set of process ids `pid` belongs to: the kernel's boot id and the pid namespace.
+    /// Only a lock of this same set can be judged dead by its pid (a host name is not enough:
+    /// two containers may share one). Absent in locks of older versions.
+    #[serde(default)]
+    pub pid_space: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 

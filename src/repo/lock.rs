@@ -26,7 +26,44 @@ const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 pub struct LockGuard {
     store: Arc<Store>,
     key: String,
-    refresher: tokio::task::JoinHandle<()>,
+    refresher: Refresher,
+}
+
+/// Rewrites the lock every [`REFRESH_EVERY`]. Stopped between writes, never during one: a
+/// refresh cut off mid-request could still land after the lock's deletion and bring it back.
+struct Refresher {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Refresher {
+    fn start(store: Arc<Store>, key: String, mut lock: LockFile) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(REFRESH_EVERY) => {}
+                    _ = stopped.changed() => return,
+                }
+                lock.created_at = Utc::now();
+                if let Err(err) = store.put_json(&key, &lock).await {
+                    tracing::warn!("cannot refresh repository lock {key}: {err}");
+                }
+            }
+        });
+        Self {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Stop, and wait for a refresh in progress to finish.
+    async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
 }
 
 /// Every lock this process holds, by key, with its store.
@@ -66,6 +103,7 @@ pub async fn acquire(
         operation: operation.to_string(),
         hostname: hostname(),
         pid: std::process::id(),
+        pid_space: pid_space(),
         created_at: Utc::now(),
     };
     held().push((key.clone(), store.clone()));
@@ -87,18 +125,7 @@ pub async fn acquire(
             return Err(err);
         }
     }
-    let refresher = {
-        let (store, key, mut lock) = (store.clone(), key.clone(), lock);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(REFRESH_EVERY).await;
-                lock.created_at = Utc::now();
-                if let Err(err) = store.put_json(&key, &lock).await {
-                    tracing::warn!("cannot refresh repository lock {key}: {err}");
-                }
-            }
-        })
-    };
+    let refresher = Refresher::start(store.clone(), key.clone(), lock);
     Ok(LockGuard {
         store,
         key,
@@ -157,10 +184,12 @@ async fn find_conflict(
 }
 
 /// Whether `lock` names a process of this host that no longer exists. A lock of another host
-/// cannot be judged from here and waits for [`STALE_AFTER`]; one naming this very process, yet
-/// not held by it, was left by an earlier process that had the same pid (pid 1 in a container).
+/// or pid namespace (or of a version that did not say which) cannot be judged from here and
+/// waits for [`STALE_AFTER`]; one naming this very process, yet not held by it, was left by an
+/// earlier process that had the same pid (pid 1 in a container).
 fn owner_is_gone(lock: &LockFile) -> bool {
-    if lock.hostname != hostname() {
+    let here = pid_space();
+    if lock.hostname != hostname() || here.is_none() || lock.pid_space != here {
         return false;
     }
     if lock.pid == std::process::id() {
@@ -177,8 +206,8 @@ fn owner_is_gone(lock: &LockFile) -> bool {
 }
 
 impl LockGuard {
-    pub async fn release(self) -> Result<(), RepoError> {
-        self.refresher.abort();
+    pub async fn release(mut self) -> Result<(), RepoError> {
+        self.refresher.stop().await;
         let result = self.store.delete(&self.key).await;
         forget(&self.key);
         result
@@ -189,19 +218,30 @@ impl Drop for LockGuard {
     /// A guard dropped without [`LockGuard::release`]: delete the lock in the background, so a
     /// failed or cancelled command does not leave it for the next one to wait out.
     fn drop(&mut self) {
-        self.refresher.abort();
+        let _ = self.refresher.stop.send(true);
         if !held().iter().any(|(k, _)| k == &self.key) {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (store, key) = (self.store.clone(), self.key.clone());
+            let refresher = self.refresher.task.take();
             runtime.spawn(async move {
+                if let Some(refresher) = refresher {
+                    let _ = refresher.await;
+                }
                 if store.delete(&key).await.is_ok() {
                     forget(&key);
                 }
             });
         }
     }
+}
+
+/// This process's pid space: the boot id (new at every boot) and the pid namespace's inode.
+fn pid_space() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{} {}", boot.trim(), namespace.display()))
 }
 
 pub fn hostname() -> String {
