@@ -313,3 +313,34 @@ fn snapshot_restore_drill_recovers_corrupted_data_and_measures_rpo() {
         .starts_with(b"SQLite format 3"));
     assert!(!port_is_open(port));
 }
+
+#[test]
+fn issue_15_an_interrupted_cold_backup_starts_the_service_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 300, 8)]);
+    let log = tmp.path().join("service-actions");
+    // A service vecdrill does not own: its stop command interrupts the run (as Ctrl-C would)
+    // while the cold backup waits for it, so the backup never reaches its own start.
+    let text = format!(
+        "name: cold-interrupted\n\
+         target:\n  kind: chroma\n  url: http://127.0.0.1:{port}\n  data_dir: {data}\n  \
+         service:\n    kind: shell\n    start: echo start >> {log}\n    \
+         stop: echo stop >> {log}; kill -INT $PPID; sleep 2\n\
+         repo: {repo}\n\
+         steps:\n  - {{ id: cold, do: backup, with: {{ mode: cold }} }}\n",
+        port = free_port(),
+        data = data.display(),
+        log = log.display(),
+        repo = crate::common::repo_url(&tmp.path().join("repo")),
+    );
+    let path = tmp.path().join("scenario.yaml");
+    std::fs::write(&path, text).unwrap();
+    let run = crate::common::run_scenario(&path, &tmp.path().join("reports"), &[], &[]);
+    assert_eq!(run.code(), 130, "{}", run.stderr());
+    let actions = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        actions.lines().collect::<Vec<_>>(),
+        ["stop", "start"],
+        "the service was left stopped"
+    );
+}

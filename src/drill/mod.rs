@@ -351,7 +351,7 @@ impl Runner<'_> {
             }
             let _ = interrupt.wait_for(|flag| *flag).await;
         };
-        tokio::select! {
+        let attempt = tokio::select! {
             result = work => match result {
                 Ok(Ok(outputs)) => Attempt::Done(outputs),
                 Ok(Err(err)) => Attempt::Failed(err.to_string(), err.outputs().cloned().unwrap_or_default()),
@@ -361,7 +361,18 @@ impl Runner<'_> {
                 ),
             },
             _ = interrupted => Attempt::Interrupted,
+        };
+        // Cut off between its stop and its start, a cold backup would leave the service down:
+        // start it (starting a running service is no error).
+        if matches!(attempt, Attempt::Interrupted) && step.restarts_service() {
+            if let Some(service) = self.service.as_deref_mut() {
+                tracing::warn!("the interrupted step may have stopped the service: starting it");
+                if let Err(err) = service.start().await {
+                    tracing::warn!("cannot start the service again: {err}");
+                }
+            }
         }
+        attempt
     }
 }
 

@@ -59,6 +59,10 @@ pub const KIND: StepKind = StepKind {
 
 #[async_trait]
 impl Step for Backup {
+    fn restarts_service(&self) -> bool {
+        self.mode == CaptureMode::Cold
+    }
+
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open_or_create(&ctx.repo_url(self.repo.as_deref())?).await?;
         let outcome = if ctx.target.kind == TargetKind::FaissRedis {

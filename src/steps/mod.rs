@@ -97,6 +97,11 @@ impl StepError {
 #[async_trait]
 pub trait Step: Send + Sync {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError>;
+    /// Whether the step may stop `target.service` and start it again itself (a cold backup):
+    /// interrupted in between, the run starts the service again before anything else.
+    fn restarts_service(&self) -> bool {
+        false
+    }
 }
 
 pub type WithError = serde_path_to_error::Error<serde_yaml::Error>;
