@@ -718,3 +718,67 @@ fn issue_15_6_a_chunk_stored_again_after_its_pack_was_damaged_is_read_from_the_i
     // The first backup still names the damaged packs' chunks: it reads from the intact ones too.
     vecdrill(["verify", "--repo", &repo, "--read-data"]).expect_code(0);
 }
+
+#[test]
+fn issue_15_one_damaged_manifest_does_not_hide_the_other_backups_nor_decide_latest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data_dir(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    let id = |backup: &serde_json::Value| {
+        backup["backup"]["manifest"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let oldest = id(&backup_json(&repo, &data, &[]));
+    // Ids tell time to the second: the next backups are later than the oldest.
+    std::thread::sleep(Duration::from_millis(1100));
+    let middle = id(&backup_json(&repo, &data, &["--tag", "middle"]));
+    let newest = id(&backup_json(&repo, &data, &["--tag", "newest"]));
+    let manifest = |id: &str| repo_dir.join(format!("snapshots/{id}.json"));
+    crate::common::flip_byte(&manifest(&oldest), 40);
+
+    let list = vecdrill(["list", "--repo", &repo, "--json"]);
+    list.expect_code(1);
+    assert!(list.stderr().contains(&oldest), "{}", list.stderr());
+    let listed: Vec<String> = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let verify = vecdrill(["verify", "--repo", &repo]);
+    verify.expect_code(1);
+    assert!(verify.stdout().contains(&oldest), "{}", verify.stdout());
+    // The damaged one is the oldest: `latest` is still decided, backups go on, and prune,
+    // which must know every chunk in use, refuses.
+    let target = tmp.path().join("restored");
+    let info = vecdrill(["info", "--repo", &repo, "latest", "--json"]);
+    info.expect_code(0);
+    assert_eq!(info.json()["id"], newest.as_str());
+    restore_run(&repo, &middle, &target, &[]).expect_code(0);
+    backup_json(&repo, &data, &["--tag", "after"]);
+    let prune = vecdrill(["prune", "--repo", &repo, "--keep-last", "1"]);
+    prune.expect_code(1);
+    assert!(prune.stderr().contains(&oldest), "{}", prune.stderr());
+
+    // A damaged manifest as new as the newest readable one may be the real latest.
+    let backups: Vec<String> = names_in(&repo_dir.join("snapshots"));
+    let last = backups
+        .last()
+        .unwrap()
+        .trim_end_matches(".json")
+        .to_string();
+    crate::common::flip_byte(&manifest(&last), 40);
+    let refused = restore_run(&repo, "latest", &tmp.path().join("other"), &[]);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr().contains(&last) && refused.stderr().contains("name a backup"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(!tmp.path().join("other").exists());
+}

@@ -466,10 +466,24 @@ fn summary(manifest: &Manifest) -> serde_json::Value {
 
 pub async fn list(args: ListArgs) -> Result<i32, Failure> {
     let repo = Repository::open(&args.repo.repo).await?;
-    let manifests = repo.manifests().await?;
+    let backups = repo.scan().await?;
+    // What cannot be read is said (on stderr, beside the results) and fails the command.
+    for damaged in &backups.damaged {
+        eprintln!(
+            "DAMAGED {}: {}",
+            printable(&damaged.key),
+            printable(&damaged.problem)
+        );
+    }
+    let code = if backups.damaged.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    };
+    let manifests = backups.manifests;
     if args.json {
         print_json(&manifests.iter().map(summary).collect::<Vec<_>>());
-        return Ok(exit::SUCCESS);
+        return Ok(code);
     }
     let rows: Vec<BackupRow> = manifests
         .iter()
@@ -492,7 +506,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
         })
         .collect();
     println_shown!("{}", Table::new(rows).with(Style::rounded()));
-    Ok(exit::SUCCESS)
+    Ok(code)
 }
 
 pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
@@ -571,12 +585,15 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
 
 pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
     let repo = Repository::open(&args.repo.repo).await?;
-    let manifests = match &args.backup {
-        Some(id) => vec![repo.manifest(id).await?],
-        None => repo.manifests().await?,
+    let (manifests, damaged) = match &args.backup {
+        Some(id) => (vec![repo.manifest(id).await?], Vec::new()),
+        None => {
+            let backups = repo.scan().await?;
+            (backups.manifests, backups.damaged)
+        }
     };
     let progress = for_terminal(args.json);
-    let report = vecdrill::repo::verify::verify(
+    let mut report = vecdrill::repo::verify::verify(
         &repo,
         &manifests,
         args.read_data,
@@ -584,6 +601,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
         progress.as_ref(),
     )
     .await?;
+    report.add_damaged(&damaged);
     // FAISS + Redis backups: their indexes read back, parsed and compared with the manifest.
     let mut store_checks = Vec::new();
     for manifest in manifests

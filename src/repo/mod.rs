@@ -176,21 +176,89 @@ impl Repository {
         Ok(Self { store, config })
     }
 
-    /// Every backup, oldest first. Unreadable manifests are reported, not skipped silently.
-    pub async fn manifests(&self) -> Result<Vec<Manifest>, RepoError> {
+    /// Every backup, oldest first, and every manifest that cannot be read. One damaged
+    /// manifest must not hide the others: listing, verifying, backing up and restoring another
+    /// backup go on, each saying what it could not read.
+    pub async fn scan(&self) -> Result<Backups, RepoError> {
         let listed = self.store.list("snapshots").await?;
-        let mut manifests = Vec::with_capacity(listed.len());
+        let mut backups = Backups::default();
         for object in listed.iter().filter(|o| o.key.ends_with(".json")) {
-            manifests.push(self.load_manifest(&object.key).await?);
+            match self.load_manifest(&object.key).await {
+                Ok(manifest) => backups.manifests.push(manifest),
+                Err(err @ (RepoError::Corrupt { .. } | RepoError::NewerFormat { .. })) => {
+                    backups.damaged.push(DamagedManifest {
+                        key: object.key.clone(),
+                        problem: err.to_string(),
+                    })
+                }
+                // Deleted (by a prune) between the listing and the read.
+                Err(RepoError::ObjectMissing { .. }) => {}
+                Err(err) => return Err(err),
+            }
         }
-        manifests.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(manifests)
+        backups
+            .manifests
+            .sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(backups)
+    }
+
+    /// Every backup, oldest first, for what needs them all (a prune that must know every chunk
+    /// in use): a damaged manifest is an error.
+    pub async fn manifests(&self) -> Result<Vec<Manifest>, RepoError> {
+        let backups = self.scan().await?;
+        match backups.damaged.into_iter().next() {
+            Some(damaged) => Err(RepoError::Corrupt {
+                what: damaged.key,
+                detail: damaged.problem,
+            }),
+            None => Ok(backups.manifests),
+        }
+    }
+
+    /// Every readable backup, oldest first, each damaged manifest logged as a warning: for a
+    /// backup choosing its parent, which must not be stopped by an old damaged one.
+    pub async fn readable_manifests(&self) -> Result<Vec<Manifest>, RepoError> {
+        let backups = self.scan().await?;
+        for damaged in &backups.damaged {
+            tracing::warn!(
+                "skipping damaged manifest {}: {}",
+                damaged.key,
+                damaged.problem
+            );
+        }
+        Ok(backups.manifests)
     }
 
     /// A backup by id, unique id prefix, or `latest`.
     pub async fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
         if id == "latest" {
-            return self.manifests().await?.pop().ok_or(RepoError::Empty);
+            let backups = self.scan().await?;
+            let latest = backups.manifests.last();
+            // Ids begin with their time (to the second): a damaged manifest from the newest
+            // readable one's second or later may be the real latest, and restoring an older
+            // one in its place would mislead. One whose name tells no time may be too.
+            let may_be_newer = |name: &str| match (id_time(name), latest.map(|l| id_time(&l.id))) {
+                (Some(damaged), Some(Some(newest))) => damaged >= newest,
+                _ => true,
+            };
+            if let Some(newer) = backups
+                .damaged
+                .iter()
+                .find(|d| may_be_newer(stored_name(&d.key, "snapshots")))
+            {
+                let than = match latest {
+                    Some(latest) => format!("backup {}", latest.id),
+                    None => "every readable backup (there is none)".into(),
+                };
+                return Err(RepoError::Corrupt {
+                    what: newer.key.clone(),
+                    detail: format!(
+                        "{}; it may be newer than {than}, so `latest` is not decided: name a backup (`vecdrill list`)",
+                        newer.problem
+                    ),
+                });
+            }
+            return latest.cloned().ok_or(RepoError::Empty);
         }
         // Nothing else can name a backup; an id never reaches a key unchecked.
         if !format::is_valid_id(id) {
@@ -201,20 +269,63 @@ impl Repository {
             Err(RepoError::ObjectMissing { .. }) => {}
             Err(other) => return Err(other),
         }
-        let mut matches: Vec<Manifest> = self
-            .manifests()
+        // A prefix is matched against the names the manifests are stored under, so a damaged
+        // manifest elsewhere does not stand in the way.
+        let mut matches: Vec<String> = self
+            .store
+            .list("snapshots")
             .await?
-            .into_iter()
-            .filter(|m| m.id.starts_with(id))
+            .iter()
+            .filter(|o| o.key.ends_with(".json"))
+            .map(|o| stored_name(&o.key, "snapshots").to_string())
+            .filter(|name| name.starts_with(id))
             .collect();
+        if matches.len() == 1 {
+            return self.load_manifest(&manifest_key(&matches.remove(0))).await;
+        }
         match matches.len() {
-            1 => Ok(matches.remove(0)),
             0 => Err(RepoError::BackupNotFound { id: id.to_string() }),
-            n => Err(RepoError::BackupNotFound {
-                id: format!("{id} (ambiguous: {n} backups start with it)"),
-            }),
+            n => {
+                matches.sort();
+                let shown = matches
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let more = if n > 10 { ", …" } else { "" };
+                Err(RepoError::BackupNotFound {
+                    id: format!("{id} (ambiguous: {n} backups start with it: {shown}{more})"),
+                })
+            }
         }
     }
+}
+
+/// The time a backup id begins with (`YYYYMMDDTHHMMSSZ`, see [`backup_id`]), when it does.
+fn id_time(id: &str) -> Option<&str> {
+    let time = id.get(..16)?;
+    let shape = time.bytes().enumerate().all(|(i, b)| match i {
+        8 => b == b'T',
+        15 => b == b'Z',
+        _ => b.is_ascii_digit(),
+    });
+    shape.then_some(time)
+}
+
+/// What [`Repository::scan`] found.
+#[derive(Debug, Default)]
+pub struct Backups {
+    /// Readable backups, oldest first.
+    pub manifests: Vec<Manifest>,
+    pub damaged: Vec<DamagedManifest>,
+}
+
+/// A manifest that cannot be read, with why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DamagedManifest {
+    pub key: String,
+    pub problem: String,
 }
 
 impl Repository {

@@ -14,7 +14,7 @@ use super::index::{load_pack_index, ChunkIndex};
 use super::pack::{decode_chunk, open_pack};
 pub use super::restorable::Problem;
 use super::restorable::{locate, problems as unrestorable, read_file};
-use super::{pack_key, RepoError, Repository};
+use super::{pack_key, stored_name, DamagedManifest, RepoError, Repository};
 use crate::progress::Progress;
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +31,16 @@ pub struct VerifyReport {
 impl VerifyReport {
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Manifests that could not be read are problems too (their backups cannot be restored).
+    pub fn add_damaged(&mut self, damaged: &[DamagedManifest]) {
+        self.problems.extend(damaged.iter().map(|d| Problem {
+            backup: Some(stored_name(&d.key, "snapshots").to_string()),
+            file: None,
+            object: d.key.clone(),
+            problem: d.problem.clone(),
+        }));
     }
 }
 

@@ -33,11 +33,14 @@ pub const KIND: StepKind = StepKind {
 impl Step for Verify {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
-        let manifests = match self.backup.as_str() {
-            "all" => repo.manifests().await?,
-            id => vec![repo.manifest(id).await?],
+        let (manifests, damaged) = match self.backup.as_str() {
+            "all" => {
+                let backups = repo.scan().await?;
+                (backups.manifests, backups.damaged)
+            }
+            id => (vec![repo.manifest(id).await?], Vec::new()),
         };
-        let report = crate::repo::verify::verify(
+        let mut report = crate::repo::verify::verify(
             &repo,
             &manifests,
             self.read_data,
@@ -45,6 +48,7 @@ impl Step for Verify {
             &NoProgress,
         )
         .await?;
+        report.add_damaged(&damaged);
         let out = outputs! {
             "backups" => report.backups.len(),
             "chunks" => report.chunks,

@@ -106,7 +106,7 @@ pub async fn backup(
     request: &FaissRedisRequest,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
-    let existing = repo.manifests().await?;
+    let existing = repo.readable_manifests().await?;
     let source = describe_source(request);
     if let Some(skipped) = skip_if_recent(&existing, (SOURCE_KIND, &source), request.min_interval) {
         return Ok(skipped);

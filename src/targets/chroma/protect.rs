@@ -154,7 +154,7 @@ pub async fn backup(
     service: Option<&mut (dyn Service + 'static)>,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
-    let existing = repo.manifests().await?;
+    let existing = repo.readable_manifests().await?;
     let source = source_path(&request.dir);
     if let Some(skipped) = skip_if_recent(&existing, ("chroma", &source), request.min_interval) {
         return Ok(skipped);
