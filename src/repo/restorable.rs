@@ -131,7 +131,7 @@ pub async fn read_file(
                 },
             };
             tokio::task::spawn_blocking(move || {
-                let mut plain = Vec::new();
+                let mut plain = Vec::with_capacity(run.len());
                 for (l, file_offset) in &run {
                     let at = (l.entry.offset - start) as usize;
                     let bytes = stored
@@ -142,7 +142,7 @@ pub async fn read_file(
                         })?;
                     let chunk = decode_chunk(&l.entry, bytes, &what)?;
                     sink(*file_offset, &chunk)?;
-                    plain.extend_from_slice(&chunk);
+                    plain.push(chunk);
                 }
                 Ok::<_, RepoError>(plain)
             })
@@ -156,9 +156,11 @@ pub async fn read_file(
     let mut hasher = blake3::Hasher::new();
     while let Some(plain) = runs.next().await {
         let plain = plain?;
-        progress.advance(plain.len() as u64);
+        progress.advance(plain.iter().map(|c| c.len() as u64).sum());
         hasher = tokio::task::spawn_blocking(move || {
-            hasher.update(&plain);
+            plain.iter().for_each(|chunk| {
+                hasher.update(chunk);
+            });
             hasher
         })
         .await
