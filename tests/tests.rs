@@ -10,6 +10,7 @@ mod faiss_redis;
 mod hostile;
 mod latency;
 mod mutation;
+mod new_user;
 mod railway;
 mod rebuild;
 mod records;

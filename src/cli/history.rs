@@ -16,22 +16,29 @@ use super::{print_json, Failure};
 /// The history database to read.
 #[derive(Args)]
 pub struct HistoryPath {
-    /// The history database that `run` and `backup` record into.
-    #[arg(long = "history", env = "VECDRILL_HISTORY", value_name = "PATH", default_value = vecdrill::history::DEFAULT_PATH, global = true)]
-    pub path: PathBuf,
+    /// The history database that `run` and `backup` record into [default:
+    /// $XDG_STATE_HOME/vecdrill/history.sqlite, else ~/.local/state/vecdrill/history.sqlite]
+    #[arg(
+        long = "history",
+        env = "VECDRILL_HISTORY",
+        value_name = "PATH",
+        global = true
+    )]
+    pub path: Option<PathBuf>,
 }
 
 impl HistoryPath {
     /// Open for reading: a history that does not exist yet is an error, not a new empty file.
     fn open(&self) -> Result<History, Failure> {
-        if !self.path.exists() {
+        let path = super::records::history_path(self.path.as_deref())?;
+        if !path.exists() {
             return Err(Failure {
-                message: format!("no history at {}", self.path.display()),
+                message: format!("no history at {}", path.display()),
                 hint: Some("runs and backups record themselves there; give another location with --history PATH or VECDRILL_HISTORY".into()),
                 code: exit::BAD_INPUT,
             });
         }
-        Ok(History::open(&self.path)?)
+        Ok(History::open(&path)?)
     }
 }
 

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use vecdrill::exit;
 use vecdrill::history::{History, RunRecord};
 use vecdrill::notify::NotifySpec;
 
@@ -13,9 +14,10 @@ use super::Failure;
 /// Where a command's record goes: the history database and a Prometheus metrics file.
 #[derive(Args)]
 pub struct RecordArgs {
-    /// The history database every run and backup is recorded in.
-    #[arg(long = "history", env = "VECDRILL_HISTORY", value_name = "PATH", default_value = vecdrill::history::DEFAULT_PATH)]
-    pub history: PathBuf,
+    /// The history database every run and backup is recorded in [default:
+    /// $XDG_STATE_HOME/vecdrill/history.sqlite, else ~/.local/state/vecdrill/history.sqlite]
+    #[arg(long = "history", env = "VECDRILL_HISTORY", value_name = "PATH")]
+    pub history: Option<PathBuf>,
     /// Record nothing in the history.
     #[arg(long)]
     pub no_history: bool,
@@ -31,8 +33,24 @@ impl RecordArgs {
         if self.no_history {
             return Ok(None);
         }
-        Ok(Some(History::open(&self.history)?))
+        Ok(Some(History::open(&history_path(
+            self.history.as_deref(),
+        )?)?))
     }
+}
+
+/// The history database: the one given, else the user's state directory.
+pub fn history_path(given: Option<&std::path::Path>) -> Result<PathBuf, Failure> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    vecdrill::history::default_path().ok_or_else(|| Failure {
+        message:
+            "no place for the history: neither XDG_STATE_HOME nor HOME is set to an absolute path"
+                .into(),
+        hint: Some("give one with --history PATH or VECDRILL_HISTORY, or --no-history".into()),
+        code: exit::BAD_INPUT,
+    })
 }
 
 /// Record `run` in the history and write the metrics file. Returns whether the history now

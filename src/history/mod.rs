@@ -1,5 +1,5 @@
-//! The history of every drill and backup: a SQLite database (default
-//! `reports/history.sqlite`) that `vecdrill history` reads and baselines live in.
+//! The history of every drill and backup: a SQLite database (by default in the user's state
+//! directory, see [`default_path`]) that `vecdrill history` reads and baselines live in.
 //!
 //! Each run is written in one transaction, in WAL mode with `synchronous=FULL`, so a process
 //! killed at any moment leaves the database readable and holding whole runs only.
@@ -20,8 +20,21 @@ pub mod trend;
 
 pub use record::{backup_record, drill_record, BackupRun};
 
-/// Where history goes when neither `--history` nor `VECDRILL_HISTORY` says otherwise.
-pub const DEFAULT_PATH: &str = "reports/history.sqlite";
+/// Where history goes when neither `--history` nor `VECDRILL_HISTORY` says otherwise: the
+/// user's state directory (`$XDG_STATE_HOME`, else `~/.local/state`), so a cron job and a drill
+/// run from different working directories share one history.
+pub fn default_path() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|home| home.join(".local/state"))
+        })?;
+    Some(state.join("vecdrill/history.sqlite"))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -106,7 +119,8 @@ pub struct ObjectiveRow {
 /// One drill or backup as the history keeps it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
-    /// A drill's run directory name; a backup's `backup-` plus its start time.
+    /// A drill's run directory name; a backup's repository id (`backup-` plus its start time
+    /// when it committed nothing).
     pub id: String,
     pub kind: RunKind,
     pub scenario: Option<String>,
@@ -248,6 +262,10 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
 impl History {
     /// Open (creating it and its directory if needed) and bring the schema up to date.
     pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        if !path.exists() {
+            // Said once, so nobody has to guess where their history went.
+            eprintln!("history: creating {}", path.display());
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| HistoryError::Directory {
                 path: parent.display().to_string(),

@@ -66,7 +66,12 @@ pub struct BackupRun<'a> {
 
 pub fn backup_record(run: BackupRun<'_>) -> RunRecord {
     RunRecord {
-        id: format!("backup-{}", run.started_at.format("%Y%m%dT%H%M%S%.3fZ")),
+        // One id per backup everywhere: the repository's. A backup that committed nothing has
+        // no such id and is named by its start.
+        id: run
+            .backup_id
+            .clone()
+            .unwrap_or_else(|| format!("backup-{}", run.started_at.format("%Y%m%dT%H%M%S%.3fZ"))),
         kind: RunKind::Backup,
         scenario: None,
         repo: Some(run.repo.to_string()),

@@ -130,7 +130,7 @@ pub fn index_key(pack: &str) -> String {
 impl Repository {
     /// Open an existing repository.
     pub async fn open(url: &str) -> Result<Self, RepoError> {
-        let store = Arc::new(Store::open(url)?);
+        let store = Arc::new(Store::open(url, false)?);
         let config: RepoConfig = match store.get_sealed(CONFIG_KEY).await {
             Ok(config) => config,
             Err(RepoError::ObjectMissing { .. }) => {
@@ -159,7 +159,7 @@ impl Repository {
             Err(RepoError::NotARepository { .. }) => {}
             other => return other,
         }
-        let store = Arc::new(Store::open(url)?);
+        let store = Arc::new(Store::open(url, true)?);
         let config = RepoConfig {
             kind: kinds::CONFIG.to_string(),
             version: FORMAT_VERSION,

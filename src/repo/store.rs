@@ -41,18 +41,40 @@ fn retry() -> RetryConfig {
 }
 
 impl Store {
-    /// Open the store a repository URL names: `file://DIR` (or a plain path), `s3://BUCKET/PREFIX`,
-    /// `gs://BUCKET/PREFIX`, `az://CONTAINER/PREFIX`, `memory://`.
-    pub fn open(url: &str) -> Result<Self, RepoError> {
+    /// Open the store a repository URL names: `file:///DIR` (absolute) or a plain path,
+    /// `s3://BUCKET/PREFIX`, `gs://BUCKET/PREFIX`, `az://CONTAINER/PREFIX`, `memory://`. A
+    /// local directory is created only when `create` is set (a backup creating its repository);
+    /// a command that only reads finds a mistyped one missing instead of creating it.
+    pub fn open(url: &str, create: bool) -> Result<Self, RepoError> {
         let bad = |reason: String| RepoError::BadUrl {
             url: url.to_string(),
             reason,
         };
         let (inner, prefix): (Arc<dyn ObjectStore>, String) = match url.split_once("://") {
             None | Some(("file", _)) => {
-                let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+                let dir = match url.strip_prefix("file://") {
+                    // `file://srv/x` reads as host `srv`, yet would silently mean `./srv/x`:
+                    // after file:// comes `/` or an explicit `./` or `../`.
+                    Some(path)
+                        if !(path.starts_with('/')
+                            || path.starts_with("./")
+                            || path.starts_with("../")) =>
+                    {
+                        return Err(bad(format!(
+                            "after file:// comes an absolute path (file:///{path}) or one starting with ./ or ../ (file://./{path}); or write the path without file://"
+                        )))
+                    }
+                    Some(path) => PathBuf::from(path),
+                    None => PathBuf::from(url),
+                };
+                if create {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+                } else if !dir.is_dir() {
+                    return Err(RepoError::NotARepository {
+                        url: url.to_string(),
+                    });
+                }
                 // fsync: a put returns once the object and its directory entry are on disk,
                 // as a cloud store's does. Without it a power cut after a backup reported
                 // success could leave a manifest naming packs that were never written.

@@ -668,12 +668,48 @@ fn check_restore_target(target: &Path) -> Result<(), ProtectError> {
             target.display()
         )));
     }
-    if std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
-        let points_to = std::fs::canonicalize(target)
-            .map(|p| format!(" (it points to {})", p.display()))
-            .unwrap_or_default();
+    match std::fs::symlink_metadata(target) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let points_to = std::fs::canonicalize(target)
+                .map(|p| format!(" (it points to {})", p.display()))
+                .unwrap_or_default();
+            return Err(ProtectError::Input(format!(
+                "{} is a symbolic link{points_to}; restore to the directory it points to",
+                target.display()
+            )));
+        }
+        Ok(meta) if !meta.is_dir() => {
+            return Err(ProtectError::Input(format!(
+                "{} is a file, not a directory; restore to a directory (a new one is created)",
+                target.display()
+            )));
+        }
+        _ => {}
+    }
+    // The restored copy is staged beside the target and renamed into place: the directory
+    // holding it (or the nearest one that exists) must be writable, found out before any
+    // download.
+    let mut holder = crate::atomic_file::parent(target).to_path_buf();
+    while !holder.exists() {
+        match holder.parent() {
+            Some(up) if !up.as_os_str().is_empty() => holder = up.to_path_buf(),
+            _ => {
+                holder = PathBuf::from(".");
+                break;
+            }
+        }
+    }
+    if !holder.is_dir() {
         return Err(ProtectError::Input(format!(
-            "{} is a symbolic link{points_to}; restore to the directory it points to",
+            "{} is not a directory, so {} cannot be created under it",
+            holder.display(),
+            target.display()
+        )));
+    }
+    if nix::unistd::access(&holder, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Err(ProtectError::Input(format!(
+            "cannot write in {}, where the restored copy of {} would be staged and renamed into place; restore as a user who can write there, or to another --to",
+            holder.display(),
             target.display()
         )));
     }

@@ -1,0 +1,200 @@
+//! Issue 16: what a new user tripped over, each a wrong answer or a surprise — a repository
+//! created by a typo, a history that depends on the working directory, two ids for one backup,
+//! a restore onto a file.
+
+use std::path::Path;
+
+use crate::common::{backup_json, repo_url, restore_run, seeded_data_dir, vecdrill_command};
+
+/// `vecdrill ARGS` run in `cwd` with `env` and no `VECDRILL_HISTORY` of the harness's.
+fn vecdrill_in(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
+    let mut command = vecdrill_command();
+    command
+        .current_dir(cwd)
+        .env_remove("VECDRILL_HISTORY")
+        .args(args);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn issue_16_5_reading_commands_never_create_a_repository_and_file_urls_are_absolute() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 100, 8)]);
+    let typo = tmp.path().join("backups/repoo");
+    let url = repo_url(&typo);
+    for args in [
+        vec!["list", "--repo", &url],
+        vec!["info", "--repo", &url, "latest"],
+        vec!["verify", "--repo", &url],
+        vec!["stats", "--repo", &url],
+        vec![
+            "restore",
+            "--repo",
+            &url,
+            "latest",
+            "--to",
+            "/nonexistent/x",
+            "--yes",
+        ],
+    ] {
+        let run = vecdrill_in(tmp.path(), &args, &[]);
+        assert_eq!(
+            run.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&run.stderr)
+        );
+        assert!(text(&run.stderr).contains(&url), "{}", text(&run.stderr));
+        assert!(!tmp.path().join("backups").exists(), "{args:?} created it");
+    }
+    // `file://srv/x` reads as a host: refused, naming what to write instead.
+    let run = vecdrill_in(tmp.path(), &["list", "--repo", "file://srv/x"], &[]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        text(&run.stderr).contains("file:///srv/x"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(!tmp.path().join("srv").exists());
+    // A backup creates its repository; `file://./` is explicitly relative.
+    let backup = vecdrill_in(
+        tmp.path(),
+        &[
+            "backup",
+            "--repo",
+            "file://./here",
+            "--chroma-dir",
+            data.to_str().unwrap(),
+            "--no-history",
+        ],
+        &[],
+    );
+    assert_eq!(backup.status.code(), Some(0), "{}", text(&backup.stderr));
+    assert!(tmp.path().join("here/config").is_file());
+}
+
+#[test]
+fn issue_16_4_the_history_lives_in_one_place_whatever_the_working_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 100, 8)]);
+    let state = tmp.path().join("state");
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::create_dir_all(&two).unwrap();
+    let repo = repo_url(&tmp.path().join("repo"));
+    let env = [("XDG_STATE_HOME", state.as_path())];
+    let backup = vecdrill_in(
+        &one,
+        &[
+            "backup",
+            "--repo",
+            &repo,
+            "--chroma-dir",
+            data.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(backup.status.code(), Some(0), "{}", text(&backup.stderr));
+    let history = state.join("vecdrill/history.sqlite");
+    assert!(
+        text(&backup.stderr).contains(&format!("creating {}", history.display())),
+        "{}",
+        text(&backup.stderr)
+    );
+    assert!(history.is_file());
+    assert!(!one.join("reports").exists());
+    // Read from elsewhere: the same history.
+    let listed = vecdrill_in(&two, &["history", "--json"], &env);
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    let runs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    // HOME is the fallback.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut command = vecdrill_command();
+    command
+        .current_dir(&two)
+        .env_remove("VECDRILL_HISTORY")
+        .env_remove("XDG_STATE_HOME")
+        .env("HOME", &home)
+        .args([
+            "backup",
+            "--repo",
+            &repo,
+            "--chroma-dir",
+            data.to_str().unwrap(),
+        ]);
+    assert!(command.output().unwrap().status.success());
+    assert!(home.join(".local/state/vecdrill/history.sqlite").is_file());
+}
+
+#[test]
+fn issue_16_6_a_backup_has_one_id_in_the_repository_and_the_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 100, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let history = tmp.path().join("history.sqlite");
+    let backup = vecdrill_in(
+        tmp.path(),
+        &[
+            "backup",
+            "--repo",
+            &repo,
+            "--chroma-dir",
+            data.to_str().unwrap(),
+            "--json",
+            "--history",
+            history.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(backup.status.code(), Some(0), "{}", text(&backup.stderr));
+    let backup: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
+    let id = backup["backup"]["manifest"]["id"].as_str().unwrap();
+    let shown = vecdrill_in(
+        tmp.path(),
+        &[
+            "history",
+            "show",
+            id,
+            "--json",
+            "--history",
+            history.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["id"], id);
+    assert_eq!(shown["backup_id"], id);
+}
+
+#[test]
+fn issue_16_7_restore_refuses_a_file_or_a_target_under_a_file_before_downloading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 100, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, "mine").unwrap();
+    let run = restore_run(&repo, "latest", &file, &[]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("is a file"), "{}", run.stderr());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    let under = file.join("sub/chroma");
+    let run = restore_run(&repo, "latest", &under, &[]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("is not a directory"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
