@@ -198,3 +198,70 @@ fn issue_16_7_restore_refuses_a_file_or_a_target_under_a_file_before_downloading
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
 }
+
+#[test]
+fn issue_16_1_a_drill_on_an_empty_data_directory_fails_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("typo-chroma");
+    let vars = [
+        format!("data_dir={}", empty.display()),
+        format!("port={}", crate::common::free_port()),
+        format!("chroma={}", crate::common::chroma_bin().display()),
+    ];
+    let scenario = crate::common::project_root().join("scenarios/restart.yaml");
+    let run = crate::common::run_scenario(&scenario, &tmp.path().join("reports"), &vars, &[]);
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(report["passed"], false);
+    let reason = report["failure"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("captured nothing") && reason.contains(&empty.display().to_string()),
+        "{reason}"
+    );
+}
+
+/// A scenario on an empty Chroma directory with `steps`; its report.
+fn empty_drill(tmp: &Path, steps: &str, code: i32) -> serde_json::Value {
+    let data = tmp.join("empty");
+    let port = crate::common::free_port();
+    let text = format!(
+        "name: empty\n\
+         target:\n  kind: chroma\n  url: http://127.0.0.1:{port}\n  data_dir: {data}\n  \
+         service: {{ kind: process, command: \"{chroma} run --path {data} --port {port}\" }}\n\
+         steps:\n  - {{ do: start }}\n  - {{ do: wait_healthy }}\n{steps}\n",
+        data = data.display(),
+        chroma = crate::common::chroma_bin().display(),
+    );
+    let path = tmp.join("empty.yaml");
+    std::fs::write(&path, text).unwrap();
+    let run = crate::common::run_scenario(&path, &tmp.join("reports"), &[], &[]);
+    run.expect_code(code);
+    run.json()
+}
+
+#[test]
+fn issue_16_1_compare_and_count_on_nothing_fail_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let allowed = "  - { id: before, do: capture_state, with: { allow_empty: true } }\n";
+    let report = empty_drill(
+        tmp.path(),
+        &format!("{allowed}  - {{ id: cmp, do: compare_state }}"),
+        1,
+    );
+    assert_eq!(report["failure"]["step"], "cmp", "{report:#}");
+    assert!(report["failure"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("compared nothing"));
+    let report = empty_drill(tmp.path(), "  - { id: n, do: count }", 1);
+    assert!(report["failure"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("counted nothing"));
+    // Said on purpose, an empty database passes.
+    empty_drill(
+        tmp.path(),
+        &format!("{allowed}  - {{ do: compare_state, with: {{ allow_empty: true }} }}\n  - {{ do: count, with: {{ allow_empty: true }} }}"),
+        0,
+    );
+}

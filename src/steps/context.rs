@@ -65,6 +65,19 @@ impl StepContext<'_> {
             })
     }
 
+    /// A check found nothing to check: say so with the likely cause, so an empty or mistyped
+    /// data directory is never taken for a healthy, recovered database.
+    pub fn nothing_to_check(&self, what: &str) -> StepError {
+        let data_dir = match &self.target.data_dir {
+            Some(dir) => format!(" (data directory {})", dir.display()),
+            None => String::new(),
+        };
+        StepError::Check(format!(
+            "{what} at {}{data_dir}: is the scenario's `target.data_dir` or `url` (or a --var) right? Add `allow_empty: true` to the step if an empty database is expected",
+            self.target.url
+        ))
+    }
+
     pub fn record_counts(&mut self, counts: BTreeMap<String, u64>) {
         self.memory.counts = Some((self.step_id.to_string(), counts));
     }

@@ -21,6 +21,9 @@ pub struct Count {
     /// Name of a state captured earlier; counts must equal it.
     #[serde(default)]
     equals: Option<String>,
+    /// Pass when there is no collection at all; otherwise that fails.
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 pub const KIND: StepKind = StepKind {
@@ -36,6 +39,9 @@ impl Step for Count {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let mut counts = collection_counts(ctx.chroma).await?;
         ctx.record_counts(counts.clone());
+        if !self.allow_empty && counts.is_empty() {
+            return Err(ctx.nothing_to_check("counted nothing: there is no collection"));
+        }
         if let Some(name) = &self.collection {
             let Some(count) = counts.get(name).copied() else {
                 return Err(StepError::Check(format!(

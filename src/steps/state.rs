@@ -21,6 +21,10 @@ pub struct Capture {
     /// Only these collections; default all.
     #[serde(default)]
     collections: Option<Vec<String>>,
+    /// Pass with no collection or no record to probe; otherwise that fails, since an empty
+    /// database is more often a wrong data directory than the state to compare with.
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 fn default_probes() -> usize {
@@ -50,6 +54,15 @@ impl Step for Capture {
         let name = self.name.clone().unwrap_or_else(|| ctx.step_id.to_string());
         ctx.record_counts(captured.counts());
         let probes: usize = captured.collections.values().map(|c| c.probes.len()).sum();
+        if !self.allow_empty && captured.collections.is_empty() {
+            return Err(ctx.nothing_to_check("captured nothing: there is no collection"));
+        }
+        if !self.allow_empty && probes == 0 {
+            return Err(ctx.nothing_to_check(&format!(
+                "captured no probe: the {} collection(s) hold no record",
+                captured.collections.len()
+            )));
+        }
         let out = outputs! {
             "name" => name,
             "total" => captured.total_count(),
@@ -75,6 +88,9 @@ pub struct Compare {
     /// Require equal per-collection counts.
     #[serde(default = "default_true")]
     counts: bool,
+    /// Pass with no probe to compare; otherwise that fails (nothing was compared).
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 fn default_overlap() -> f64 {
@@ -120,6 +136,11 @@ impl Step for Compare {
                 })?,
         };
         let comparison = state::compare(ctx.chroma, baseline).await?;
+        if !self.allow_empty && comparison.total_probes == 0 {
+            return Err(ctx.nothing_to_check(
+                "compared nothing: the captured state holds no probe to ask again",
+            ));
+        }
         let counts = comparison
             .collections
             .iter()
