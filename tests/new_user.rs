@@ -265,3 +265,43 @@ fn issue_16_1_compare_and_count_on_nothing_fail_unless_allowed() {
         0,
     );
 }
+
+#[test]
+fn issue_16_2_a_mistyped_var_is_refused_and_dry_run_shows_where_a_run_would_act() {
+    let scenario = crate::common::project_root().join("scenarios/restart.yaml");
+    let scenario = scenario.to_str().unwrap();
+    for command in ["run", "validate"] {
+        let run = crate::common::vecdrill([command, scenario, "--var", "datadir=/srv/chroma"]);
+        run.expect_code(2);
+        // `validate` reports problems as its result (stdout); `run` as its error (stderr).
+        let said = format!("{}{}", run.stdout(), run.stderr());
+        assert!(
+            said.contains("`datadir` (did you mean `data_dir`?)") && said.contains("restart.yaml:"),
+            "{command}: {said}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 10, 4)]);
+    let run = crate::common::vecdrill([
+        "run",
+        scenario,
+        "--dry-run",
+        "--var",
+        &format!("data_dir={}", data.display()),
+        "--var",
+        "port=9123",
+    ]);
+    run.expect_code(0);
+    let out = run.stdout();
+    for expected in [
+        "target: chroma at http://127.0.0.1:9123".to_string(),
+        format!(
+            "data directory: {} (holds a Chroma database)",
+            data.display()
+        ),
+        format!("--path {} --port 9123`", data.display()),
+        " 1. start (start)".to_string(),
+    ] {
+        assert!(out.contains(&expected), "{expected:?} not in\n{out}");
+    }
+}

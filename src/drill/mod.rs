@@ -423,7 +423,57 @@ fn listen_addr(url: &str) -> Option<String> {
     ))
 }
 
-/// What `run --dry-run` prints: each step with its parameters, nothing executed.
+/// Where a run would act, resolved: the target, its data directory (and whether a database is
+/// there), the service and the repository. (No variable values: one may hold a secret.)
+fn setting(scenario: &Scenario) -> Vec<String> {
+    let target = &scenario.target;
+    let kind = serde_json::to_string(&target.kind).unwrap_or_default();
+    let mut lines = vec![format!(
+        "target: {} at {}",
+        kind.trim_matches('"'),
+        target.url
+    )];
+    if let Some(dir) = &target.data_dir {
+        let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        let found = if target.kind != crate::scenario::TargetKind::Chroma {
+            ""
+        } else if dir
+            .join(crate::targets::chroma::layout::SQLITE_FILE)
+            .is_file()
+        {
+            " (holds a Chroma database)"
+        } else {
+            " (no chroma.sqlite3 there yet: a server started on it begins empty)"
+        };
+        lines.push(format!("data directory: {}{found}", absolute.display()));
+    }
+    use crate::scenario::ServiceSpec;
+    let service = match &target.service {
+        None => "none (steps that stop or start it are refused)".to_string(),
+        Some(ServiceSpec::Process(p)) => format!("process `{}`", p.command),
+        Some(ServiceSpec::Shell(s)) => format!(
+            "shell: start `{}`, stop `{}`",
+            s.start.as_deref().unwrap_or("-"),
+            s.stop.as_deref().unwrap_or("-")
+        ),
+        Some(ServiceSpec::Railway(r)) => format!(
+            "Railway service {} (project {}, environment {})",
+            r.service,
+            r.project.as_deref().unwrap_or("from the token"),
+            r.environment.as_deref().unwrap_or("default")
+        ),
+    };
+    lines.push(format!("service: {service}"));
+    lines.push(format!(
+        "repository: {}",
+        scenario.repo.as_deref().unwrap_or("none")
+    ));
+    lines.push("steps:".into());
+    lines
+}
+
+/// What `run --dry-run` prints: where it would act, then each step with its parameters,
+/// nothing executed.
 pub fn plan(scenario: &Scenario) -> Vec<String> {
     let describe = |spec: &StepSpec| {
         let with = serde_json::to_string(&spec.with).unwrap_or_default();
@@ -445,12 +495,14 @@ pub fn plan(scenario: &Scenario) -> Vec<String> {
         };
         format!("{} ({}){with}{mark}", spec.id, spec.kind.name)
     };
-    let mut lines: Vec<String> = scenario
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!("{:>2}. {}", i + 1, describe(s)))
-        .collect();
+    let mut lines = setting(scenario);
+    lines.extend(
+        scenario
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{:>2}. {}", i + 1, describe(s))),
+    );
     if !scenario.rollback.is_empty() {
         lines.push("rollback (after a failure or an interrupt):".into());
         lines.extend(

@@ -162,6 +162,7 @@ impl Checker {
         }
 
         let vars = self.vars(&root, options);
+        self.refuse_unknown_overrides(&root, text, options);
         self.substitute_static(&mut root, &vars, options);
 
         let name = self.required_string(&root, "name");
@@ -293,6 +294,30 @@ impl Checker {
             vars.insert(name.clone(), value.clone());
         }
         vars
+    }
+
+    /// A `--var` the scenario neither declares under `vars:` nor uses as `${NAME}` is a typo
+    /// (`--var datadir=...`): accepted, it would leave the scenario on its default, reported at
+    /// `vars:` (or the document's start).
+    fn refuse_unknown_overrides(&mut self, root: &Node, text: &str, options: &LoadOptions<'_>) {
+        let declared: Vec<&str> = root
+            .get("vars")
+            .and_then(Node::as_map)
+            .map(|entries| entries.iter().filter_map(|(k, _)| k.as_str()).collect())
+            .unwrap_or_default();
+        let used = vars::referenced_names(text);
+        let known: Vec<&str> = declared
+            .iter()
+            .copied()
+            .chain(used.iter().map(String::as_str))
+            .collect();
+        let pos = root.get("vars").map_or(root.pos, |node| node.pos);
+        for (name, _) in options.overrides {
+            if !known.contains(&name.as_str()) {
+                let message = unknown_key("variable (from --var)", name, &declared);
+                self.report(pos, message);
+            }
+        }
     }
 
     fn substitute_static(

@@ -91,6 +91,18 @@ pub fn references(text: &str) -> Result<Vec<Reference>, String> {
         .collect())
 }
 
+/// The scenario variables `${NAME}` a whole file's text uses, line by line (a line with a
+/// malformed reference is reported elsewhere and contributes none).
+pub fn referenced_names(text: &str) -> Vec<String> {
+    text.lines()
+        .flat_map(|line| references(line).unwrap_or_default())
+        .filter_map(|r| match r {
+            Reference::Var(name) => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Whether `text` is exactly one `${NAME}` or `${env.NAME}` and nothing else.
 pub fn is_single_static_reference(text: &str) -> bool {
     matches!(
