@@ -60,8 +60,10 @@ pub async fn heartbeat(url: &str, timeout: Duration, attempts: u32, interval: Du
     }
 }
 
-/// The newest backup must be younger than `max_age` (when given).
-pub async fn backup_age(repo_url: &str, max_age: Option<Duration>) -> Check {
+/// Every source's newest backup must be younger than `max_age` (when given): a stale source
+/// must not hide behind a fresh one. `source` limits the check to one (as `list` names it).
+/// The value is the age of the stalest source's newest backup.
+pub async fn backup_age(repo_url: &str, max_age: Option<Duration>, source: Option<&str>) -> Check {
     let failed = |detail: String| Check {
         name: "backup_age",
         passed: false,
@@ -73,33 +75,70 @@ pub async fn backup_age(repo_url: &str, max_age: Option<Duration>) -> Check {
         Err(err) => return failed(format!("cannot open {repo_url}: {err}")),
     };
     // A damaged manifest could be the newest backup: its age is unknown, so no pass.
-    let manifests = match repo.manifests().await {
+    let mut manifests = match repo.manifests().await {
         Ok(manifests) => manifests,
         Err(err) => return failed(format!("cannot read every backup: {err}")),
     };
-    let Some(newest) = manifests.iter().max_by_key(|m| m.created_at) else {
+    if let Some(named) = source {
+        manifests.retain(|m| crate::repo::SourceChoice::names(named, m));
+        if manifests.is_empty() {
+            return failed(format!("{repo_url} holds no backup of source {named:?}"));
+        }
+    }
+    // Oldest first, so the last of each source is its newest.
+    let mut newest: Vec<&crate::repo::format::Manifest> = Vec::new();
+    for manifest in &manifests {
+        match newest
+            .iter_mut()
+            .find(|n| n.source_label() == manifest.source_label())
+        {
+            Some(slot) => *slot = manifest,
+            None => newest.push(manifest),
+        }
+    }
+    let age_of = |m: &crate::repo::format::Manifest| {
+        (Utc::now() - m.created_at).to_std().unwrap_or_default()
+    };
+    let Some(stalest) = newest.iter().copied().max_by_key(|m| age_of(m)) else {
         return failed(format!("{repo_url} holds no backup"));
     };
-    let age = (Utc::now() - newest.created_at)
-        .to_std()
-        .unwrap_or_default();
-    let shown = crate::duration::format_duration(age);
+    let describe = |m: &crate::repo::format::Manifest| {
+        format!(
+            "{} is {} old",
+            m.id,
+            crate::duration::format_duration(age_of(m))
+        )
+    };
+    let too_old: Vec<String> = newest
+        .iter()
+        .filter(|m| max_age.is_some_and(|max| age_of(m) > max))
+        .map(|m| format!("{}: newest backup {}", m.source_label(), describe(m)))
+        .collect();
     let (passed, detail) = match max_age {
-        Some(max) if age > max => (
+        Some(max) if !too_old.is_empty() => (
             false,
             format!(
-                "newest backup {} is {shown} old, older than {}",
-                newest.id,
-                crate::duration::format_duration(max)
+                "older than {}: {}",
+                crate::duration::format_duration(max),
+                too_old.join("; ")
             ),
         ),
-        _ => (true, format!("newest backup {} is {shown} old", newest.id)),
+        _ if newest.len() == 1 => (true, format!("newest backup {}", describe(stalest))),
+        _ => (
+            true,
+            format!(
+                "{} sources; the stalest ({}) has newest backup {}",
+                newest.len(),
+                stalest.source_label(),
+                describe(stalest)
+            ),
+        ),
     };
     Check {
         name: "backup_age",
         passed,
         detail,
-        value: Some(age.as_secs_f64()),
+        value: Some(age_of(stalest).as_secs_f64()),
     }
 }
 

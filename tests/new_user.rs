@@ -305,3 +305,118 @@ fn issue_16_2_a_mistyped_var_is_refused_and_dry_run_shows_where_a_run_would_act(
         assert!(out.contains(&expected), "{expected:?} not in\n{out}");
     }
 }
+
+/// `vecdrill ARGS` with the harness's environment.
+fn run(args: &[&str]) -> crate::common::Run {
+    crate::common::vecdrill(args)
+}
+
+#[test]
+fn issue_16_3_latest_never_crosses_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = seeded_data_dir(&tmp.path().join("a"), &[("alpha", 120, 8)]);
+    let b = seeded_data_dir(&tmp.path().join("b"), &[("beta", 80, 8)]);
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    let id = |v: serde_json::Value| v["backup"]["manifest"]["id"].as_str().unwrap().to_string();
+    let a_id = id(backup_json(&repo, &a, &[]));
+    let b_id = id(backup_json(&repo, &b, &[]));
+    let listed = run(&["list", "--repo", &repo, "--json"]);
+    listed.expect_code(0);
+    let sources: Vec<String> = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["source"].as_str().unwrap().to_string())
+        .collect();
+    let a_path = a.canonicalize().unwrap().display().to_string();
+    assert_eq!(sources.len(), 2);
+    assert!(sources[0].ends_with(&format!(":{a_path}")), "{sources:?}");
+    let a_source = sources[0].clone();
+    let only_a = run(&["list", "--repo", &repo, "--source", &a_path, "--json"]);
+    assert_eq!(only_a.json().as_array().unwrap().len(), 1);
+
+    // A new directory matches neither: `latest` is refused, listing both sources.
+    let elsewhere = tmp.path().join("elsewhere");
+    let refused = restore_run(&repo, "latest", &elsewhere, &[]);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr().contains("2 sources") && refused.stderr().contains(&a_source),
+        "{}",
+        refused.stderr()
+    );
+    assert!(!elsewhere.exists());
+    let info = run(&["info", "--repo", &repo, "latest"]);
+    info.expect_code(2);
+    // Named, or matched by the directory being restored, `latest` is that source's newest.
+    let info = run(&[
+        "info", "--repo", &repo, "latest", "--source", &a_source, "--json",
+    ]);
+    info.expect_code(0);
+    assert_eq!(info.json()["id"], a_id.as_str());
+    restore_run(&repo, "latest", &elsewhere, &["--source", &a_path]).expect_code(0);
+    let plan = restore_run(&repo, "latest", &a, &["--dry-run"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout().contains(&a_id) && plan.stdout().contains(&a_source),
+        "{}",
+        plan.stdout()
+    );
+    assert!(
+        plan.stdout()
+            .contains("collections in the backup: alpha (120)"),
+        "{}",
+        plan.stdout()
+    );
+    assert!(
+        plan.stdout()
+            .contains("collections there now:     alpha (120)"),
+        "{}",
+        plan.stdout()
+    );
+    let plan = restore_run(
+        &repo,
+        "latest",
+        &elsewhere,
+        &["--dry-run", "--source", &sources[1]],
+    );
+    plan.expect_code(0);
+    assert!(plan.stdout().contains(&b_id), "{}", plan.stdout());
+    assert!(
+        plan.stdout()
+            .contains("collections in the backup: beta (80)")
+            && plan.stdout().contains("there now:     alpha (120)"),
+        "{}",
+        plan.stdout()
+    );
+
+    // Prune applies its policy per source and says so.
+    let prune = run(&["prune", "--repo", &repo, "--keep-last", "1", "--dry-run"]);
+    prune.expect_code(0);
+    assert!(
+        prune.stdout().contains(&format!("source {a_source}:")),
+        "{}",
+        prune.stdout()
+    );
+
+    // A stale source cannot hide behind a fresh one.
+    let a_manifest = repo_dir.join(format!("snapshots/{a_id}.json"));
+    let mut manifest: vecdrill::repo::format::Manifest =
+        serde_json::from_slice(&std::fs::read(&a_manifest).unwrap()).unwrap();
+    manifest.created_at -= chrono::Duration::days(3);
+    std::fs::write(&a_manifest, vecdrill::repo::format::Sealed::seal(&manifest)).unwrap();
+    let check = run(&["check", "--repo", &repo, "--max-backup-age", "1d", "--json"]);
+    check.expect_code(1);
+    assert!(check.stdout().contains(&a_source), "{}", check.stdout());
+    let check = run(&[
+        "check",
+        "--repo",
+        &repo,
+        "--max-backup-age",
+        "1d",
+        "--source",
+        &sources[1],
+    ]);
+    check.expect_code(0);
+}

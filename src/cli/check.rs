@@ -24,12 +24,15 @@ pub struct CheckArgs {
     /// Between heartbeat attempts.
     #[arg(long, default_value = "2s")]
     pub interval: HumanDuration,
-    /// Repository whose newest backup to check.
+    /// Repository whose newest backups to check.
     #[arg(long, env = "VECDRILL_REPO")]
     pub repo: Option<String>,
-    /// Fail when the newest backup is older, e.g. 26h.
+    /// Fail when any source's newest backup is older, e.g. 26h.
     #[arg(long, requires = "repo")]
     pub max_backup_age: Option<HumanDuration>,
+    /// Check only this source's backups (HOST:PATH as `list` shows it, or the path alone).
+    #[arg(long, value_name = "SOURCE", requires = "repo")]
+    pub source: Option<String>,
     /// Data directory whose filesystem's use to check.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -73,7 +76,12 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
     }
     if let Some(repo) = &args.repo {
         checks.push(
-            health::backup_age(repo, args.max_backup_age.map(HumanDuration::as_duration)).await,
+            health::backup_age(
+                repo,
+                args.max_backup_age.map(HumanDuration::as_duration),
+                args.source.as_deref(),
+            )
+            .await,
         );
     }
     if let Some(dir) = &args.data_dir {

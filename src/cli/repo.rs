@@ -15,7 +15,7 @@ use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
 use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
-use vecdrill::repo::{RepoError, Repository};
+use vecdrill::repo::{RepoError, Repository, SourceChoice};
 use vecdrill::report::terminal::printable;
 use vecdrill::scenario::ShellSpec;
 use vecdrill::targets::chroma::capture::CaptureMode;
@@ -31,6 +31,22 @@ pub struct RepoArg {
     /// Repository URL: file://DIR, s3://BUCKET/PREFIX, gs://..., az://... (S3 settings from AWS_*).
     #[arg(long, env = "VECDRILL_REPO")]
     pub repo: String,
+}
+
+/// Which source's backups a command means when a repository holds several.
+#[derive(Args)]
+pub struct SourceArg {
+    /// Only backups of this source, as `list` shows it (HOST:PATH, or the path alone): `latest`
+    /// is its newest backup. Needed when the repository holds several sources and nothing else
+    /// says which.
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+}
+
+impl SourceArg {
+    fn choice(&self) -> SourceChoice {
+        SourceChoice::named(self.source.clone())
+    }
 }
 
 #[derive(Args)]
@@ -106,6 +122,8 @@ pub struct BackupArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub repo: RepoArg,
+    #[command(flatten)]
+    pub source: SourceArg,
     /// Print the backups as a JSON array on stdout.
     #[arg(long)]
     pub json: bool,
@@ -115,6 +133,8 @@ pub struct ListArgs {
 pub struct InfoArgs {
     #[command(flatten)]
     pub repo: RepoArg,
+    #[command(flatten)]
+    pub source: SourceArg,
     /// Backup id (or a unique prefix), or `latest`.
     #[arg(default_value = "latest")]
     pub backup: String,
@@ -127,6 +147,8 @@ pub struct InfoArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub repo: RepoArg,
+    #[command(flatten)]
+    pub source: SourceArg,
     /// One backup (id, prefix or `latest`); every backup when omitted.
     pub backup: Option<String>,
     /// Download every pack and re-hash every chunk.
@@ -152,6 +174,8 @@ pub struct RestoreArgs {
     /// Restore from a portable archive written by `vecdrill archive`.
     #[arg(long, conflicts_with = "backup")]
     pub archive: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArg,
     /// The directory to restore into; its current contents are kept as a safety copy. It must
     /// end in the directory's own name and not be a symbolic link (give the directory it
     /// points to): the restore swaps a new directory in at this path.
@@ -178,6 +202,8 @@ pub struct RestoreArgs {
 pub struct ArchiveArgs {
     #[command(flatten)]
     pub repo: RepoArg,
+    #[command(flatten)]
+    pub source: SourceArg,
     /// Backup id (or a unique prefix), or `latest`.
     pub backup: String,
     /// The archive file to write (a zstd-compressed tar; `restore --archive FILE` reads it).
@@ -430,6 +456,7 @@ fn report_backup(
 struct BackupRow {
     id: String,
     created: String,
+    source: String,
     mode: String,
     tags: String,
     collections: String,
@@ -453,6 +480,8 @@ fn summary(manifest: &Manifest) -> serde_json::Value {
     serde_json::json!({
         "id": manifest.id,
         "created_at": manifest.created_at,
+        "source": manifest.source_label(),
+        "source_kind": manifest.source.kind,
         "tags": manifest.tags,
         "mode": manifest.capture.mode,
         "collections": collections_summary(manifest),
@@ -480,7 +509,10 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
     } else {
         exit::FAILED
     };
-    let manifests = backups.manifests;
+    let mut manifests = backups.manifests;
+    if let Some(named) = &args.source.source {
+        manifests.retain(|m| SourceChoice::names(named, m));
+    }
     if args.json {
         print_json(&manifests.iter().map(summary).collect::<Vec<_>>());
         return Ok(code);
@@ -490,6 +522,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
         .map(|m| BackupRow {
             id: m.id.clone(),
             created: m.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            source: printable(&m.source_label()).into_owned(),
             mode: printable(&m.capture.mode).into_owned(),
             tags: printable(&m.tags.join(",")).into_owned(),
             collections: protect::described(m)
@@ -511,7 +544,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
 
 pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
     let repo = Repository::open(&args.repo.repo).await?;
-    let manifest = repo.manifest(&args.backup).await?;
+    let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
     if args.json {
         let mut value = serde_json::to_value(&manifest).unwrap_or_default();
         value["collections"] = serde_json::Value::Array(collections_summary(&manifest));
@@ -586,7 +619,10 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
 pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
     let repo = Repository::open(&args.repo.repo).await?;
     let (manifests, damaged) = match &args.backup {
-        Some(id) => (vec![repo.manifest(id).await?], Vec::new()),
+        Some(id) => (
+            vec![repo.backup(id, &args.source.choice()).await?],
+            Vec::new(),
+        ),
         None => {
             let backups = repo.scan().await?;
             (backups.manifests, backups.damaged)
@@ -682,8 +718,14 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         (None, None) => unreachable!("checked above"),
     };
     let backup = args.backup.clone().unwrap_or_else(|| "latest".into());
+    // `latest` is the newest backup of the directory being restored, when it has any.
+    let source_choice = SourceChoice {
+        path: Some(protect::source_path(&args.to)),
+        ..args.source.choice()
+    };
     let request = RestoreRequest {
         backup: backup.clone(),
+        source: source_choice.clone(),
         to: args.to.clone(),
         keep_safety_copy: !args.no_safety_backup,
         if_newer: args.if_newer,
@@ -694,7 +736,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         .unwrap_or(false);
     if has_data && !args.yes && !args.dry_run && !args.if_newer && std::io::stdin().is_terminal() {
         let manifest = match source {
-            RestoreSource::Repo(repo) => repo.manifest(&backup).await?,
+            RestoreSource::Repo(repo) => repo.backup(&backup, &source_choice).await?,
             RestoreSource::Archive(path) => vecdrill::repo::archive::read_manifest(path)?,
         };
         let question = format!(
@@ -743,24 +785,38 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         RestoreOutcome::Skipped { reason, .. } => eprintln!("skipped: {reason}"),
         RestoreOutcome::Plan {
             backup,
+            source,
             to,
             files,
             bytes: size,
             replaces_existing,
             safety_copy,
+            collections,
+            current,
             ..
         } => {
-            eprintln!(
-                "would restore backup {backup} ({files} files, {}) into {}",
+            let listed = |collections: &[(String, u64)]| match collections {
+                [] => "none".to_string(),
+                some => some
+                    .iter()
+                    .map(|(name, count)| format!("{} ({count})", printable(name)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            println_shown!(
+                "would restore backup {backup} of {} ({files} files, {}) into {}",
+                printable(source),
                 bytes(*size),
                 to.display()
             );
+            println_shown!("  collections in the backup: {}", listed(collections));
+            println_shown!("  collections there now:     {}", listed(current));
             if *replaces_existing {
                 match safety_copy {
                     Some(path) => {
-                        eprintln!("the current data would be moved to {}", path.display())
+                        println!("the current data would be moved to {}", path.display())
                     }
-                    None => eprintln!("the current data would be deleted (--no-safety-backup)"),
+                    None => println!("the current data would be deleted (--no-safety-backup)"),
                 }
             }
         }
@@ -770,7 +826,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
 
 pub async fn archive(args: ArchiveArgs) -> Result<i32, Failure> {
     let repo = Repository::open(&args.repo.repo).await?;
-    let manifest = repo.manifest(&args.backup).await?;
+    let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
     let progress = for_terminal(args.json);
     let summary =
         vecdrill::repo::archive::write_archive(&repo, &manifest, &args.out, progress.as_ref())
@@ -816,7 +872,13 @@ pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
         print_json(&report);
         return Ok(exit::SUCCESS);
     }
+    let mut source = None;
     for decision in &report.decisions {
+        // The policy applies to each source's backups apart: say whose group this is.
+        if source != Some(&decision.source) {
+            println_shown!("source {}:", decision.source);
+            source = Some(&decision.source);
+        }
         let verdict = if decision.keep {
             format!("keep ({})", decision.reasons.join(", "))
         } else if report.removed.contains(&decision.id) {
@@ -825,7 +887,7 @@ pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
             "remove later (--limit)".into()
         };
         println!(
-            "{}  {}  {verdict}",
+            "  {}  {}  {verdict}",
             decision.id,
             decision.created_at.format("%Y-%m-%d %H:%M:%S")
         );

@@ -417,6 +417,12 @@ impl PackIndex {
 }
 
 impl Manifest {
+    /// The source this backup is of, as `list` shows it and `--source` names it: the host it
+    /// was taken on and the path (or the FAISS + Redis set) it was taken of.
+    pub fn source_label(&self) -> String {
+        format!("{}:{}", self.hostname, self.source.path)
+    }
+
     /// Why this manifest cannot describe a backup, if it cannot: a valid id (the one its object
     /// is named after, when `stored_as` is given), safe and distinct file paths, and totals
     /// that agree with its files. Whether its chunks exist is the index's question.

@@ -60,6 +60,10 @@ pub enum RepoError {
     Empty,
     #[error("the repository is locked by {holder}")]
     Locked { holder: String },
+    #[error("the repository holds backups of {} sources, so `latest` needs one named: {}", sources.len(), sources.join("; "))]
+    SeveralSources { sources: Vec<String> },
+    #[error("no backup of source {named:?} in the repository (its sources: {})", sources.join("; "))]
+    NoSuchSource { named: String, sources: Vec<String> },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -83,6 +87,8 @@ impl Classify for RepoError {
             Self::BadUrl { .. }
             | Self::NotARepository { .. }
             | Self::BackupNotFound { .. }
+            | Self::SeveralSources { .. }
+            | Self::NoSuchSource { .. }
             | Self::Empty => exit::BAD_INPUT,
             Self::NewerFormat { .. } => exit::BAD_INPUT,
             Self::Store { .. } | Self::Locked { .. } | Self::Io { .. } => exit::RUNTIME,
@@ -93,6 +99,7 @@ impl Classify for RepoError {
         match self {
             Self::NotARepository { .. } => Some("check --repo (or VECDRILL_REPO); `vecdrill backup` creates a repository on first use".into()),
             Self::BackupNotFound { .. } | Self::Empty => Some("`vecdrill list --repo URL` shows the backups".into()),
+            Self::SeveralSources { .. } | Self::NoSuchSource { .. } => Some("name a source with --source as `vecdrill list` shows it (HOST:PATH, or the path alone), or name a backup by its id".into()),
             Self::Corrupt { .. } | Self::ObjectMissing { .. } => Some(
                 "run `vecdrill verify --repo URL --read-data` to find every damaged backup; restore an older backup that verifies".into(),
             ),
@@ -229,11 +236,19 @@ impl Repository {
         Ok(backups.manifests)
     }
 
-    /// A backup by id, unique id prefix, or `latest`.
+    /// A backup by id or unique id prefix, or `latest` of the only source (see [`Self::backup`]).
     pub async fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
+        self.backup(id, &SourceChoice::default()).await
+    }
+
+    /// A backup by id, unique id prefix, or `latest`: the newest backup of the source `choice`
+    /// picks, never of another one. A repository may hold several sources (two Chroma
+    /// directories, a FAISS + Redis store): `latest` there needs a source named, or matched by
+    /// the directory being restored, or it is refused, listing them.
+    pub async fn backup(&self, id: &str, choice: &SourceChoice) -> Result<Manifest, RepoError> {
         if id == "latest" {
             let backups = self.scan().await?;
-            let latest = backups.manifests.last();
+            let latest = choice.latest(&backups.manifests)?;
             // Ids begin with their time (to the second): a damaged manifest from the newest
             // readable one's second or later may be the real latest, and restoring an older
             // one in its place would mislead. One whose name tells no time may be too.
@@ -311,6 +326,86 @@ fn id_time(id: &str) -> Option<&str> {
         _ => b.is_ascii_digit(),
     });
     shape.then_some(time)
+}
+
+/// Which source's backups `latest` chooses among.
+#[derive(Debug, Clone, Default)]
+pub struct SourceChoice {
+    /// Named by the user (`--source`): `HOST:PATH` as `list` shows it, or the path alone.
+    pub named: Option<String>,
+    /// The directory being restored (or backed up), canonical: its own backups when it has any.
+    pub path: Option<String>,
+    /// Only sources of this kind (`chroma`, `faiss_redis`).
+    pub kind: Option<String>,
+}
+
+impl SourceChoice {
+    pub fn named(named: Option<String>) -> Self {
+        Self {
+            named,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `named` (as `--source` gives it) names the source of `manifest`.
+    pub fn names(named: &str, manifest: &Manifest) -> bool {
+        manifest.source.path == named || manifest.source_label() == named
+    }
+
+    /// The newest of `manifests` (oldest first) from the one source this choice picks.
+    pub fn latest<'m>(&self, manifests: &'m [Manifest]) -> Result<Option<&'m Manifest>, RepoError> {
+        let of_kind: Vec<&Manifest> = manifests
+            .iter()
+            .filter(|m| self.kind.as_ref().is_none_or(|k| &m.source.kind == k))
+            .collect();
+        let candidates: Vec<&Manifest> = match (&self.named, &self.path) {
+            (Some(named), _) => {
+                let found: Vec<&Manifest> = of_kind
+                    .iter()
+                    .copied()
+                    .filter(|m| Self::names(named, m))
+                    .collect();
+                if found.is_empty() {
+                    return Err(RepoError::NoSuchSource {
+                        named: named.clone(),
+                        sources: sources_of(&of_kind),
+                    });
+                }
+                found
+            }
+            (None, Some(path)) => {
+                let own: Vec<&Manifest> = of_kind
+                    .iter()
+                    .copied()
+                    .filter(|m| &m.source.path == path)
+                    .collect();
+                // A directory with no backups of its own (a new machine, another path) may
+                // still take the only source's.
+                if own.is_empty() {
+                    of_kind
+                } else {
+                    own
+                }
+            }
+            (None, None) => of_kind,
+        };
+        let sources = sources_of(&candidates);
+        if sources.len() > 1 {
+            return Err(RepoError::SeveralSources { sources });
+        }
+        Ok(candidates.last().copied())
+    }
+}
+
+/// The distinct sources of `manifests`, as `list` shows them, in order of first backup.
+fn sources_of(manifests: &[&Manifest]) -> Vec<String> {
+    let mut sources: Vec<String> = Vec::new();
+    for label in manifests.iter().map(|m| m.source_label()) {
+        if !sources.contains(&label) {
+            sources.push(label);
+        }
+    }
+    sources
 }
 
 /// What [`Repository::scan`] found.

@@ -42,6 +42,8 @@ impl RetentionPolicy {
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
     pub id: String,
+    /// The source whose group the policy was applied in, as `list` shows it.
+    pub source: String,
     pub created_at: DateTime<Utc>,
     pub keep: bool,
     /// The rules that keep it (`last`, `daily`, ...).
@@ -51,23 +53,22 @@ pub struct Decision {
 /// The period a backup falls in, for one kind of bucket (hour, day, ISO week, month).
 type BucketKey = fn(&DateTime<Utc>) -> String;
 
-/// Decide, newest first, which backups the policy keeps. The policy applies to each source
-/// apart (kind and path, like restic's grouping by paths): a repository holding a Chroma
-/// directory and a FAISS + Redis store keeps the newest N of each.
+/// Decide, newest first within each source, which backups the policy keeps. The policy
+/// applies to each source apart (kind, host and path, like restic's grouping by host and
+/// paths): a repository holding a Chroma directory and a FAISS + Redis store keeps the newest
+/// N of each.
 pub fn apply_policy(manifests: &[Manifest], policy: &RetentionPolicy) -> Vec<Decision> {
-    let mut groups: BTreeMap<(&str, &str), Vec<&Manifest>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, String), Vec<&Manifest>> = BTreeMap::new();
     for manifest in manifests {
         groups
-            .entry((&manifest.source.kind, &manifest.source.path))
+            .entry((&manifest.source.kind, manifest.source_label()))
             .or_default()
             .push(manifest);
     }
-    let mut decisions: Vec<Decision> = groups
+    groups
         .into_values()
         .flat_map(|group| apply_to_group(group, policy))
-        .collect();
-    decisions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    decisions
+        .collect()
 }
 
 fn apply_to_group(mut newest_first: Vec<&Manifest>, policy: &RetentionPolicy) -> Vec<Decision> {
@@ -119,6 +120,7 @@ fn apply_to_group(mut newest_first: Vec<&Manifest>, policy: &RetentionPolicy) ->
         .zip(reasons)
         .map(|(m, reasons)| Decision {
             id: m.id.clone(),
+            source: m.source_label(),
             created_at: m.created_at,
             keep: !reasons.is_empty(),
             reasons,

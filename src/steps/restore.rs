@@ -10,6 +10,7 @@ use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
+use crate::scenario::TargetKind;
 use crate::targets::chroma::protect::{self, RestoreOutcome, RestoreRequest};
 
 #[derive(Deserialize)]
@@ -26,6 +27,10 @@ pub struct Restore {
     /// Keep what was there as a safety copy (the default).
     #[serde(default = "yes")]
     keep_safety_copy: bool,
+    /// Whose backups `latest` means (`HOST:PATH` as `vecdrill list` shows it); by default the
+    /// target's own, or the repository's only source.
+    #[serde(default)]
+    source: Option<String>,
 }
 
 fn yes() -> bool {
@@ -44,9 +49,19 @@ pub const KIND: StepKind = StepKind {
 impl Step for Restore {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
+        let to = ctx.data_dir(self.to.as_deref())?;
+        let kind = match ctx.target.kind {
+            TargetKind::Chroma => "chroma",
+            TargetKind::FaissRedis => crate::targets::faiss_redis::SOURCE_KIND,
+        };
         let request = RestoreRequest {
             backup: self.backup.clone(),
-            to: ctx.data_dir(self.to.as_deref())?,
+            source: crate::repo::SourceChoice {
+                named: self.source.clone(),
+                path: Some(protect::source_path(&to)),
+                kind: Some(kind.into()),
+            },
+            to,
             keep_safety_copy: self.keep_safety_copy,
             if_newer: false,
             dry_run: false,

@@ -140,12 +140,14 @@ pub fn skip_if_recent(
     })
 }
 
-/// How a backed-up directory is recorded: its canonical path.
-fn source_path(dir: &Path) -> String {
-    dir.canonicalize()
-        .unwrap_or(dir.to_path_buf())
-        .display()
-        .to_string()
+/// How a backed-up directory is recorded: its canonical path. (One not created yet, such as a
+/// restore's `--to`: its parent's canonical path and its name.)
+pub fn source_path(dir: &Path) -> String {
+    let canonical = dir.canonicalize().ok().or_else(|| {
+        let parent = crate::atomic_file::parent(dir).canonicalize().ok()?;
+        Some(parent.join(dir.file_name()?))
+    });
+    canonical.unwrap_or(dir.to_path_buf()).display().to_string()
 }
 
 pub async fn backup(
@@ -417,6 +419,8 @@ pub fn required_files(manifest: &Manifest) -> Vec<(String, String)> {
 
 pub struct RestoreRequest {
     pub backup: String,
+    /// Which source's backups `latest` means (see [`crate::repo::SourceChoice`]).
+    pub source: crate::repo::SourceChoice,
     pub to: PathBuf,
     pub keep_safety_copy: bool,
     pub if_newer: bool,
@@ -443,11 +447,16 @@ pub enum RestoreOutcome {
     Plan {
         backup: String,
         created_at: DateTime<Utc>,
+        /// Whose backup it is, as `list` shows it.
+        source: String,
         to: PathBuf,
         files: usize,
         bytes: u64,
         replaces_existing: bool,
         safety_copy: Option<PathBuf>,
+        /// The collections (name and count) the backup brings, and those there now.
+        collections: Vec<(String, u64)>,
+        current: Vec<(String, u64)>,
     },
 }
 
@@ -467,7 +476,7 @@ pub async fn restore(
     tracing::info!("restore: starting");
     check_restore_target(&request.to)?;
     let manifest = match source {
-        RestoreSource::Repo(repo) => repo.manifest(&request.backup).await?,
+        RestoreSource::Repo(repo) => repo.backup(&request.backup, &request.source).await?,
         RestoreSource::Archive(path) => {
             let path = path.to_path_buf();
             tokio::task::spawn_blocking(move || crate::repo::archive::read_manifest(&path))
@@ -520,9 +529,22 @@ pub async fn restore(
             .map(|mut d| d.next().is_some())
             .unwrap_or(false);
     if request.dry_run {
+        let counts = |layout: Option<ChromaLayout>| {
+            layout
+                .map(|l| {
+                    l.collections
+                        .into_iter()
+                        .map(|c| (c.name, c.count))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         return Ok(RestoreOutcome::Plan {
             backup: manifest.id.clone(),
             created_at: manifest.created_at,
+            source: manifest.source_label(),
+            collections: counts(described(&manifest)),
+            current: counts(layout::inspect(target).ok()),
             to: target.clone(),
             files: manifest.files.len(),
             bytes: manifest.totals.logical_bytes,
