@@ -50,12 +50,12 @@ enum Command {
     Validate(ValidateArgs),
     /// Write deterministic sample records into a collection.
     #[command(
-        after_help = "Example:\n  vecdrill seed --url http://127.0.0.1:8000 --collection docs --count 20000 --dim 384 --seed 42"
+        after_help = "Example:\n  vecdrill seed --url http://127.0.0.1:8000 --collection docs --count 20000 \\\n      --dim 384 --seed 42"
     )]
     Seed(SeedArgs),
     /// Measure search throughput and latency percentiles against a collection.
     #[command(
-        after_help = "Examples:\n  vecdrill bench --url http://127.0.0.1:8000 --collection docs --queries 2000 --concurrency 8\n  vecdrill bench --url http://127.0.0.1:8000 --collection docs --rate 200 --queries 2000 --json"
+        after_help = "Examples:\n  vecdrill bench --url http://127.0.0.1:8000 --collection docs --queries 2000 \\\n      --concurrency 8\n  vecdrill bench --url http://127.0.0.1:8000 --collection docs --rate 200 \\\n      --queries 2000 --json"
     )]
     Bench(BenchArgs),
     /// List the step kinds a scenario can use, with their outputs.
@@ -63,7 +63,7 @@ enum Command {
     Steps,
     /// Back up a Chroma persistent directory, or FAISS indexes with their Redis, into a repository.
     #[command(
-        after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma --mode hot --tag nightly --keep-last 24\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma --min-interval 1h   # after writes, at most hourly\n  vecdrill backup --repo s3://bucket/store --faiss content_index.faiss --faiss user_index.faiss --redis redis://127.0.0.1:6379 --redis-prefix chimera-vectors:\n\nEvery copy is checked before it is committed (SQLite integrity_check, the HNSW files against their metadata, that every record can be rebuilt); a copy that fails exits 1, names the check, and leaves the repository as it was.\nExit codes: 0 backed up or skipped, 1 a check failed or the repository is damaged, 2 bad input, 3 could not run (storage, server, lock), 130 interrupted."
+        after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma \\\n      --mode hot --tag nightly --keep-last 24\n  # after writes, at most hourly\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma \\\n      --min-interval 1h\n  vecdrill backup --repo s3://bucket/store --faiss content_index.faiss \\\n      --faiss user_index.faiss --redis redis://127.0.0.1:6379 \\\n      --redis-prefix chimera-vectors:\n\nEvery copy is checked before it is committed (SQLite integrity_check, the HNSW files against their metadata, that every record can be rebuilt); a copy that fails exits 1, names the check, and leaves the repository as it was.\nExit codes: 0 backed up or skipped, 1 a check failed or the repository is damaged, 2 bad input, 3 could not run (storage, server, lock), 130 interrupted."
     )]
     Backup(BackupArgs),
     /// List the backups in a repository.
@@ -79,17 +79,17 @@ enum Command {
     Verify(VerifyArgs),
     /// Restore a backup into a directory, keeping what was there as a safety copy.
     #[command(
-        after_help = "Examples:\n  vecdrill restore --repo file:///srv/backups latest --to /srv/chroma\n  vecdrill restore --repo s3://bucket/chroma latest --to /srv/chroma --if-newer --yes   # restore-on-start\n  vecdrill restore --repo file:///srv/backups 20261122T020000Z --to /srv/chroma --dry-run"
+        after_help = "Examples:\n  vecdrill restore --repo file:///srv/backups latest --to /srv/chroma\n  # restore-on-start\n  vecdrill restore --repo s3://bucket/chroma latest --to /srv/chroma \\\n      --if-newer --yes\n  vecdrill restore --repo file:///srv/backups 20261122T020000Z \\\n      --to /srv/chroma --dry-run"
     )]
     Restore(RestoreArgs),
     /// Write one backup as a single portable file (to move a database between machines).
     #[command(
-        after_help = "Example:\n  vecdrill archive --repo file:///srv/backups latest --out chroma-2026-11-22.tar.zst\n  vecdrill restore --archive chroma-2026-11-22.tar.zst --to /srv/chroma --yes"
+        after_help = "Example:\n  vecdrill archive --repo file:///srv/backups latest \\\n      --out chroma-2026-11-22.tar.zst\n  vecdrill restore --archive chroma-2026-11-22.tar.zst --to /srv/chroma --yes"
     )]
     Archive(ArchiveArgs),
     /// Apply a retention policy and reclaim the space of removed backups.
     #[command(
-        after_help = "Examples:\n  vecdrill prune --repo file:///srv/backups --keep-last 24\n  vecdrill prune --repo s3://bucket/chroma --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --dry-run"
+        after_help = "Examples:\n  vecdrill prune --repo file:///srv/backups --keep-last 24\n  vecdrill prune --repo s3://bucket/chroma --keep-daily 7 --keep-weekly 4 \\\n      --keep-monthly 6 --dry-run"
     )]
     Prune(PruneArgs),
     /// Storage used by a repository.
@@ -97,27 +97,27 @@ enum Command {
     Stats(StatsArgs),
     /// Write collections (configuration, metadata, every record) to one export file.
     #[command(
-        after_help = "Examples:\n  vecdrill export --url http://127.0.0.1:8000 --all --out chroma.jsonl.zst\n  vecdrill export --chroma-dir /srv/chroma --collection docs --out docs.jsonl      # server stopped\n  vecdrill export --repo file:///srv/backups --backup latest --collection docs --out docs.jsonl"
+        after_help = "Examples:\n  vecdrill export --url http://127.0.0.1:8000 --all --out chroma.jsonl.zst\n  # server stopped\n  vecdrill export --chroma-dir /srv/chroma --collection docs --out docs.jsonl\n  vecdrill export --repo file:///srv/backups --backup latest --collection docs \\\n      --out docs.jsonl"
     )]
     Export(ExportArgs),
     /// Recreate collections from an export file (resumable: run it again after an interruption).
     #[command(
-        after_help = "Examples:\n  vecdrill import --url http://127.0.0.1:8000 --in chroma.jsonl.zst\n  vecdrill import --url http://new-host:8000 --in chroma.jsonl.zst --collection docs --as docs-restored"
+        after_help = "Examples:\n  vecdrill import --url http://127.0.0.1:8000 --in chroma.jsonl.zst\n  vecdrill import --url http://new-host:8000 --in chroma.jsonl.zst \\\n      --collection docs --as docs-restored"
     )]
     Import(ImportArgs),
     /// Rebuild a collection from source documents through an OpenAI-compatible embedding endpoint.
     #[command(
-        after_help = "Examples:\n  OPENAI_API_KEY=... vecdrill rebuild --url http://127.0.0.1:8000 --collection docs --source docs.jsonl --embed-url https://api.openai.com --model text-embedding-3-small --space cosine\n  vecdrill rebuild --url http://127.0.0.1:8000 --collection docs --source postgres://app@db/app --table documents --text-field body --embed-url http://embedder:8080 --model bge-small --expected-min 1000"
+        after_help = "Examples:\n  OPENAI_API_KEY=... vecdrill rebuild --url http://127.0.0.1:8000 \\\n      --collection docs --source docs.jsonl --embed-url https://api.openai.com \\\n      --model text-embedding-3-small --space cosine\n  vecdrill rebuild --url http://127.0.0.1:8000 --collection docs \\\n      --source postgres://app@db/app --table documents --text-field body \\\n      --embed-url http://embedder:8080 --model bge-small --expected-min 1000"
     )]
     Rebuild(RebuildArgs),
     /// Operate the platform service (Railway) the way a drill does: status, restart, redeploy, stop, start.
     #[command(
-        after_help = "Examples:\n  RAILWAY_TOKEN=... vecdrill platform status --service bmad-chromadb-production\n  vecdrill platform restart --scenario scenarios/railway/restart.yaml --var project=PROJECT_ID --yes\n  vecdrill platform stop --project PROJECT_ID --service chromadb --json --yes"
+        after_help = "Examples:\n  RAILWAY_TOKEN=... vecdrill platform status --service bmad-chromadb-production\n  vecdrill platform restart --scenario scenarios/railway/restart.yaml \\\n      --var project=PROJECT_ID --yes\n  vecdrill platform stop --project PROJECT_ID --service chromadb --json --yes"
     )]
     Platform(PlatformArgs),
     /// Health checks for cron and uptime monitors: heartbeat, newest backup's age, disk use.
     #[command(
-        after_help = "Examples:\n  vecdrill check --url http://127.0.0.1:8000 --repo s3://bucket/chroma --max-backup-age 26h --data-dir /srv/chroma --max-disk-use 85%\n  vecdrill check --url http://127.0.0.1:8000 --metrics-file /var/lib/node_exporter/textfile/vecdrill.prom --json"
+        after_help = "Examples:\n  vecdrill check --url http://127.0.0.1:8000 --repo s3://bucket/chroma \\\n      --max-backup-age 26h --data-dir /srv/chroma --max-disk-use 85%\n  vecdrill check --url http://127.0.0.1:8000 \\\n      --metrics-file /var/lib/node_exporter/textfile/vecdrill.prom --json"
     )]
     Check(CheckArgs),
     /// The record of every drill and backup: list, show one, or a scenario's monthly trend.
@@ -226,5 +226,65 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Check(args) => cli::check::check(args).await,
         Command::History(args) => cli::history::history(args),
         Command::Baseline(args) => cli::history::baseline(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand at any depth, with its path.
+    fn commands(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            out.push((path.clone(), sub.clone()));
+            commands(sub, path, out);
+        }
+    }
+
+    #[test]
+    fn issue_16_7_every_flag_and_command_has_help_and_examples_keep_to_80_columns() {
+        let mut all = Vec::new();
+        commands(&super::Cli::command(), "vecdrill".into(), &mut all);
+        let mut missing = Vec::new();
+        for (path, command) in &all {
+            if command.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            // Examples are printed as written: one wider than a terminal wraps mid-command
+            // or mid-comment. (Prose paragraphs are wrapped by clap at word boundaries.)
+            if let Some(after) = command.get_after_help() {
+                for line in after
+                    .to_string()
+                    .lines()
+                    .filter(|l| l.starts_with("  ") && l.len() > 80)
+                {
+                    missing.push(format!("{path}: example wider than 80 columns: {line}"));
+                }
+            }
+        }
+        assert!(all.len() > 20, "{} commands", all.len());
+        assert!(missing.is_empty(), "no help: {missing:#?}");
+    }
+
+    #[test]
+    fn issue_16_7_user_facing_text_names_no_internal_references() {
+        let mut all = Vec::new();
+        commands(&super::Cli::command(), "vecdrill".into(), &mut all);
+        for (path, mut command) in all {
+            let help = command.render_long_help().to_string();
+            for internal in ["seed 00", "issue ", "Seed 00"] {
+                assert!(
+                    !help.contains(internal),
+                    "{path} --help says {internal:?}:\n{help}"
+                );
+            }
+        }
     }
 }

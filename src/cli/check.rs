@@ -18,7 +18,7 @@ pub struct CheckArgs {
     /// Per heartbeat.
     #[arg(long, default_value = "5s")]
     pub heartbeat_timeout: HumanDuration,
-    /// Failed heartbeats in a row before the check fails (seed 004: 3).
+    /// Failed heartbeats in a row before the check fails.
     #[arg(long, default_value_t = 3)]
     pub failures: u32,
     /// Between heartbeat attempts.

@@ -41,6 +41,7 @@ pub struct RunArgs {
 
 #[derive(Args)]
 pub struct ValidateArgs {
+    /// Scenario files to check.
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
     /// Validate with these variables set, as `run --var` would.
@@ -56,8 +57,10 @@ pub struct SeedArgs {
     /// Chroma server base URL.
     #[arg(long)]
     pub url: String,
+    /// The collection to write into (created when missing).
     #[arg(long)]
     pub collection: String,
+    /// How many records to write.
     #[arg(long)]
     pub count: u64,
     /// Embedding dimension.
@@ -66,6 +69,7 @@ pub struct SeedArgs {
     /// Random seed: the same seed writes the same records.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Records per add request.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
     /// Print what was written (collection, records, dimension, time) as JSON on stdout.
@@ -75,12 +79,16 @@ pub struct SeedArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// Chroma server base URL.
     #[arg(long)]
     pub url: String,
+    /// The collection to query.
     #[arg(long)]
     pub collection: String,
+    /// Queries measured (after the warm-up).
     #[arg(long, default_value_t = 1000)]
     pub queries: u64,
+    /// Queries in flight at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
     /// Constant rate in queries per second; latency is measured from each query's intended
@@ -90,6 +98,7 @@ pub struct BenchArgs {
     /// Neighbours per query.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    /// Queries sent first and not measured.
     #[arg(long, default_value_t = 20)]
     pub warmup: u64,
     /// Print the latency summary (percentiles, throughput, errors) as JSON on stdout.

@@ -71,6 +71,7 @@ pub enum HistoryCommand {
     },
     /// A scenario's RTO and search p90, month by month, with the change from the month before.
     Trend {
+        /// The scenario's name (as `history` lists it).
         #[arg(long)]
         scenario: String,
     },
@@ -95,7 +96,10 @@ pub enum BaselineCommand {
         run: String,
     },
     /// Show a scenario's baseline.
-    Show { scenario: String },
+    Show {
+        /// The scenario's name (as `history` lists it).
+        scenario: String,
+    },
 }
 
 fn ms(value: Option<f64>) -> String {

@@ -51,13 +51,17 @@ pub enum BackupAction {
     List,
     /// Restore a backup (id, name or `latest`): copy, commit the staged swap, wait for the redeploy.
     Restore {
+        /// The backup: id, name or `latest`.
         backup: String,
         /// Commit even when the environment already has other staged changes (they deploy too).
         #[arg(long)]
         allow_staged: bool,
     },
     /// Delete a backup (id, name or `latest`) and wait.
-    Delete { backup: String },
+    Delete {
+        /// The backup: id, name or `latest`.
+        backup: String,
+    },
 }
 
 #[derive(Args)]

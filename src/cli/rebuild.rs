@@ -24,8 +24,10 @@ pub struct RebuildArgs {
     /// For sqlite:/postgres:// sources: a query returning the documents.
     #[arg(long)]
     pub query: Option<String>,
+    /// The field (or column) holding each document's id.
     #[arg(long, default_value = "id")]
     pub id_field: String,
+    /// The field (or column) holding the text to embed.
     #[arg(long, default_value = "text")]
     pub text_field: String,
     /// Fields stored as metadata (comma-separated); default: every other field.

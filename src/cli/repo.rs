@@ -102,7 +102,7 @@ pub struct BackupArgs {
     /// otherwise carried over.
     #[arg(long)]
     pub read_all: bool,
-    /// After a successful backup, keep only the newest N (seed 000's "keep 24").
+    /// After a successful backup, keep only the newest N of this source (e.g. 24).
     #[arg(long)]
     pub keep_last: Option<usize>,
     /// POST a JSON summary (with a Slack-compatible `text`) to this webhook.
@@ -218,15 +218,20 @@ pub struct ArchiveArgs {
 pub struct PruneArgs {
     #[command(flatten)]
     pub repo: RepoArg,
-    #[arg(long)]
+    /// Keep each source's N newest backups.
+    #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest backup of each of a source's last N hours that have one.
+    #[arg(long, value_name = "N")]
     pub keep_hourly: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest backup of each of a source's last N days that have one.
+    #[arg(long, value_name = "N")]
     pub keep_daily: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest backup of each of a source's last N ISO weeks that have one.
+    #[arg(long, value_name = "N")]
     pub keep_weekly: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest backup of each of a source's last N months that have one.
+    #[arg(long, value_name = "N")]
     pub keep_monthly: Option<usize>,
     /// Remove at most N backups in this run.
     #[arg(long)]
