@@ -420,3 +420,41 @@ fn issue_16_3_latest_never_crosses_sources() {
     ]);
     check.expect_code(0);
 }
+
+#[test]
+fn issue_16_7_results_go_to_stdout_and_progress_to_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 50, 4)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let backup = crate::common::backup_run(&repo, &data, &[]);
+    backup.expect_code(0);
+    let target = tmp.path().join("restored");
+    let scenario = crate::common::project_root().join("scenarios/restart.yaml");
+    let scenario = scenario.to_str().unwrap();
+    let cases = [
+        (backup, "backup "),
+        (
+            restore_run(&repo, "latest", &target, &[]),
+            "restored backup ",
+        ),
+        (
+            run(&["verify", "--repo", &repo, "--read-data"]),
+            "verified: ",
+        ),
+        (run(&["validate", scenario]), ": ok"),
+        (run(&["run", scenario, "--dry-run"]), " 1. start (start)"),
+        (run(&["list", "--repo", &repo]), "docs (50)"),
+    ];
+    for (outcome, result) in cases {
+        assert!(
+            outcome.stdout().contains(result),
+            "{result:?} not on stdout:\n{}",
+            outcome.stdout()
+        );
+        assert!(
+            !outcome.stderr().contains(result),
+            "{result:?} on stderr:\n{}",
+            outcome.stderr()
+        );
+    }
+}

@@ -136,7 +136,13 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         baseline,
     };
     let report = drill::run(&scenario, &options, &super::observer::LiveLines, interrupt).await?;
-    eprint!("{}", vecdrill::report::terminal::render(&report));
+    // The verdict is the result (stdout); beside --json, whose document is, it goes to stderr.
+    let rendered = vecdrill::report::terminal::render(&report);
+    if args.json {
+        eprint!("{rendered}");
+    } else {
+        print!("{rendered}");
+    }
     let record = vecdrill::history::drill_record(&report);
     let recorded = super::records::keep(&args.records, history.as_mut(), &record);
     if recorded && args.save_baseline {
@@ -186,7 +192,7 @@ pub fn validate(args: ValidateArgs) -> i32 {
         all_valid &= problems.is_empty();
         if !args.json {
             if problems.is_empty() {
-                eprintln!("{}: ok", path.display());
+                println!("{}: ok", path.display());
             }
             for problem in &problems {
                 println!("{problem}");
@@ -228,7 +234,7 @@ pub async fn seed_command(args: SeedArgs) -> Result<i32, Failure> {
     if args.json {
         print_json(&summary);
     } else {
-        eprintln!(
+        println!(
             "seeded {} records into {:?} ({} now) in {:.1}s, {:.0} rows/s",
             summary.written,
             summary.collection,
@@ -263,7 +269,7 @@ pub async fn bench(args: BenchArgs) -> Result<i32, Failure> {
     if args.json {
         print_json(&summary);
     } else {
-        eprintln!(
+        println!(
             "{} queries, concurrency {}{}: {:.0} qps; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors{}",
             summary.queries,
             summary.concurrency,

@@ -189,7 +189,7 @@ pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
         }));
     } else {
         print_deployment(&deployment);
-        eprintln!(
+        println!(
             "{} in {seconds:.1}s ({requests} API requests)",
             verb(&action)
         );
@@ -255,7 +255,7 @@ async fn volume_backup(
             "{}",
             serde_json::to_string_pretty(&result).unwrap_or_default()
         );
-        eprintln!("done in {seconds:.1}s ({requests} API requests)");
+        println!("done in {seconds:.1}s ({requests} API requests)");
     }
     Ok(exit::SUCCESS)
 }

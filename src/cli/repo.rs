@@ -434,7 +434,7 @@ fn report_backup(
     match outcome {
         BackupOutcome::Created { manifest } => {
             let t = &manifest.totals;
-            eprintln!(
+            println!(
                 "backup {} ({} mode): {} files, {}, {} new chunks of {} ({} stored); write stall {}",
                 manifest.id,
                 manifest.capture.mode,
@@ -446,13 +446,13 @@ fn report_backup(
                 vecdrill::duration::format_ms(manifest.capture.write_stall_ms),
             );
         }
-        BackupOutcome::Skipped { reason, .. } => eprintln!("skipped: {reason}"),
+        BackupOutcome::Skipped { reason, .. } => println!("skipped: {reason}"),
     }
     if let Some(pruned) = rotation.pruned {
-        eprintln!("rotation: removed {} old backup(s)", pruned.removed.len());
+        println!("rotation: removed {} old backup(s)", pruned.removed.len());
     }
     if let Some(reason) = rotation.deferred {
-        eprintln!("rotation: put off: {reason}");
+        println!("rotation: put off: {reason}");
     }
     Ok(exit::SUCCESS)
 }
@@ -683,7 +683,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
                 problem.problem
             );
         }
-        eprintln!(
+        println!(
             "{}: {} backup(s), {} files, {} chunks in {} packs{}; {} problem(s)",
             if passed {
                 "verified"
@@ -756,7 +756,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             }
         );
         if !super::ask_yes(&question) {
-            eprintln!("nothing restored");
+            println!("nothing restored");
             return Ok(exit::FAILED);
         }
     }
@@ -776,18 +776,18 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             checks,
             ..
         } => {
-            eprintln!(
+            println!(
                 "restored backup {backup} into {} ({files} files, {}); {} checks passed",
                 to.display(),
                 bytes(*size),
                 checks.len()
             );
             match safety_copy {
-                Some(path) => eprintln!("the previous data is kept at {}", path.display()),
-                None => eprintln!("no previous data was kept"),
+                Some(path) => println!("the previous data is kept at {}", path.display()),
+                None => println!("no previous data was kept"),
             }
         }
-        RestoreOutcome::Skipped { reason, .. } => eprintln!("skipped: {reason}"),
+        RestoreOutcome::Skipped { reason, .. } => println!("skipped: {reason}"),
         RestoreOutcome::Plan {
             backup,
             source,
@@ -839,7 +839,7 @@ pub async fn archive(args: ArchiveArgs) -> Result<i32, Failure> {
     if args.json {
         print_json(&summary);
     } else {
-        eprintln!(
+        println!(
             "wrote backup {} ({} files, {}) to {} ({})",
             summary.backup,
             summary.files,
@@ -897,7 +897,7 @@ pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
             decision.created_at.format("%Y-%m-%d %H:%M:%S")
         );
     }
-    eprintln!(
+    println!(
         "{}{} backup(s) removed, {} deferred; {} pack(s) deleted, {} rewritten, {} freed",
         if report.dry_run { "dry run: " } else { "" },
         report.removed.len(),
