@@ -458,3 +458,26 @@ fn issue_16_7_results_go_to_stdout_and_progress_to_stderr() {
         );
     }
 }
+
+#[test]
+fn issue_16_7_stats_names_deduplication_and_compression_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 200, 16)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    backup_json(&repo, &data, &[]);
+    let stats = run(&["stats", "--repo", &repo, "--json"]);
+    stats.expect_code(0);
+    let stats = stats.json();
+    let f = |k: &str| stats[k].as_f64().unwrap();
+    // Two backups of the same data: deduplication halves it, compression is the rest.
+    assert!((f("dedup_ratio") - 2.0).abs() < 1e-9, "{stats}");
+    assert!((f("compression_ratio") - f("unique_chunk_bytes") / f("pack_bytes")).abs() < 1e-9);
+    assert!(f("compression_ratio") > 1.0, "{stats}");
+    let shown = run(&["stats", "--repo", &repo]);
+    assert!(
+        shown.stdout().contains("deduplication 2.00x") && shown.stdout().contains("compression"),
+        "{}",
+        shown.stdout()
+    );
+}

@@ -917,12 +917,22 @@ pub async fn stats(args: StatsArgs) -> Result<i32, Failure> {
         return Ok(exit::SUCCESS);
     }
     println!(
-        "{} backups in {} packs; stored {} for {} of backed-up data (dedup ratio {:.1}x)",
+        "{} backups in {} packs; stored {} for {} of backed-up data ({:.2}x overall)",
         stats.backups,
         stats.packs,
         bytes(stats.stored_bytes),
         bytes(stats.logical_bytes),
-        stats.dedup_ratio
+        stats.total_ratio
+    );
+    println!(
+        "  deduplication {:.2}x: {} of distinct chunks",
+        stats.dedup_ratio,
+        bytes(stats.unique_chunk_bytes)
+    );
+    println!(
+        "  compression   {:.2}x: those chunks in {} of packs",
+        stats.compression_ratio,
+        bytes(stats.pack_bytes)
     );
     for (kind, size) in &stats.by_kind {
         println!("  {kind:<10} {}", bytes(*size));

@@ -274,11 +274,28 @@ pub struct RepoStats {
     pub stored_bytes: u64,
     /// Sum of every backup's logical size: what plain copies would take.
     pub logical_bytes: u64,
+    /// Plain size of every distinct chunk stored.
     pub unique_chunk_bytes: u64,
+    /// Bytes of the packs holding those chunks, compressed.
+    pub pack_bytes: u64,
+    /// What deduplication saves: backed-up data / distinct chunks.
     pub dedup_ratio: f64,
+    /// What compression saves: distinct chunks / their packs.
+    pub compression_ratio: f64,
+    /// Both, and the metadata: backed-up data / everything stored.
+    pub total_ratio: f64,
     pub newest: Option<DateTime<Utc>>,
     pub oldest: Option<DateTime<Utc>>,
     pub by_kind: BTreeMap<String, u64>,
+}
+
+/// `of / to`, 0 when there is nothing to divide by.
+fn ratio(of: u64, to: u64) -> f64 {
+    if to == 0 {
+        0.0
+    } else {
+        of as f64 / to as f64
+    }
 }
 
 pub async fn stats(repo: &Repository) -> Result<RepoStats, RepoError> {
@@ -292,17 +309,17 @@ pub async fn stats(repo: &Repository) -> Result<RepoStats, RepoError> {
     let stored_bytes = by_kind.values().sum();
     let logical_bytes: u64 = manifests.iter().map(|m| m.totals.logical_bytes).sum();
     let unique_chunk_bytes = index.chunks.values().map(|l| l.entry.raw_length).sum();
+    let pack_bytes = by_kind.get("packs").copied().unwrap_or(0);
     Ok(RepoStats {
         backups: manifests.len(),
         packs: index.packs.len(),
         stored_bytes,
         logical_bytes,
         unique_chunk_bytes,
-        dedup_ratio: if stored_bytes == 0 {
-            0.0
-        } else {
-            logical_bytes as f64 / stored_bytes as f64
-        },
+        pack_bytes,
+        dedup_ratio: ratio(logical_bytes, unique_chunk_bytes),
+        compression_ratio: ratio(unique_chunk_bytes, pack_bytes),
+        total_ratio: ratio(logical_bytes, stored_bytes),
         newest: manifests.last().map(|m| m.created_at),
         oldest: manifests.first().map(|m| m.created_at),
         by_kind,
