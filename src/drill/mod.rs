@@ -156,6 +156,14 @@ pub async fn run(
     if let Some(service) = runner.service.as_mut() {
         service.shutdown().await;
     }
+    // Servers colour their output whatever NO_COLOR says (Chroma's logo and log levels): the
+    // report's copy is text.
+    let log = run_dir.join("service.log");
+    if log.is_file() {
+        if let Err(err) = crate::report::strip_terminal_codes(&log) {
+            tracing::warn!("cannot strip colour codes from {}: {err}", log.display());
+        }
+    }
 
     let objectives = objectives::evaluate(
         &scenario.objectives,
