@@ -66,7 +66,10 @@ fn restart_drill_passes_and_leaves_the_data_as_it_was() {
     // Issue 16: the server's log is kept as text, without its colour codes.
     let log = std::path::Path::new(report["run_dir"].as_str().unwrap()).join("service.log");
     let log = std::fs::read(&log).unwrap();
-    assert!(log.len() > 100 && !log.contains(&0x1b), "colour codes in service.log");
+    assert!(
+        log.len() > 100 && !log.contains(&0x1b),
+        "colour codes in service.log"
+    );
     let rto = report["rto_ms"].as_f64().expect("rto measured");
     assert!(rto > 0.0 && rto < 120_000.0, "rto {rto}");
     for name in ["rto", "heartbeat_within", "search_p90", "collections_min"] {

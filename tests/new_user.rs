@@ -481,3 +481,32 @@ fn issue_16_7_stats_names_deduplication_and_compression_apart() {
         shown.stdout()
     );
 }
+
+#[test]
+fn issue_16_7_safety_copies_never_collide_and_old_ones_are_pruned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 50, 4)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    let target = tmp.path().join("live");
+    let copies = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("live.before-restore-"))
+            .collect();
+        names.sort();
+        names
+    };
+    // Quick restores, several within one second: each keeps its own copy, up to the number kept.
+    for _ in 0..4 {
+        restore_run(&repo, "latest", &target, &["--keep-safety-copies", "3"]).expect_code(0);
+    }
+    assert_eq!(copies().len(), 3, "{:?}", copies());
+    let newest = copies().last().unwrap().clone();
+    // The default keeps one: the newest.
+    restore_run(&repo, "latest", &target, &[]).expect_code(0);
+    let left = copies();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0] > newest, "{left:?} after {newest}");
+}

@@ -187,6 +187,10 @@ pub struct RestoreArgs {
     /// Delete the previous contents after a successful restore instead of keeping them.
     #[arg(long)]
     pub no_safety_backup: bool,
+    /// Safety copies of --to to keep (DIR.before-restore-TIME beside it), this restore's
+    /// included: older ones are removed, so repeated restores do not fill the disk.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_safety_copies: u64,
     /// Restore only when the backup is newer than the data in --to (restore-on-start).
     #[arg(long)]
     pub if_newer: bool,
@@ -732,7 +736,11 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         backup: backup.clone(),
         source: source_choice.clone(),
         to: args.to.clone(),
-        keep_safety_copy: !args.no_safety_backup,
+        keep_safety_copies: if args.no_safety_backup {
+            0
+        } else {
+            args.keep_safety_copies as usize
+        },
         if_newer: args.if_newer,
         dry_run: args.dry_run,
     };

@@ -157,14 +157,17 @@ pub struct SwapOutcome {
 /// kept (the safety copy) or deleted once the new directory is in place. Both renames are on
 /// the same filesystem, so the live directory is never half-written: it is the old one, the new
 /// one, or (between the two renames) absent with both copies intact.
+///
+/// `keep_safety_copies` is how many safety copies of `target` to keep, this one included (the
+/// older ones beyond it are removed); 0 keeps none.
 pub fn swap_into(
     staging: &Path,
     target: &Path,
-    keep_safety_copy: bool,
-    stamp: &str,
+    keep_safety_copies: usize,
 ) -> Result<SwapOutcome, RepoError> {
+    let keep_safety_copy = keep_safety_copies > 0;
     let io = |context: String| move |e| RepoError::io(context, e);
-    let aside = sibling(target, &format!("before-restore-{stamp}"));
+    let aside = safety_copy_path(target, chrono::Utc::now());
     let had_previous = target.exists();
     if had_previous {
         std::fs::rename(target, &aside)
@@ -188,9 +191,53 @@ pub fn swap_into(
         )))?;
         return Ok(SwapOutcome { safety_copy: None });
     }
+    if had_previous {
+        prune_safety_copies(target, keep_safety_copies);
+    }
     Ok(SwapOutcome {
         safety_copy: had_previous.then_some(aside),
     })
+}
+
+/// The name a safety copy of `target` made at `at` gets: `<name>.before-restore-<time>`, to
+/// the millisecond, with `-2`, `-3`... when a restore in the same millisecond took it.
+pub fn safety_copy_path(target: &Path, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
+    let base = format!("{SAFETY_COPY_MARK}{}", at.format("%Y%m%dT%H%M%S%.3fZ"));
+    (1..)
+        .map(|n| match n {
+            1 => sibling(target, &base),
+            n => sibling(target, &format!("{base}-{n}")),
+        })
+        .find(|path| std::fs::symlink_metadata(path).is_err())
+        .expect("some suffix is free")
+}
+
+const SAFETY_COPY_MARK: &str = "before-restore-";
+
+/// Remove all but the newest `keep` safety copies of `target` (real directories named
+/// `<name>.before-restore-<time>` beside it; never a link, never anything else), so repeated
+/// drills do not fill the disk.
+fn prune_safety_copies(target: &Path, keep: usize) {
+    let prefix = format!("{}.{SAFETY_COPY_MARK}", name_of(target));
+    let Ok(entries) = std::fs::read_dir(parent_dir(target)) else {
+        return;
+    };
+    let mut copies: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&prefix).then(|| (name, e.path()))
+        })
+        .collect();
+    // Times sort as text: newest first.
+    copies.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in copies.into_iter().skip(keep) {
+        match std::fs::remove_dir_all(&old) {
+            Ok(()) => tracing::info!("removed old safety copy {}", old.display()),
+            Err(err) => tracing::warn!("cannot remove old safety copy {}: {err}", old.display()),
+        }
+    }
 }
 
 /// The directory holding `target` (`.` for a bare name).
@@ -224,7 +271,7 @@ fn working_prefix(target: &Path, purpose: &str) -> String {
 pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
     let name = name_of(target);
     let parent = parent_dir(target);
-    if suffix.starts_with("before-restore") {
+    if suffix.starts_with(SAFETY_COPY_MARK) {
         parent.join(format!("{name}.{suffix}"))
     } else {
         parent.join(format!(".{name}.{suffix}"))

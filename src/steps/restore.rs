@@ -27,6 +27,9 @@ pub struct Restore {
     /// Keep what was there as a safety copy (the default).
     #[serde(default = "yes")]
     keep_safety_copy: bool,
+    /// How many safety copies of the data directory to keep, this one's included.
+    #[serde(default = "one")]
+    keep_safety_copies: usize,
     /// Whose backups `latest` means (`HOST:PATH` as `vecdrill list` shows it); by default the
     /// target's own, or the repository's only source.
     #[serde(default)]
@@ -35,6 +38,10 @@ pub struct Restore {
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> usize {
+    1
 }
 
 pub const KIND: StepKind = StepKind {
@@ -62,7 +69,11 @@ impl Step for Restore {
                 kind: Some(kind.into()),
             },
             to,
-            keep_safety_copy: self.keep_safety_copy,
+            keep_safety_copies: if self.keep_safety_copy {
+                self.keep_safety_copies.max(1)
+            } else {
+                0
+            },
             if_newer: false,
             dry_run: false,
         };

@@ -14,7 +14,7 @@ use crate::platform::Service;
 use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
 use crate::repo::index::ChunkIndex;
-use crate::repo::restore::{materialise, sibling, swap_into, working_dir};
+use crate::repo::restore::{materialise, safety_copy_path, swap_into, working_dir};
 use crate::repo::writer::{same_file, walk, BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, RepoError, Repository};
 use crate::targets::faiss_redis;
@@ -422,7 +422,9 @@ pub struct RestoreRequest {
     /// Which source's backups `latest` means (see [`crate::repo::SourceChoice`]).
     pub source: crate::repo::SourceChoice,
     pub to: PathBuf,
-    pub keep_safety_copy: bool,
+    /// Safety copies of the target to keep, the one this restore makes included (older ones
+    /// beyond it are removed); 0 keeps none.
+    pub keep_safety_copies: usize,
     pub if_newer: bool,
     pub dry_run: bool,
 }
@@ -523,7 +525,6 @@ pub async fn restore(
             });
         }
     }
-    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let replaces_existing = target.exists()
         && std::fs::read_dir(target)
             .map(|mut d| d.next().is_some())
@@ -549,8 +550,8 @@ pub async fn restore(
             files: manifest.files.len(),
             bytes: manifest.totals.logical_bytes,
             replaces_existing,
-            safety_copy: (replaces_existing && request.keep_safety_copy)
-                .then(|| sibling(target, &format!("before-restore-{stamp}"))),
+            safety_copy: (replaces_existing && request.keep_safety_copies > 0)
+                .then(|| safety_copy_path(target, Utc::now())),
         });
     }
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -561,7 +562,7 @@ pub async fn restore(
     // restore left is incomplete by definition, and removed first.)
     let staging = working_dir(target, "restore")?;
     let checks = stage_and_check(source, &manifest, staging.path(), progress).await?;
-    let swapped = swap_into(staging.path(), target, request.keep_safety_copy, &stamp)?;
+    let swapped = swap_into(staging.path(), target, request.keep_safety_copies)?;
     // Now the live directory: it must outlive the handle.
     let _ = staging.keep();
     tracing::info!(elapsed = ?began.elapsed(), "restore: swapped into place");
