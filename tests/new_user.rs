@@ -510,3 +510,23 @@ fn issue_16_7_safety_copies_never_collide_and_old_ones_are_pruned() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0] > newest, "{left:?} after {newest}");
 }
+
+#[test]
+fn issue_16_7_an_ambiguous_id_prefix_lists_the_backups_it_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 50, 4)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let id = |v: serde_json::Value| v["backup"]["manifest"]["id"].as_str().unwrap().to_string();
+    let first = id(backup_json(&repo, &data, &[]));
+    let second = id(backup_json(&repo, &data, &["--read-all"]));
+    // Both ids begin with the year.
+    let info = run(&["info", "--repo", &repo, &first[..4]]);
+    info.expect_code(2);
+    assert!(
+        info.stderr().contains("ambiguous")
+            && info.stderr().contains(&first)
+            && info.stderr().contains(&second),
+        "{}",
+        info.stderr()
+    );
+}
