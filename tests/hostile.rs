@@ -14,19 +14,18 @@ use crate::common::{
 };
 
 /// A small Chroma directory: enough for every file kind, quick to seed.
+const SMALL: &[(&str, u64, usize)] = &[("docs", 1000, 8)];
+
 fn small_data_dir(root: &Path) -> PathBuf {
-    seeded_data_dir(root, &[("docs", 1000, 8)])
+    seeded_data_dir(root, SMALL)
 }
 
 /// A temporary directory holding a small Chroma directory and a `file://` repository with one
 /// backup of it: (the temporary directory, the data, the repository's directory, its URL).
 fn backed_up() -> (tempfile::TempDir, PathBuf, PathBuf, String) {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = small_data_dir(tmp.path());
-    let repo_dir = tmp.path().join("repo");
-    let repo = repo_url(&repo_dir);
-    backup_json(&repo, &data, &[]);
-    (tmp, data, repo_dir, repo)
+    let w = crate::common::workspace(SMALL);
+    backup_json(&w.repo, &w.data, &[]);
+    (w.tmp, w.data, w.repo_dir, w.repo)
 }
 
 fn read_sealed<T: Sealed>(path: &Path) -> T {

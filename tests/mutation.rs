@@ -62,7 +62,15 @@ fn hostile_text(rng: &mut ChaCha8Rng) -> String {
 /// Change one field of a manifest the way a forger would.
 fn mutate_manifest(m: &mut Manifest, rng: &mut ChaCha8Rng) -> String {
     let f = rng.random_range(0..m.files.len());
-    match rng.random_range(0..11) {
+    match rng.random_range(0..12) {
+        11 => {
+            // The database's own description: what a restore compares the restored one with.
+            let collections = m.database["collections"].as_array_mut().unwrap();
+            let c = rng.random_range(0..collections.len());
+            let count = collections[c]["count"].as_u64().unwrap();
+            collections[c]["count"] = hostile_number(rng, count).into();
+            "collection count".into()
+        }
         9 => {
             m.files[f].path.push_str(".moved");
             "file renamed".into()

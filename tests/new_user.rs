@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use crate::common::{backup_json, repo_url, restore_run, seeded_data_dir, vecdrill_command};
+use crate::common::{
+    backup_json, repo_url, restore_run, seeded_data_dir, vecdrill_command, workspace, Workspace,
+};
 
 /// `vecdrill ARGS` run in `cwd` with `env` and no `VECDRILL_HISTORY` of the harness's.
 fn vecdrill_in(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
@@ -137,9 +139,9 @@ fn issue_16_4_the_history_lives_in_one_place_whatever_the_working_directory() {
 
 #[test]
 fn issue_16_6_a_backup_has_one_id_in_the_repository_and_the_history() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = seeded_data_dir(tmp.path(), &[("docs", 100, 8)]);
-    let repo = repo_url(&tmp.path().join("repo"));
+    let Workspace {
+        tmp, data, repo, ..
+    } = workspace(&[("docs", 100, 8)]);
     let history = tmp.path().join("history.sqlite");
     let backup = vecdrill_in(
         tmp.path(),
@@ -178,9 +180,9 @@ fn issue_16_6_a_backup_has_one_id_in_the_repository_and_the_history() {
 
 #[test]
 fn issue_16_7_restore_refuses_a_file_or_a_target_under_a_file_before_downloading() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = seeded_data_dir(tmp.path(), &[("docs", 100, 8)]);
-    let repo = repo_url(&tmp.path().join("repo"));
+    let Workspace {
+        tmp, data, repo, ..
+    } = workspace(&[("docs", 100, 8)]);
     backup_json(&repo, &data, &[]);
     let file = tmp.path().join("notes.txt");
     std::fs::write(&file, "mine").unwrap();
@@ -423,9 +425,9 @@ fn issue_16_3_latest_never_crosses_sources() {
 
 #[test]
 fn issue_16_7_results_go_to_stdout_and_progress_to_stderr() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = seeded_data_dir(tmp.path(), &[("docs", 50, 4)]);
-    let repo = repo_url(&tmp.path().join("repo"));
+    let Workspace {
+        tmp, data, repo, ..
+    } = workspace(&[("docs", 50, 4)]);
     let backup = crate::common::backup_run(&repo, &data, &[]);
     backup.expect_code(0);
     let target = tmp.path().join("restored");
@@ -461,9 +463,12 @@ fn issue_16_7_results_go_to_stdout_and_progress_to_stderr() {
 
 #[test]
 fn issue_16_7_stats_names_deduplication_and_compression_apart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = seeded_data_dir(tmp.path(), &[("docs", 200, 16)]);
-    let repo = repo_url(&tmp.path().join("repo"));
+    let Workspace {
+        tmp: _tmp,
+        data,
+        repo,
+        ..
+    } = workspace(&[("docs", 200, 16)]);
     backup_json(&repo, &data, &[]);
     backup_json(&repo, &data, &[]);
     let stats = run(&["stats", "--repo", &repo, "--json"]);
@@ -484,9 +489,9 @@ fn issue_16_7_stats_names_deduplication_and_compression_apart() {
 
 #[test]
 fn issue_16_7_safety_copies_never_collide_and_old_ones_are_pruned() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = seeded_data_dir(tmp.path(), &[("docs", 50, 4)]);
-    let repo = repo_url(&tmp.path().join("repo"));
+    let Workspace {
+        tmp, data, repo, ..
+    } = workspace(&[("docs", 50, 4)]);
     backup_json(&repo, &data, &[]);
     let target = tmp.path().join("live");
     let copies = || -> Vec<String> {
@@ -513,9 +518,12 @@ fn issue_16_7_safety_copies_never_collide_and_old_ones_are_pruned() {
 
 #[test]
 fn issue_16_7_an_ambiguous_id_prefix_lists_the_backups_it_matches() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = seeded_data_dir(tmp.path(), &[("docs", 50, 4)]);
-    let repo = repo_url(&tmp.path().join("repo"));
+    let Workspace {
+        tmp: _tmp,
+        data,
+        repo,
+        ..
+    } = workspace(&[("docs", 50, 4)]);
     let id = |v: serde_json::Value| v["backup"]["manifest"]["id"].as_str().unwrap().to_string();
     let first = id(backup_json(&repo, &data, &[]));
     let second = id(backup_json(&repo, &data, &["--read-all"]));

@@ -649,6 +649,21 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
     report.add_damaged(&damaged);
     // FAISS + Redis backups: their indexes read back, parsed and compared with the manifest.
     let mut store_checks = Vec::new();
+    // Chroma backups: with --read-data, each database read back and compared with the
+    // manifest's description of it, as a restore compares them.
+    if args.read_data {
+        for manifest in manifests.iter().filter(|m| protect::described(m).is_some()) {
+            match protect::verify_backup(&repo, manifest, progress.as_ref()).await {
+                Ok(checks) => {
+                    store_checks.extend(checks.into_iter().map(|c| (manifest.id.clone(), c)))
+                }
+                // Damage already reported by the repository's own checks above.
+                Err(RepoError::Corrupt { .. } | RepoError::ObjectMissing { .. })
+                    if !report.passed() => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
     for manifest in manifests
         .iter()
         .filter(|m| faiss_redis::described(m).is_some())

@@ -819,6 +819,28 @@ pub fn repo_url(dir: &Path) -> String {
     format!("file://{}", dir.display())
 }
 
+/// A temporary directory holding a seeded Chroma directory and where a `file://` repository
+/// goes (created by the first backup).
+pub struct Workspace {
+    pub tmp: tempfile::TempDir,
+    pub data: PathBuf,
+    pub repo_dir: PathBuf,
+    pub repo: String,
+}
+
+pub fn workspace(collections: &[(&str, u64, usize)]) -> Workspace {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), collections);
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_url(&repo_dir);
+    Workspace {
+        tmp,
+        data,
+        repo_dir,
+        repo,
+    }
+}
+
 /// `vecdrill backup --repo REPO --chroma-dir DATA [EXTRA]...`, whatever its outcome.
 pub fn backup_run(repo: &str, data: &Path, extra: &[&str]) -> Run {
     let mut args = vec![
