@@ -15,7 +15,12 @@ use crate::common::{project_root, repo_url, seeded_data_dir};
 #[derive(Debug, Clone, PartialEq)]
 enum Call {
     Fsync(PathBuf),
-    Rename { from: PathBuf, to: PathBuf },
+    /// `exchange`: both swapped in one `renameat2(RENAME_EXCHANGE)`.
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        exchange: bool,
+    },
     Unlink(PathBuf),
 }
 
@@ -75,7 +80,11 @@ fn parse(line: &str) -> Option<Call> {
         }
         "rename" | "renameat" | "renameat2" => {
             let [from, to] = <[PathBuf; 2]>::try_from(quoted).ok()?;
-            Some(Call::Rename { from, to })
+            Some(Call::Rename {
+                from,
+                to,
+                exchange: args.contains("RENAME_EXCHANGE"),
+            })
         }
         "unlink" | "unlinkat" | "rmdir" => {
             // unlinkat(5</tmp/x/.data.before-restore-…>, "chroma.sqlite3", 0): relative to the fd.
@@ -115,7 +124,7 @@ fn a_local_backup_is_durable_before_its_manifest_is_published() {
         .iter()
         .enumerate()
         .filter_map(|(at, call)| match call {
-            Call::Rename { from, to } if to.starts_with(&repo_dir) => Some((from, to, at)),
+            Call::Rename { from, to, .. } if to.starts_with(&repo_dir) => Some((from, to, at)),
             _ => None,
         })
         .map(|(from, to, renamed_at)| {
@@ -197,15 +206,20 @@ fn a_restore_is_durable_before_the_previous_data_is_deleted() {
     let target = data.canonicalize().unwrap();
     let parent = target.parent().unwrap();
 
-    // The swap: the restored copy renamed onto the live path.
+    // The swap: the restored copy exchanged with the live directory in one atomic call, so the
+    // live path is never absent.
     let (staging, swapped_at) = calls
         .iter()
         .enumerate()
         .find_map(|(at, call)| match call {
-            Call::Rename { from, to } if to == &target => Some((from.clone(), at)),
+            Call::Rename {
+                from,
+                to,
+                exchange: true,
+            } if to == &target => Some((from.clone(), at)),
             _ => None,
         })
-        .expect("the restored copy was renamed into place");
+        .expect("the restored copy was exchanged with the live directory");
     let before_swap = &calls[..swapped_at];
     for file in crate::common::files_under(&target) {
         let staged = staging.join(file.strip_prefix(&target).unwrap());
@@ -226,13 +240,14 @@ fn a_restore_is_durable_before_the_previous_data_is_deleted() {
         .position(|c| is_fsync_of(c, parent))
         .map(|i| swapped_at + i)
         .expect("the swap was never made durable");
-    let aside = calls[..swapped_at]
-        .iter()
-        .find_map(|call| match call {
-            Call::Rename { from, to } if from == &target => Some(to.clone()),
-            _ => None,
-        })
-        .expect("the previous data was moved aside first");
+    assert!(
+        !calls[..swapped_at]
+            .iter()
+            .any(|c| matches!(c, Call::Rename { from, .. } if from == &target)),
+        "the live directory was moved away before the swap"
+    );
+    // After the exchange the previous data is where the restored copy was staged.
+    let aside = staging.clone();
     let first_deletion = calls
         .iter()
         .position(|c| matches!(c, Call::Unlink(p) if p.starts_with(&aside)))

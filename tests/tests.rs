@@ -7,6 +7,7 @@ mod check;
 mod drill;
 mod durability;
 mod faiss_redis;
+mod faults;
 mod hostile;
 mod latency;
 mod mutation;

@@ -153,10 +153,12 @@ pub struct SwapOutcome {
     pub safety_copy: Option<PathBuf>,
 }
 
-/// Put `staging` in place of `target`. What was at `target` is renamed aside first and either
-/// kept (the safety copy) or deleted once the new directory is in place. Both renames are on
-/// the same filesystem, so the live directory is never half-written: it is the old one, the new
-/// one, or (between the two renames) absent with both copies intact.
+/// Put `staging` in place of `target`, so that at every instant `target` is the old directory
+/// or the new one, never absent nor half-written: the two are exchanged in one atomic
+/// `renameat2(RENAME_EXCHANGE)`, and the old one, now at the staging path, is then either kept
+/// (renamed to the safety copy's name) or deleted. Where the filesystem cannot exchange, the
+/// old directory is renamed aside first and the new one into place (absent, with both copies
+/// intact, between the two renames).
 ///
 /// `keep_safety_copies` is how many safety copies of `target` to keep, this one included (the
 /// older ones beyond it are removed); 0 keeps none.
@@ -169,6 +171,27 @@ pub fn swap_into(
     let io = |context: String| move |e| RepoError::io(context, e);
     let aside = safety_copy_path(target, chrono::Utc::now());
     let had_previous = target.exists();
+    if had_previous && exchange(staging, target)? {
+        // Durable before the previous data, now at `staging`, is moved or deleted.
+        sync_dir(parent_dir(target))?;
+        if !keep_safety_copy {
+            std::fs::remove_dir_all(staging).map_err(io(format!(
+                "cannot remove the previous data (now at {})",
+                staging.display()
+            )))?;
+            return Ok(SwapOutcome { safety_copy: None });
+        }
+        std::fs::rename(staging, &aside).map_err(io(format!(
+            "cannot keep the previous data as {} (it is at {})",
+            aside.display(),
+            staging.display()
+        )))?;
+        sync_dir(parent_dir(target))?;
+        prune_safety_copies(target, keep_safety_copies);
+        return Ok(SwapOutcome {
+            safety_copy: Some(aside),
+        });
+    }
     if had_previous {
         std::fs::rename(target, &aside)
             .map_err(io(format!("cannot move {} aside", target.display())))?;
@@ -197,6 +220,29 @@ pub fn swap_into(
     Ok(SwapOutcome {
         safety_copy: had_previous.then_some(aside),
     })
+}
+
+/// Exchange the directories at `a` and `b` atomically; `Ok(false)` when the filesystem (or the
+/// kernel) cannot, for the caller to fall back.
+fn exchange(a: &Path, b: &Path) -> Result<bool, RepoError> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::errno::Errno;
+        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+        match renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE) {
+            Ok(()) => Ok(true),
+            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => Ok(false),
+            Err(errno) => Err(RepoError::io(
+                format!("cannot swap the restored copy into {}", b.display()),
+                std::io::Error::from(errno),
+            )),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
 }
 
 /// The name a safety copy of `target` made at `at` gets: `<name>.before-restore-<time>`, to

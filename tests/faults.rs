@@ -1,0 +1,256 @@
+//! Issue 17: SIGKILL at counted system calls of `backup` and `restore`, and what must hold after
+//! each: the repository passes `verify --read-data`, every backup `list` shows restores to the
+//! data it was taken of, the live directory is as it was or as a committed backup (never
+//! absent), the next run succeeds without waiting for a lock, and nothing is left beside the
+//! live directory once it has.
+//!
+//! Kill points are chosen by counted operations: strace's fault injection stops the process
+//! on entering its Nth call of a kind (rename, fsync, unlink, open, write, mkdir). strace
+//! counts per thread, so N is the Nth call of whichever thread gets there first: many distinct
+//! points, each a real moment of a commit or a swap. CI runs a bounded plan;
+//! `VECDRILL_FAULTS=full` runs every N up to 40 for every kind.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{copy_tree, files_under, repo_url, seeded_data_dir, tree_hashes, vecdrill};
+
+/// System call kinds a kill point is counted in.
+const KINDS: &[(&str, &str)] = &[
+    ("rename", "rename,renameat,renameat2"),
+    ("fsync", "fsync,fdatasync"),
+    ("unlink", "unlink,unlinkat,rmdir"),
+    ("open", "openat"),
+    ("write", "write,pwrite64"),
+    ("mkdir", "mkdir,mkdirat"),
+];
+
+/// The Ns tried for each kind: a bounded spread in CI, every N up to 40 in full.
+fn counts() -> Vec<u32> {
+    if std::env::var("VECDRILL_FAULTS").as_deref() == Ok("full") {
+        (1..=40).collect()
+    } else {
+        vec![1, 2, 3, 5, 8]
+    }
+}
+
+/// Run `vecdrill ARGS` under strace, killed on entering the `n`th call of `syscalls` of some
+/// thread; whether it was killed (it may finish first).
+fn killed_at(syscalls: &str, n: u32, args: &[&str]) -> bool {
+    let history = tempfile::tempdir().unwrap();
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscalls}"))
+        .arg("-e")
+        .arg(format!("inject={syscalls}:signal=KILL:when={n}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_vecdrill"))
+        .args(args)
+        .env("VECDRILL_HISTORY", history.path().join("history.sqlite"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("strace runs (bash .ci/setup installs it)");
+    use std::os::unix::process::ExitStatusExt;
+    // strace dies of the signal that killed its tracee (or reports it as 128 + the signal).
+    match (status.code(), status.signal()) {
+        (Some(0), _) => false,
+        (Some(137), _) | (None, Some(9)) => true,
+        other => panic!("vecdrill {args:?} ended with {other:?}, neither done nor killed"),
+    }
+}
+
+/// Every backup `list` shows restores, to the tree of the data it was taken of.
+fn every_backup_restores(
+    repo: &str,
+    taken_of: &BTreeMap<String, BTreeMap<String, String>>,
+    scratch: &Path,
+) -> Result<usize, String> {
+    let listed = vecdrill(["list", "--repo", repo, "--json"]);
+    if listed.code() != 0 {
+        return Err(format!("list: {}", listed.stderr()));
+    }
+    let mut restored = 0;
+    for backup in listed.json().as_array().unwrap() {
+        let id = backup["id"].as_str().unwrap();
+        let to = scratch.join(format!("check-{id}"));
+        let run = vecdrill([
+            "restore",
+            "--repo",
+            repo,
+            id,
+            "--to",
+            to.to_str().unwrap(),
+            "--yes",
+            "--no-safety-backup",
+        ]);
+        if run.code() != 0 {
+            return Err(format!("backup {id} does not restore: {}", run.stderr()));
+        }
+        let tree = tree_hashes(&to);
+        if !taken_of.values().any(|t| *t == tree) {
+            return Err(format!(
+                "backup {id} restored data that was never backed up"
+            ));
+        }
+        std::fs::remove_dir_all(&to).unwrap();
+        restored += 1;
+    }
+    Ok(restored)
+}
+
+/// Names beside `dir` that a user would trip over: anything but `dir` itself, its safety
+/// copies and `keep`.
+fn left_beside(dir: &Path, keep: &[&str]) -> Vec<String> {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| *n != name && !n.starts_with(&format!("{name}.before-restore-")))
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    runs: usize,
+    killed: usize,
+    points: std::collections::BTreeSet<String>,
+    failures: Vec<String>,
+}
+
+#[test]
+fn issue_17_sigkill_at_counted_calls_of_backup_and_restore_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two states of the data: the first backed up in the pristine repository, the second (one
+    // more file) what the killed backups take.
+    let first = seeded_data_dir(&tmp.path().join("first"), &[("docs", 600, 16)]);
+    let second = tmp.path().join("second-data");
+    copy_tree(&first, &second);
+    std::fs::write(second.join("notes.bin"), vec![7u8; 3 << 20]).unwrap();
+    let pristine = tmp.path().join("pristine");
+    let pristine_url = repo_url(&pristine);
+    crate::common::backup_json(&pristine_url, &first, &[]);
+    let taken_of: BTreeMap<String, BTreeMap<String, String>> = [
+        ("first".to_string(), tree_hashes(&first)),
+        ("second".to_string(), tree_hashes(&second)),
+    ]
+    .into();
+
+    let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
+    for (kind, syscalls) in KINDS {
+        for n in counts() {
+            for command in ["backup", "restore"] {
+                let work = tmp.path().join(format!("{command}-{kind}-{n}"));
+                let repo_dir = work.join("repo");
+                copy_tree(&pristine, &repo_dir);
+                let repo = repo_url(&repo_dir);
+                // The live directory: backed up from (a backup), restored onto (a restore).
+                let live = work.join("live");
+                copy_tree(if command == "backup" { &second } else { &first }, &live);
+                std::fs::write(live.join("local-only.txt"), "written after the backup").unwrap();
+                let before = tree_hashes(&live);
+                // What a backup of the live directory would hold.
+                let mut backed_up = taken_of.clone();
+                backed_up.insert("live".into(), before.clone());
+                let args: Vec<&str> = match command {
+                    "backup" => vec![
+                        "backup",
+                        "--repo",
+                        &repo,
+                        "--chroma-dir",
+                        live.to_str().unwrap(),
+                    ],
+                    _ => vec![
+                        "restore",
+                        "--repo",
+                        &repo,
+                        "latest",
+                        "--to",
+                        live.to_str().unwrap(),
+                        "--yes",
+                    ],
+                };
+                let tally = tallies.entry(command).or_default();
+                tally.runs += 1;
+                let killed = killed_at(syscalls, n, &args);
+                let mut fail = |what: String| {
+                    tally
+                        .failures
+                        .push(format!("{command} killed at {kind} #{n}: {what}"))
+                };
+                if killed {
+                    tally.killed += 1;
+                    tally.points.insert(format!("{kind}#{n}"));
+                }
+                let verify = vecdrill(["verify", "--repo", &repo, "--read-data"]);
+                if verify.code() != 0 {
+                    fail(format!(
+                        "the repository does not verify: {}{}",
+                        verify.stdout(),
+                        verify.stderr()
+                    ));
+                }
+                if let Err(why) = every_backup_restores(&repo, &backed_up, &work) {
+                    fail(why);
+                }
+                // The live directory: as it was, or (a restore) the committed backup.
+                if !live.exists() {
+                    fail("the live directory is gone".into());
+                } else {
+                    let now = tree_hashes(&live);
+                    let as_before = now == before;
+                    let as_backup = command == "restore" && now == taken_of["first"];
+                    if !as_before && !as_backup {
+                        fail(
+                            "the live directory is neither as it was nor a committed backup".into(),
+                        );
+                    }
+                }
+                // The next run of the same command succeeds at once and tidies up.
+                let again = vecdrill(&args);
+                if again.code() != 0 {
+                    fail(format!("the next run failed: {}", again.stderr()));
+                }
+                let left = left_beside(&live, &["repo"]);
+                if !left.is_empty() {
+                    fail(format!(
+                        "left beside the live directory after the next run: {left:?}"
+                    ));
+                }
+                // (A killed upload may leave the store's own partial file, `NAME#N`, which no
+                // listing shows; a lock is a `.json` object.)
+                let locks: Vec<_> = files_under(&repo_dir.join("locks"))
+                    .into_iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                    .collect();
+                if !locks.is_empty() {
+                    fail(format!("a lock was left after the next run: {locks:?}"));
+                }
+                std::fs::remove_dir_all(&work).unwrap();
+            }
+        }
+    }
+    eprintln!("command   runs  killed  distinct points  failures");
+    for (command, tally) in &tallies {
+        eprintln!(
+            "{command:<9} {:>4}  {:>6}  {:>15}  {:>8}",
+            tally.runs,
+            tally.killed,
+            tally.points.len(),
+            tally.failures.len()
+        );
+    }
+    let failures: Vec<&String> = tallies.values().flat_map(|t| &t.failures).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The plan must really have hit the commands mid-flight.
+    for (command, tally) in &tallies {
+        assert!(
+            tally.points.len() >= 10,
+            "{command}: only {} kill points hit",
+            tally.points.len()
+        );
+    }
+}
