@@ -121,18 +121,34 @@ struct Tally {
     failures: Vec<String>,
 }
 
+/// What the killed command acts on: the live directory (backed up from, restored onto), an
+/// archive file (written), or only the repository (pruned).
+const COMMANDS: &[&str] = &["backup", "restore", "restore-archive", "archive", "prune"];
+
 #[test]
-fn issue_17_sigkill_at_counted_calls_of_backup_and_restore_loses_nothing() {
+fn issue_17_sigkill_at_counted_calls_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    // Two states of the data: the first backed up in the pristine repository, the second (one
-    // more file) what the killed backups take.
+    // Two states of the data, both backed up in the pristine repository (so a prune has a
+    // backup to remove); the live directory then gets a file of its own.
     let first = seeded_data_dir(&tmp.path().join("first"), &[("docs", 600, 16)]);
-    let second = tmp.path().join("second-data");
-    copy_tree(&first, &second);
-    std::fs::write(second.join("notes.bin"), vec![7u8; 3 << 20]).unwrap();
+    let source = tmp.path().join("source");
+    copy_tree(&first, &source);
     let pristine = tmp.path().join("pristine");
     let pristine_url = repo_url(&pristine);
-    crate::common::backup_json(&pristine_url, &first, &[]);
+    crate::common::backup_json(&pristine_url, &source, &[]);
+    std::fs::write(source.join("notes.bin"), vec![7u8; 3 << 20]).unwrap();
+    crate::common::backup_json(&pristine_url, &source, &[]);
+    let second = source;
+    let archive = tmp.path().join("pristine.tar.zst");
+    vecdrill([
+        "archive",
+        "--repo",
+        &pristine_url,
+        "latest",
+        "--out",
+        archive.to_str().unwrap(),
+    ])
+    .expect_code(0);
     let taken_of: BTreeMap<String, BTreeMap<String, String>> = [
         ("first".to_string(), tree_hashes(&first)),
         ("second".to_string(), tree_hashes(&second)),
@@ -142,36 +158,39 @@ fn issue_17_sigkill_at_counted_calls_of_backup_and_restore_loses_nothing() {
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
     for (kind, syscalls) in KINDS {
         for n in counts() {
-            for command in ["backup", "restore"] {
+            for command in COMMANDS {
                 let work = tmp.path().join(format!("{command}-{kind}-{n}"));
                 let repo_dir = work.join("repo");
                 copy_tree(&pristine, &repo_dir);
                 let repo = repo_url(&repo_dir);
-                // The live directory: backed up from (a backup), restored onto (a restore).
                 let live = work.join("live");
-                copy_tree(if command == "backup" { &second } else { &first }, &live);
-                std::fs::write(live.join("local-only.txt"), "written after the backup").unwrap();
+                copy_tree(&first, &live);
+                std::fs::write(live.join("local-only.txt"), "written after the backups").unwrap();
                 let before = tree_hashes(&live);
                 // What a backup of the live directory would hold.
                 let mut backed_up = taken_of.clone();
                 backed_up.insert("live".into(), before.clone());
-                let args: Vec<&str> = match command {
-                    "backup" => vec![
-                        "backup",
-                        "--repo",
-                        &repo,
-                        "--chroma-dir",
-                        live.to_str().unwrap(),
+                let out = work.join("out.tar.zst");
+                let (live_str, out_str, archive_str) = (
+                    live.to_str().unwrap(),
+                    out.to_str().unwrap(),
+                    archive.to_str().unwrap(),
+                );
+                let args: Vec<&str> = match *command {
+                    "backup" => vec!["backup", "--repo", &repo, "--chroma-dir", live_str],
+                    "restore" => vec![
+                        "restore", "--repo", &repo, "latest", "--to", live_str, "--yes",
                     ],
-                    _ => vec![
+                    "restore-archive" => vec![
                         "restore",
-                        "--repo",
-                        &repo,
-                        "latest",
+                        "--archive",
+                        archive_str,
                         "--to",
-                        live.to_str().unwrap(),
+                        live_str,
                         "--yes",
                     ],
+                    "archive" => vec!["archive", "--repo", &repo, "latest", "--out", out_str],
+                    _ => vec!["prune", "--repo", &repo, "--keep-last", "1"],
                 };
                 let tally = tallies.entry(command).or_default();
                 tally.runs += 1;
@@ -196,25 +215,44 @@ fn issue_17_sigkill_at_counted_calls_of_backup_and_restore_loses_nothing() {
                 if let Err(why) = every_backup_restores(&repo, &backed_up, &work) {
                     fail(why);
                 }
-                // The live directory: as it was, or (a restore) the committed backup.
+                // The live directory: as it was, or (a restore) a committed backup.
                 if !live.exists() {
                     fail("the live directory is gone".into());
                 } else {
                     let now = tree_hashes(&live);
-                    let as_before = now == before;
-                    let as_backup = command == "restore" && now == taken_of["first"];
-                    if !as_before && !as_backup {
+                    let restored =
+                        command.starts_with("restore") && taken_of.values().any(|t| *t == now);
+                    if now != before && !restored {
                         fail(
                             "the live directory is neither as it was nor a committed backup".into(),
                         );
                     }
+                }
+                // An archive is whole or absent: what is there restores.
+                if out.exists() {
+                    let check = work.join("from-archive");
+                    let run = vecdrill([
+                        "restore",
+                        "--archive",
+                        out_str,
+                        "--to",
+                        check.to_str().unwrap(),
+                        "--yes",
+                    ]);
+                    if run.code() != 0 {
+                        fail(format!(
+                            "a killed archive left a file that does not restore: {}",
+                            run.stderr()
+                        ));
+                    }
+                    let _ = std::fs::remove_dir_all(&check);
                 }
                 // The next run of the same command succeeds at once and tidies up.
                 let again = vecdrill(&args);
                 if again.code() != 0 {
                     fail(format!("the next run failed: {}", again.stderr()));
                 }
-                let left = left_beside(&live, &["repo"]);
+                let left = left_beside(&live, &["repo", "out.tar.zst"]);
                 if !left.is_empty() {
                     fail(format!(
                         "left beside the live directory after the next run: {left:?}"
@@ -233,24 +271,33 @@ fn issue_17_sigkill_at_counted_calls_of_backup_and_restore_loses_nothing() {
             }
         }
     }
-    eprintln!("command   runs  killed  distinct points  failures");
+    eprintln!("command          runs  killed  points  failures  data lost  repos unreadable");
     for (command, tally) in &tallies {
+        let count = |words: &[&str]| {
+            tally
+                .failures
+                .iter()
+                .filter(|f| words.iter().any(|w| f.contains(w)))
+                .count()
+        };
         eprintln!(
-            "{command:<9} {:>4}  {:>6}  {:>15}  {:>8}",
+            "{command:<15} {:>5}  {:>6}  {:>6}  {:>8}  {:>9}  {:>16}",
             tally.runs,
             tally.killed,
             tally.points.len(),
-            tally.failures.len()
+            tally.failures.len(),
+            count(&[
+                "does not restore",
+                "never backed up",
+                "is gone",
+                "neither as it was"
+            ]),
+            count(&["does not verify"]),
         );
     }
     let failures: Vec<&String> = tallies.values().flat_map(|t| &t.failures).collect();
     assert!(failures.is_empty(), "{failures:#?}");
     // The plan must really have hit the commands mid-flight.
-    for (command, tally) in &tallies {
-        assert!(
-            tally.points.len() >= 10,
-            "{command}: only {} kill points hit",
-            tally.points.len()
-        );
-    }
+    let points: usize = tallies.values().map(|t| t.points.len()).sum();
+    assert!(points >= 50, "only {points} kill points hit");
 }
