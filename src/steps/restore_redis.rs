@@ -123,21 +123,28 @@ fn put_in_place(
     rdb: &std::path::Path,
 ) -> Result<Option<PathBuf>, StepError> {
     let io = |what: String| move |e| StepError::io(what, e);
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let temporary = rdb.with_extension(format!("vecdrill-{stamp}.tmp"));
-    std::fs::copy(from, &temporary).map_err(io(format!(
+    // Written beside the RDB under an unpredictable name, created exclusively.
+    let temporary = crate::atomic_file::create(rdb)
+        .map_err(io(format!("cannot create a file beside {}", rdb.display())))?;
+    let (mut file, temporary) = temporary.into_parts();
+    let mut snapshot = std::fs::File::open(from)
+        .map_err(io(format!("cannot read {}", from.display())))?;
+    std::io::copy(&mut snapshot, &mut file).map_err(io(format!(
         "cannot copy {} beside {}",
         from.display(),
         rdb.display()
     )))?;
+    // The previous snapshot keeps a second name, and the new one replaces it in one rename:
+    // the RDB path is never absent.
     let previous = if rdb.exists() {
-        let aside = PathBuf::from(format!("{}.before-restore-{stamp}", rdb.display()));
-        std::fs::rename(rdb, &aside).map_err(io(format!("cannot move {} aside", rdb.display())))?;
+        let aside = crate::repo::restore::safety_copy_path(rdb, chrono::Utc::now());
+        std::fs::hard_link(rdb, &aside)
+            .map_err(io(format!("cannot keep {} as {}", rdb.display(), aside.display())))?;
         Some(aside)
     } else {
         None
     };
-    std::fs::rename(&temporary, rdb)
+    crate::atomic_file::persist(&file, temporary, rdb)
         .map_err(io(format!("cannot put the snapshot at {}", rdb.display())))?;
     Ok(previous)
 }
