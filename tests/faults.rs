@@ -123,7 +123,14 @@ struct Tally {
 
 /// What the killed command acts on: the live directory (backed up from, restored onto), an
 /// archive file (written), or only the repository (pruned).
-const COMMANDS: &[&str] = &["backup", "restore", "restore-archive", "archive", "prune"];
+const COMMANDS: &[&str] = &[
+    "backup",
+    "backup-hot",
+    "restore",
+    "restore-archive",
+    "archive",
+    "prune",
+];
 
 #[test]
 fn issue_17_sigkill_at_counted_calls_loses_nothing() {
@@ -178,6 +185,16 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                 );
                 let args: Vec<&str> = match *command {
                     "backup" => vec!["backup", "--repo", &repo, "--chroma-dir", live_str],
+                    // A copy taken under SQLite's lock into a staging directory beside it.
+                    "backup-hot" => vec![
+                        "backup",
+                        "--repo",
+                        &repo,
+                        "--chroma-dir",
+                        live_str,
+                        "--mode",
+                        "hot",
+                    ],
                     "restore" => vec![
                         "restore", "--repo", &repo, "latest", "--to", live_str, "--yes",
                     ],

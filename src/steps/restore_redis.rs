@@ -127,8 +127,8 @@ fn put_in_place(
     let temporary = crate::atomic_file::create(rdb)
         .map_err(io(format!("cannot create a file beside {}", rdb.display())))?;
     let (mut file, temporary) = temporary.into_parts();
-    let mut snapshot = std::fs::File::open(from)
-        .map_err(io(format!("cannot read {}", from.display())))?;
+    let mut snapshot =
+        std::fs::File::open(from).map_err(io(format!("cannot read {}", from.display())))?;
     std::io::copy(&mut snapshot, &mut file).map_err(io(format!(
         "cannot copy {} beside {}",
         from.display(),
@@ -138,8 +138,11 @@ fn put_in_place(
     // the RDB path is never absent.
     let previous = if rdb.exists() {
         let aside = crate::repo::restore::safety_copy_path(rdb, chrono::Utc::now());
-        std::fs::hard_link(rdb, &aside)
-            .map_err(io(format!("cannot keep {} as {}", rdb.display(), aside.display())))?;
+        std::fs::hard_link(rdb, &aside).map_err(io(format!(
+            "cannot keep {} as {}",
+            rdb.display(),
+            aside.display()
+        )))?;
         Some(aside)
     } else {
         None

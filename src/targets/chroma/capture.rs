@@ -226,21 +226,55 @@ pub async fn capture(
     }
 }
 
+/// A new staging directory for a copy of `source`: beside it (or in `staging_parent`), named
+/// `.<name>.vecdrill-stage-<pid>-<random>` and created exclusively. Staging directories that
+/// a killed backup left (their pid no longer runs here) are removed first; another running
+/// backup's are left alone.
 fn staging_dir(source: &Path, options: &CaptureOptions) -> Result<PathBuf, CaptureError> {
-    let name = format!(
-        "vecdrill-stage-{}-{}",
-        std::process::id(),
-        &crate::repo::random_id()[..8]
-    );
-    let dir = match &options.staging_parent {
-        Some(parent) => parent.join(name),
-        None => crate::repo::restore::sibling(source, &name),
+    let name = crate::atomic_file::name_of(source);
+    let parent = match &options.staging_parent {
+        Some(parent) => parent.clone(),
+        None => crate::atomic_file::parent(source).to_path_buf(),
     };
-    std::fs::create_dir_all(&dir).map_err(io(format!(
-        "cannot create staging directory {}",
-        dir.display()
-    )))?;
-    Ok(dir)
+    let prefix = format!(".{name}.vecdrill-stage-");
+    remove_dead_stagings(&parent, &prefix);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{prefix}{}-", std::process::id()))
+        .tempdir_in(&parent)
+        .map_err(io(format!(
+            "cannot create a staging directory in {}",
+            parent.display()
+        )))?;
+    Ok(dir.keep())
+}
+
+/// Remove the directories in `parent` named `<prefix><pid>-<random>` whose pid no longer runs.
+fn remove_dead_stagings(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        // Real directories only: never a link planted under such a name.
+        if gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            tracing::info!(
+                "removing {}, left by an interrupted backup",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Size and modification time of every file under the segment directories.
