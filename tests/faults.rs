@@ -318,3 +318,89 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
     let points: usize = tallies.values().map(|t| t.points.len()).sum();
     assert!(points >= 50, "only {points} kill points hit");
 }
+
+/// Run `script` (sh) in a private mount namespace with a `size` tmpfs mounted at `mount`;
+/// what it writes under `out` comes back. Needs the privilege to mount (CI has it, as it has
+/// network namespaces).
+fn on_a_small_filesystem(mount: &Path, size: &str, script: &str) {
+    std::fs::create_dir_all(mount).unwrap();
+    let status = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size={size} vecdrill-test {} && {script}",
+            mount.display()
+        ))
+        .env("VECDRILL", env!("CARGO_BIN_EXE_vecdrill"))
+        .status()
+        .expect("unshare runs");
+    assert!(status.success(), "the small filesystem could not be set up");
+}
+
+#[test]
+fn issue_17_a_full_disk_is_a_clear_error_that_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(&tmp.path().join("data"), &[("docs", 2000, 64)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    crate::common::backup_json(&repo, &data, &[]);
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mount = tmp.path().join("small");
+    let history = tmp.path().join("history.sqlite");
+
+    // A restore into a filesystem too small for the staged copy is refused before it starts.
+    on_a_small_filesystem(
+        &mount,
+        "1m",
+        &format!(
+            "mkdir {m}/live && echo mine > {m}/live/local-only.txt && \
+             VECDRILL_HISTORY={h} \"$VECDRILL\" restore --repo {repo} latest --to {m}/live --yes 2> {o}/restore.err; \
+             echo $? > {o}/restore.rc; ls -A {m} > {o}/restore.left; cat {m}/live/local-only.txt > {o}/live",
+            m = mount.display(),
+            h = history.display(),
+            o = out.display(),
+        ),
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    assert_eq!(read("restore.rc").trim(), "3", "{}", read("restore.err"));
+    assert!(
+        read("restore.err").contains("needs") && read("restore.err").contains("free"),
+        "{}",
+        read("restore.err")
+    );
+    assert_eq!(
+        read("restore.left").trim(),
+        "live",
+        "nothing beside the live directory"
+    );
+    assert_eq!(read("live").trim(), "mine", "the live data is untouched");
+
+    // A backup into a file:// repository on a full filesystem fails with exit 3, naming the
+    // cause, and leaves no backup that would not restore.
+    on_a_small_filesystem(
+        &mount,
+        "1m",
+        &format!(
+            "VECDRILL_HISTORY={h} \"$VECDRILL\" backup --repo file://{m}/repo --chroma-dir {d} 2> {o}/backup.err; \
+             echo $? > {o}/backup.rc; \
+             VECDRILL_HISTORY={h} \"$VECDRILL\" list --repo file://{m}/repo --json > {o}/list.json 2> {o}/list.err; \
+             VECDRILL_HISTORY={h} \"$VECDRILL\" verify --repo file://{m}/repo > {o}/verify.out 2>&1; echo $? > {o}/verify.rc",
+            m = mount.display(),
+            h = history.display(),
+            d = data.display(),
+            o = out.display(),
+        ),
+    );
+    assert_eq!(read("backup.rc").trim(), "3", "{}", read("backup.err"));
+    assert!(
+        read("backup.err").contains("No space left")
+            && read("backup.err").contains("the filesystem is full"),
+        "{}",
+        read("backup.err")
+    );
+    let listed: serde_json::Value = serde_json::from_str(&read("list.json")).unwrap_or_default();
+    assert_eq!(
+        listed.as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "a backup was committed: {listed}"
+    );
+}

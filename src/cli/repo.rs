@@ -16,7 +16,7 @@ use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
 use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
 use vecdrill::repo::{RepoError, Repository, SourceChoice};
-use vecdrill::report::terminal::printable;
+use vecdrill::report::terminal::{bytes, printable};
 use vecdrill::scenario::ShellSpec;
 use vecdrill::targets::chroma::capture::CaptureMode;
 use vecdrill::targets::chroma::protect::{
@@ -961,20 +961,4 @@ pub async fn stats(args: StatsArgs) -> Result<i32, Failure> {
         println!("  {kind:<10} {}", bytes(*size));
     }
     Ok(exit::SUCCESS)
-}
-
-/// 1536 -> "1.5 KiB".
-pub fn bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < units.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
 }

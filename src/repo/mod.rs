@@ -72,6 +72,21 @@ pub enum RepoError {
 }
 
 impl RepoError {
+    /// Whether a full disk (ENOSPC) is what failed, anywhere down the chain of causes.
+    pub fn is_disk_full(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
+            {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),
@@ -107,6 +122,7 @@ impl Classify for RepoError {
                 "another backup or prune is running; wait for it. A lock whose process on this host has ended is taken over at once; one from another host expires 30 minutes after its last refresh".into(),
             ),
             Self::NewerFormat { .. } => Some("upgrade vecdrill to read this repository".into()),
+            _ if self.is_disk_full() => Some("the filesystem is full: free space there (`vecdrill prune` removes old backups from a repository), or use another location; what was committed before is intact".into()),
             Self::Store { .. } => Some("check the object store's credentials (AWS_*, GOOGLE_*, AZURE_*) and that it is reachable".into()),
             _ => None,
         }

@@ -53,6 +53,13 @@ pub enum ProtectError {
     Hook { which: String, reason: String },
     #[error("{file} kept changing while it was read ({attempts} attempts), so no backup was made")]
     Unstable { file: String, attempts: u32 },
+    #[error("restoring backup {backup} needs {needed} free in {dir} for the staged copy; {free} is free there")]
+    NoSpace {
+        backup: String,
+        dir: String,
+        needed: String,
+        free: String,
+    },
 }
 
 impl Classify for ProtectError {
@@ -65,7 +72,7 @@ impl Classify for ProtectError {
             Self::NewerChroma { .. } | Self::TargetInUse { .. } => exit::BAD_INPUT,
             Self::Redis(e) => e.exit_code(),
             Self::Input(_) => exit::BAD_INPUT,
-            Self::Hook { .. } | Self::Unstable { .. } => exit::RUNTIME,
+            Self::Hook { .. } | Self::Unstable { .. } | Self::NoSpace { .. } => exit::RUNTIME,
         }
     }
 
@@ -84,6 +91,7 @@ impl Classify for ProtectError {
                 "something is still writing the index: pause the writer with --pre/--post commands, or back up after it saves".into(),
             ),
             Self::Hook { .. } => Some("run the command by hand to see why it fails".into()),
+            Self::NoSpace { .. } => Some("free space there (old `*.before-restore-*` safety copies are candidates), or restore to another --to; nothing was changed".into()),
             _ => None,
         }
     }
@@ -558,6 +566,7 @@ pub async fn restore(
         std::fs::create_dir_all(parent)
             .map_err(|e| RepoError::io(format!("cannot create {}", parent.display()), e))?;
     }
+    refuse_without_space(&manifest, target)?;
     // Removed on every early return; kept only once swapped in. (A staging copy a killed
     // restore left is incomplete by definition, and removed first.)
     let staging = working_dir(target, "restore")?;
@@ -780,6 +789,30 @@ fn check_restore_target(target: &Path) -> Result<(), ProtectError> {
         )));
     }
     Ok(())
+}
+
+/// Refuse, before anything is downloaded, a restore whose staged copy cannot fit beside the
+/// target (the whole backup is staged there before the swap). Where the free space cannot be
+/// read, the restore goes on and a full disk is reported when it happens.
+fn refuse_without_space(manifest: &Manifest, target: &Path) -> Result<(), ProtectError> {
+    let parent = crate::atomic_file::parent(target);
+    let Ok(stats) = nix::sys::statvfs::statvfs(parent) else {
+        return Ok(());
+    };
+    let free = stats
+        .blocks_available()
+        .saturating_mul(stats.fragment_size());
+    let needed = manifest.totals.logical_bytes;
+    if needed <= free {
+        return Ok(());
+    }
+    let shown = crate::report::terminal::bytes;
+    Err(ProtectError::NoSpace {
+        backup: manifest.id.clone(),
+        dir: parent.display().to_string(),
+        needed: shown(needed),
+        free: shown(free),
+    })
 }
 
 /// The newest modification time of any file under `dir`.
