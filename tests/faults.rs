@@ -39,6 +39,11 @@ fn counts() -> Vec<u32> {
 /// thread; whether it was killed (it may finish first).
 fn killed_at(syscalls: &str, n: u32, args: &[&str]) -> bool {
     let history = tempfile::tempdir().unwrap();
+    killed_at_with_history(syscalls, n, args, &history.path().join("history.sqlite"))
+}
+
+/// [`killed_at`], recording into the history database `history`.
+fn killed_at_with_history(syscalls: &str, n: u32, args: &[&str], history: &Path) -> bool {
     let status = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e"])
         .arg(format!("trace={syscalls}"))
@@ -47,7 +52,7 @@ fn killed_at(syscalls: &str, n: u32, args: &[&str]) -> bool {
         .arg("--")
         .arg(env!("CARGO_BIN_EXE_vecdrill"))
         .args(args)
-        .env("VECDRILL_HISTORY", history.path().join("history.sqlite"))
+        .env("VECDRILL_HISTORY", history)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -403,4 +408,77 @@ fn issue_17_a_full_disk_is_a_clear_error_that_changes_nothing() {
         0,
         "a backup was committed: {listed}"
     );
+}
+
+#[test]
+fn issue_17_the_history_survives_sigkill_while_a_drill_records_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A drill that needs no server: it runs, reports and records itself in a moment.
+    let scenario = tmp.path().join("tiny.yaml");
+    std::fs::write(
+        &scenario,
+        "name: tiny\ntarget: { kind: chroma, url: \"http://127.0.0.1:9\" }\n\
+         steps:\n  - { id: pause, do: sleep, with: { duration: 0s } }\n",
+    )
+    .unwrap();
+    let history = tmp.path().join("history.sqlite");
+    let reports = tmp.path().join("reports");
+    let history_str = history.to_str().unwrap();
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "--history",
+        history_str,
+    ];
+    let runs = || -> Result<Vec<String>, String> {
+        let listed = vecdrill(["history", "--history", history_str, "--json"]);
+        if listed.code() != 0 {
+            return Err(format!("history unreadable: {}", listed.stderr()));
+        }
+        let ids: Vec<String> = listed
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        // Whole runs only: each one shows with its objectives and its report.
+        for id in &ids {
+            let shown = vecdrill(["history", "--history", history_str, "show", id, "--json"]);
+            if shown.code() != 0 || shown.json()["detail"].is_null() {
+                return Err(format!("run {id} is not whole: {}", shown.stderr()));
+            }
+        }
+        Ok(ids)
+    };
+    vecdrill(args).expect_code(0);
+    let mut recorded = runs().unwrap().len();
+    assert_eq!(recorded, 1);
+    let (mut killed, mut failures) = (0, Vec::new());
+    for (kind, syscalls) in [
+        ("fsync", "fsync,fdatasync"),
+        ("pwrite", "pwrite64"),
+        ("open", "openat"),
+    ] {
+        for n in counts() {
+            if killed_at_with_history(syscalls, n, &args, &history) {
+                killed += 1;
+            }
+            match runs() {
+                // One more whole run, or none.
+                Ok(ids) if ids.len() == recorded || ids.len() == recorded + 1 => {
+                    recorded = ids.len()
+                }
+                Ok(ids) => {
+                    failures.push(format!("{kind} #{n}: {} runs after {recorded}", ids.len()))
+                }
+                Err(why) => failures.push(format!("{kind} #{n}: {why}")),
+            }
+        }
+    }
+    eprintln!("history: {killed} drills killed while recording, {recorded} whole runs kept");
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(killed >= 5, "only {killed} kills");
 }
