@@ -29,3 +29,4 @@ pub mod scenario;
 pub mod seed;
 pub mod steps;
 pub mod targets;
+pub mod units;

@@ -806,7 +806,7 @@ fn refuse_without_space(manifest: &Manifest, target: &Path) -> Result<(), Protec
     if needed <= free {
         return Ok(());
     }
-    let shown = crate::report::terminal::bytes;
+    let shown = crate::units::bytes;
     Err(ProtectError::NoSpace {
         backup: manifest.id.clone(),
         dir: parent.display().to_string(),
