@@ -40,6 +40,22 @@ pub async fn materialise(
     Ok(())
 }
 
+/// Write only the files of `manifest` whose path `wanted` picks, as [`materialise`] would: for
+/// the checks that read part of a backup back into a scratch directory.
+pub async fn materialise_some(
+    repo: &Repository,
+    index: &ChunkIndex,
+    manifest: &Manifest,
+    wanted: impl Fn(&str) -> bool,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(), RepoError> {
+    let mut some = manifest.clone();
+    some.files.retain(|f| wanted(&f.path));
+    some.totals.logical_bytes = some.files.iter().map(|f| f.size).sum();
+    materialise(repo, index, &some, dir, progress).await
+}
+
 /// Each restored file is synced as it is written, but its directory entry is durable only once
 /// the directory holding it is synced too: sync `dir` and every directory under it that holds
 /// a file of `manifest`.

@@ -473,19 +473,24 @@ pub fn cross_checks(
 /// then the `INDEX=PREFIX` cross-checks.
 pub async fn verify_backup(
     repo: &Repository,
+    index: &crate::repo::index::ChunkIndex,
     manifest: &Manifest,
     pairs: &[(String, String)],
     progress: &dyn Progress,
 ) -> Result<Vec<CheckResult>, crate::repo::RepoError> {
-    let mut indexes = manifest.clone();
-    indexes
-        .files
-        .retain(|f| f.path.starts_with(&format!("{FAISS_DIR}/")));
-    indexes.totals.logical_bytes = indexes.files.iter().map(|f| f.size).sum();
     let scratch = tempfile::tempdir()
         .map_err(|e| crate::repo::RepoError::io("cannot make a scratch directory", e))?;
-    let index = crate::repo::index::ChunkIndex::load(repo).await?;
-    crate::repo::restore::materialise(repo, &index, &indexes, scratch.path(), progress).await?;
+    let prefix = format!("{FAISS_DIR}/");
+    let indexes = |path: &str| path.starts_with(&prefix);
+    crate::repo::restore::materialise_some(
+        repo,
+        index,
+        manifest,
+        indexes,
+        scratch.path(),
+        progress,
+    )
+    .await?;
     let mut checks: Vec<CheckResult> = check_restored(scratch.path(), manifest)
         .into_iter()
         .filter(|c| c.name != "redis_rdb")

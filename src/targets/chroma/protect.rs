@@ -14,7 +14,9 @@ use crate::platform::Service;
 use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
 use crate::repo::index::ChunkIndex;
-use crate::repo::restore::{materialise, safety_copy_path, swap_into, working_dir};
+use crate::repo::restore::{
+    materialise, materialise_some, safety_copy_path, swap_into, working_dir,
+};
 use crate::repo::writer::{same_file, walk, BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, RepoError, Repository};
 use crate::targets::faiss_redis;
@@ -681,19 +683,17 @@ fn count_checks(recorded: &ChromaLayout, restored: &ChromaLayout) -> Vec<CheckRe
 /// directory. Nothing for a backup that is not a Chroma one.
 pub async fn verify_backup(
     repo: &Repository,
+    index: &ChunkIndex,
     manifest: &Manifest,
     progress: &dyn Progress,
 ) -> Result<Vec<CheckResult>, RepoError> {
     let Some(recorded) = described(manifest) else {
         return Ok(Vec::new());
     };
-    let mut database = manifest.clone();
-    database.files.retain(|f| f.path == layout::SQLITE_FILE);
-    database.totals.logical_bytes = database.files.iter().map(|f| f.size).sum();
     let scratch =
         tempfile::tempdir().map_err(|e| RepoError::io("cannot make a scratch directory", e))?;
-    let index = ChunkIndex::load(repo).await?;
-    materialise(repo, &index, &database, scratch.path(), progress).await?;
+    let database = |path: &str| path == layout::SQLITE_FILE;
+    materialise_some(repo, index, manifest, database, scratch.path(), progress).await?;
     let dir = scratch.path().to_path_buf();
     let read_back = tokio::task::spawn_blocking(move || layout::inspect(&dir))
         .await
