@@ -264,11 +264,16 @@ fn exchange(a: &Path, b: &Path) -> Result<bool, RepoError> {
 /// The name a safety copy of `target` made at `at` gets: `<name>.before-restore-<time>`, to
 /// the millisecond, with `-2`, `-3`... when a restore in the same millisecond took it.
 pub fn safety_copy_path(target: &Path, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
-    let base = format!("{SAFETY_COPY_MARK}{}", at.format("%Y%m%dT%H%M%S%.3fZ"));
+    let base = format!(
+        "{}.{SAFETY_COPY_MARK}{}",
+        name_of(target),
+        at.format("%Y%m%dT%H%M%S%.3fZ")
+    );
+    let parent = parent_dir(target);
     (1..)
         .map(|n| match n {
-            1 => sibling(target, &base),
-            n => sibling(target, &format!("{base}-{n}")),
+            1 => parent.join(&base),
+            n => parent.join(format!("{base}-{n}")),
         })
         .find(|path| std::fs::symlink_metadata(path).is_err())
         .expect("some suffix is free")
@@ -327,15 +332,4 @@ pub fn working_dir(target: &Path, purpose: &str) -> Result<tempfile::TempDir, Re
 
 fn working_prefix(target: &Path, purpose: &str) -> String {
     format!(".{}.vecdrill-{purpose}-", name_of(target))
-}
-
-/// `<parent>/.<name>.<suffix>` for a working copy beside `target` (same filesystem).
-pub fn sibling(target: &Path, suffix: &str) -> PathBuf {
-    let name = name_of(target);
-    let parent = parent_dir(target);
-    if suffix.starts_with(SAFETY_COPY_MARK) {
-        parent.join(format!("{name}.{suffix}"))
-    } else {
-        parent.join(format!(".{name}.{suffix}"))
-    }
 }
