@@ -14,7 +14,6 @@ use vecdrill::notify::{NotifyOn, NotifySpec};
 use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
-use vecdrill::repo::index::ChunkIndex;
 use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
 use vecdrill::repo::{RepoError, Repository, SourceChoice};
 use vecdrill::report::terminal::printable;
@@ -649,44 +648,15 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
     )
     .await?;
     report.add_damaged(&damaged);
-    let mut store_checks = Vec::new();
-    // The checks below read parts of backups back: the chunk index is loaded once for all.
-    let chroma: Vec<&Manifest> = manifests
-        .iter()
-        .filter(|m| args.read_data && protect::described(m).is_some())
-        .collect();
-    let faiss: Vec<&Manifest> = manifests
-        .iter()
-        .filter(|m| faiss_redis::described(m).is_some())
-        .collect();
-    let index = if chroma.is_empty() && faiss.is_empty() {
-        ChunkIndex::default()
-    } else {
-        ChunkIndex::load(&repo).await?
-    };
-    // Chroma backups, with --read-data: each database read back and compared with the
-    // manifest's description of it, as a restore compares them.
-    for manifest in chroma {
-        match protect::verify_backup(&repo, &index, manifest, progress.as_ref()).await {
-            Ok(checks) => store_checks.extend(checks.into_iter().map(|c| (manifest.id.clone(), c))),
-            // Damage already reported by the repository's own checks above.
-            Err(RepoError::Corrupt { .. } | RepoError::ObjectMissing { .. })
-                if !report.passed() => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    // FAISS + Redis backups: their indexes read back, parsed and compared with the manifest.
-    for manifest in faiss {
-        let checks = faiss_redis::verify_backup(
-            &repo,
-            &index,
-            manifest,
-            &args.expect_match,
-            progress.as_ref(),
-        )
-        .await?;
-        store_checks.extend(checks.into_iter().map(|c| (manifest.id.clone(), c)));
-    }
+    let store_checks = vecdrill::targets::read_back_checks(
+        &repo,
+        &manifests,
+        args.read_data,
+        &args.expect_match,
+        report.passed(),
+        progress.as_ref(),
+    )
+    .await?;
     let passed = report.passed() && store_checks.iter().all(|(_, c)| c.passed);
     if args.json {
         let mut value = serde_json::to_value(&report).unwrap_or_default();

@@ -49,14 +49,35 @@ impl Step for Verify {
         )
         .await?;
         report.add_damaged(&damaged);
+        // What `vecdrill verify` reads back too, so the step and the command agree.
+        let read_back = crate::targets::read_back_checks(
+            &repo,
+            &manifests,
+            self.read_data,
+            &[],
+            report.passed(),
+            &NoProgress,
+        )
+        .await?;
+        let failed: Vec<String> = read_back
+            .iter()
+            .filter(|(_, c)| !c.passed)
+            .map(|(backup, c)| format!("backup {backup} {}: {}", c.name, c.detail))
+            .collect();
         let out = outputs! {
             "backups" => report.backups.len(),
             "chunks" => report.chunks,
             "packs" => report.packs,
-            "problems" => report.problems.len(),
+            "problems" => report.problems.len() + failed.len(),
         };
-        if report.passed() {
+        if report.passed() && failed.is_empty() {
             return Ok(out);
+        }
+        if report.passed() {
+            return Err(StepError::Mismatch {
+                message: format!("{} check(s) failed; first: {}", failed.len(), failed[0]),
+                outputs: out,
+            });
         }
         let first = &report.problems[0];
         Err(StepError::Mismatch {

@@ -31,3 +31,49 @@ pub fn missing_recorded_files(manifest: &Manifest) -> Vec<Problem> {
         })
         .collect()
 }
+
+/// The checks `verify` makes by reading parts of backups back into a scratch directory, each
+/// with its backup's id: with `read_data`, each Chroma database compared with the manifest's
+/// description of it (the counts a restore compares); always, each FAISS index parsed and
+/// compared (and with the Redis key prefixes of `expect_match`). A Chroma database too damaged
+/// to read back is not reported again when `repository_passed` says the repository's own
+/// checks already found it.
+pub async fn read_back_checks(
+    repo: &crate::repo::Repository,
+    manifests: &[Manifest],
+    read_data: bool,
+    expect_match: &[(String, String)],
+    repository_passed: bool,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Vec<(String, crate::repo::format::CheckResult)>, crate::repo::RepoError> {
+    use crate::repo::RepoError;
+    let chroma: Vec<&Manifest> = manifests
+        .iter()
+        .filter(|m| read_data && chroma::protect::described(m).is_some())
+        .collect();
+    let faiss: Vec<&Manifest> = manifests
+        .iter()
+        .filter(|m| faiss_redis::described(m).is_some())
+        .collect();
+    // Loaded once for all the backups read back.
+    let index = if chroma.is_empty() && faiss.is_empty() {
+        crate::repo::index::ChunkIndex::default()
+    } else {
+        crate::repo::index::ChunkIndex::load(repo).await?
+    };
+    let mut checks = Vec::new();
+    for manifest in chroma {
+        match chroma::protect::verify_backup(repo, &index, manifest, progress).await {
+            Ok(found) => checks.extend(found.into_iter().map(|c| (manifest.id.clone(), c))),
+            Err(RepoError::Corrupt { .. } | RepoError::ObjectMissing { .. })
+                if !repository_passed => {}
+            Err(err) => return Err(err),
+        }
+    }
+    for manifest in faiss {
+        let found =
+            faiss_redis::verify_backup(repo, &index, manifest, expect_match, progress).await?;
+        checks.extend(found.into_iter().map(|c| (manifest.id.clone(), c)));
+    }
+    Ok(checks)
+}
