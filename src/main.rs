@@ -166,6 +166,7 @@ fn main() -> ExitCode {
     };
     // Work a cancelled command left on blocking threads is not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    vecdrill::repo::lock::release_again_after_shutdown();
     ExitCode::from(code as u8)
 }
 

@@ -78,15 +78,47 @@ fn forget(key: &str) {
     held().retain(|(k, _)| k != key);
 }
 
+/// Locks [`release_held`] deleted, for [`release_again_after_shutdown`].
+static RELEASED: Mutex<Vec<(String, Arc<Store>)>> = Mutex::new(Vec::new());
+
 /// Delete every lock this process still holds. For an interrupted command, before it exits.
 pub async fn release_held() {
     let locks = std::mem::take(&mut *held());
-    for (key, store) in locks {
-        match store.delete(&key).await {
+    for (key, store) in &locks {
+        match store.delete(key).await {
             Ok(()) => tracing::info!("released repository lock {key}"),
             Err(err) => tracing::warn!("cannot release repository lock {key}: {err}"),
         }
     }
+    RELEASED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .extend(locks);
+}
+
+/// Delete once more what [`release_held`] deleted, once the runtime has stopped: a lock whose
+/// upload was still in flight when the command was interrupted (its write runs on a thread of
+/// its own, which the interrupt cannot stop) can land after the first delete.
+pub fn release_again_after_shutdown() {
+    let locks = std::mem::take(
+        &mut *RELEASED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
+    if locks.is_empty() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(async {
+        for (key, store) in locks {
+            let _ = store.delete(&key).await;
+        }
+    });
 }
 
 pub async fn acquire(
