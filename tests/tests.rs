@@ -18,5 +18,6 @@ mod records;
 mod report_files;
 mod repository;
 mod seed_bench;
+mod store_faults;
 mod transfer;
 mod validate;

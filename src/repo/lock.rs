@@ -238,11 +238,18 @@ fn owner_is_gone(lock: &LockFile) -> bool {
 }
 
 impl LockGuard {
-    pub async fn release(mut self) -> Result<(), RepoError> {
+    /// Delete the lock. A command's outcome does not depend on it: what it committed stays
+    /// committed, so a lock that cannot be deleted is a warning, not a failure.
+    pub async fn release(mut self) {
         self.refresher.stop().await;
-        let result = self.store.delete(&self.key).await;
+        if let Err(err) = self.store.delete(&self.key).await {
+            tracing::warn!(
+                "cannot remove repository lock {} ({err}); the next command on this host takes it over at once, one on another host after it expires ({} minutes)",
+                self.key,
+                STALE_AFTER.as_secs() / 60
+            );
+        }
         forget(&self.key);
-        result
     }
 }
 

@@ -123,7 +123,7 @@ impl Classify for RepoError {
             ),
             Self::NewerFormat { .. } => Some("upgrade vecdrill to read this repository".into()),
             _ if self.is_disk_full() => Some("the filesystem is full: free space there (`vecdrill prune` removes old backups from a repository), or use another location; what was committed before is intact".into()),
-            Self::Store { .. } => Some("check the object store's credentials (AWS_*, GOOGLE_*, AZURE_*) and that it is reachable".into()),
+            Self::Store { .. } => Some("the object store kept failing after its retries (-v shows them): check its credentials (AWS_*, GOOGLE_*, AZURE_*), that it is reachable and healthy, and run the command again; what was committed before is intact".into()),
             _ => None,
         }
     }

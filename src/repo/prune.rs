@@ -151,7 +151,7 @@ pub struct PruneReport {
 pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport, RepoError> {
     let guard = lock::acquire(repo, true, "prune").await?;
     let result = prune_locked(repo, options).await;
-    guard.release().await?;
+    guard.release().await;
     result
 }
 

@@ -157,11 +157,26 @@ impl Store {
     }
 
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<(), RepoError> {
-        self.inner
-            .put(&self.key(rel), PutPayload::from_bytes(bytes))
+        let Err(err) = self
+            .inner
+            .put(&self.key(rel), PutPayload::from_bytes(bytes.clone()))
             .await
-            .map(drop)
-            .map_err(|e| self.error("put", rel, e))
+        else {
+            return Ok(());
+        };
+        // A store can fail a write it has made: its answer lost after the object was stored,
+        // and every retry answered the same. What reads back whole was written.
+        if self
+            .get(rel, bytes.len() as u64)
+            .await
+            .is_ok_and(|stored| stored == bytes)
+        {
+            tracing::warn!(
+                "the object store reported the write of {rel} as failed ({err}), yet it reads back whole: written"
+            );
+            return Ok(());
+        }
+        Err(self.error("put", rel, err))
     }
 
     pub async fn put_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), RepoError> {
@@ -257,7 +272,27 @@ impl Store {
     }
 
     /// Every object under `dir` (relative keys), in no particular order.
+    ///
+    /// object_store retries a request that fails and a GET whose body is cut off, but not a
+    /// listing whose body is cut off: that is retried here, [`LIST_BODY_RETRIES`] times.
     pub async fn list(&self, dir: &str) -> Result<Vec<Listed>, RepoError> {
+        let mut retries = 0;
+        loop {
+            match self.list_once(dir).await {
+                Err(err) if retries < LIST_BODY_RETRIES && body_cut_off(&err) => {
+                    retries += 1;
+                    let pause = Duration::from_millis(200 * u64::from(retries));
+                    tracing::info!(
+                        "the listing of {dir} was cut off ({err}); retrying in {pause:?}, retry {retries} of {LIST_BODY_RETRIES}"
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                result => return result.map_err(|e| self.error("list", dir, e)),
+            }
+        }
+    }
+
+    async fn list_once(&self, dir: &str) -> Result<Vec<Listed>, object_store::Error> {
         let prefix = self.key(dir);
         let skip = if self.prefix.as_ref().is_empty() {
             0
@@ -272,6 +307,25 @@ impl Store {
             })
             .try_collect()
             .await
-            .map_err(|e| self.error("list", dir, e))
     }
+}
+
+const LIST_BODY_RETRIES: u32 = 2;
+
+/// Whether the connection broke while `err`'s answer was on its way (a cut-off body).
+fn body_cut_off(err: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = cause {
+        if error.downcast_ref::<HttpError>().is_some_and(|http| {
+            matches!(
+                http.kind(),
+                HttpErrorKind::Interrupted | HttpErrorKind::Request
+            )
+        }) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

@@ -62,7 +62,7 @@ impl BackupWriter {
         let index = match ChunkIndex::load(repo).await {
             Ok(index) => index,
             Err(err) => {
-                let _ = lock.release().await;
+                lock.release().await;
                 return Err(err);
             }
         };
@@ -279,7 +279,7 @@ impl BackupWriter {
             .put_sealed(&manifest_key(&manifest.id), &manifest)
             .await?;
         if let Some(lock) = self.lock.take() {
-            lock.release().await?;
+            lock.release().await;
         }
         Ok(manifest)
     }
@@ -290,7 +290,7 @@ impl BackupWriter {
         self.uploads.abort_all();
         while self.uploads.join_next().await.is_some() {}
         if let Some(lock) = self.lock.take() {
-            let _ = lock.release().await;
+            lock.release().await;
         }
     }
 

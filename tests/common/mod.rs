@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3_faults;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -340,14 +342,16 @@ impl S3Server {
 
     /// The environment object_store reads for an S3-compatible endpoint.
     pub fn env(&self) -> Vec<(&'static str, String)> {
+        Self::env_for_port(self.port)
+    }
+
+    /// The environment object_store reads for an S3-compatible endpoint on `port`.
+    pub fn env_for_port(port: u16) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_REGION", "us-east-1".into()),
-            (
-                "AWS_ENDPOINT_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            ),
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
             ("AWS_ALLOW_HTTP", "true".into()),
         ]
     }
