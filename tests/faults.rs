@@ -482,3 +482,140 @@ fn issue_17_the_history_survives_sigkill_while_a_drill_records_itself() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(killed >= 5, "only {killed} kills");
 }
+
+/// Run `vecdrill ARGS` under strace, every call of `syscalls` from the `n`th on (of some
+/// thread) failing with ENOSPC: a filesystem that fills up part way through.
+fn out_of_space_from(syscalls: &str, n: u32, args: &[&str]) -> crate::common::Run {
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscalls}"))
+        .arg("-e")
+        .arg(format!("inject={syscalls}:error=ENOSPC:when={n}+"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_vecdrill"))
+        .args(args)
+        // cargo's library path makes the dynamic loader search (and open) far more.
+        .env_remove("LD_LIBRARY_PATH");
+    let description = format!("{command:?}");
+    let output = command
+        .output()
+        .expect("strace runs (bash .ci/setup installs it)");
+    crate::common::Run {
+        description,
+        output,
+    }
+}
+
+/// Calls a full filesystem fails, and the first call of each that fails: the dynamic
+/// loader's own opens come first, so opens fail from the 8th on.
+fn enospc_points() -> Vec<(&'static str, &'static str, u32)> {
+    let full = std::env::var("VECDRILL_FAULTS").as_deref() == Ok("full");
+    let mut points = Vec::new();
+    for (kind, syscalls, first, bounded) in [
+        ("open", "openat", 8, &[8, 12, 20, 40][..]),
+        ("fsync", "fsync,fdatasync", 1, &[1, 2, 4, 8][..]),
+        ("mkdir", "mkdir,mkdirat", 1, &[1, 2, 3][..]),
+        ("rename", "rename,renameat,renameat2", 1, &[1, 2, 3][..]),
+    ] {
+        let ns: Vec<u32> = if full {
+            (first..first + 30).collect()
+        } else {
+            bounded.to_vec()
+        };
+        points.extend(ns.into_iter().map(|n| (kind, syscalls, n)));
+    }
+    points
+}
+
+#[test]
+fn issue_17_a_disk_that_fills_part_way_changes_nothing_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(&tmp.path().join("data"), &[("docs", 600, 16)]);
+    let pristine = tmp.path().join("pristine");
+    let pristine_url = repo_url(&pristine);
+    crate::common::backup_json(&pristine_url, &data, &[]);
+    let backed_up = tree_hashes(&data);
+    let (mut runs, mut failed_cleanly, mut failures) = (0, 0, Vec::new());
+    for (kind, syscalls, n) in enospc_points() {
+        for command in ["restore", "backup"] {
+            let work = tmp.path().join(format!("{command}-{kind}-{n}"));
+            let repo_dir = work.join("repo");
+            copy_tree(&pristine, &repo_dir);
+            let repo = repo_url(&repo_dir);
+            let live = work.join("live");
+            copy_tree(&data, &live);
+            std::fs::write(live.join("local-only.txt"), "mine").unwrap();
+            let before = tree_hashes(&live);
+            let live_str = live.to_str().unwrap();
+            let args: Vec<&str> = if command == "restore" {
+                vec![
+                    "restore", "--repo", &repo, "latest", "--to", live_str, "--yes",
+                ]
+            } else {
+                vec![
+                    "backup",
+                    "--repo",
+                    &repo,
+                    "--chroma-dir",
+                    live_str,
+                    "--no-history",
+                ]
+            };
+            let run = out_of_space_from(syscalls, n, &args);
+            runs += 1;
+            let mut fail =
+                |what: String| failures.push(format!("{command}, ENOSPC from {kind} #{n}: {what}"));
+            match run.code() {
+                0 => {}
+                3 if run.stderr().contains("No space left")
+                    && run.stderr().contains("the filesystem is full") =>
+                {
+                    failed_cleanly += 1
+                }
+                code => fail(format!("exit {code}, not 0 or a clear 3: {}", run.stderr())),
+            }
+            // The live data: as it was, or (a restore that succeeded) the backup.
+            let now = tree_hashes(&live);
+            let restored = command == "restore" && run.code() == 0 && now == backed_up;
+            if now != before && !restored {
+                fail(format!(
+                    "the live data changed (exit {}): {}",
+                    run.code(),
+                    run.stderr()
+                ));
+            }
+            let verify = vecdrill(["verify", "--repo", &repo, "--read-data"]);
+            if verify.code() != 0 {
+                fail(format!(
+                    "the repository does not verify: {}",
+                    verify.stderr()
+                ));
+            }
+            let taken_of: BTreeMap<String, BTreeMap<String, String>> =
+                [("data".into(), backed_up.clone()), ("live".into(), before)].into();
+            if let Err(why) = every_backup_restores(&repo, &taken_of, &work) {
+                fail(why);
+            }
+            // Once there is space again, the same command succeeds and tidies up after the
+            // one that failed.
+            let again = vecdrill(&args);
+            if again.code() != 0 {
+                fail(format!("the next run failed: {}", again.stderr()));
+            }
+            let left = left_beside(&live, &["repo"]);
+            if !left.is_empty() {
+                fail(format!(
+                    "left beside the live directory after the next run: {left:?}"
+                ));
+            }
+            std::fs::remove_dir_all(&work).unwrap();
+        }
+    }
+    eprintln!("ENOSPC part way: {runs} runs, {failed_cleanly} failed with a clear exit 3, the rest finished; {} problems", failures.len());
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        failed_cleanly >= runs / 2,
+        "only {failed_cleanly} of {runs} runs met a full disk"
+    );
+}

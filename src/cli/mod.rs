@@ -31,9 +31,14 @@ pub struct Failure {
 
 impl<E: Classify + std::fmt::Display> From<E> for Failure {
     fn from(err: E) -> Self {
+        let message = err.to_string();
+        // A full disk met anywhere (listing, staging, copying) says what to do about it.
+        let hint = err.hint().or_else(|| {
+            vecdrill::exit::says_disk_full(&message).then(|| vecdrill::exit::DISK_FULL_HINT.into())
+        });
         Self {
-            message: err.to_string(),
-            hint: err.hint(),
+            message,
+            hint,
             code: err.exit_code(),
         }
     }

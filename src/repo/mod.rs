@@ -122,7 +122,7 @@ impl Classify for RepoError {
                 "another backup or prune is running; wait for it. A lock whose process on this host has ended is taken over at once; one from another host expires 30 minutes after its last refresh".into(),
             ),
             Self::NewerFormat { .. } => Some("upgrade vecdrill to read this repository".into()),
-            _ if self.is_disk_full() => Some("the filesystem is full: free space there (`vecdrill prune` removes old backups from a repository), or use another location; what was committed before is intact".into()),
+            _ if self.is_disk_full() => Some(exit::DISK_FULL_HINT.into()),
             Self::Store { .. } => Some("the object store kept failing after its retries (-v shows them): check its credentials (AWS_*, GOOGLE_*, AZURE_*), that it is reachable and healthy, and run the command again; what was committed before is intact".into()),
             _ => None,
         }

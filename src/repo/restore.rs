@@ -176,6 +176,9 @@ pub struct SwapOutcome {
 /// old directory is renamed aside first and the new one into place (absent, with both copies
 /// intact, between the two renames).
 ///
+/// Until the old data is kept or deleted, a failure (a directory sync or a rename refused by a
+/// full disk) puts it back in place: an error means `target` is as it was.
+///
 /// `keep_safety_copies` is how many safety copies of `target` to keep, this one included (the
 /// older ones beyond it are removed); 0 keeps none.
 pub fn swap_into(
@@ -188,54 +191,89 @@ pub fn swap_into(
     let aside = safety_copy_path(target, chrono::Utc::now());
     let had_previous = target.exists();
     if had_previous && exchange(staging, target)? {
-        // Durable before the previous data, now at `staging`, is moved or deleted.
-        sync_dir(parent_dir(target))?;
-        if !keep_safety_copy {
-            std::fs::remove_dir_all(staging).map_err(io(format!(
-                "cannot remove the previous data (now at {})",
-                staging.display()
-            )))?;
-            return Ok(SwapOutcome { safety_copy: None });
-        }
-        std::fs::rename(staging, &aside).map_err(io(format!(
-            "cannot keep the previous data as {} (it is at {})",
-            aside.display(),
-            staging.display()
-        )))?;
-        sync_dir(parent_dir(target))?;
-        prune_safety_copies(target, keep_safety_copies);
-        return Ok(SwapOutcome {
-            safety_copy: Some(aside),
+        // Durable, and the previous data (now at `staging`) kept aside, or put back.
+        let settled = sync_dir(parent_dir(target)).and_then(|()| {
+            if keep_safety_copy {
+                std::fs::rename(staging, &aside).map_err(io(format!(
+                    "cannot keep the previous data as {}",
+                    aside.display()
+                )))?;
+            }
+            Ok(())
         });
+        if let Err(err) = settled {
+            put_back(|| exchange(staging, target).map(drop), target);
+            return Err(err);
+        }
+        return Ok(finish(target, staging, &aside, keep_safety_copies));
     }
     if had_previous {
         std::fs::rename(target, &aside)
             .map_err(io(format!("cannot move {} aside", target.display())))?;
     }
-    if let Err(e) = std::fs::rename(staging, target) {
+    let moved = std::fs::rename(staging, target)
+        .map_err(io(format!(
+            "cannot move the restored copy to {}",
+            target.display()
+        )))
+        // Both renames durable before the previous data can be deleted.
+        .and_then(|()| sync_dir(parent_dir(target)));
+    if let Err(err) = moved {
         if had_previous {
-            let _ = std::fs::rename(&aside, target);
+            put_back(
+                || {
+                    if target.exists() {
+                        std::fs::rename(target, staging)?;
+                    }
+                    std::fs::rename(&aside, target)
+                },
+                target,
+            );
         }
-        return Err(RepoError::io(
-            format!("cannot move the restored copy to {}", target.display()),
-            e,
-        ));
+        return Err(err);
     }
-    // Both renames made durable before the previous data can be deleted.
-    sync_dir(parent_dir(target))?;
-    if had_previous && !keep_safety_copy {
-        std::fs::remove_dir_all(&aside).map_err(io(format!(
-            "cannot remove the previous data {}",
-            aside.display()
-        )))?;
+    if !had_previous {
         return Ok(SwapOutcome { safety_copy: None });
     }
-    if had_previous {
-        prune_safety_copies(target, keep_safety_copies);
+    Ok(finish(target, &aside, &aside, keep_safety_copies))
+}
+
+/// Undo a swap that could not be settled, so the command fails with `target` as it was.
+fn put_back<E: std::fmt::Display>(undo: impl FnOnce() -> Result<(), E>, target: &Path) {
+    match undo() {
+        Ok(()) => {
+            let _ = sync_dir(parent_dir(target));
+        }
+        Err(err) => tracing::error!(
+            "cannot put the previous data back in {} ({err}); the restored copy is there",
+            target.display()
+        ),
     }
-    Ok(SwapOutcome {
-        safety_copy: had_previous.then_some(aside),
-    })
+}
+
+/// After the new data is durably in place: delete the previous data (at `previous`) or keep
+/// it as the safety copy `aside`, pruning older safety copies. Neither can lose the restore,
+/// so a failure here is a warning.
+fn finish(target: &Path, previous: &Path, aside: &Path, keep_safety_copies: usize) -> SwapOutcome {
+    if keep_safety_copies == 0 {
+        if let Err(err) = std::fs::remove_dir_all(previous) {
+            tracing::warn!(
+                "cannot remove the previous data {} ({err}); remove it by hand",
+                previous.display()
+            );
+        }
+        return SwapOutcome { safety_copy: None };
+    }
+    if let Err(err) = sync_dir(parent_dir(target)) {
+        tracing::warn!(
+            "cannot sync {} after keeping the safety copy: {err}",
+            parent_dir(target).display()
+        );
+    }
+    prune_safety_copies(target, keep_safety_copies);
+    SwapOutcome {
+        safety_copy: Some(aside.to_path_buf()),
+    }
 }
 
 /// Exchange the directories at `a` and `b` atomically; `Ok(false)` when the filesystem (or the

@@ -202,6 +202,10 @@ impl Store {
     /// A whole object, refused as corrupt when it is larger than `max` bytes (checked before
     /// its body is read, so a forged object cannot exhaust memory).
     pub async fn get(&self, rel: &str, max: u64) -> Result<Bytes, RepoError> {
+        self.reading(rel, || self.get_once(rel, max)).await
+    }
+
+    async fn get_once(&self, rel: &str, max: u64) -> Result<Bytes, RepoError> {
         let result = self
             .inner
             .get(&self.key(rel))
@@ -241,10 +245,13 @@ impl Store {
         rel: &str,
         range: std::ops::Range<u64>,
     ) -> Result<Bytes, RepoError> {
-        self.inner
-            .get_range(&self.key(rel), range)
-            .await
-            .map_err(|e| self.error("get", rel, e))
+        self.reading(rel, || async {
+            self.inner
+                .get_range(&self.key(rel), range.clone())
+                .await
+                .map_err(|e| self.error("get", rel, e))
+        })
+        .await
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, rel: &str) -> Result<T, RepoError> {
@@ -272,22 +279,38 @@ impl Store {
     }
 
     /// Every object under `dir` (relative keys), in no particular order.
-    ///
-    /// object_store retries a request that fails and a GET whose body is cut off, but not a
-    /// listing whose body is cut off: that is retried here, [`LIST_BODY_RETRIES`] times.
     pub async fn list(&self, dir: &str) -> Result<Vec<Listed>, RepoError> {
+        self.reading(dir, || async {
+            self.list_once(dir)
+                .await
+                .map_err(|e| self.error("list", dir, e))
+        })
+        .await
+    }
+
+    /// Run the read `attempt` of `rel`, again when its answer broke off on the way.
+    /// object_store retries a request that fails, and a GET whose body breaks off when it
+    /// can resume it, but not a listing's body nor every GET's: those are retried here,
+    /// [`READ_RETRIES`] times.
+    async fn reading<T, F, Fut>(&self, rel: &str, mut attempt: F) -> Result<T, RepoError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RepoError>>,
+    {
         let mut retries = 0;
         loop {
-            match self.list_once(dir).await {
-                Err(err) if retries < LIST_BODY_RETRIES && body_cut_off(&err) => {
+            match attempt().await {
+                Err(RepoError::Store { source, .. })
+                    if retries < READ_RETRIES && broke_off(&source) =>
+                {
                     retries += 1;
                     let pause = Duration::from_millis(200 * u64::from(retries));
                     tracing::info!(
-                        "the listing of {dir} was cut off ({err}); retrying in {pause:?}, retry {retries} of {LIST_BODY_RETRIES}"
+                        "reading {rel} broke off ({source}); retrying in {pause:?}, retry {retries} of {READ_RETRIES}"
                     );
                     tokio::time::sleep(pause).await;
                 }
-                result => return result.map_err(|e| self.error("list", dir, e)),
+                result => return result,
             }
         }
     }
@@ -310,10 +333,10 @@ impl Store {
     }
 }
 
-const LIST_BODY_RETRIES: u32 = 2;
+const READ_RETRIES: u32 = 2;
 
 /// Whether the connection broke while `err`'s answer was on its way (a cut-off body).
-fn body_cut_off(err: &object_store::Error) -> bool {
+fn broke_off(err: &object_store::Error) -> bool {
     use object_store::client::{HttpError, HttpErrorKind};
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(error) = cause {
