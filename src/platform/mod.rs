@@ -16,6 +16,7 @@ use crate::scenario::ServiceSpec;
 pub mod process;
 pub mod railway;
 pub mod shell;
+pub mod start_guard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -64,6 +65,11 @@ pub trait Service: Send + Sync {
     async fn kill(&mut self) -> Result<(), PlatformError>;
     /// End of run: stop whatever vecdrill itself started. Never fails; reports problems in logs.
     async fn shutdown(&mut self) {}
+    /// A watcher that starts the service again should vecdrill die while it is stopped (see
+    /// [`start_guard`]); `None` where no command alone starts it.
+    fn start_guard(&self) -> Result<Option<start_guard::StartGuard>, PlatformError> {
+        Ok(None)
+    }
     /// The Railway service, for the steps only Railway offers (volume backups).
     fn railway(&mut self) -> Option<&mut railway::RailwayService> {
         None

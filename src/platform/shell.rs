@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use super::start_guard::StartGuard;
 use super::{PlatformError, Service, ServiceEnv};
 use crate::scenario::ShellSpec;
 
@@ -97,5 +98,23 @@ impl Service for ShellService {
 
     async fn kill(&mut self) -> Result<(), PlatformError> {
         self.run("kill", self.spec.kill.as_ref()).await
+    }
+
+    fn start_guard(&self) -> Result<Option<StartGuard>, PlatformError> {
+        let Some(start) = &self.spec.start else {
+            return Ok(None);
+        };
+        StartGuard::spawn(
+            start,
+            self.spec.cwd.as_deref(),
+            &self.spec.env,
+            &self.env.log_path,
+        )
+        .map(Some)
+        .map_err(|source| PlatformError::Io {
+            service: self.describe(),
+            context: "cannot start the watcher that restarts the service if vecdrill dies".into(),
+            source,
+        })
     }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{self, SQLITE_FILE};
 use crate::exit::{self, Classify};
+use crate::platform::start_guard::StartGuard;
 use crate::platform::{PlatformError, Service};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,8 +172,14 @@ pub async fn capture(
         CaptureMode::Cold => {
             let service = service.ok_or(CaptureError::NoService)?;
             let staging = staging_dir(source, options)?;
+            // Armed before the stop: from then until the start below, vecdrill's death
+            // (nothing of it runs after a SIGKILL) still starts the service again.
+            let guard = service.start_guard()?;
             let stopped = Instant::now();
-            service.stop().await?;
+            if let Err(err) = service.stop().await {
+                guard.into_iter().for_each(StartGuard::disarm);
+                return Err(err.into());
+            }
             let (from, to) = (source.to_path_buf(), staging.clone());
             let copied = tokio::task::spawn_blocking(move || copy_tree(&from, &to))
                 .await
@@ -183,6 +190,7 @@ pub async fn capture(
                 .and_then(|r| r);
             // Start again whatever happened to the copy: a backup must not cause an outage.
             let started = service.start().await;
+            guard.into_iter().for_each(StartGuard::disarm);
             let write_stall = stopped.elapsed();
             let captured = Captured {
                 dir: staging.clone(),

@@ -1,0 +1,62 @@
+//! A watcher that starts a stopped service again should vecdrill die before it does. A cold
+//! backup stops the database for its copy; a SIGKILL (or an out-of-memory kill) in that window
+//! runs no clean-up, and the service would stay down. The watcher is a small `sh` reading a
+//! pipe from vecdrill: told `started`, it exits; at end of input (vecdrill gone, or the guard
+//! dropped unsaid) it runs the start command. It runs in a process group of its own, so the
+//! Ctrl-C that interrupts vecdrill does not stop it too.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// `$1` is the start command, `$2` the log its output is appended to.
+const SCRIPT: &str = r#"IFS= read -r said; [ "$said" = started ] || exec sh -c "$1" >> "$2" 2>&1"#;
+
+pub struct StartGuard {
+    child: Child,
+}
+
+impl StartGuard {
+    /// Watch for the death of this process, then run `start` (with `sh -c`, in `cwd`, with
+    /// `env` added), its output appended to `log`.
+    pub fn spawn<'a>(
+        start: &str,
+        cwd: Option<&Path>,
+        env: impl IntoIterator<Item = (&'a String, &'a String)>,
+        log: &Path,
+    ) -> std::io::Result<Self> {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", SCRIPT, "vecdrill-start-guard", start])
+            .arg(log)
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        Ok(Self {
+            child: command.spawn()?,
+        })
+    }
+
+    /// vecdrill has started the service again (or tried, and reports how that went itself):
+    /// the watcher exits without running anything.
+    pub fn disarm(mut self) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(b"started\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for StartGuard {
+    /// Dropped without [`StartGuard::disarm`] (a cancelled backup): the pipe closes and the
+    /// watcher starts the service.
+    fn drop(&mut self) {
+        self.child.stdin.take();
+    }
+}
