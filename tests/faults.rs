@@ -686,3 +686,264 @@ fn issue_17_a_disk_that_fills_part_way_changes_nothing_and_says_so() {
         "only {failed_cleanly} of {runs} runs met a full disk"
     );
 }
+
+/// A writer adding records to `stream` through Chroma's API until stopped; how many it has
+/// had acknowledged.
+struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(url: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, written, url) = (stop.clone(), written.clone(), url.to_string());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(async {
+                    let client = vecdrill::targets::chroma::ChromaClient::new(&url);
+                    let collection = client
+                        .get_or_create_collection("stream", None)
+                        .await
+                        .unwrap();
+                    let mut generator = vecdrill::seed::RecordGenerator::new(17, 16);
+                    while !stop.load(Ordering::Relaxed) {
+                        let batch = generator.batch(20);
+                        client.add(&collection.id, &batch).await.unwrap();
+                        written.fetch_add(20, Ordering::Relaxed);
+                    }
+                });
+            })
+        };
+        Self {
+            stop,
+            written,
+            thread: Some(thread),
+        }
+    }
+
+    fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Wait until `more` records beyond `from` are acknowledged; false after 60 s.
+    fn makes_progress(&self, from: u64, more: u64) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.written() < from + more {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.written()
+    }
+}
+
+#[test]
+fn issue_17_sigkill_of_a_hot_backup_under_a_writer_loses_nothing() {
+    use crate::common::ChromaServer;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(&tmp.path().join("live"), &[("docs", 600, 16)]);
+    let server = ChromaServer::start(&data);
+    let writer = Writer::start(&server.url());
+    assert!(writer.makes_progress(0, 200), "the writer never started");
+    let repo = repo_url(&tmp.path().join("repo"));
+    let args = [
+        "backup",
+        "--repo",
+        &repo,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--mode",
+        "hot",
+        "--max-write-stall",
+        "60s",
+    ];
+    let ns: Vec<u32> = if std::env::var("VECDRILL_FAULTS").as_deref() == Ok("full") {
+        (1..=20).collect()
+    } else {
+        vec![1, 3, 8]
+    };
+    let (mut runs, mut killed, mut failures) = (0, 0, Vec::new());
+    for (kind, syscalls) in KINDS {
+        for &n in &ns {
+            let before = writer.written();
+            runs += 1;
+            if killed_at(syscalls, n, &args) {
+                killed += 1;
+            }
+            // Writers never wait on a dead backup: SQLite's lock died with it.
+            if !writer.makes_progress(before, 100) {
+                failures.push(format!("{kind} #{n}: writes stopped after the kill"));
+            }
+        }
+    }
+    // The next backup succeeds and removes what the killed ones staged.
+    let again = vecdrill(args);
+    if again.code() != 0 {
+        failures.push(format!("the next backup failed: {}", again.stderr()));
+    }
+    let left: Vec<String> = std::fs::read_dir(data.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    if !left.is_empty() {
+        failures.push(format!("left beside the live directory: {left:?}"));
+    }
+    let written = writer.stop();
+    // Every acknowledged write is in the live database.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let live_count = runtime.block_on(async {
+        let client = vecdrill::targets::chroma::ChromaClient::new(&server.url());
+        let stream = client.collection("stream").await.unwrap();
+        client.count(&stream.id).await.unwrap()
+    });
+    if live_count != written {
+        failures.push(format!(
+            "the live database holds {live_count} of {written} acknowledged records"
+        ));
+    }
+    server.stop();
+    let verify = vecdrill(["verify", "--repo", &repo, "--read-data"]);
+    if verify.code() != 0 {
+        failures.push(format!(
+            "the repository does not verify: {}",
+            verify.stderr()
+        ));
+    }
+    // Every listed backup restores (its read-back checks open the database and count it).
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]);
+    let backups = listed.json().as_array().unwrap().clone();
+    for backup in &backups {
+        let id = backup["id"].as_str().unwrap();
+        let to = tmp.path().join(format!("check-{id}"));
+        let run = crate::common::restore_run(&repo, id, &to, &[]);
+        if run.code() != 0 {
+            failures.push(format!("backup {id} does not restore: {}", run.stderr()));
+        }
+        let _ = std::fs::remove_dir_all(&to);
+    }
+    eprintln!(
+        "hot backup under a writer: {runs} runs, {killed} killed, {} backups committed, {written} records written, {} problems",
+        backups.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        killed >= runs / 2,
+        "only {killed} of {runs} runs were killed"
+    );
+}
+
+#[test]
+fn issue_17_sigkill_of_an_import_then_a_rerun_imports_every_record_once() {
+    use crate::common::{by_id, read_export, ChromaServer};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(&tmp.path().join("source"), &[("docs", 1500, 16)]);
+    let file = tmp.path().join("docs.jsonl.zst");
+    let file_str = file.to_str().unwrap();
+    vecdrill([
+        "export",
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--all",
+        "--out",
+        file_str,
+    ])
+    .expect_code(0);
+    let expected = by_id(&read_export(&file).records["docs"]);
+    let server = ChromaServer::start(&tmp.path().join("target"));
+    let url = server.url();
+    let ns: Vec<u32> = if std::env::var("VECDRILL_FAULTS").as_deref() == Ok("full") {
+        (1..=40).collect()
+    } else {
+        vec![1, 4, 12, 30]
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (mut runs, mut killed, mut part_way, mut failures) = (0, 0, 0, Vec::new());
+    for (kind, syscalls) in [
+        ("connect", "connect"),
+        ("send", "write,writev,sendto,sendmsg"),
+        ("receive", "read,recvfrom,recvmsg"),
+    ] {
+        for &n in &ns {
+            let name = format!("docs-{kind}-{n}");
+            // Small batches: the kill lands between upserts.
+            let args = [
+                "import",
+                "--url",
+                &url,
+                "--in",
+                file_str,
+                "--collection",
+                "docs",
+                "--as",
+                &name,
+                "--batch-size",
+                "100",
+            ];
+            runs += 1;
+            if killed_at(syscalls, n, &args) {
+                killed += 1;
+                let count = runtime.block_on(async {
+                    let client = vecdrill::targets::chroma::ChromaClient::new(&url);
+                    match client.collection(&name).await {
+                        Ok(c) => client.count(&c.id).await.unwrap(),
+                        Err(_) => 0,
+                    }
+                });
+                if count > 0 && (count as usize) < expected.len() {
+                    part_way += 1;
+                }
+            }
+            // Run again, it completes the import: every record once, as exported.
+            let again = vecdrill(args);
+            if again.code() != 0 {
+                failures.push(format!("{kind} #{n}: the rerun failed: {}", again.stderr()));
+                continue;
+            }
+            let out = tmp.path().join(format!("{name}.jsonl"));
+            vecdrill([
+                "export",
+                "--url",
+                &url,
+                "--collection",
+                &name,
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .expect_code(0);
+            let imported = read_export(&out);
+            let records = &imported.records[&name];
+            if records.len() != expected.len() || by_id(records) != expected {
+                failures.push(format!(
+                    "{kind} #{n}: {} records after the rerun, {} exported, or their contents differ",
+                    records.len(),
+                    expected.len()
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "import: {runs} runs, {killed} killed ({part_way} part way through), each rerun checked record by record; {} problems",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(part_way > 0, "no kill landed part way through an import");
+    assert!(
+        killed >= runs / 2,
+        "only {killed} of {runs} runs were killed"
+    );
+}

@@ -1,14 +1,13 @@
 //! Export and import end to end, between real Chroma servers, from stopped directories and
 //! from backups.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use vecdrill::targets::chroma::ChromaClient;
 
-use crate::common::{backup_json, repo_url, vecdrill, ChromaServer};
+use crate::common::{backup_json, by_id, read_export, repo_url, vecdrill, ChromaServer, Export};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
@@ -123,40 +122,6 @@ async fn write_rich_data(client: &ChromaClient) {
         .unwrap();
 }
 
-/// An export file as collections (without ids) and records by collection, in file order.
-struct Export {
-    collections: Vec<Value>,
-    records: BTreeMap<String, Vec<Value>>,
-}
-
-fn read_export(path: &Path) -> Export {
-    let bytes = std::fs::read(path).unwrap();
-    let text = if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        String::from_utf8(zstd::decode_all(&bytes[..]).unwrap()).unwrap()
-    } else {
-        String::from_utf8(bytes).unwrap()
-    };
-    let mut export = Export {
-        collections: Vec::new(),
-        records: BTreeMap::new(),
-    };
-    let mut current = String::new();
-    for line in text.lines() {
-        let mut value: Value = serde_json::from_str(line).unwrap();
-        match value["type"].as_str().unwrap() {
-            "collection" => {
-                value.as_object_mut().unwrap().remove("id");
-                current = value["name"].as_str().unwrap().to_string();
-                export.records.entry(current.clone()).or_default();
-                export.collections.push(value);
-            }
-            "record" => export.records.get_mut(&current).unwrap().push(value),
-            _ => {}
-        }
-    }
-    export
-}
-
 fn embedding(record: &Value) -> Vec<f32> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD
@@ -180,13 +145,6 @@ fn export_api(url: &str, out: &Path) -> Export {
     ])
     .expect_code(0);
     read_export(out)
-}
-
-fn by_id(records: &[Value]) -> BTreeMap<String, Value> {
-    records
-        .iter()
-        .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
-        .collect()
 }
 
 /// Recall@k of the server's answers against brute force over the exported vectors.

@@ -891,3 +891,47 @@ pub fn copy_tree(from: &Path, to: &Path) {
         std::fs::copy(&file, &dest).unwrap();
     }
 }
+
+/// An export file as collections (without ids) and records by collection, in file order.
+pub struct Export {
+    pub collections: Vec<serde_json::Value>,
+    pub records: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+pub fn read_export(path: &Path) -> Export {
+    let bytes = std::fs::read(path).unwrap();
+    let text = if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        String::from_utf8(zstd::decode_all(&bytes[..]).unwrap()).unwrap()
+    } else {
+        String::from_utf8(bytes).unwrap()
+    };
+    let mut export = Export {
+        collections: Vec::new(),
+        records: std::collections::BTreeMap::new(),
+    };
+    let mut current = String::new();
+    for line in text.lines() {
+        let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+        match value["type"].as_str().unwrap() {
+            "collection" => {
+                value.as_object_mut().unwrap().remove("id");
+                current = value["name"].as_str().unwrap().to_string();
+                export.records.entry(current.clone()).or_default();
+                export.collections.push(value);
+            }
+            "record" => export.records.get_mut(&current).unwrap().push(value),
+            _ => {}
+        }
+    }
+    export
+}
+
+/// Records by id.
+pub fn by_id(
+    records: &[serde_json::Value],
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    records
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
