@@ -71,6 +71,36 @@ pub fn remove_leftovers(dest: &Path, prefix: &str, suffix: &str, dirs: bool) -> 
         .count()
 }
 
+/// Whether no process `pid` runs on this machine. (Signal 0 checks existence only; EPERM means
+/// it runs under another user.)
+pub fn process_has_ended(pid: i32) -> bool {
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// The directories in `parent` named `<prefix><pid>-<random>` whose process has ended: what
+/// killed runs left (a running one's are not included). Real directories only, never a link
+/// planted under such a name.
+pub fn left_by_ended_processes(parent: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(prefix)
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<i32>().ok())
+                .is_some_and(process_has_ended)
+        })
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|entry| entry.path())
+        .collect()
+}
+
 /// Sync `file`'s bytes, rename it to `dest` and sync the directory, so that after a power cut
 /// `dest` is either the previous file or the whole new one.
 pub fn persist(file: &std::fs::File, path: TempPath, dest: &Path) -> io::Result<()> {

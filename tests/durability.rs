@@ -221,8 +221,21 @@ fn a_restore_is_durable_before_the_previous_data_is_deleted() {
         })
         .expect("the restored copy was exchanged with the live directory");
     let before_swap = &calls[..swapped_at];
+    // The copy was written under a staging name, then renamed to the swap's name.
+    let written_at = before_swap
+        .iter()
+        .rev()
+        .find_map(|call| match call {
+            Call::Rename {
+                from,
+                to,
+                exchange: false,
+            } if to == &staging => Some(from.clone()),
+            _ => None,
+        })
+        .expect("the checked copy was renamed to its swap name");
     for file in crate::common::files_under(&target) {
-        let staged = staging.join(file.strip_prefix(&target).unwrap());
+        let staged = written_at.join(file.strip_prefix(&target).unwrap());
         assert!(
             before_swap.iter().any(|c| is_fsync_of(c, &staged)),
             "{} was swapped in before it was synced",

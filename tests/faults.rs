@@ -117,7 +117,25 @@ fn left_beside(dir: &Path, keep: &[&str]) -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| *n != name && !n.starts_with(&format!("{name}.before-restore-")))
+        .filter(|n| !n.starts_with(&format!("{name}.interrupted-restore-")))
         .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+/// The trees of `dir` and of every directory beside it whose name starts with `.NAME.` or
+/// `NAME.` (its safety copies, what a restore kept or left): where data that was in `dir`
+/// can be.
+fn trees_in_and_beside(dir: &Path) -> Vec<BTreeMap<String, String>> {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n == name || n.starts_with(&format!("{name}.")) || n.starts_with(&format!(".{name}."))
+        })
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| tree_hashes(&e.path()))
         .collect()
 }
 
@@ -187,6 +205,7 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
     .into();
 
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut swap_kills = 0;
     for (kind, syscalls) in KINDS {
         for n in counts() {
             for command in COMMANDS.iter().filter(|c| kills_vecdrill(c, kind)) {
@@ -291,6 +310,23 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                 if let Err(why) = every_backup_restores(&repo, &backed_up, &work) {
                     fail(why);
                 }
+                // A killed restore destroys nothing: the data that was live is still there,
+                // live or beside it (its safety copy, or the swap the next restore keeps).
+                if restores(command) && !trees_in_and_beside(&live).contains(&before) {
+                    fail("the data that was live is gone (no safety copy holds it)".into());
+                }
+                // Killed between the exchange and keeping the safety copy: the previous data
+                // is only at the swap, which the next restore must keep.
+                let only_at_swap = restores(command)
+                    && live.exists()
+                    && tree_hashes(&live) != before
+                    && !std::fs::read_dir(&work).unwrap().any(|e| {
+                        let e = e.unwrap();
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with("live.before-restore-")
+                            && tree_hashes(&e.path()) == before
+                    });
                 // The live directory: as it was, or (a restore) a committed backup.
                 if !live.exists() {
                     fail("the live directory is gone".into());
@@ -333,6 +369,24 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                 }
                 if !running() {
                     fail("the service is stopped after the next run".into());
+                }
+                // What a restore kept of one it interrupted is data that was live or a backup.
+                let mut kept_before = false;
+                for kept in std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().path()) {
+                    let n = kept.file_name().unwrap().to_string_lossy().into_owned();
+                    if n.starts_with("live.interrupted-restore-") {
+                        let tree = tree_hashes(&kept);
+                        kept_before |= tree == before;
+                        if tree != before && !taken_of.values().any(|t| *t == tree) {
+                            fail(format!("{n} holds neither the live data nor a backup"));
+                        }
+                    }
+                }
+                if only_at_swap {
+                    swap_kills += 1;
+                    if !kept_before {
+                        fail("the data that was live is gone: the next run did not keep the swap that held it".into());
+                    }
                 }
                 let left = left_beside(
                     &live,
@@ -378,14 +432,22 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
                 "never backed up",
                 "is gone",
                 "neither as it was",
+                "no safety copy holds it",
+                "holds neither",
+                "did not keep the swap",
             ]),
             count(&["does not verify"]),
             count(&["lock was left", "next run failed"]),
             count(&["stopped"]),
         );
     }
+    eprintln!("restores killed between the exchange and keeping the safety copy: {swap_kills}");
     let failures: Vec<&String> = tallies.values().flat_map(|t| &t.failures).collect();
     assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        swap_kills > 0,
+        "no restore was killed between its exchange and its safety copy"
+    );
     // The plan must really have hit the commands mid-flight.
     let points: usize = tallies.values().map(|t| t.points.len()).sum();
     assert!(points >= 50, "only {points} kill points hit");
@@ -642,9 +704,13 @@ fn issue_17_a_disk_that_fills_part_way_changes_nothing_and_says_so() {
                 }
                 code => fail(format!("exit {code}, not 0 or a clear 3: {}", run.stderr())),
             }
-            // The live data: as it was, or (a restore that succeeded) the backup.
+            // The live data: as it was, or the backup (a restore that succeeded, or one that
+            // could not put the previous data back after a second failure) with the previous
+            // data kept beside it.
             let now = tree_hashes(&live);
-            let restored = command == "restore" && run.code() == 0 && now == backed_up;
+            let restored = command == "restore"
+                && now == backed_up
+                && trees_in_and_beside(&live).contains(&before);
             if now != before && !restored {
                 fail(format!(
                     "the live data changed (exit {}): {}",

@@ -371,9 +371,13 @@ impl Runner<'_> {
             _ = interrupted => Attempt::Interrupted,
         };
         // Cut off between its stop and its start, a cold backup would leave the service down:
-        // start it (starting a running service is no error).
+        // start it (starting a running service is no error), unless its watcher has.
         if matches!(attempt, Attempt::Interrupted) && step.restarts_service() {
-            if let Some(service) = self.service.as_deref_mut() {
+            if let Some(service) = self
+                .service
+                .as_deref_mut()
+                .filter(|s| !s.start_is_guarded())
+            {
                 tracing::warn!("the interrupted step may have stopped the service: starting it");
                 if let Err(err) = service.start().await {
                     tracing::warn!("cannot start the service again: {err}");

@@ -70,6 +70,11 @@ pub trait Service: Send + Sync {
     fn start_guard(&self) -> Result<Option<start_guard::StartGuard>, PlatformError> {
         Ok(None)
     }
+    /// Whether [`Service::start_guard`] gives a watcher: a step cut off while the service was
+    /// stopped has then had it started by its watcher, and nobody else need start it.
+    fn start_is_guarded(&self) -> bool {
+        false
+    }
     /// The Railway service, for the steps only Railway offers (volume backups).
     fn railway(&mut self) -> Option<&mut railway::RailwayService> {
         None

@@ -100,6 +100,10 @@ impl Service for ShellService {
         self.run("kill", self.spec.kill.as_ref()).await
     }
 
+    fn start_is_guarded(&self) -> bool {
+        self.spec.start.is_some()
+    }
+
     fn start_guard(&self) -> Result<Option<StartGuard>, PlatformError> {
         let Some(start) = &self.spec.start else {
             return Ok(None);

@@ -54,9 +54,13 @@ impl StartGuard {
 }
 
 impl Drop for StartGuard {
-    /// Dropped without [`StartGuard::disarm`] (a cancelled backup): the pipe closes and the
-    /// watcher starts the service.
+    /// Dropped without [`StartGuard::disarm`] (a backup cancelled by an interrupt): the watcher
+    /// starts the service, and this waits for it, so that whatever runs next (a drill's
+    /// rollback) finds the service started.
     fn drop(&mut self) {
-        self.child.stdin.take();
+        if let Some(stdin) = self.child.stdin.take() {
+            drop(stdin);
+            let _ = self.child.wait();
+        }
     }
 }

@@ -230,11 +230,7 @@ fn owner_is_gone(lock: &LockFile) -> bool {
     let Ok(pid) = i32::try_from(lock.pid) else {
         return false;
     };
-    // Signal 0 checks existence only; EPERM means it exists under another user.
-    matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
+    crate::atomic_file::process_has_ended(pid)
 }
 
 impl LockGuard {

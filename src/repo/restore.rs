@@ -11,7 +11,7 @@ use super::format::{unsafe_path, FileEntry, Manifest};
 use super::index::ChunkIndex;
 use super::restorable::{locate, read_file, ChunkSink};
 use super::{RepoError, Repository};
-use crate::atomic_file::{name_of, parent, remove_leftovers};
+use crate::atomic_file::{left_by_ended_processes, name_of, parent, remove_leftovers};
 use crate::progress::Progress;
 
 /// Files restored at once.
@@ -186,15 +186,22 @@ pub fn swap_into(
     target: &Path,
     keep_safety_copies: usize,
 ) -> Result<SwapOutcome, RepoError> {
-    let keep_safety_copy = keep_safety_copies > 0;
     let io = |context: String| move |e| RepoError::io(context, e);
+    // From here the copy waits under a name saying it is whole: a restore killed from now on
+    // leaves a whole directory there (this copy, or after the exchange the previous data),
+    // which the next restore keeps instead of deleting.
+    let swap = swap_path(target);
+    std::fs::rename(staging, &swap).map_err(io(format!(
+        "cannot prepare the restored copy beside {}",
+        target.display()
+    )))?;
     let aside = safety_copy_path(target, chrono::Utc::now());
     let had_previous = target.exists();
-    if had_previous && exchange(staging, target)? {
-        // Durable, and the previous data (now at `staging`) kept aside, or put back.
+    if had_previous && exchange(&swap, target)? {
+        // Durable, and the previous data (now at `swap`) kept aside, or put back.
         let settled = sync_dir(parent_dir(target)).and_then(|()| {
-            if keep_safety_copy {
-                std::fs::rename(staging, &aside).map_err(io(format!(
+            if keep_safety_copies > 0 {
+                std::fs::rename(&swap, &aside).map_err(io(format!(
                     "cannot keep the previous data as {}",
                     aside.display()
                 )))?;
@@ -202,16 +209,21 @@ pub fn swap_into(
             Ok(())
         });
         if let Err(err) = settled {
-            put_back(|| exchange(staging, target).map(drop), target);
+            put_back(|| exchange(&swap, target).map(drop), target, &swap);
             return Err(err);
         }
-        return Ok(finish(target, staging, &aside, keep_safety_copies));
+        return Ok(finish(target, &swap, &aside, keep_safety_copies));
     }
     if had_previous {
-        std::fs::rename(target, &aside)
-            .map_err(io(format!("cannot move {} aside", target.display())))?;
+        if let Err(e) = std::fs::rename(target, &aside) {
+            let _ = std::fs::remove_dir_all(&swap);
+            return Err(RepoError::io(
+                format!("cannot move {} aside", target.display()),
+                e,
+            ));
+        }
     }
-    let moved = std::fs::rename(staging, target)
+    let moved = std::fs::rename(&swap, target)
         .map_err(io(format!(
             "cannot move the restored copy to {}",
             target.display()
@@ -219,17 +231,16 @@ pub fn swap_into(
         // Both renames durable before the previous data can be deleted.
         .and_then(|()| sync_dir(parent_dir(target)));
     if let Err(err) = moved {
-        if had_previous {
-            put_back(
-                || {
-                    if target.exists() {
-                        std::fs::rename(target, staging)?;
-                    }
-                    std::fs::rename(&aside, target)
-                },
-                target,
-            );
-        }
+        let undo = || {
+            if target.exists() {
+                std::fs::rename(target, &swap)?;
+            }
+            if had_previous {
+                std::fs::rename(&aside, target)?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        put_back(undo, target, &swap);
         return Err(err);
     }
     if !had_previous {
@@ -238,15 +249,66 @@ pub fn swap_into(
     Ok(finish(target, &aside, &aside, keep_safety_copies))
 }
 
-/// Undo a swap that could not be settled, so the command fails with `target` as it was.
-fn put_back<E: std::fmt::Display>(undo: impl FnOnce() -> Result<(), E>, target: &Path) {
+/// `.<name>.vecdrill-swap-<pid>-<random>` beside `target`.
+fn swap_path(target: &Path) -> PathBuf {
+    let random = &super::random_id()[..12];
+    parent_dir(target).join(format!(
+        "{}{}-{random}",
+        swap_prefix(target),
+        std::process::id()
+    ))
+}
+
+fn swap_prefix(target: &Path) -> String {
+    format!(".{}.vecdrill-swap-", name_of(target))
+}
+
+/// Keep what killed restores of `target` left at their swap paths, renamed
+/// `<name>.interrupted-restore-<time>` and never removed by vecdrill: each is a whole
+/// directory, the data that was live or the checked copy about to replace it. Returns them.
+pub fn keep_interrupted_swaps(target: &Path) -> Vec<PathBuf> {
+    let mut kept = Vec::new();
+    for left in left_by_ended_processes(parent_dir(target), &swap_prefix(target)) {
+        let at = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let name = format!("{}.interrupted-restore-{at}", name_of(target));
+        let to = parent_dir(target).join(&name);
+        if to.exists() {
+            continue;
+        }
+        match std::fs::rename(&left, &to) {
+            Ok(()) => {
+                tracing::warn!(
+                    "kept {}, left by an interrupted restore: it holds the data that was in {} before that restore, or the checked copy it was about to put there; compare and remove it when no longer needed",
+                    to.display(),
+                    target.display()
+                );
+                kept.push(to);
+            }
+            Err(err) => tracing::warn!(
+                "cannot keep {} (left by an interrupted restore): {err}",
+                left.display()
+            ),
+        }
+    }
+    kept
+}
+
+/// Undo a swap that could not be settled, so the command fails with `target` as it was; the
+/// restored copy, back at `swap`, is removed.
+fn put_back<E: std::fmt::Display>(
+    undo: impl FnOnce() -> Result<(), E>,
+    target: &Path,
+    swap: &Path,
+) {
     match undo() {
         Ok(()) => {
             let _ = sync_dir(parent_dir(target));
+            let _ = std::fs::remove_dir_all(swap);
         }
         Err(err) => tracing::error!(
-            "cannot put the previous data back in {} ({err}); the restored copy is there",
-            target.display()
+            "cannot put the previous data back in {} ({err}): it is there, at {} or at its safety copy's name",
+            target.display(),
+            swap.display()
         ),
     }
 }

@@ -256,32 +256,11 @@ fn staging_dir(source: &Path, options: &CaptureOptions) -> Result<PathBuf, Captu
     Ok(dir.keep())
 }
 
-/// Remove the directories in `parent` named `<prefix><pid>-<random>` whose pid no longer runs.
+/// Remove the staging directories in `parent` that killed backups left.
 fn remove_dead_stagings(parent: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let gone = matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        );
-        // Real directories only: never a link planted under such a name.
-        if gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            tracing::info!(
-                "removing {}, left by an interrupted backup",
-                entry.path().display()
-            );
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
+    for dir in crate::atomic_file::left_by_ended_processes(parent, prefix) {
+        tracing::info!("removing {}, left by an interrupted backup", dir.display());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

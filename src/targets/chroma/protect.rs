@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
 use crate::repo::index::ChunkIndex;
 use crate::repo::restore::{
-    materialise, materialise_some, safety_copy_path, swap_into, working_dir,
+    keep_interrupted_swaps, materialise, materialise_some, safety_copy_path, swap_into, working_dir,
 };
 use crate::repo::writer::{same_file, walk, BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, RepoError, Repository};
@@ -570,7 +570,9 @@ pub async fn restore(
     }
     refuse_without_space(&manifest, target)?;
     // Removed on every early return; kept only once swapped in. (A staging copy a killed
-    // restore left is incomplete by definition, and removed first.)
+    // restore left is incomplete by definition, and removed first; a whole one it left at
+    // its swap, the previous data or the checked copy, is kept.)
+    keep_interrupted_swaps(target);
     let staging = working_dir(target, "restore")?;
     let checks = stage_and_check(source, &manifest, staging.path(), progress).await?;
     let swapped = swap_into(staging.path(), target, request.keep_safety_copies)?;
