@@ -95,7 +95,8 @@ pub struct BackupArgs {
     /// Cold mode: the command that stops the server.
     #[arg(long, requires = "start_cmd")]
     pub stop_cmd: Option<String>,
-    /// Cold mode: the command that starts it again (runs even when the copy fails).
+    /// Cold mode: the command that starts it again (runs even when the copy fails, and, from a
+    /// watcher process, when vecdrill is interrupted or killed while the service is stopped).
     #[arg(long, requires = "stop_cmd")]
     pub start_cmd: Option<String>,
     /// Read and check every file, even those the last backup of this directory shows
@@ -439,7 +440,7 @@ fn report_backup(
     match outcome {
         BackupOutcome::Created { manifest } => {
             let t = &manifest.totals;
-            println!(
+            say!(
                 "backup {} ({} mode): {} files, {}, {} new chunks of {} ({} stored); write stall {}",
                 manifest.id,
                 manifest.capture.mode,
@@ -451,13 +452,13 @@ fn report_backup(
                 vecdrill::duration::format_ms(manifest.capture.write_stall_ms),
             );
         }
-        BackupOutcome::Skipped { reason, .. } => println!("skipped: {reason}"),
+        BackupOutcome::Skipped { reason, .. } => say!("skipped: {reason}"),
     }
     if let Some(pruned) = rotation.pruned {
-        println!("rotation: removed {} old backup(s)", pruned.removed.len());
+        say!("rotation: removed {} old backup(s)", pruned.removed.len());
     }
     if let Some(reason) = rotation.deferred {
-        println!("rotation: put off: {reason}");
+        say!("rotation: put off: {reason}");
     }
     Ok(exit::SUCCESS)
 }
@@ -548,7 +549,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
             added: bytes(m.totals.stored_bytes),
         })
         .collect();
-    println_shown!("{}", Table::new(rows).with(Style::rounded()));
+    say_shown!("{}", Table::new(rows).with(Style::rounded()));
     Ok(code)
 }
 
@@ -565,27 +566,27 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
         print_json(&value);
         return Ok(exit::SUCCESS);
     }
-    println_shown!(
+    say_shown!(
         "backup {}  created {}  mode {}  tags [{}]",
         manifest.id,
         manifest.created_at,
         manifest.capture.mode,
         manifest.tags.join(", ")
     );
-    println_shown!(
+    say_shown!(
         "source {} on {}; vecdrill {}",
         manifest.source.path,
         manifest.hostname,
         manifest.tool_version
     );
     if let Some(layout) = protect::described(&manifest) {
-        println_shown!(
+        say_shown!(
             "journal_mode {}; schema {:?}",
             layout.journal_mode,
             layout.schema
         );
         for c in &layout.collections {
-            println_shown!(
+            say_shown!(
                 "  collection {:<30} {:>10} records  dim {:?}",
                 c.name,
                 c.count,
@@ -595,14 +596,14 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
     }
     if let Some(store) = faiss_redis::described(&manifest) {
         for index in &store.faiss {
-            println_shown!(
+            say_shown!(
                 "  faiss {:<30} {}",
                 index.name,
                 faiss_redis::describe_index(&index.info)
             );
         }
         if let Some(redis) = &store.redis {
-            println_shown!(
+            say_shown!(
                 "  redis {} (v{}): {} keys {:?}, saved {}",
                 redis.url,
                 redis.version,
@@ -613,10 +614,10 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
         }
     }
     for file in &manifest.files {
-        println_shown!("  file {:<60} {:>12}", file.path, bytes(file.size));
+        say_shown!("  file {:<60} {:>12}", file.path, bytes(file.size));
     }
     for check in &manifest.checks {
-        println_shown!(
+        say_shown!(
             "  check {:<30} {}  {}",
             check.name,
             if check.passed { "ok" } else { "FAILED" },
@@ -668,7 +669,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
         print_json(&value);
     } else {
         for (backup, check) in &store_checks {
-            println_shown!(
+            say_shown!(
                 "{} backup {backup} {}: {}",
                 if check.passed { "ok" } else { "FAILED" },
                 check.name,
@@ -676,7 +677,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
             );
         }
         for problem in &report.problems {
-            println_shown!(
+            say_shown!(
                 "DAMAGED backup {} file {}: {} {}",
                 problem.backup.as_deref().unwrap_or("-"),
                 problem.file.as_deref().unwrap_or("-"),
@@ -684,7 +685,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
                 problem.problem
             );
         }
-        println!(
+        say!(
             "{}: {} backup(s), {} files, {} chunks in {} packs{}; {} problem(s)",
             if passed {
                 "verified"
@@ -761,7 +762,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             }
         );
         if !super::ask_yes(&question) {
-            println!("nothing restored");
+            say!("nothing restored");
             return Ok(exit::FAILED);
         }
     }
@@ -781,18 +782,18 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             checks,
             ..
         } => {
-            println!(
+            say!(
                 "restored backup {backup} into {} ({files} files, {}); {} checks passed",
                 to.display(),
                 bytes(*size),
                 checks.len()
             );
             match safety_copy {
-                Some(path) => println!("the previous data is kept at {}", path.display()),
-                None => println!("no previous data was kept"),
+                Some(path) => say!("the previous data is kept at {}", path.display()),
+                None => say!("no previous data was kept"),
             }
         }
-        RestoreOutcome::Skipped { reason, .. } => println!("skipped: {reason}"),
+        RestoreOutcome::Skipped { reason, .. } => say!("skipped: {reason}"),
         RestoreOutcome::Plan {
             backup,
             source,
@@ -813,20 +814,20 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
                     .collect::<Vec<_>>()
                     .join(", "),
             };
-            println_shown!(
+            say_shown!(
                 "would restore backup {backup} of {} ({files} files, {}) into {}",
                 printable(source),
                 bytes(*size),
                 to.display()
             );
-            println_shown!("  collections in the backup: {}", listed(collections));
-            println_shown!("  collections there now:     {}", listed(current));
+            say_shown!("  collections in the backup: {}", listed(collections));
+            say_shown!("  collections there now:     {}", listed(current));
             if *replaces_existing {
                 match safety_copy {
                     Some(path) => {
-                        println!("the current data would be moved to {}", path.display())
+                        say!("the current data would be moved to {}", path.display())
                     }
-                    None => println!("the current data would be deleted (--no-safety-backup)"),
+                    None => say!("the current data would be deleted (--no-safety-backup)"),
                 }
             }
         }
@@ -844,7 +845,7 @@ pub async fn archive(args: ArchiveArgs) -> Result<i32, Failure> {
     if args.json {
         print_json(&summary);
     } else {
-        println!(
+        say!(
             "wrote backup {} ({} files, {}) to {} ({})",
             summary.backup,
             summary.files,
@@ -886,7 +887,7 @@ pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
     for decision in &report.decisions {
         // The policy applies to each source's backups apart: say whose group this is.
         if source != Some(&decision.source) {
-            println_shown!("source {}:", decision.source);
+            say_shown!("source {}:", decision.source);
             source = Some(&decision.source);
         }
         let verdict = if decision.keep {
@@ -896,13 +897,13 @@ pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
         } else {
             "remove later (--limit)".into()
         };
-        println!(
+        say!(
             "  {}  {}  {verdict}",
             decision.id,
             decision.created_at.format("%Y-%m-%d %H:%M:%S")
         );
     }
-    println!(
+    say!(
         "{}{} backup(s) removed, {} deferred; {} pack(s) deleted, {} rewritten, {} freed",
         if report.dry_run { "dry run: " } else { "" },
         report.removed.len(),
@@ -921,7 +922,7 @@ pub async fn stats(args: StatsArgs) -> Result<i32, Failure> {
         print_json(&stats);
         return Ok(exit::SUCCESS);
     }
-    println!(
+    say!(
         "{} backups in {} packs; stored {} for {} of backed-up data ({:.2}x overall)",
         stats.backups,
         stats.packs,
@@ -929,18 +930,18 @@ pub async fn stats(args: StatsArgs) -> Result<i32, Failure> {
         bytes(stats.logical_bytes),
         stats.total_ratio
     );
-    println!(
+    say!(
         "  deduplication {:.2}x: {} of distinct chunks",
         stats.dedup_ratio,
         bytes(stats.unique_chunk_bytes)
     );
-    println!(
+    say!(
         "  compression   {:.2}x: those chunks in {} of packs",
         stats.compression_ratio,
         bytes(stats.pack_bytes)
     );
     for (kind, size) in &stats.by_kind {
-        println!("  {kind:<10} {}", bytes(*size));
+        say!("  {kind:<10} {}", bytes(*size));
     }
     Ok(exit::SUCCESS)
 }

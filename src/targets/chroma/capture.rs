@@ -4,7 +4,8 @@
 //! place and purges its log behind them), so a directory in use is only copied in one of two
 //! ways:
 //! - `cold`: stop the service, copy to a staging directory, start it again (start runs even
-//!   when the copy fails);
+//!   when the copy fails, and from a watcher process when vecdrill dies or is interrupted
+//!   while the service is stopped: see `platform::start_guard`);
 //! - `hot`: hold a SQLite read transaction (journal mode `delete`: it holds off every commit)
 //!   while copying the database and the segment directories; if a segment file changes during
 //!   the copy, release and try again, giving up after `max_write_stall`.
