@@ -1,6 +1,10 @@
 //! The `vecdrill` command line: parses flags and calls one library function per subcommand.
 //! Errors are rendered once, here, as `error:` plus a `hint:`, with the documented exit code.
 
+// Everything for stdout goes through `say!` and its kin (cli/mod.rs), which a closed pipe
+// does not stop.
+#![deny(clippy::print_stdout)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -163,6 +167,13 @@ fn main() -> ExitCode {
             }
             failure.code
         }
+    };
+    let code = match cli::stdout_failure() {
+        Some(err) if code == exit::SUCCESS => {
+            eprintln!("error: cannot write the output: {err}");
+            exit::RUNTIME
+        }
+        _ => code,
     };
     // Work a cancelled command left on blocking threads is not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

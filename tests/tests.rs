@@ -4,6 +4,7 @@
 mod common;
 
 mod check;
+mod closed_stdout;
 mod drill;
 mod durability;
 mod faiss_redis;

@@ -99,7 +99,7 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
         print_json(&serde_json::json!({ "passed": passed, "checks": checks }));
     } else {
         for c in &checks {
-            println!(
+            say!(
                 "{} {:<11} {}",
                 if c.passed { "ok  " } else { "FAIL" },
                 c.name,

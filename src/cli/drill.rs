@@ -113,13 +113,13 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
     };
     let scenario = scenario::load_file(&args.scenario, &options)?;
     if args.dry_run {
-        println!(
+        say!(
             "{}: {}",
             scenario.name,
             scenario.description.as_deref().unwrap_or("")
         );
         for line in drill::plan(&scenario) {
-            println!("{line}");
+            say!("{line}");
         }
         return Ok(exit::SUCCESS);
     }
@@ -141,7 +141,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
     if args.json {
         eprint!("{rendered}");
     } else {
-        print!("{rendered}");
+        super::write_text(&rendered);
     }
     let record = vecdrill::history::drill_record(&report);
     let recorded = super::records::keep(&args.records, history.as_mut(), &record);
@@ -192,10 +192,10 @@ pub fn validate(args: ValidateArgs) -> i32 {
         all_valid &= problems.is_empty();
         if !args.json {
             if problems.is_empty() {
-                println!("{}: ok", path.display());
+                say!("{}: ok", path.display());
             }
             for problem in &problems {
-                println!("{problem}");
+                say!("{problem}");
             }
         }
         results.push(
@@ -234,7 +234,7 @@ pub async fn seed_command(args: SeedArgs) -> Result<i32, Failure> {
     if args.json {
         print_json(&summary);
     } else {
-        println!(
+        say!(
             "seeded {} records into {:?} ({} now) in {:.1}s, {:.0} rows/s",
             summary.written,
             summary.collection,
@@ -269,7 +269,7 @@ pub async fn bench(args: BenchArgs) -> Result<i32, Failure> {
     if args.json {
         print_json(&summary);
     } else {
-        println!(
+        say!(
             "{} queries, concurrency {}{}: {:.0} qps; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors{}",
             summary.queries,
             summary.concurrency,
@@ -292,8 +292,8 @@ pub async fn bench(args: BenchArgs) -> Result<i32, Failure> {
 
 pub fn list_steps() -> i32 {
     for kind in vecdrill::steps::KINDS {
-        println!("{:<16} {}", kind.name, kind.summary);
-        println!("{:<16} outputs: {}", "", kind.all_outputs().join(", "));
+        say!("{:<16} {}", kind.name, kind.summary);
+        say!("{:<16} outputs: {}", "", kind.all_outputs().join(", "));
     }
     exit::SUCCESS
 }

@@ -171,7 +171,7 @@ fn list(history: &History, args: &HistoryArgs) -> Result<i32, Failure> {
     } else if runs.is_empty() {
         eprintln!("no runs recorded in {} match", history.path().display());
     } else {
-        println!(
+        say!(
             "{}",
             Table::new(runs.iter().map(run_row)).with(Style::rounded())
         );
@@ -186,18 +186,18 @@ fn show(history: &History, wanted: &str, json: bool) -> Result<i32, Failure> {
         return Ok(exit::SUCCESS);
     }
     let row = run_row(&run);
-    println!("run        {}", run.id);
-    println!("kind       {}", row.kind);
-    println!("subject    {}", row.subject);
-    println!("target     {}", run.target);
-    println!(
+    say!("run        {}", run.id);
+    say!("kind       {}", row.kind);
+    say!("subject    {}", row.subject);
+    say!("target     {}", run.target);
+    say!(
         "started    {}  ({} long)",
         format_utc(run.started_at),
         ms(Some(run.duration_ms))
     );
-    println!("result     {} (exit {})", row.result, run.exit_code);
+    say!("result     {} (exit {})", row.result, run.exit_code);
     if run.kind == RunKind::Drill {
-        println!(
+        say!(
             "rto {}  rpo {}  search p50 {}  p90 {}  p99 {}",
             row.rto,
             row.rpo,
@@ -207,14 +207,15 @@ fn show(history: &History, wanted: &str, json: bool) -> Result<i32, Failure> {
         );
     }
     if let Some(id) = &run.backup_id {
-        println!("backup     {id}");
+        say!("backup     {id}");
     }
     if let Some(dir) = &run.report_dir {
-        println!("report     {dir}");
+        say!("report     {dir}");
     }
-    println!(
+    say!(
         "host       {} (vecdrill {})",
-        run.host, run.vecdrill_version
+        run.host,
+        run.vecdrill_version
     );
     for o in &run.objectives {
         let verdict = match (o.skipped, o.passed) {
@@ -222,13 +223,15 @@ fn show(history: &History, wanted: &str, json: bool) -> Result<i32, Failure> {
             (false, true) => "met",
             (false, false) => "MISSED",
         };
-        println!(
+        say!(
             "objective  {:<16} {verdict:<8} target {}: {}",
-            o.name, o.target, o.detail
+            o.name,
+            o.target,
+            o.detail
         );
     }
     for (collection, count) in &run.counts {
-        println!("count      {collection}: {count}");
+        say!("count      {collection}: {count}");
     }
     Ok(exit::SUCCESS)
 }
@@ -272,8 +275,8 @@ fn trend(history: &History, scenario: &str, json: bool) -> Result<i32, Failure> 
         p90: ms(m.search_p90_ms),
         p90_change: change(m.search_p90_change_pct),
     });
-    println!("{scenario}: monthly medians");
-    println!("{}", Table::new(rows).with(Style::rounded()));
+    say!("{scenario}: monthly medians");
+    say!("{}", Table::new(rows).with(Style::rounded()));
     Ok(exit::SUCCESS)
 }
 
@@ -298,21 +301,21 @@ pub fn baseline(args: BaselineArgs) -> Result<i32, Failure> {
     if args.json {
         print_json(&baseline);
     } else {
-        println!(
+        say!(
             "baseline of {:?}: run {} (started {}), set {}",
             baseline.scenario,
             baseline.run_id,
             format_utc(baseline.run_started_at),
             format_utc(baseline.set_at)
         );
-        println!(
+        say!(
             "search p50 {}  p90 {}  p99 {}",
             ms(baseline.p50_ms),
             ms(baseline.p90_ms),
             ms(baseline.p99_ms)
         );
         for (collection, count) in &baseline.counts {
-            println!("count {collection}: {count}");
+            say!("count {collection}: {count}");
         }
     }
     Ok(exit::SUCCESS)

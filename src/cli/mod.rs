@@ -1,11 +1,20 @@
 //! The command line's own pieces: one module per group of subcommands, plus how errors and
 //! JSON reach the user.
 
-/// `println!` for text holding strings read from a repository, an archive or a server: control
-/// characters are escaped (see [`vecdrill::report::terminal::printable`]).
-macro_rules! println_shown {
+/// `println!` that a closed stdout does not stop: `vecdrill list | head -1` is no error, so
+/// what cannot be written is dropped and the command carries on to its own exit code. Any
+/// other failure to write (a full disk under `> file`) turns a success into exit 3.
+macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", vecdrill::report::terminal::printable(&format!($($arg)*)))
+        $crate::cli::write_line(format_args!($($arg)*))
+    };
+}
+
+/// [`say!`] for text holding strings read from a repository, an archive or a server: control
+/// characters are escaped (see [`vecdrill::report::terminal::printable`]).
+macro_rules! say_shown {
+    ($($arg:tt)*) => {
+        say!("{}", vecdrill::report::terminal::printable(&format!($($arg)*)))
     };
 }
 
@@ -51,13 +60,53 @@ pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
 }
 
-/// One JSON document on stdout. A closed pipe (`| head`) is not an error.
-pub fn print_json<T: serde::Serialize>(value: &T) {
+/// Text on stdout as it is (see [`say!`]).
+pub fn write_text(text: &str) {
+    emit(text.as_bytes());
+}
+
+/// One line on stdout (see [`say!`]).
+pub fn write_line(line: std::fmt::Arguments) {
+    emit(format!("{line}\n").as_bytes());
+}
+
+/// Write and flush, so a failure is seen here rather than lost in the flush at exit. Once
+/// stdout has failed, nothing more is formatted for it.
+fn emit(bytes: &[u8]) {
     use std::io::Write;
+    if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    wrote(stdout.write_all(bytes).and_then(|()| stdout.flush()));
+}
+
+/// One JSON document on stdout (see [`say!`]).
+pub fn print_json<T: serde::Serialize>(value: &T) {
     let text =
         serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{text}");
+    write_line(format_args!("{text}"));
+}
+
+/// Whether stdout has failed: its reader gone, or (then also in [`STDOUT_FAILED`]) anything else.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The first failure to write stdout other than its reader having gone (a full disk under
+/// `> file`): the command's output is incomplete, which its exit code must say.
+static STDOUT_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn wrote(result: std::io::Result<()>) {
+    if let Err(err) = result {
+        STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = STDOUT_FAILED.set(err.to_string());
+        }
+    }
+}
+
+/// Why stdout could not be written, when something other than a closed pipe stopped it.
+pub fn stdout_failure() -> Option<&'static str> {
+    STDOUT_FAILED.get().map(String::as_str)
 }
 
 /// Ask a yes/no question on the terminal; only "y" or "yes" is a yes.

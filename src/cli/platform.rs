@@ -189,7 +189,7 @@ pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
         }));
     } else {
         print_deployment(&deployment);
-        println!(
+        say!(
             "{} in {seconds:.1}s ({requests} API requests)",
             verb(&action)
         );
@@ -251,11 +251,11 @@ async fn volume_backup(
             &serde_json::json!({ "result": result, "seconds": seconds, "api_requests": requests }),
         );
     } else {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&result).unwrap_or_default()
         );
-        println!("done in {seconds:.1}s ({requests} API requests)");
+        say!("done in {seconds:.1}s ({requests} API requests)");
     }
     Ok(exit::SUCCESS)
 }
@@ -284,7 +284,7 @@ fn verb(action: &PlatformAction) -> &'static str {
 }
 
 fn print_deployment(d: &Deployment) {
-    println!(
+    say!(
         "deployment {}  {}{}  updated {}",
         d.id,
         d.status,
@@ -296,7 +296,7 @@ fn print_deployment(d: &Deployment) {
         d.status_updated_at.as_deref().unwrap_or("-")
     );
     for instance in &d.instances {
-        println!("  instance {}  {}", instance.id, instance.status);
+        say!("  instance {}  {}", instance.id, instance.status);
     }
 }
 

@@ -100,7 +100,7 @@ pub async fn rebuild(args: RebuildArgs) -> Result<i32, Failure> {
     if args.json {
         print_json(&summary);
     } else {
-        println!(
+        say!(
             "rebuilt {:?} from {}: {} documents read, {} embedded, {} already stored; count {} ({:.0} rows/s, {} embedding requests, {} retried)",
             summary.collection,
             summary.source,

@@ -159,12 +159,14 @@ fn report(summary: &TransferSummary, verb: &str, preposition: &str, json: bool) 
         return;
     }
     for c in &summary.collections {
-        println!(
+        say!(
             "  {:<30} {:>10} records (count {})",
-            c.name, c.records, c.count
+            c.name,
+            c.records,
+            c.count
         );
     }
-    println!(
+    say!(
         "{verb} {} collections, {} records {preposition} {} in {:.1}s ({:.0} rows/s)",
         summary.collections.len(),
         summary.records,
