@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::duration::{format_ms as ms, HumanDuration};
 use crate::history::RunRecord;
+use crate::redaction::redact_webhook;
 use crate::report::DrillReport;
 
 /// `notify: { webhook: URL, on: failure|always }` in a scenario, or `--notify` on `backup`.
@@ -66,19 +67,6 @@ pub struct NotifyError {
     pub webhook: String,
     pub attempts: u32,
     pub reason: String,
-}
-
-/// `scheme://host[:port]/…`: enough to recognise the endpoint, without a token in its path.
-pub fn redact_webhook(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(parsed) => format!(
-            "{}://{}{}/…",
-            parsed.scheme(),
-            parsed.host_str().unwrap_or(""),
-            parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
-        ),
-        Err(_) => "an invalid URL".into(),
-    }
 }
 
 /// POST `payload`, retrying connection failures, timeouts, 429 and 5xx. Returns the attempts
@@ -209,18 +197,6 @@ pub fn backup_summary(run: &RunRecord, error: Option<&str>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_webhook_is_named_without_its_secret_path() {
-        assert_eq!(
-            redact_webhook("https://hooks.slack.com/services/T000/B000/XXXX"),
-            "https://hooks.slack.com/…"
-        );
-        assert_eq!(
-            redact_webhook("http://127.0.0.1:9/hook?token=abc"),
-            "http://127.0.0.1:9/…"
-        );
-    }
 
     #[test]
     fn failure_only_notifications_skip_passed_runs() {

@@ -10,7 +10,8 @@ use vecdrill::duration::HumanDuration;
 use vecdrill::exit;
 use vecdrill::platform::railway::client::Deployment;
 use vecdrill::platform::railway::{RailwayService, RailwaySpec};
-use vecdrill::scenario::{self, LoadOptions, ServiceSpec};
+use vecdrill::platform::ServiceSpec;
+use vecdrill::scenario::{self, LoadOptions};
 
 use super::{parse_key_value, print_json, Failure};
 

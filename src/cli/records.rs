@@ -83,7 +83,7 @@ pub async fn notify(spec: &NotifySpec, payload: &serde_json::Value) {
     match vecdrill::notify::send(spec, payload).await {
         Ok(attempts) => eprintln!(
             "notified {}{}",
-            vecdrill::notify::redact_webhook(&spec.webhook),
+            vecdrill::redaction::redact_webhook(&spec.webhook),
             if attempts > 1 {
                 format!(" (after {attempts} attempts)")
             } else {

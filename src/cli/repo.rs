@@ -12,12 +12,12 @@ use vecdrill::exit;
 use vecdrill::history::{backup_record, BackupRun};
 use vecdrill::notify::{NotifyOn, NotifySpec};
 use vecdrill::platform::shell::ShellService;
+use vecdrill::platform::shell::ShellSpec;
 use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
 use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
 use vecdrill::repo::{RepoError, Repository, SourceChoice};
 use vecdrill::report::terminal::printable;
-use vecdrill::scenario::ShellSpec;
 use vecdrill::targets::chroma::capture::CaptureMode;
 use vecdrill::targets::chroma::protect::{
     self, BackupOutcome, BackupRequest, RestoreOutcome, RestoreRequest, RestoreSource,
@@ -319,7 +319,7 @@ fn backup_target(args: &BackupArgs) -> String {
                 .join(","),
             redis
                 .as_deref()
-                .map(|r| format!(" {}", vecdrill::rebuild::source::redact_url(r)))
+                .map(|r| format!(" {}", vecdrill::redaction::redact_url(r)))
                 .unwrap_or_default()
         ),
     }

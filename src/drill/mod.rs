@@ -459,7 +459,7 @@ fn setting(scenario: &Scenario) -> Vec<String> {
         };
         lines.push(format!("data directory: {}{found}", absolute.display()));
     }
-    use crate::scenario::ServiceSpec;
+    use crate::platform::ServiceSpec;
     let service = match &target.service {
         None => "none (steps that stop or start it are refused)".to_string(),
         Some(ServiceSpec::Process(p)) => format!("process `{}`", p.command),

@@ -7,8 +7,9 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use serde_json::{json, Value};
 
 use super::format::{CollectionHeader, ExportWriter, Header, Record};
-use super::{without_nulls, CollectionSummary, Selection, TransferError, TransferSummary};
+use super::{CollectionSummary, Selection, TransferError, TransferSummary};
 use crate::progress::Progress;
+use crate::targets::chroma::client::without_nulls;
 use crate::targets::chroma::client::RecordPage;
 use crate::targets::chroma::{ChromaClient, Collection};
 

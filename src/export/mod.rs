@@ -10,7 +10,6 @@ pub mod import;
 pub mod offline;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::exit::{self, Classify};
 use crate::repo::RepoError;
@@ -143,18 +142,4 @@ impl From<String> for TransferError {
     fn from(message: String) -> Self {
         Self::Offline(message)
     }
-}
-
-/// A JSON object without its null members (Chroma's `configuration_json` lists unset
-/// sections as null, which it does not accept back on create).
-pub fn without_nulls(value: &Value) -> Option<Value> {
-    let Value::Object(map) = value else {
-        return (!value.is_null()).then(|| value.clone());
-    };
-    let kept: Map<String, Value> = map
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    (!kept.is_empty()).then_some(Value::Object(kept))
 }

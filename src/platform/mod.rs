@@ -11,7 +11,15 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use crate::exit::{self, Classify};
-use crate::scenario::ServiceSpec;
+
+/// A scenario's `target.service`: how its database is started and stopped.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServiceSpec {
+    Process(process::ProcessSpec),
+    Shell(shell::ShellSpec),
+    Railway(railway::RailwaySpec),
+}
 
 pub mod process;
 pub mod railway;

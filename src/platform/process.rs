@@ -13,7 +13,25 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use super::{log_tail, PlatformError, Service, ServiceEnv};
-use crate::scenario::ProcessSpec;
+use crate::duration::HumanDuration;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// The server command line, split into words like a shell would (no shell runs it).
+    pub command: String,
+    #[serde(default)]
+    pub cwd: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// How long to wait after SIGTERM before SIGKILL.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: HumanDuration,
+}
+
+fn default_stop_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15))
+}
 
 pub struct ProcessService {
     spec: ProcessSpec,

@@ -9,7 +9,23 @@ use tokio::process::Command;
 
 use super::start_guard::StartGuard;
 use super::{PlatformError, Service, ServiceEnv};
-use crate::scenario::ShellSpec;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellSpec {
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub stop: Option<String>,
+    #[serde(default)]
+    pub restart: Option<String>,
+    #[serde(default)]
+    pub kill: Option<String>,
+    #[serde(default)]
+    pub cwd: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+}
 
 pub struct ShellService {
     spec: ShellSpec,

@@ -127,7 +127,7 @@ impl EmbeddingClient {
             }
             let wait = match request.send().await {
                 Err(err) => {
-                    last = crate::targets::chroma::client::describe_reqwest(&err);
+                    last = crate::net::describe_reqwest(&err);
                     delay
                 }
                 Ok(response) => {

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
+use crate::redaction::redact_url;
+
 /// One document to embed and store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
@@ -120,20 +122,6 @@ impl SourceSpec {
             Self::Sqlite { path, .. } => format!("sqlite:{}", path.display()),
             Self::Postgres { url, .. } => redact_url(url),
         }
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
     }
 }
 

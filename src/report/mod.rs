@@ -22,7 +22,8 @@ use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{MarkRecord, Phase, StepRecord, Timeline};
 use crate::history::Baseline;
 use crate::latency::LatencySummary;
-use crate::scenario::{Mark, Scenario, ServiceSpec};
+use crate::platform::ServiceSpec;
+use crate::scenario::{Mark, Scenario};
 
 /// Bumped when a field changes meaning or disappears; new fields may appear without a bump.
 pub const SCHEMA_VERSION: u32 = 1;

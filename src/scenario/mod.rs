@@ -15,6 +15,8 @@ use crate::exit::{self, Classify};
 use crate::percent::Percent;
 use crate::steps::StepKind;
 
+use crate::platform::ServiceSpec;
+
 mod load;
 pub mod vars;
 pub mod yaml;
@@ -124,49 +126,6 @@ fn default_tenant() -> String {
 
 fn default_database() -> String {
     crate::targets::chroma::client::DEFAULT_DATABASE.to_string()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ServiceSpec {
-    Process(ProcessSpec),
-    Shell(ShellSpec),
-    Railway(crate::platform::railway::RailwaySpec),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessSpec {
-    /// The server command line, split into words like a shell would (no shell runs it).
-    pub command: String,
-    #[serde(default)]
-    pub cwd: Option<PathBuf>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// How long to wait after SIGTERM before SIGKILL.
-    #[serde(default = "default_stop_timeout")]
-    pub stop_timeout: HumanDuration,
-}
-
-fn default_stop_timeout() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(15))
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShellSpec {
-    #[serde(default)]
-    pub start: Option<String>,
-    #[serde(default)]
-    pub stop: Option<String>,
-    #[serde(default)]
-    pub restart: Option<String>,
-    #[serde(default)]
-    pub kill: Option<String>,
-    #[serde(default)]
-    pub cwd: Option<PathBuf>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
 }
 
 /// Written recovery objectives; each is evaluated to target / measured / passed.

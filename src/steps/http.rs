@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
+use crate::net::describe_reqwest;
 use crate::outputs;
-use crate::targets::chroma::client::describe_reqwest;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

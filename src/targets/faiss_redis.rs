@@ -288,7 +288,7 @@ fn describe_source(request: &FaissRedisRequest) -> String {
         .map(|p| p.canonicalize().unwrap_or(p.clone()).display().to_string())
         .collect();
     if let Some(url) = &request.redis_url {
-        parts.push(crate::rebuild::source::redact_url(url));
+        parts.push(crate::redaction::redact_url(url));
     }
     parts.join(" + ")
 }

@@ -57,7 +57,7 @@ pub struct RedisTarget {
 
 impl RedisTarget {
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        let shown = crate::rebuild::source::redact_url(url);
+        let shown = crate::redaction::redact_url(url);
         let client = redis::Client::open(url).map_err(|e| RedisError::Unreachable {
             url: shown.clone(),
             reason: e.to_string(),

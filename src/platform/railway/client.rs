@@ -236,7 +236,7 @@ impl RailwayClient {
                 .await
                 .map_err(|e| RailwayError::Unreachable {
                     endpoint: self.endpoint.clone(),
-                    reason: crate::targets::chroma::client::describe_reqwest(&e),
+                    reason: crate::net::describe_reqwest(&e),
                 })?;
             let status = response.status();
             if status.as_u16() == 429 {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::exit::{self, Classify};
+use crate::net::describe_reqwest;
 
 pub const DEFAULT_TENANT: &str = "default_tenant";
 pub const DEFAULT_DATABASE: &str = "default_database";
@@ -417,14 +418,16 @@ impl ChromaClient {
     }
 }
 
-/// reqwest's Display hides the cause ("error sending request"); walk the chain for the reason.
-pub fn describe_reqwest(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+/// A JSON object without its null members (Chroma's `configuration_json` lists unset
+/// sections as null, which it does not accept back on create).
+pub fn without_nulls(value: &Value) -> Option<Value> {
+    let Value::Object(map) = value else {
+        return (!value.is_null()).then(|| value.clone());
+    };
+    let kept: serde_json::Map<String, Value> = map
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!kept.is_empty()).then_some(Value::Object(kept))
 }

@@ -201,7 +201,7 @@ fn configuration(conn: &Connection, id: &str) -> rusqlite::Result<(Option<Value>
     let config = from_schema.or_else(|| {
         parse(config)
             .as_ref()
-            .and_then(crate::export::without_nulls)
+            .and_then(super::client::without_nulls)
             .filter(|c| c.get("hnsw").is_some())
     });
     let space = config
