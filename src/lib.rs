@@ -31,4 +31,5 @@ pub mod scenario;
 pub mod seed;
 pub mod steps;
 pub mod targets;
+pub mod text;
 pub mod units;

@@ -160,7 +160,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(failure) => {
             // Messages can quote what a repository or server holds: shown escaped.
-            let shown = vecdrill::report::terminal::printable;
+            let shown = vecdrill::text::printable;
             eprintln!("error: {}", shown(&failure.message));
             if let Some(hint) = failure.hint {
                 eprintln!("hint: {}", shown(&hint));

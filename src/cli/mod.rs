@@ -11,10 +11,10 @@ macro_rules! say {
 }
 
 /// [`say!`] for text holding strings read from a repository, an archive or a server: control
-/// characters are escaped (see [`vecdrill::report::terminal::printable`]).
+/// characters are escaped (see [`vecdrill::text::printable`]).
 macro_rules! say_shown {
     ($($arg:tt)*) => {
-        say!("{}", vecdrill::report::terminal::printable(&format!($($arg)*)))
+        say!("{}", vecdrill::text::printable(&format!($($arg)*)))
     };
 }
 

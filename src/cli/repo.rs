@@ -17,12 +17,12 @@ use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
 use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
 use vecdrill::repo::{RepoError, Repository, SourceChoice};
-use vecdrill::report::terminal::printable;
 use vecdrill::targets::chroma::capture::CaptureMode;
 use vecdrill::targets::chroma::protect::{
     self, BackupOutcome, BackupRequest, RestoreOutcome, RestoreRequest, RestoreSource,
 };
 use vecdrill::targets::faiss_redis;
+use vecdrill::text::printable;
 use vecdrill::units::bytes;
 
 use super::{print_json, progress::for_terminal, Failure};

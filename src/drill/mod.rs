@@ -160,7 +160,7 @@ pub async fn run(
     // report's copy is text.
     let log = run_dir.join("service.log");
     if log.is_file() {
-        if let Err(err) = crate::report::strip_terminal_codes(&log) {
+        if let Err(err) = crate::text::strip_terminal_codes(&log) {
             tracing::warn!("cannot strip colour codes from {}: {err}", log.display());
         }
     }

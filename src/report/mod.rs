@@ -272,16 +272,3 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
-
-/// Rewrite the text file at `path` without terminal escape sequences (colours, cursor moves),
-/// streaming, and atomically: a reader sees the old file or the new one.
-pub fn strip_terminal_codes(path: &std::path::Path) -> std::io::Result<()> {
-    let mut input = std::fs::File::open(path)?;
-    let temp = crate::atomic_file::create(path)?;
-    let (file, temp_path) = temp.into_parts();
-    let mut stripped = strip_ansi_escapes::Writer::new(std::io::BufWriter::new(&file));
-    std::io::copy(&mut input, &mut stripped)?;
-    std::io::Write::flush(&mut stripped)?;
-    drop(stripped);
-    crate::atomic_file::persist(&file, temp_path, path)
-}

@@ -82,25 +82,3 @@ pub fn render(report: &DrillReport) -> String {
     ));
     out
 }
-
-/// `text` as it may reach a terminal: control characters (escape sequences among them) written
-/// out as `\u{1b}` and the like, so strings read from a repository, an archive or a server
-/// cannot move the cursor, recolour or rewrite what is shown. Line breaks and tabs stay.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
-}

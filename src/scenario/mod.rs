@@ -18,6 +18,7 @@ use crate::steps::StepKind;
 use crate::platform::ServiceSpec;
 
 mod load;
+pub mod notify;
 pub mod vars;
 pub mod yaml;
 
@@ -84,7 +85,7 @@ pub struct Scenario {
     pub steps: Vec<StepSpec>,
     pub rollback: Vec<StepSpec>,
     /// Where to send the run's summary (on failure, or always).
-    pub notify: Option<crate::notify::NotifySpec>,
+    pub notify: Option<notify::NotifySpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
