@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::watch;
 
+pub mod baseline;
 pub mod objectives;
 pub mod timeline;
 
@@ -51,7 +52,7 @@ impl Classify for DrillError {
 pub struct RunOptions {
     pub report_dir: PathBuf,
     /// The scenario's baseline, for objectives relative to it.
-    pub baseline: Option<crate::history::Baseline>,
+    pub baseline: Option<baseline::Baseline>,
 }
 
 /// Live progress of a run; the CLI prints it, tests ignore it.

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::baseline::Baseline;
 use super::timeline::Timeline;
 use crate::duration::{format_duration, format_ms, HumanDuration};
-use crate::history::Baseline;
 use crate::percent::{self, format_change, Percent};
 use crate::scenario::{LatencyObjective, Mark, Objectives};
 use crate::steps::Memory;

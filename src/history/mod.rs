@@ -18,6 +18,7 @@ mod record;
 mod schema;
 pub mod trend;
 
+pub use crate::drill::baseline::Baseline;
 pub use record::{backup_record, drill_record, BackupRun};
 
 /// Where history goes when neither `--history` nor `VECDRILL_HISTORY` says otherwise: the
@@ -150,42 +151,17 @@ pub struct RunRecord {
     pub detail: Option<serde_json::Value>,
 }
 
-/// A scenario's reference figures for relative objectives.
-#[derive(Debug, Clone, Serialize)]
-pub struct Baseline {
-    pub scenario: String,
-    pub run_id: String,
-    pub run_started_at: DateTime<Utc>,
-    pub set_at: DateTime<Utc>,
-    pub p50_ms: Option<f64>,
-    pub p90_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub counts: BTreeMap<String, u64>,
-}
-
-impl Baseline {
-    /// The baseline `run` provides for `scenario`.
-    fn of(scenario: String, run: RunRecord, set_at: DateTime<Utc>) -> Self {
-        Self {
-            scenario,
-            run_id: run.id,
-            run_started_at: run.started_at,
-            set_at,
-            p50_ms: run.p50_ms,
-            p90_ms: run.p90_ms,
-            p99_ms: run.p99_ms,
-            counts: run.counts,
-        }
-    }
-
-    /// The baseline's figure for a latency percentile (`p50`, `p90`, `p99`).
-    pub fn percentile_ms(&self, name: &str) -> Option<f64> {
-        match name {
-            "p50" => self.p50_ms,
-            "p90" => self.p90_ms,
-            "p99" => self.p99_ms,
-            _ => None,
-        }
+/// The baseline `run` provides for `scenario`.
+fn baseline_of(scenario: String, run: RunRecord, set_at: DateTime<Utc>) -> Baseline {
+    Baseline {
+        scenario,
+        run_id: run.id,
+        run_started_at: run.started_at,
+        set_at,
+        p50_ms: run.p50_ms,
+        p90_ms: run.p90_ms,
+        p99_ms: run.p99_ms,
+        counts: run.counts,
     }
 }
 
@@ -505,7 +481,7 @@ impl History {
                 params![scenario, run.id, timestamp(set_at)],
             )
             .map_err(sqlite_error(&self.path))?;
-        Ok(Baseline::of(scenario, run, Utc::now()))
+        Ok(baseline_of(scenario, run, Utc::now()))
     }
 
     /// The scenario's baseline, if one was set.
@@ -523,7 +499,7 @@ impl History {
             return Ok(None);
         };
         let run = self.run(&run_id)?;
-        Ok(Some(Baseline::of(
+        Ok(Some(baseline_of(
             scenario.to_string(),
             run,
             parse_timestamp(&set_at),

@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 
 use super::markdown::status_label;
 use super::DrillReport;
+use crate::drill::baseline::Baseline;
 use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{Phase, StepRecord, StepStatus};
 use crate::duration::{format_ms, format_utc};
-use crate::history::Baseline;
 use crate::latency::{format_latency, LatencyPoint, LatencySummary};
 use crate::percent::format_change;
 use crate::scenario::Mark;

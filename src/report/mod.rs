@@ -18,9 +18,9 @@ pub mod markdown;
 mod sample;
 pub mod terminal;
 
+use crate::drill::baseline::Baseline;
 use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{MarkRecord, Phase, StepRecord, Timeline};
-use crate::history::Baseline;
 use crate::latency::LatencySummary;
 use crate::platform::ServiceSpec;
 use crate::scenario::{Mark, Scenario};

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::{DrillReport, Failure, RtoSplit, TargetSummary, SCHEMA_VERSION};
+use crate::drill::baseline::Baseline;
 use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{MarkRecord, Phase, StepRecord, StepStatus};
-use crate::history::Baseline;
 use crate::latency::{LatencyPoint, LatencySummary};
 use crate::scenario::Mark;
 
