@@ -136,6 +136,12 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         baseline,
     };
     let report = drill::run(&scenario, &options, &super::observer::LiveLines, interrupt).await?;
+    vecdrill::report::write_files(&report, std::path::Path::new(&report.run_dir)).map_err(
+        |source| drill::DrillError::WriteReport {
+            path: report.run_dir.clone(),
+            source,
+        },
+    )?;
     // The verdict is the result (stdout); beside --json, whose document is, it goes to stderr.
     let rendered = vecdrill::report::terminal::render(&report);
     if args.json {

@@ -10,15 +10,16 @@ use tokio::sync::watch;
 
 pub mod baseline;
 pub mod objectives;
+pub mod outcome;
 pub mod timeline;
 
 use crate::duration::millis;
 use crate::exit::{self, Classify};
 use crate::platform::{self, Service, ServiceEnv};
-use crate::report::{self, DrillReport, Failure};
 use crate::scenario::{Scenario, StepSpec};
 use crate::steps::{Memory, Outputs, StepContext};
 use crate::targets::chroma::ChromaClient;
+use outcome::{DrillReport, Failure, ReportParts};
 use timeline::{Phase, StepRecord, StepStatus, Timeline};
 
 /// A step with no `timeout:` of its own is cut off after this long.
@@ -187,7 +188,7 @@ pub async fn run(
         exit::FAILED
     };
     let rpo_ms = rpo_ms(&runner.timeline, &runner.memory);
-    let report = DrillReport::new(report::ReportParts {
+    let report = DrillReport::new(ReportParts {
         scenario,
         run_dir: &run_dir,
         started_at,
@@ -207,10 +208,6 @@ pub async fn run(
         latency: runner.memory.latency.map(|(_, summary)| summary),
         baseline: options.baseline.clone(),
     });
-    report::write_files(&report, &run_dir).map_err(|source| DrillError::WriteReport {
-        path: run_dir.display().to_string(),
-        source,
-    })?;
     Ok(report)
 }
 
