@@ -11,10 +11,10 @@ use crate::duration::HumanDuration;
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
-use crate::scenario::TargetKind;
 use crate::targets::chroma::capture::CaptureMode;
 use crate::targets::chroma::protect::{self, BackupOutcome, BackupRequest};
 use crate::targets::faiss_redis::{self, FaissRedisRequest};
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use super::StepError;
 use crate::latency::LatencySummary;
 use crate::platform::Service;
-use crate::scenario::TargetSpec;
 use crate::targets::chroma::{ChromaClient, TargetState};
+use crate::targets::spec::TargetSpec;
 
 /// Measurements collected during a run, read by later steps and by objective evaluation.
 #[derive(Debug, Default)]

@@ -10,8 +10,8 @@ use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
-use crate::scenario::TargetKind;
 use crate::targets::chroma::protect::{self, RestoreOutcome, RestoreRequest};
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

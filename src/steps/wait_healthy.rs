@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
 use crate::outputs;
-use crate::scenario::TargetKind;
 use crate::targets::redis::RedisTarget;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

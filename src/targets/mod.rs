@@ -4,6 +4,7 @@ pub mod chroma;
 pub mod faiss;
 pub mod faiss_redis;
 pub mod redis;
+pub mod spec;
 
 use crate::repo::format::Manifest;
 use crate::repo::restorable::Problem;
