@@ -9,6 +9,19 @@ use crate::drill::objectives::ObjectiveResult;
 use crate::drill::timeline::{Phase, StepRecord, StepStatus};
 use crate::duration::from_ms;
 
+/// `report.junit.xml`.
+pub struct Junit;
+
+impl super::ReportWriter for Junit {
+    fn file_name(&self) -> &'static str {
+        "report.junit.xml"
+    }
+
+    fn render(&self, report: &DrillReport) -> std::io::Result<String> {
+        Ok(render(report))
+    }
+}
+
 pub fn render(report: &DrillReport) -> String {
     let mut suite = TestSuite::new(report.scenario.as_str());
     suite

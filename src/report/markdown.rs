@@ -6,6 +6,19 @@ use super::DrillReport;
 use crate::drill::timeline::{StepRecord, StepStatus};
 use crate::duration::{format_ms, format_utc};
 
+/// `report.md`.
+pub struct Markdown;
+
+impl super::ReportWriter for Markdown {
+    fn file_name(&self) -> &'static str {
+        "report.md"
+    }
+
+    fn render(&self, report: &DrillReport) -> std::io::Result<String> {
+        Ok(render(report))
+    }
+}
+
 pub fn render(report: &DrillReport) -> String {
     let mut md = String::new();
     let verdict = report.verdict();

@@ -15,24 +15,39 @@ pub mod terminal;
 
 pub use crate::drill::outcome::*;
 
-/// Write `report.json`, `report.md`, `report.junit.xml` and `report.html` into the run
-/// directory, each atomically (written to a temporary name, then renamed) so a reader never
-/// sees half a report.
+/// One file a drill run writes into its run directory. A new format is a module with a
+/// writer and a line in [`WRITERS`].
+pub trait ReportWriter: Sync {
+    /// Its name in the run directory.
+    fn file_name(&self) -> &'static str;
+    fn render(&self, report: &DrillReport) -> std::io::Result<String>;
+}
+
+/// `report.json`: the machine-readable record (schema in the README).
+pub struct Json;
+
+impl ReportWriter for Json {
+    fn file_name(&self) -> &'static str {
+        "report.json"
+    }
+
+    fn render(&self, report: &DrillReport) -> std::io::Result<String> {
+        serde_json::to_string_pretty(report).map_err(std::io::Error::other)
+    }
+}
+
+/// Every file format a run is written in, in the order they are written.
+pub static WRITERS: &[&dyn ReportWriter] =
+    &[&Json, &markdown::Markdown, &junit::Junit, &html::Html];
+
+/// Write every [`WRITERS`] file into the run directory, each atomically (synced under a
+/// temporary name, then renamed) so a reader never sees half a report.
 pub fn write_files(report: &DrillReport, run_dir: &Path) -> std::io::Result<()> {
-    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
-    write_atomic(&run_dir.join("report.json"), json.as_bytes())?;
-    write_atomic(
-        &run_dir.join("report.md"),
-        markdown::render(report).as_bytes(),
-    )?;
-    write_atomic(
-        &run_dir.join("report.junit.xml"),
-        junit::render(report).as_bytes(),
-    )?;
-    write_atomic(
-        &run_dir.join("report.html"),
-        html::render(report).as_bytes(),
-    )
+    for writer in WRITERS {
+        let text = writer.render(report)?;
+        write_atomic(&run_dir.join(writer.file_name()), text.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -1,0 +1,111 @@
+//! HTML tables: columns of text or figures, rows of escaped cells.
+
+use super::*;
+
+/// A table cell: text, escaped when written, and an optional CSS class.
+pub(super) struct Cell {
+    pub(super) text: String,
+    pub(super) class: Option<&'static str>,
+}
+
+impl Cell {
+    pub(super) fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            class: None,
+        }
+    }
+
+    pub(super) fn with_class(text: impl Into<String>, class: &'static str) -> Self {
+        Self {
+            text: text.into(),
+            class: Some(class),
+        }
+    }
+}
+
+/// A table column: its heading, and whether it holds figures (aligned right).
+pub(super) struct Column {
+    pub(super) title: &'static str,
+    pub(super) figure: bool,
+}
+
+impl Column {
+    pub(super) fn text(title: &'static str) -> Self {
+        Self {
+            title,
+            figure: false,
+        }
+    }
+
+    pub(super) fn figure(title: &'static str) -> Self {
+        Self {
+            title,
+            figure: true,
+        }
+    }
+
+    /// The class of this column's cells, with the cell's own class if it has one.
+    pub(super) fn class(&self, cell: Option<&str>) -> Option<String> {
+        match (self.figure, cell) {
+            (true, Some(class)) => Some(format!("num {class}")),
+            (true, None) => Some("num".to_string()),
+            (false, class) => class.map(str::to_string),
+        }
+    }
+}
+
+pub(super) enum Row {
+    Cells(Vec<Cell>),
+    /// A heading across the table that starts a group of rows.
+    Group(&'static str),
+    /// A sentence across the table, in place of rows.
+    Note(&'static str),
+}
+
+pub(super) fn table(html: &mut String, id: &str, columns: &[Column], rows: &[Row]) {
+    let _ = write!(html, "<table id=\"{id}\">\n<thead><tr>");
+    for column in columns {
+        cell(html, "th", column.class(None).as_deref(), column.title);
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    let span = columns.len();
+    for row in rows {
+        match row {
+            Row::Cells(cells) => {
+                html.push_str("<tr>");
+                for (column, c) in columns.iter().zip(cells) {
+                    cell(html, "td", column.class(c.class).as_deref(), &c.text);
+                }
+                html.push_str("</tr>\n");
+            }
+            Row::Group(title) => {
+                let _ = writeln!(
+                    html,
+                    "<tr class=\"group\"><th colspan=\"{span}\">{}</th></tr>",
+                    escape(title)
+                );
+            }
+            Row::Note(text) => {
+                let _ = writeln!(
+                    html,
+                    "<tr><td class=\"note\" colspan=\"{span}\">{}</td></tr>",
+                    escape(text)
+                );
+            }
+        }
+    }
+    html.push_str("</tbody>\n</table>\n");
+}
+
+/// One `<td>` or `<th>`; `class` comes from this file, `text` from anywhere.
+pub(super) fn cell(html: &mut String, tag: &str, class: Option<&str>, text: &str) {
+    match class {
+        Some(class) => {
+            let _ = write!(html, "<{tag} class=\"{class}\">{}</{tag}>", escape(text));
+        }
+        None => {
+            let _ = write!(html, "<{tag}>{}</{tag}>", escape(text));
+        }
+    }
+}
