@@ -176,7 +176,7 @@ pub async fn run(
     );
     let failure = runner.timeline.first_failure().map(|step| Failure {
         step: step.id.clone(),
-        kind: step.kind.clone(),
+        kind: step.kind,
         reason: step.error.clone().unwrap_or_default(),
     });
     let passed = failure.is_none() && !interrupted && objectives.iter().all(|o| o.passed);
@@ -245,7 +245,7 @@ impl Runner<'_> {
     fn skip(&mut self, spec: &StepSpec, phase: Phase) {
         let record = StepRecord {
             id: spec.id.clone(),
-            kind: spec.kind.name.to_string(),
+            kind: spec.kind,
             phase,
             status: StepStatus::Skipped,
             started_at: None,
@@ -307,7 +307,7 @@ impl Runner<'_> {
         }
         let record = StepRecord {
             id: spec.id.clone(),
-            kind: spec.kind.name.to_string(),
+            kind: spec.kind,
             phase,
             status,
             started_at: Some(started_at),

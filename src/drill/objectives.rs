@@ -100,10 +100,7 @@ pub fn evaluate(
             .steps
             .iter()
             .rev()
-            .find(|s| {
-                crate::steps::RESTORING_KINDS.contains(&s.kind.as_str())
-                    && s.outputs.contains_key("backup")
-            })
+            .find(|s| s.kind.restores_data && s.outputs.contains_key("backup"))
             .map(|s| s.id.clone());
         let measured = disaster
             .zip(memory.restored.as_ref())

@@ -61,16 +61,6 @@ pub struct RtoSplit {
     pub verification_ms: f64,
 }
 
-/// Step kinds whose time is platform time in the RTO split.
-const PLATFORM_KINDS: &[&str] = &[
-    "start",
-    "stop",
-    "restart",
-    "restore",
-    "restore_redis",
-    "volume_backup_restore",
-];
-
 fn rto_split(timeline: &Timeline, rto_ms: Option<f64>) -> Option<RtoSplit> {
     let rto_ms = rto_ms?;
     let (from, to) = (
@@ -80,7 +70,7 @@ fn rto_split(timeline: &Timeline, rto_ms: Option<f64>) -> Option<RtoSplit> {
     let platform_ms: f64 = timeline
         .steps
         .iter()
-        .filter(|s| s.phase == Phase::Steps && PLATFORM_KINDS.contains(&s.kind.as_str()))
+        .filter(|s| s.phase == Phase::Steps && s.kind.platform_time)
         .filter(|s| s.started_at.is_some_and(|at| at >= from && at <= to))
         .map(|s| s.duration_ms)
         .sum();
@@ -102,7 +92,7 @@ pub struct TargetSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub step: String,
-    pub kind: String,
+    pub kind: &'static crate::steps::StepKind,
     pub reason: String,
 }
 

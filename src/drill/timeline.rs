@@ -29,7 +29,7 @@ pub enum Phase {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {
     pub id: String,
-    pub kind: String,
+    pub kind: &'static crate::steps::StepKind,
     pub phase: Phase,
     pub status: StepStatus,
     pub started_at: Option<DateTime<Utc>>,

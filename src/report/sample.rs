@@ -33,7 +33,7 @@ pub fn step(
 ) -> StepRecord {
     StepRecord {
         id: id.to_string(),
-        kind: kind.to_string(),
+        kind: crate::steps::lookup(kind).expect("a step kind"),
         phase: Phase::Steps,
         status,
         started_at: offset_ms.map(at),
@@ -177,7 +177,7 @@ pub fn report() -> DrillReport {
         rollback: vec![undo],
         failure: Some(Failure {
             step: "boom".to_string(),
-            kind: "shell".to_string(),
+            kind: crate::steps::lookup("shell").expect("a step kind"),
             reason: HOSTILE_ERROR.to_string(),
         }),
         latency: Some(latency(distribution())),

@@ -38,7 +38,7 @@ pub fn render(report: &DrillReport) -> String {
                 crate::drill::timeline::Phase::Rollback => format!("(rollback) {}", s.id),
                 _ => s.id.clone(),
             },
-            kind: s.kind.clone(),
+            kind: s.kind.to_string(),
             status: status_label(s.status),
             duration: format_ms(s.duration_ms),
             attempts: s.attempts,

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::vars::{self, Reference, StaticScope};
 use super::yaml::{self, Node, Pos};
 use super::{Diagnostic, Mark, Objectives, Scenario, ScenarioError, StepSpec, TargetSpec};
-use crate::steps;
+use crate::steps::{self, Objective};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "name",
@@ -216,11 +216,12 @@ impl Checker {
 
         if let Some(target) = &target {
             self.check_service_needs(&steps, &rollback, target);
+            self.check_target_kinds(&steps, &rollback, target);
         }
         if repo.is_none() {
             for step in steps.iter().chain(&rollback) {
                 let own_repo = step.with.get("repo").is_some();
-                if ["backup", "restore", "verify"].contains(&step.kind.name) && !own_repo {
+                if step.kind.needs_repo && !own_repo {
                     self.report(step.pos, format!("step {:?} ({}) needs a backup repository: add `repo:` to the scenario or the step", step.id, step.kind.name));
                 }
             }
@@ -604,6 +605,31 @@ impl Checker {
         }
     }
 
+    /// Every step's kind works on the scenario's target (a `count` step would call Chroma's
+    /// API on a Redis URL).
+    fn check_target_kinds(
+        &mut self,
+        steps: &[StepSpec],
+        rollback: &[StepSpec],
+        target: &TargetSpec,
+    ) {
+        for step in steps.iter().chain(rollback) {
+            if !step.kind.targets.contains(&target.kind) {
+                let works_on: Vec<&str> = step.kind.targets.iter().map(|k| k.name()).collect();
+                self.report(
+                    step.pos,
+                    format!(
+                        "step {:?} ({}) works on {} targets, not on this `{}` target",
+                        step.id,
+                        step.kind.name,
+                        works_on.join(" and "),
+                        target.kind.name()
+                    ),
+                );
+            }
+        }
+    }
+
     fn check_marks_and_objectives(
         &mut self,
         root: &Node,
@@ -641,45 +667,45 @@ impl Checker {
             }
             _ => {}
         }
-        let has_kind = |name: &str| steps.iter().any(|s| s.kind.name == name);
+        let measured =
+            |objective: Objective| steps.iter().any(|s| s.kind.measures.contains(&objective));
         let search_objectives = [
-            ("search_p50", objectives.search_p50),
-            ("search_p90", objectives.search_p90),
-            ("search_p99", objectives.search_p99),
+            ("search_p50", objectives.search_p50, Objective::SearchP50),
+            ("search_p90", objectives.search_p90, Objective::SearchP90),
+            ("search_p99", objectives.search_p99, Objective::SearchP99),
         ];
-        for (name, value) in search_objectives {
-            if value.is_some() && !has_kind("search_latency") {
+        for (name, value, objective) in search_objectives {
+            if value.is_some() && !measured(objective) {
                 self.report(
                     objective_pos(name),
                     format!("objective `{name}` needs a `search_latency` step to measure it"),
                 );
             }
         }
-        let restores = crate::steps::RESTORING_KINDS.iter().any(|k| has_kind(k));
-        if objectives.rpo.is_some() && (!restores || position(Mark::Disaster).is_none()) {
+        if objectives.rpo.is_some()
+            && (!measured(Objective::Rpo) || position(Mark::Disaster).is_none())
+        {
             self.report(
                 objective_pos("rpo"),
                 "objective `rpo` needs a step with `mark: disaster` and a `restore` step (RPO is the restored backup's age at the disaster)",
             );
         }
-        if objectives.heartbeat_within.is_some()
-            && !has_kind("heartbeat")
-            && !has_kind("wait_healthy")
-        {
+        if objectives.heartbeat_within.is_some() && !measured(Objective::HeartbeatWithin) {
             self.report(
                 objective_pos("heartbeat_within"),
                 "objective `heartbeat_within` needs a `heartbeat` or `wait_healthy` step to measure it",
             );
         }
-        let counts = ["count", "capture_state", "compare_state"]
-            .iter()
-            .any(|k| has_kind(k));
         let counted_objectives = [
-            ("collections_min", objectives.collections_min.is_some()),
-            ("count", objectives.count.is_some()),
+            (
+                "collections_min",
+                objectives.collections_min.is_some(),
+                Objective::CollectionsMin,
+            ),
+            ("count", objectives.count.is_some(), Objective::Count),
         ];
-        for (name, present) in counted_objectives {
-            if present && !counts {
+        for (name, present, objective) in counted_objectives {
+            if present && !measured(objective) {
                 self.report(
                     objective_pos(name),
                     format!("objective `{name}` needs a `count`, `capture_state` or `compare_state` step to measure it"),

@@ -54,6 +54,11 @@ pub const KIND: StepKind = StepKind {
         "write_stall_ms",
     ],
     needs_service: false,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: true,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Backup>,
 };
 

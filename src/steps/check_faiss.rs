@@ -1,6 +1,7 @@
 //! `check_faiss`: read the target's index files and compare them with the restored backup:
 //! each parses, with the recorded type, dimension and `ntotal`.
 
+use crate::targets::spec::TargetKind;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -28,6 +29,11 @@ pub const KIND: StepKind = StepKind {
         "parse the index files (`files`, default target.faiss); compare with the restored backup",
     outputs: &["indexes", "ntotal"],
     needs_service: false,
+    targets: &[TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<CheckFaiss>,
 };
 

@@ -1,10 +1,11 @@
 //! `count`: per-collection record counts, checked as exact, minimum (seed 004's
 //! `--expected-min`) or equal to a captured state.
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Outputs, Step, StepContext, StepError, StepKind};
+use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
 use crate::targets::chroma::state::collection_counts;
 
@@ -31,6 +32,11 @@ pub const KIND: StepKind = StepKind {
     summary: "record counts per collection; check `exact`, `min` or `equals: STATE`",
     outputs: &["total", "collections", "counts"],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[Objective::CollectionsMin, Objective::Count],
     build: super::build::<Count>,
 };
 

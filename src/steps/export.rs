@@ -1,5 +1,6 @@
 //! `export`: write collections from the target server to an export file.
 
+use crate::targets::spec::TargetKind;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -26,6 +27,11 @@ pub const KIND: StepKind = StepKind {
     summary: "export `collections` (default: all) from the target to the file `out`",
     outputs: &["collections", "records", "rows_per_second", "file"],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Export>,
 };
 

@@ -5,6 +5,7 @@
 //! - `corrupt_file`: invert `length` bytes at `offset` (every byte is guaranteed to change);
 //! - `delete_file`: remove a file (or, with `recursive: true`, a directory).
 
+use crate::targets::spec::TargetKind;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
@@ -47,6 +48,11 @@ pub const KIND: StepKind = StepKind {
     summary: "inject a fault: `kind: kill | delete_collection | corrupt_file | delete_file | flush_redis`",
     outputs: &["kind", "at", "detail"],
     needs_service: false,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Fault>,
 };
 

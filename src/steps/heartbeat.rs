@@ -1,12 +1,13 @@
 //! `heartbeat`: one heartbeat request; fails when it is not answered in time.
 
+use crate::targets::spec::TargetKind;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{Outputs, Step, StepContext, StepError, StepKind};
+use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
 use crate::outputs;
 
@@ -27,6 +28,11 @@ pub const KIND: StepKind = StepKind {
     summary: "one heartbeat; fails if not answered within `timeout` (10s)",
     outputs: &["latency_ms", "nanos"],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[Objective::HeartbeatWithin],
     build: super::build::<Heartbeat>,
 };
 

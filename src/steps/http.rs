@@ -1,5 +1,6 @@
 //! `http`: one request with an expected status and, optionally, expected JSON fields.
 
+use crate::targets::spec::TargetKind;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,11 @@ pub const KIND: StepKind = StepKind {
     summary: "an HTTP request; check `expect_status` and `expect_json` fields",
     outputs: &["status", "body", "json", "latency_ms"],
     needs_service: false,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Http>,
 };
 

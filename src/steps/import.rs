@@ -1,5 +1,6 @@
 //! `import`: load an export file into the target server (resumable; counts checked).
 
+use crate::targets::spec::TargetKind;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -32,6 +33,11 @@ pub const KIND: StepKind = StepKind {
     summary: "import the export file `in` into the target (all collections, or `collections`)",
     outputs: &["collections", "records", "rows_per_second"],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Import>,
 };
 

@@ -41,6 +41,7 @@ fn latest() -> String {
 
 use crate::platform::PlatformError;
 use crate::targets::chroma::ChromaError;
+use crate::targets::spec::TargetKind;
 
 /// What a step hands to later steps (`${steps.ID.NAME}`) and to the report.
 pub type Outputs = BTreeMap<String, serde_json::Value>;
@@ -115,13 +116,55 @@ pub struct StepKind {
     pub outputs: &'static [&'static str],
     /// Whether the step acts on `target.service` (checked when validating).
     pub needs_service: bool,
+    /// The targets it works on (checked when validating).
+    pub targets: &'static [TargetKind],
+    /// Whether it needs a backup repository: the scenario's `repo:` or its own.
+    pub needs_repo: bool,
+    /// Whether it puts a backup's data in place: the restored backup's age is the run's RPO.
+    pub restores_data: bool,
+    /// Whether its time counts as platform time in the RTO split (service operations and
+    /// restores), against the rest (waiting for health, verifying).
+    pub platform_time: bool,
+    /// The objectives it measures.
+    pub measures: &'static [Objective],
     /// Parse `with:` into a runnable step.
     pub build: fn(serde_yaml::Value) -> Result<Box<dyn Step>, WithError>,
+}
+
+/// An objective a step kind measures (see [`StepKind::measures`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    Rpo,
+    SearchP50,
+    SearchP90,
+    SearchP99,
+    HeartbeatWithin,
+    CollectionsMin,
+    Count,
 }
 
 impl std::fmt::Debug for StepKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name)
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Kinds are written in records (reports, the history) by the name written after `do:`.
+impl serde::Serialize for StepKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name)
+    }
+}
+
+impl PartialEq for StepKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
     }
 }
 
@@ -136,9 +179,6 @@ impl StepKind {
         all
     }
 }
-
-/// Step kinds that restore a backup, and so measure RPO (the restored backup's age).
-pub const RESTORING_KINDS: &[&str] = &["restore", "volume_backup_restore"];
 
 /// Every step kind vecdrill knows, in the order `--help` lists them.
 pub static KINDS: &[StepKind] = &[

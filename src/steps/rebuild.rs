@@ -1,5 +1,6 @@
 //! `rebuild`: re-create a collection from its source documents and an embedding endpoint.
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -25,6 +26,11 @@ pub const KIND: StepKind = StepKind {
         "embed_retries",
     ],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Rebuild>,
 };
 

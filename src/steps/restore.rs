@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Outputs, Step, StepContext, StepError, StepKind};
+use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
@@ -49,6 +49,11 @@ pub const KIND: StepKind = StepKind {
     summary: "restore `backup` (latest) into the data directory, keeping a safety copy",
     outputs: &["backup", "created_at", "safety_copy", "files", "bytes"],
     needs_service: false,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: true,
+    restores_data: true,
+    platform_time: true,
+    measures: &[Objective::Rpo],
     build: super::build::<Restore>,
 };
 

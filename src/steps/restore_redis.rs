@@ -2,6 +2,7 @@
 //! came back: stop Redis, swap the file in (the old one kept aside), start it, wait until it
 //! has loaded, and compare the key counts with the restored backup's.
 
+use crate::targets::spec::TargetKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +49,11 @@ pub const KIND: StepKind = StepKind {
         "previous_rdb",
     ],
     needs_service: true,
+    targets: &[TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: true,
+    measures: &[],
     build: super::build::<RestoreRedis>,
 };
 

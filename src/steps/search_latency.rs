@@ -1,10 +1,11 @@
 //! `search_latency`: N queries at concurrency C (or at a constant rate) against a collection;
 //! feeds the `search_p50/p90/p99` objectives.
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Outputs, Step, StepContext, StepError, StepKind};
+use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::latency::chroma_query::{run_search_load, SearchLoad};
 use crate::latency::LoadPlan;
 use crate::outputs;
@@ -58,6 +59,15 @@ pub const KIND: StepKind = StepKind {
         "collection",
     ],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[
+        Objective::SearchP50,
+        Objective::SearchP90,
+        Objective::SearchP99,
+    ],
     build: super::build::<SearchLatency>,
 };
 

@@ -1,5 +1,6 @@
 //! `seed`: write deterministic sample records (the same as `vecdrill seed`).
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -32,6 +33,11 @@ pub const KIND: StepKind = StepKind {
     summary: "upsert `count` deterministic records of dimension `dim` into `collection`",
     outputs: &["written", "count_after", "rows_per_second"],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Seed>,
 };
 

@@ -1,5 +1,6 @@
 //! `start`, `stop` and `restart`: drive `target.service`.
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -33,6 +34,11 @@ pub const START: StepKind = StepKind {
     summary: "start the target's service",
     outputs: &[],
     needs_service: true,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: true,
+    measures: &[],
     build: |with| build_as(Action::Start, with),
 };
 
@@ -41,6 +47,11 @@ pub const STOP: StepKind = StepKind {
     summary: "stop the target's service gracefully",
     outputs: &[],
     needs_service: true,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: true,
+    measures: &[],
     build: |with| build_as(Action::Stop, with),
 };
 
@@ -49,6 +60,11 @@ pub const RESTART: StepKind = StepKind {
     summary: "restart the target's service",
     outputs: &[],
     needs_service: true,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: true,
+    measures: &[],
     build: |with| build_as(Action::Restart, with),
 };
 

@@ -1,5 +1,6 @@
 //! `shell`: run a command with `sh -c`; its exit code is checked and its output kept.
 
+use crate::targets::spec::TargetKind;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -27,6 +28,11 @@ pub const KIND: StepKind = StepKind {
     summary: "run `command` with sh -c; check `expect_exit` (0)",
     outputs: &["exit_code", "stdout", "stderr"],
     needs_service: false,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Shell>,
 };
 

@@ -1,5 +1,6 @@
 //! `sleep`: wait a fixed time (e.g. to let a writer make progress before a fault).
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -17,6 +18,11 @@ pub const KIND: StepKind = StepKind {
     summary: "wait `duration`",
     outputs: &[],
     needs_service: false,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Sleep>,
 };
 

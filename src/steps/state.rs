@@ -1,10 +1,11 @@
 //! `capture_state` and `compare_state`: remember counts and probe neighbours, then prove the
 //! recovered database answers the same.
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Outputs, Step, StepContext, StepError, StepKind};
+use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
 use crate::targets::chroma::state::{self, ProbeSettings};
 
@@ -40,6 +41,11 @@ pub const CAPTURE: StepKind = StepKind {
     summary: "remember per-collection counts and the top-k of `probes` fixed queries",
     outputs: &["name", "total", "collections", "probes"],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[Objective::CollectionsMin, Objective::Count],
     build: super::build::<Capture>,
 };
 
@@ -112,6 +118,11 @@ pub const COMPARE: StepKind = StepKind {
         "counts_equal",
     ],
     needs_service: false,
+    targets: &[TargetKind::Chroma],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[Objective::CollectionsMin, Objective::Count],
     build: super::build::<Compare>,
 };
 

@@ -1,5 +1,6 @@
 //! `verify`: prove a backup is complete (and with `read_data`, intact byte for byte).
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -26,6 +27,11 @@ pub const KIND: StepKind = StepKind {
         "verify `backup` (latest | all | ID) in the repository; `read_data` re-hashes everything",
     outputs: &["backups", "chunks", "packs", "problems"],
     needs_service: false,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: true,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Verify>,
 };
 

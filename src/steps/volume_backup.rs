@@ -3,10 +3,11 @@
 //! A restore's phases (copy workflow, commit, redeploy) are outputs, so the report splits the
 //! recovery time into platform time and the verification after it.
 
+use crate::targets::spec::TargetKind;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Outputs, Step, StepContext, StepError, StepKind};
+use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
 use crate::platform::railway::RailwayService;
 
@@ -33,6 +34,11 @@ pub const CREATE: StepKind = StepKind {
     summary: "create a Railway volume backup (`name`) and wait until it is listed",
     outputs: &["id", "name", "created_at"],
     needs_service: true,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Create>,
 };
 
@@ -61,6 +67,11 @@ pub const LIST: StepKind = StepKind {
     summary: "list the Railway volume backups of the service, newest first",
     outputs: &["backups", "count", "latest"],
     needs_service: true,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<List>,
 };
 
@@ -100,6 +111,11 @@ pub const RESTORE: StepKind = StepKind {
         "deploy_ms",
     ],
     needs_service: true,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: true,
+    platform_time: true,
+    measures: &[Objective::Rpo],
     build: super::build::<Restore>,
 };
 
@@ -136,6 +152,11 @@ pub const DELETE: StepKind = StepKind {
     summary: "delete a Railway volume backup (`backup`: id, name or latest) and wait",
     outputs: &["backup"],
     needs_service: true,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[],
     build: super::build::<Delete>,
 };
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{Outputs, Step, StepContext, StepError, StepKind};
+use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
 use crate::outputs;
 use crate::targets::redis::RedisTarget;
@@ -35,6 +35,11 @@ pub const KIND: StepKind = StepKind {
     summary: "poll the heartbeat (Redis: loaded) every `interval` (200ms) until healthy or `timeout` (60s)",
     outputs: &["healthy_after_ms", "attempts"],
     needs_service: false,
+    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    needs_repo: false,
+    restores_data: false,
+    platform_time: false,
+    measures: &[Objective::HeartbeatWithin],
     build: super::build::<WaitHealthy>,
 };
 

@@ -15,6 +15,16 @@ pub enum TargetKind {
     FaissRedis,
 }
 
+impl TargetKind {
+    /// As written after `kind:`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chroma => "chroma",
+            Self::FaissRedis => "faiss_redis",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {

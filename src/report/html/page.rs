@@ -65,7 +65,7 @@ pub(super) fn summary(html: &mut String, report: &DrillReport) {
             html,
             "<div class=\"failure\"><h2>Failure</h2><p>Step <code>{}</code> ({}) failed: {}</p></div>",
             escape(&failure.step),
-            escape(&failure.kind),
+            escape(failure.kind.name),
             escape(&failure.reason)
         );
     }
@@ -234,7 +234,7 @@ pub(super) fn step_row(step: &StepRecord, run_started: DateTime<Utc>) -> Row {
         .unwrap_or_else(|| "—".into());
     Row::Cells(vec![
         Cell::text(&step.id),
-        Cell::text(&step.kind),
+        Cell::text(step.kind.name),
         Cell::with_class(status_label(step.status), status_class(step.status)),
         Cell::text(started),
         Cell::text(format_ms(step.duration_ms)),
