@@ -10,6 +10,7 @@
 //! - [`seed`]: deterministic sample data.
 
 pub mod atomic_file;
+pub mod commands;
 pub mod drill;
 pub mod duration;
 pub mod exit;

@@ -628,39 +628,21 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
 }
 
 pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
+    use vecdrill::commands::verify::{Backups, VerifyOptions};
     let repo = Repository::open(&args.repo.repo).await?;
-    let (manifests, damaged) = match &args.backup {
-        Some(id) => (
-            vec![repo.backup(id, &args.source.choice()).await?],
-            Vec::new(),
-        ),
-        None => {
-            let backups = repo.scan().await?;
-            (backups.manifests, backups.damaged)
-        }
+    let options = VerifyOptions {
+        backups: args.backup.clone().map_or(Backups::All, Backups::One),
+        source: args.source.choice(),
+        read_data: args.read_data,
+        expect_match: args.expect_match.clone(),
     };
     let progress = for_terminal(args.json);
-    let mut report = vecdrill::repo::verify::verify(
-        &repo,
-        &manifests,
-        args.read_data,
-        &vecdrill::targets::missing_recorded_files,
-        progress.as_ref(),
-    )
-    .await?;
-    report.add_damaged(&damaged);
-    let store_checks = vecdrill::targets::read_back_checks(
-        &repo,
-        &manifests,
-        args.read_data,
-        &args.expect_match,
-        report.passed(),
-        progress.as_ref(),
-    )
-    .await?;
-    let passed = report.passed() && store_checks.iter().all(|(_, c)| c.passed);
+    let verification =
+        vecdrill::commands::verify::verify(&repo, &options, progress.as_ref()).await?;
+    let (report, store_checks) = (&verification.report, &verification.read_back);
+    let passed = verification.passed();
     if args.json {
-        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        let mut value = serde_json::to_value(report).unwrap_or_default();
         value["store_checks"] = serde_json::json!(store_checks
             .iter()
             .map(|(backup, c)| serde_json::json!({"backup": backup, "name": c.name, "passed": c.passed, "detail": c.detail}))
@@ -668,7 +650,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
         value["passed"] = serde_json::Value::Bool(passed);
         print_json(&value);
     } else {
-        for (backup, check) in &store_checks {
+        for (backup, check) in store_checks {
             say_shown!(
                 "{} backup {backup} {}: {}",
                 if check.passed { "ok" } else { "FAILED" },

@@ -55,6 +55,20 @@ impl StepContext<'_> {
     }
 
     /// The data directory a step uses: its own or `target.data_dir`.
+    /// Whose backups `latest` means in this drill: the one `named`, else the target's own
+    /// (its data directory, its kind), else the repository's only source.
+    pub fn source_choice(&self, named: Option<String>) -> crate::repo::SourceChoice {
+        crate::repo::SourceChoice {
+            named,
+            path: self
+                .target
+                .data_dir
+                .as_deref()
+                .map(crate::targets::chroma::protect::source_path),
+            kind: Some(self.target.kind.source_kind().into()),
+        }
+    }
+
     pub fn data_dir(&self, own: Option<&Path>) -> Result<std::path::PathBuf, StepError> {
         own.or(self.target.data_dir.as_deref())
             .map(Path::to_path_buf)

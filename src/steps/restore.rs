@@ -62,16 +62,11 @@ impl Step for Restore {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
         let to = ctx.data_dir(self.to.as_deref())?;
-        let kind = match ctx.target.kind {
-            TargetKind::Chroma => "chroma",
-            TargetKind::FaissRedis => crate::targets::faiss_redis::SOURCE_KIND,
-        };
         let request = RestoreRequest {
             backup: self.backup.clone(),
             source: crate::repo::SourceChoice {
-                named: self.source.clone(),
                 path: Some(protect::source_path(&to)),
-                kind: Some(kind.into()),
+                ..ctx.source_choice(self.source.clone())
             },
             to,
             keep_safety_copies: if self.keep_safety_copy {

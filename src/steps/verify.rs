@@ -1,13 +1,16 @@
 //! `verify`: prove a backup is complete (and with `read_data`, intact byte for byte).
 
-use crate::targets::spec::TargetKind;
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::commands::verify::{verify, Backups, VerifyOptions};
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +22,14 @@ pub struct Verify {
     read_data: bool,
     #[serde(default)]
     repo: Option<String>,
+    /// Whose backups `latest` means (`HOST:PATH` as `vecdrill list` shows it); by default the
+    /// target's own, or the repository's only source.
+    #[serde(default)]
+    source: Option<String>,
+    /// FAISS + Redis: index file name → the Redis key prefix whose count must equal the index's
+    /// vector count (`vecdrill verify --expect-match`).
+    #[serde(default)]
+    expect_match: BTreeMap<String, String>,
 }
 
 pub const KIND: StepKind = StepKind {
@@ -39,63 +50,29 @@ pub const KIND: StepKind = StepKind {
 impl Step for Verify {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
-        let (manifests, damaged) = match self.backup.as_str() {
-            "all" => {
-                let backups = repo.scan().await?;
-                (backups.manifests, backups.damaged)
-            }
-            id => (vec![repo.manifest(id).await?], Vec::new()),
+        let options = VerifyOptions {
+            backups: match self.backup.as_str() {
+                "all" => Backups::All,
+                id => Backups::One(id.to_string()),
+            },
+            source: ctx.source_choice(self.source.clone()),
+            read_data: self.read_data,
+            expect_match: self.expect_match.clone().into_iter().collect(),
         };
-        let mut report = crate::repo::verify::verify(
-            &repo,
-            &manifests,
-            self.read_data,
-            &crate::targets::missing_recorded_files,
-            &NoProgress,
-        )
-        .await?;
-        report.add_damaged(&damaged);
-        // What `vecdrill verify` reads back too, so the step and the command agree.
-        let read_back = crate::targets::read_back_checks(
-            &repo,
-            &manifests,
-            self.read_data,
-            &[],
-            report.passed(),
-            &NoProgress,
-        )
-        .await?;
-        let failed: Vec<String> = read_back
-            .iter()
-            .filter(|(_, c)| !c.passed)
-            .map(|(backup, c)| format!("backup {backup} {}: {}", c.name, c.detail))
-            .collect();
+        let verification = verify(&repo, &options, &NoProgress).await?;
+        let failures = verification.failures();
         let out = outputs! {
-            "backups" => report.backups.len(),
-            "chunks" => report.chunks,
-            "packs" => report.packs,
-            "problems" => report.problems.len() + failed.len(),
+            "backups" => verification.report.backups.len(),
+            "chunks" => verification.report.chunks,
+            "packs" => verification.report.packs,
+            "problems" => failures.len(),
         };
-        if report.passed() && failed.is_empty() {
-            return Ok(out);
-        }
-        if report.passed() {
-            return Err(StepError::Mismatch {
-                message: format!("{} check(s) failed; first: {}", failed.len(), failed[0]),
+        match failures.first() {
+            None => Ok(out),
+            Some(first) => Err(StepError::Mismatch {
+                message: format!("{} problem(s); first: {first}", failures.len()),
                 outputs: out,
-            });
+            }),
         }
-        let first = &report.problems[0];
-        Err(StepError::Mismatch {
-            message: format!(
-                "{} problem(s); first: backup {} file {}: {} {}",
-                report.problems.len(),
-                first.backup.as_deref().unwrap_or("-"),
-                first.file.as_deref().unwrap_or("-"),
-                first.object,
-                first.problem
-            ),
-            outputs: out,
-        })
     }
 }

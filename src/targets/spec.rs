@@ -16,6 +16,14 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// The kind its backups record as their source's (`list` shows it).
+    pub fn source_kind(self) -> &'static str {
+        match self {
+            Self::Chroma => "chroma",
+            Self::FaissRedis => super::faiss_redis::SOURCE_KIND,
+        }
+    }
+
     /// As written after `kind:`.
     pub fn name(self) -> &'static str {
         match self {
