@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::chroma::protect::{skip_if_recent, BackupOutcome, ProtectError};
 use super::faiss::{self, FaissIndexInfo};
+use super::protect::{newest_mtime, skip_if_recent, BackupOutcome, ProtectError};
 use super::redis::{rdb_version, RedisTarget};
 use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, FileEntry, Manifest, Source};
@@ -499,4 +499,43 @@ pub async fn verify_backup(
         checks.extend(cross_checks(&description, pairs));
     }
     Ok(checks)
+}
+
+/// FAISS index files with their metadata in a Redis snapshot.
+pub struct FaissRedisFormat;
+
+pub static FORMAT: FaissRedisFormat = FaissRedisFormat;
+
+impl super::BackupFormat for FaissRedisFormat {
+    fn source_kind(&self) -> &'static str {
+        SOURCE_KIND
+    }
+
+    fn required_files(&self, manifest: &Manifest) -> Vec<(String, String)> {
+        required_files(manifest)
+    }
+
+    fn data_present(&self, dir: &Path) -> bool {
+        dir.join(RDB_FILE).is_file() || dir.join("faiss").is_dir()
+    }
+
+    fn data_time(&self, dir: &Path) -> Option<std::time::SystemTime> {
+        newest_mtime(dir)
+    }
+
+    fn check_replaceable(&self, _: &Manifest, _: &Path) -> Result<(), ProtectError> {
+        Ok(())
+    }
+
+    fn check_staged(&self, dir: &Path, manifest: &Manifest) -> Vec<CheckResult> {
+        check_restored(dir, manifest)
+    }
+
+    fn recorded_counts(&self, _: &Manifest) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+
+    fn counts_in(&self, _: &Path) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 }

@@ -3,11 +3,55 @@
 pub mod chroma;
 pub mod faiss;
 pub mod faiss_redis;
+pub mod protect;
 pub mod redis;
 pub mod spec;
 
-use crate::repo::format::Manifest;
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::repo::format::{CheckResult, Manifest};
 use crate::repo::restorable::Problem;
+
+/// What one kind of database's backups are, read from a manifest alone: what must be among
+/// their files, and how data of the kind is recognised, guarded and checked when a restore
+/// replaces it. A new target is one module with one of these, and a line in [`FORMATS`].
+pub trait BackupFormat: Sync {
+    /// The `source.kind` its manifests record.
+    fn source_kind(&self) -> &'static str;
+    /// The files a backup must hold by its own description, each with the reason.
+    fn required_files(&self, manifest: &Manifest) -> Vec<(String, String)>;
+    /// Whether `dir` holds data of this kind (which a restore would replace).
+    fn data_present(&self, dir: &Path) -> bool;
+    /// When the data in `dir` last changed (for `restore --if-newer`).
+    fn data_time(&self, dir: &Path) -> Option<SystemTime>;
+    /// Refuse to replace the data in `dir` with `manifest`'s (in use by a server, made by a
+    /// newer version).
+    fn check_replaceable(
+        &self,
+        manifest: &Manifest,
+        dir: &Path,
+    ) -> Result<(), protect::ProtectError>;
+    /// The checks on a staged copy before it is swapped in (blocking).
+    fn check_staged(&self, dir: &Path, manifest: &Manifest) -> Vec<CheckResult>;
+    /// What the backup brings, by name and count (collections, key prefixes), for a plan.
+    fn recorded_counts(&self, manifest: &Manifest) -> Vec<(String, u64)>;
+    /// What `dir` holds now, by name and count.
+    fn counts_in(&self, dir: &Path) -> Vec<(String, u64)>;
+}
+
+/// Every kind of backup vecdrill reads.
+pub static FORMATS: &[&dyn BackupFormat] = &[&chroma::protect::FORMAT, &faiss_redis::FORMAT];
+
+/// The format of `manifest`'s backup (a manifest of an unknown kind reads as Chroma's, the
+/// kind every backup had before there were others).
+pub fn format_of(manifest: &Manifest) -> &'static dyn BackupFormat {
+    FORMATS
+        .iter()
+        .copied()
+        .find(|f| f.source_kind() == manifest.source.kind)
+        .unwrap_or(&chroma::protect::FORMAT)
+}
 
 /// What a backup's own description of its database says must be among its files and is not:
 /// a manifest resealed with a file renamed or dropped restores without it, and the database
@@ -16,12 +60,8 @@ use crate::repo::restorable::Problem;
 pub fn missing_recorded_files(manifest: &Manifest) -> Vec<Problem> {
     let files: std::collections::BTreeSet<&str> =
         manifest.files.iter().map(|f| f.path.as_str()).collect();
-    let required = if manifest.source.kind == faiss_redis::SOURCE_KIND {
-        faiss_redis::required_files(manifest)
-    } else {
-        chroma::protect::required_files(manifest)
-    };
-    required
+    format_of(manifest)
+        .required_files(manifest)
         .into_iter()
         .filter(|(path, _)| !files.contains(path.as_str()))
         .map(|(path, why)| Problem {
