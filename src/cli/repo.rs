@@ -7,6 +7,7 @@ use chrono::Utc;
 use clap::Args;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
+use vecdrill::commands::backup::Rotation;
 use vecdrill::duration::{format_utc, HumanDuration};
 use vecdrill::exit;
 use vecdrill::history::{backup_record, BackupRun};
@@ -15,11 +16,11 @@ use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::shell::ShellSpec;
 use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
-use vecdrill::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
-use vecdrill::repo::{RepoError, Repository, SourceChoice};
+use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
+use vecdrill::repo::{Repository, SourceChoice};
 use vecdrill::targets::chroma::capture::CaptureMode;
 use vecdrill::targets::chroma::protect::{
-    self, BackupOutcome, BackupRequest, RestoreOutcome, RestoreRequest, RestoreSource,
+    self, BackupOutcome, RestoreOutcome, RestoreRequest, RestoreSource,
 };
 use vecdrill::targets::faiss_redis;
 use vecdrill::text::printable;
@@ -283,7 +284,7 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
             })
             .unwrap_or_default(),
         detail: match &result {
-            Ok((outcome, rotation)) => rotation.json(outcome),
+            Ok((outcome, rotation)) => backup_json(outcome, rotation),
             Err(failure) => serde_json::json!({ "error": failure.message, "hint": failure.hint }),
         },
     });
@@ -327,6 +328,7 @@ fn backup_target(args: &BackupArgs) -> String {
 
 /// Take the backup, then rotate when asked.
 async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), Failure> {
+    use vecdrill::commands::backup::{BackupOptions, Source};
     let repo = Repository::open_or_create(&args.repo.repo).await?;
     let mut service: Option<Box<dyn Service>> = match (&args.stop_cmd, &args.start_cmd) {
         (Some(stop), Some(start)) => Some(Box::new(ShellService::new(
@@ -345,87 +347,47 @@ async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), F
         ))),
         _ => None,
     };
-    let progress = for_terminal(args.json);
-    let Some(chroma_dir) = args.chroma_dir.clone() else {
-        let request = faiss_redis::FaissRedisRequest {
+    let source = match &args.chroma_dir {
+        Some(dir) => Source::Chroma {
+            dir: dir.clone(),
+            mode: args.mode,
+            staging_parent: args.staging_dir.clone(),
+            read_all: args.read_all,
+        },
+        None => Source::FaissRedis {
             faiss: args.faiss.clone(),
             redis_url: args.redis.clone(),
             prefixes: args.redis_prefixes.clone(),
             rdb_path: args.redis_rdb.clone(),
-            tags: args.tags.clone(),
             pre: args.pre.clone(),
             post: args.post.clone(),
-            save_timeout: args
-                .max_write_stall
-                .as_duration()
-                .max(std::time::Duration::from_secs(300)),
-            min_interval: args.min_interval.map(HumanDuration::as_duration),
-        };
-        let outcome = faiss_redis::backup(&repo, &request, progress.as_ref()).await?;
-        return rotate(&repo, outcome, args).await;
+        },
     };
-    let request = BackupRequest {
-        dir: chroma_dir,
-        mode: args.mode,
+    let options = BackupOptions {
+        source,
         tags: args.tags.clone(),
         max_write_stall: args.max_write_stall.as_duration(),
-        staging_parent: args.staging_dir.clone(),
         min_interval: args.min_interval.map(HumanDuration::as_duration),
-        read_all: args.read_all,
+        keep_last: args.keep_last,
     };
-    let outcome =
-        protect::backup(&repo, &request, service.as_deref_mut(), progress.as_ref()).await?;
-    rotate(&repo, outcome, args).await
+    let progress = for_terminal(args.json);
+    let backed = vecdrill::commands::backup::backup(
+        &repo,
+        &options,
+        service.as_deref_mut(),
+        progress.as_ref(),
+    )
+    .await?;
+    Ok((backed.outcome, backed.rotation))
 }
 
-/// What the rotation after a backup did: removed old backups, or was put off because another
-/// process holds the repository's lock (the backup itself is committed either way, so this is
-/// no failure: the next backup's rotation catches up).
-#[derive(Default)]
-struct Rotation {
-    pruned: Option<PruneReport>,
-    deferred: Option<String>,
-}
-
-impl Rotation {
-    fn json(&self, outcome: &BackupOutcome) -> serde_json::Value {
-        serde_json::json!({
-            "backup": outcome,
-            "pruned": self.pruned,
-            "rotation_deferred": self.deferred,
-        })
-    }
-}
-
-/// Rotation, only after a successful backup (seed 000).
-async fn rotate(
-    repo: &Repository,
-    outcome: BackupOutcome,
-    args: &BackupArgs,
-) -> Result<(BackupOutcome, Rotation), Failure> {
-    let mut rotation = Rotation::default();
-    if let (BackupOutcome::Created { .. }, Some(keep)) = (&outcome, args.keep_last) {
-        let options = PruneOptions {
-            policy: RetentionPolicy {
-                keep_last: Some(keep.max(1)),
-                ..Default::default()
-            },
-            dry_run: false,
-            limit: None,
-        };
-        match vecdrill::repo::prune::prune(repo, &options).await {
-            Ok(report) => rotation.pruned = Some(report),
-            Err(RepoError::Locked { holder }) => {
-                let reason = format!(
-                    "the repository is locked by {holder}; the next backup's rotation removes what this one would have"
-                );
-                tracing::warn!("rotation put off: {reason}");
-                rotation.deferred = Some(reason);
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok((outcome, rotation))
+/// The backup and its rotation, as `--json` prints them and the history keeps them.
+fn backup_json(outcome: &BackupOutcome, rotation: &Rotation) -> serde_json::Value {
+    serde_json::json!({
+        "backup": outcome,
+        "pruned": rotation.pruned,
+        "rotation_deferred": rotation.deferred,
+    })
 }
 
 fn report_backup(
@@ -434,7 +396,7 @@ fn report_backup(
     args: &BackupArgs,
 ) -> Result<i32, Failure> {
     if args.json {
-        print_json(&rotation.json(outcome));
+        print_json(&backup_json(outcome, &rotation));
         return Ok(exit::SUCCESS);
     }
     match outcome {

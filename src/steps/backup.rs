@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
+use crate::commands::backup::{backup, BackupOptions, Source};
 use crate::duration::HumanDuration;
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
 use crate::targets::chroma::capture::CaptureMode;
-use crate::targets::chroma::protect::{self, BackupOutcome, BackupRequest};
-use crate::targets::faiss_redis::{self, FaissRedisRequest};
+use crate::targets::protect::BackupOutcome;
 use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
@@ -31,6 +31,9 @@ pub struct Backup {
     data_dir: Option<PathBuf>,
     #[serde(default = "default_stall")]
     max_write_stall: HumanDuration,
+    /// After the backup, keep only the newest N of this source (`vecdrill backup --keep-last`).
+    #[serde(default)]
+    keep_last: Option<usize>,
 }
 
 fn default_mode() -> CaptureMode {
@@ -70,11 +73,36 @@ impl Step for Backup {
 
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open_or_create(&ctx.repo_url(self.repo.as_deref())?).await?;
-        let outcome = if ctx.target.kind == TargetKind::FaissRedis {
-            self.faiss_redis(&repo, ctx).await?
-        } else {
-            self.chroma(&repo, ctx).await?
+        let target = ctx.target;
+        let source = match target.kind {
+            TargetKind::Chroma => Source::Chroma {
+                dir: ctx.data_dir(self.data_dir.as_deref())?,
+                mode: Some(self.mode),
+                staging_parent: None,
+                read_all: false,
+            },
+            // The target's index files and Redis (`target.faiss`, `url`, `redis_prefixes`).
+            TargetKind::FaissRedis => Source::FaissRedis {
+                faiss: target.faiss.clone(),
+                redis_url: Some(target.url.clone()),
+                prefixes: target.redis_prefixes.clone(),
+                rdb_path: target.redis_rdb.clone(),
+                pre: None,
+                post: None,
+            },
         };
+        let options = BackupOptions {
+            source,
+            tags: self.tags.clone(),
+            max_write_stall: self.max_write_stall.as_duration(),
+            min_interval: None,
+            keep_last: self.keep_last,
+        };
+        let service = match (target.kind, self.mode) {
+            (TargetKind::Chroma, CaptureMode::Cold) => Some(ctx.service()?),
+            _ => None,
+        };
+        let outcome = backup(&repo, &options, service, &NoProgress).await?.outcome;
         let BackupOutcome::Created { manifest } = outcome else {
             return Err(StepError::Check("the backup was skipped".into()));
         };
@@ -88,52 +116,5 @@ impl Step for Backup {
             "stored_bytes" => t.stored_bytes,
             "write_stall_ms" => manifest.capture.write_stall_ms,
         })
-    }
-}
-
-impl Backup {
-    async fn chroma(
-        &self,
-        repo: &Repository,
-        ctx: &mut StepContext<'_>,
-    ) -> Result<BackupOutcome, StepError> {
-        let request = BackupRequest {
-            dir: ctx.data_dir(self.data_dir.as_deref())?,
-            mode: Some(self.mode),
-            tags: self.tags.clone(),
-            max_write_stall: self.max_write_stall.as_duration(),
-            staging_parent: None,
-            min_interval: None,
-            read_all: false,
-        };
-        let service = match self.mode {
-            CaptureMode::Cold => Some(ctx.service()?),
-            _ => None,
-        };
-        Ok(protect::backup(repo, &request, service, &NoProgress).await?)
-    }
-
-    /// The target's index files and Redis (`target.faiss`, `url`, `redis_prefixes`).
-    async fn faiss_redis(
-        &self,
-        repo: &Repository,
-        ctx: &StepContext<'_>,
-    ) -> Result<BackupOutcome, StepError> {
-        let target = ctx.target;
-        let request = FaissRedisRequest {
-            faiss: target.faiss.clone(),
-            redis_url: Some(target.url.clone()),
-            prefixes: target.redis_prefixes.clone(),
-            rdb_path: target.redis_rdb.clone(),
-            tags: self.tags.clone(),
-            pre: None,
-            post: None,
-            save_timeout: self
-                .max_write_stall
-                .as_duration()
-                .max(Duration::from_secs(300)),
-            min_interval: None,
-        };
-        Ok(faiss_redis::backup(repo, &request, &NoProgress).await?)
     }
 }
