@@ -135,13 +135,6 @@ pub async fn import(args: ImportArgs) -> Result<i32, Failure> {
         batch_size: args.batch_size,
         parallel: args.parallel,
     };
-    if options.rename.is_some() && args.collections.len() != 1 {
-        return Err(Failure {
-            message: "--as renames one collection: name exactly one with --collection".into(),
-            hint: None,
-            code: exit::BAD_INPUT,
-        });
-    }
     let summary = import::import(
         &ChromaClient::new(&args.url),
         &args.input,

@@ -196,6 +196,9 @@ impl ExportWriter {
             context: format!("cannot create a file beside {}", path.display()),
             source,
         };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
         let (file, partial) = crate::atomic_file::create(path).map_err(io)?.into_parts();
         let buffered = BufWriter::with_capacity(1 << 20, file.try_clone().map_err(io)?);
         let out: Box<dyn Write + Send> = if path.extension().is_some_and(|e| e == "zst") {

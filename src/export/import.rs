@@ -87,6 +87,12 @@ pub async fn import(
     options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<TransferSummary, TransferError> {
+    let one_named = matches!(&options.selection, Selection::Named(names) if names.len() == 1);
+    if options.rename.is_some() && !one_named {
+        return Err(TransferError::Input(
+            "--as renames one collection: name exactly one with --collection".into(),
+        ));
+    }
     let began = std::time::Instant::now();
     let batch_size = options.batch_size.clamp(1, client.max_batch_size().await?);
     let mut reader = ExportReader::open(path)?;

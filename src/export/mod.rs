@@ -91,6 +91,8 @@ pub enum TransferError {
     NoSuchCollection { name: String, source_name: String },
     #[error("{0}")]
     Offline(String),
+    #[error("{0}")]
+    Input(String),
     #[error("{path} is in use by process {holders}: its files change while they are read")]
     InUse { path: String, holders: String },
     #[error(
@@ -112,7 +114,7 @@ impl Classify for TransferError {
             Self::Repo(e) => e.exit_code(),
             Self::NoSuchCollection { .. } => exit::BAD_INPUT,
             Self::Offline(_) => exit::FAILED,
-            Self::InUse { .. } => exit::BAD_INPUT,
+            Self::InUse { .. } | Self::Input(_) => exit::BAD_INPUT,
             Self::CountMismatch { .. } => exit::FAILED,
         }
     }
@@ -126,7 +128,7 @@ impl Classify for TransferError {
             Self::NoSuchCollection { .. } => {
                 Some("check the name, or export every collection with --all".into())
             }
-            Self::Offline(_) => None,
+            Self::Offline(_) | Self::Input(_) => None,
             Self::InUse { .. } => Some(
                 "export from the running server with --url, or stop it and export the directory"
                     .into(),

@@ -38,10 +38,6 @@ pub const KIND: StepKind = StepKind {
 #[async_trait]
 impl Step for Export {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
-        if let Some(parent) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StepError::io(format!("cannot create {}", parent.display()), e))?;
-        }
         let summary = api::export(
             ctx.chroma,
             &Selection::of(&self.collections),
