@@ -467,3 +467,30 @@ fn a_malformed_file_names_its_line_and_nothing_after_it_is_imported() {
     run.expect_code(2);
     assert!(run.stderr().contains("incomplete"), "{}", run.stderr());
 }
+
+#[test]
+fn import_as_renames_exactly_one_collection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("none.jsonl");
+    std::fs::write(&file, "").unwrap();
+    // Refused before any server is reached (none listens on port 9).
+    let run = vecdrill([
+        "import",
+        "--url",
+        "http://127.0.0.1:9",
+        "--in",
+        file.to_str().unwrap(),
+        "--collection",
+        "a",
+        "--collection",
+        "b",
+        "--as",
+        "c",
+    ]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("name exactly one with --collection"),
+        "{}",
+        run.stderr()
+    );
+}
