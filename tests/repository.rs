@@ -783,47 +783,40 @@ fn hot_backup_under_a_continuous_writer_restores_exactly_what_was_written() {
     });
 }
 
-#[test]
-fn the_same_round_trip_on_s3() {
-    let s3 = S3Server::start("drills");
-    let env = s3.env();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = seeded_data_dir(tmp.path(), COLLECTIONS);
-    let repo = "s3://drills/chroma/prod";
-    let run = vecdrill_env(
-        [
-            "backup",
-            "--repo",
-            repo,
-            "--chroma-dir",
-            data.to_str().unwrap(),
-            "--json",
-        ],
-        &env,
-    );
-    run.expect_code(0);
-    let id = run.json()["backup"]["manifest"]["id"]
+/// Backup, an unchanged re-backup that stores nothing new, list, verify with the data read,
+/// restore to the same bytes, prune, verify again: the same round trip on every storage
+/// backend, through `repo` with `env` (the object store's settings).
+fn storage_round_trip(repo: &str, env: &[(&'static str, String)], scratch: &Path, data: &Path) {
+    let backup = || {
+        let run = vecdrill_env(
+            [
+                "backup",
+                "--repo",
+                repo,
+                "--chroma-dir",
+                data.to_str().unwrap(),
+                "--json",
+            ],
+            env,
+        );
+        run.expect_code(0);
+        run.json()
+    };
+    let first = backup();
+    let id = first["backup"]["manifest"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let run = vecdrill_env(
-        [
-            "backup",
-            "--repo",
-            repo,
-            "--chroma-dir",
-            data.to_str().unwrap(),
-            "--json",
-        ],
-        &env,
+    assert_eq!(
+        backup()["backup"]["manifest"]["totals"]["new_chunks"],
+        0,
+        "{repo}"
     );
+    let run = vecdrill_env(["list", "--repo", repo, "--json"], env);
     run.expect_code(0);
-    assert_eq!(run.json()["backup"]["manifest"]["totals"]["new_chunks"], 0);
-    let run = vecdrill_env(["list", "--repo", repo, "--json"], &env);
-    run.expect_code(0);
-    assert_eq!(run.json().as_array().unwrap().len(), 2);
-    vecdrill_env(["verify", "--repo", repo, "--read-data"], &env).expect_code(0);
-    let target = tmp.path().join("from-s3");
+    assert_eq!(run.json().as_array().unwrap().len(), 2, "{repo}");
+    vecdrill_env(["verify", "--repo", repo, "--read-data"], env).expect_code(0);
+    let target = scratch.join("restored");
     vecdrill_env(
         [
             "restore",
@@ -834,21 +827,102 @@ fn the_same_round_trip_on_s3() {
             target.to_str().unwrap(),
             "--yes",
         ],
-        &env,
+        env,
     )
     .expect_code(0);
-    assert_eq!(tree_hashes(&target), tree_hashes(&data));
-    vecdrill_env(["prune", "--repo", repo, "--keep-last", "1"], &env).expect_code(0);
-    vecdrill_env(["verify", "--repo", repo, "--read-data"], &env).expect_code(0);
+    assert_eq!(tree_hashes(&target), tree_hashes(data), "{repo}");
+    vecdrill_env(["prune", "--repo", repo, "--keep-last", "1"], env).expect_code(0);
+    vecdrill_env(["verify", "--repo", repo, "--read-data"], env).expect_code(0);
+}
+
+#[test]
+fn the_storage_round_trip_on_every_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), COLLECTIONS);
+    let s3 = S3Server::start("drills");
+    let backends: [(&str, String, Vec<(&'static str, String)>); 2] = [
+        (
+            "local folder",
+            repo_url(&tmp.path().join("repo")),
+            Vec::new(),
+        ),
+        ("S3", "s3://drills/chroma/prod".to_string(), s3.env()),
+    ];
+    for (name, repo, env) in &backends {
+        let scratch = tmp.path().join(name.replace(' ', "-"));
+        std::fs::create_dir_all(&scratch).unwrap();
+        storage_round_trip(repo, env, &scratch, &data);
+    }
     // A wrong endpoint is a runtime failure with a hint, not a hang.
-    let mut bad = env.clone();
+    let mut bad = s3.env();
     bad.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
     bad.push((
         "AWS_ENDPOINT_URL",
         format!("http://127.0.0.1:{}", crate::common::free_port()),
     ));
-    let run = vecdrill_env(["list", "--repo", repo], &bad);
+    let run = vecdrill_env(["list", "--repo", "s3://drills/chroma/prod"], &bad);
     assert_eq!(run.code(), 3, "{}", run.stderr());
+}
+
+/// The in-memory backend lives as long as its process: the same round trip through the
+/// library, in one process.
+#[test]
+fn the_storage_round_trip_in_memory() {
+    use vecdrill::commands::backup::{backup, BackupOptions, Source};
+    use vecdrill::commands::verify::{verify, Backups, VerifyOptions};
+    use vecdrill::progress::NoProgress;
+    use vecdrill::repo::Repository;
+    use vecdrill::targets::protect::{restore, BackupOutcome, RestoreRequest, RestoreSource};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), COLLECTIONS);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let repo = Repository::open_or_create("memory://").await.unwrap();
+        let options = BackupOptions {
+            source: Source::Chroma {
+                dir: data.clone(),
+                mode: None,
+                staging_parent: None,
+                read_all: false,
+            },
+            tags: Vec::new(),
+            max_write_stall: Duration::from_secs(30),
+            min_interval: None,
+            keep_last: Some(1),
+        };
+        for _ in 0..2 {
+            let backed = backup(&repo, &options, None, &NoProgress).await.unwrap();
+            assert!(matches!(backed.outcome, BackupOutcome::Created { .. }));
+        }
+        // The rotation kept one.
+        assert_eq!(repo.manifests().await.unwrap().len(), 1);
+        let verification = verify(
+            &repo,
+            &VerifyOptions {
+                backups: Backups::All,
+                source: Default::default(),
+                read_data: true,
+                expect_match: Vec::new(),
+            },
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert!(verification.passed(), "{:?}", verification.failures());
+        let target = tmp.path().join("restored");
+        let request = RestoreRequest {
+            backup: "latest".into(),
+            source: Default::default(),
+            to: target.clone(),
+            keep_safety_copies: 1,
+            if_newer: false,
+            dry_run: false,
+        };
+        restore(RestoreSource::Repo(&repo), &request, &NoProgress)
+            .await
+            .unwrap();
+        assert_eq!(tree_hashes(&target), tree_hashes(&data));
+    });
 }
 
 #[test]
