@@ -18,7 +18,7 @@ const PREFIXES: [(&str, u64); 3] = [
 ];
 
 /// A store like seed 003's: index files of every family, and Redis with three prefixes.
-fn store(root: &Path) -> (PathBuf, RedisServer, serde_json::Map<String, Value>) {
+pub(crate) fn store(root: &Path) -> (PathBuf, RedisServer, serde_json::Map<String, Value>) {
     let indexes = root.join("indexes");
     let described = write_indexes(&indexes, 1200, 32, 5);
     let redis = RedisServer::start(&root.join("redis"));
@@ -28,7 +28,12 @@ fn store(root: &Path) -> (PathBuf, RedisServer, serde_json::Map<String, Value>) 
     (indexes, redis, described)
 }
 
-fn backup_args(repo: &str, indexes: &Path, names: &[&str], redis: &RedisServer) -> Vec<String> {
+pub(crate) fn backup_args(
+    repo: &str,
+    indexes: &Path,
+    names: &[&str],
+    redis: &RedisServer,
+) -> Vec<String> {
     let mut args = vec![
         "backup".to_string(),
         "--repo".into(),

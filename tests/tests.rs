@@ -9,6 +9,7 @@ mod drill;
 mod durability;
 mod faiss_redis;
 mod faults;
+mod formats;
 mod hostile;
 mod latency;
 mod mutation;

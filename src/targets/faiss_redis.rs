@@ -516,7 +516,7 @@ impl super::BackupFormat for FaissRedisFormat {
     }
 
     fn data_present(&self, dir: &Path) -> bool {
-        dir.join(RDB_FILE).is_file() || dir.join("faiss").is_dir()
+        dir.join(RDB_FILE).is_file() || dir.join(FAISS_DIR).is_dir()
     }
 
     fn data_time(&self, dir: &Path) -> Option<std::time::SystemTime> {
@@ -531,11 +531,32 @@ impl super::BackupFormat for FaissRedisFormat {
         check_restored(dir, manifest)
     }
 
-    fn recorded_counts(&self, _: &Manifest) -> Vec<(String, u64)> {
-        Vec::new()
+    /// Each index file and the vectors it holds.
+    fn recorded_counts(&self, manifest: &Manifest) -> Vec<(String, u64)> {
+        let mut counts: Vec<(String, u64)> = described(manifest)
+            .map(|d| {
+                d.faiss
+                    .into_iter()
+                    .map(|i| (i.name, i.info.ntotal))
+                    .collect()
+            })
+            .unwrap_or_default();
+        counts.sort();
+        counts
     }
 
-    fn counts_in(&self, _: &Path) -> Vec<(String, u64)> {
-        Vec::new()
+    fn counts_in(&self, dir: &Path) -> Vec<(String, u64)> {
+        let Ok(entries) = std::fs::read_dir(dir.join(FAISS_DIR)) else {
+            return Vec::new();
+        };
+        let mut counts: Vec<(String, u64)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let info = faiss::inspect(&e.path()).ok()?;
+                Some((e.file_name().to_string_lossy().into_owned(), info.ntotal))
+            })
+            .collect();
+        counts.sort();
+        counts
     }
 }
