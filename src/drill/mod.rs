@@ -18,7 +18,6 @@ use crate::exit::{self, Classify};
 use crate::platform::{self, Service, ServiceEnv};
 use crate::scenario::{Scenario, StepSpec};
 use crate::steps::{Memory, Outputs, StepContext};
-use crate::targets::chroma::ChromaClient;
 use outcome::{DrillReport, Failure, ReportParts};
 use timeline::{Phase, StepRecord, StepStatus, Timeline};
 
@@ -116,7 +115,7 @@ pub async fn run(
     let run_dir = create_run_dir(&options.report_dir, &scenario.name, started_at)?;
     observer.run_started(scenario, &run_dir);
     let target = &scenario.target;
-    let chroma = ChromaClient::with_database(&target.url, &target.tenant, &target.database);
+    let live = target.connect();
     let service = target.service.as_ref().map(|spec| {
         platform::build(
             spec,
@@ -128,7 +127,7 @@ pub async fn run(
     });
     let mut runner = Runner {
         scenario,
-        chroma,
+        live,
         service,
         memory: Memory::default(),
         outputs: Default::default(),
@@ -220,7 +219,7 @@ fn rpo_ms(timeline: &Timeline, memory: &Memory) -> Option<f64> {
 
 struct Runner<'a> {
     scenario: &'a Scenario,
-    chroma: ChromaClient,
+    live: Box<dyn crate::targets::Target>,
     service: Option<Box<dyn Service>>,
     memory: Memory,
     outputs: crate::scenario::vars::StepOutputs,
@@ -341,7 +340,7 @@ impl Runner<'_> {
             .unwrap_or(DEFAULT_STEP_TIMEOUT);
         let mut ctx = StepContext {
             step_id: &spec.id,
-            chroma: &self.chroma,
+            live: self.live.as_ref(),
             service: self.service.as_deref_mut(),
             memory: &mut self.memory,
             run_dir: &self.run_dir,

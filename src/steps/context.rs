@@ -28,7 +28,8 @@ pub struct Memory {
 
 pub struct StepContext<'a> {
     pub step_id: &'a str,
-    pub chroma: &'a ChromaClient,
+    /// The target, live.
+    pub live: &'a dyn crate::targets::Target,
     pub service: Option<&'a mut (dyn Service + 'static)>,
     pub memory: &'a mut Memory,
     /// The run's report directory (service log, captured states).
@@ -38,7 +39,18 @@ pub struct StepContext<'a> {
     pub repo: Option<&'a str>,
 }
 
-impl StepContext<'_> {
+impl<'a> StepContext<'a> {
+    /// The target's Chroma collections (`validate` lets only Chroma targets run the steps
+    /// that ask).
+    pub fn chroma(&self) -> Result<&'a ChromaClient, StepError> {
+        self.live.chroma().ok_or_else(|| {
+            StepError::Setup(format!(
+                "this step works on Chroma targets, not on `{}`",
+                self.live.kind().name()
+            ))
+        })
+    }
+
     pub fn service(&mut self) -> Result<&mut (dyn Service + 'static), StepError> {
         self.service.as_deref_mut().ok_or_else(|| {
             StepError::Setup("this step needs `target.service` in the scenario".into())

@@ -43,7 +43,7 @@ pub const KIND: StepKind = StepKind {
 #[async_trait]
 impl Step for Count {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
-        let mut counts = collection_counts(ctx.chroma).await?;
+        let mut counts = collection_counts(ctx.chroma()?).await?;
         ctx.record_counts(counts.clone());
         if !self.allow_empty && counts.is_empty() {
             return Err(ctx.nothing_to_check("counted nothing: there is no collection"));

@@ -39,7 +39,7 @@ pub const KIND: StepKind = StepKind {
 impl Step for Export {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let summary = api::export(
-            ctx.chroma,
+            ctx.chroma()?,
             &Selection::of(&self.collections),
             &self.out,
             ApiExportOptions::default(),

@@ -65,7 +65,7 @@ impl Step for Fault {
                 ("kill", "service killed with SIGKILL".to_string())
             }
             Fault::DeleteCollection { collection } => {
-                ctx.chroma.delete_collection(collection).await?;
+                ctx.chroma()?.delete_collection(collection).await?;
                 (
                     "delete_collection",
                     format!("deleted collection {collection:?}"),

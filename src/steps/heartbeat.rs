@@ -40,7 +40,7 @@ pub const KIND: StepKind = StepKind {
 impl Step for Heartbeat {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let started = Instant::now();
-        let nanos = ctx.chroma.heartbeat(self.timeout.as_duration()).await?;
+        let nanos = ctx.chroma()?.heartbeat(self.timeout.as_duration()).await?;
         ctx.memory.healthy_at.push(Utc::now());
         Ok(outputs! { "latency_ms" => millis(started.elapsed()), "nanos" => nanos })
     }

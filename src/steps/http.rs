@@ -61,12 +61,10 @@ const BODY_LIMIT: usize = 4096;
 
 #[async_trait]
 impl Step for Http {
-    async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
+    async fn run(&self, _: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let method = reqwest::Method::from_bytes(self.method.to_uppercase().as_bytes())
             .map_err(|_| StepError::Setup(format!("unknown HTTP method {:?}", self.method)))?;
-        let mut request = ctx
-            .chroma
-            .http()
+        let mut request = reqwest::Client::new()
             .request(method, &self.url)
             .timeout(self.timeout.as_duration());
         for (name, value) in &self.headers {

@@ -49,7 +49,7 @@ impl Step for Import {
             batch_size: self.batch_size,
             ..ImportOptions::default()
         };
-        let summary = import::import(ctx.chroma, &self.input, &options, &NoProgress).await?;
+        let summary = import::import(ctx.chroma()?, &self.input, &options, &NoProgress).await?;
         Ok(outputs! {
             "collections" => summary.collections.len(),
             "records" => summary.records,

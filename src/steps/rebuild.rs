@@ -41,7 +41,7 @@ impl Step for Rebuild {
             .0
             .prepare()
             .map_err(|e| StepError::Setup(e.to_string()))?;
-        let summary = rebuild::rebuild(ctx.chroma, &embedder, &options, &NoProgress).await?;
+        let summary = rebuild::rebuild(ctx.chroma()?, &embedder, &options, &NoProgress).await?;
         Ok(outputs! {
             "read" => summary.read,
             "embedded" => summary.embedded,

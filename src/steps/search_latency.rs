@@ -76,7 +76,7 @@ impl Step for SearchLatency {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let collection = match &self.collection {
             Some(name) => name.clone(),
-            None => collection_counts(ctx.chroma)
+            None => collection_counts(ctx.chroma()?)
                 .await?
                 .into_iter()
                 .max_by_key(|(_, count)| *count)
@@ -93,7 +93,7 @@ impl Step for SearchLatency {
                 warmup: self.warmup,
             },
         };
-        let summary = run_search_load(ctx.chroma, &load).await?;
+        let summary = run_search_load(ctx.chroma()?, &load).await?;
         let out = outputs! {
             "collection" => collection,
             "p50_ms" => summary.p50_ms,

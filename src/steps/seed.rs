@@ -51,7 +51,7 @@ impl Step for Seed {
             seed: self.seed,
             batch_size: self.batch_size,
         };
-        let summary = seed(ctx.chroma, &options, &NoProgress).await?;
+        let summary = seed(ctx.chroma()?, &options, &NoProgress).await?;
         Ok(outputs! {
             "written" => summary.written,
             "count_after" => summary.count_after,

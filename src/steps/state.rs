@@ -56,7 +56,7 @@ impl Step for Capture {
             probes: self.probes,
             k: self.k.max(1),
         };
-        let captured = state::capture(ctx.chroma, settings, self.collections.as_deref()).await?;
+        let captured = state::capture(ctx.chroma()?, settings, self.collections.as_deref()).await?;
         let name = self.name.clone().unwrap_or_else(|| ctx.step_id.to_string());
         ctx.record_counts(captured.counts());
         let probes: usize = captured.collections.values().map(|c| c.probes.len()).sum();
@@ -146,7 +146,7 @@ impl Step for Compare {
                     )
                 })?,
         };
-        let comparison = state::compare(ctx.chroma, baseline).await?;
+        let comparison = state::compare(ctx.chroma()?, baseline).await?;
         if !self.allow_empty && comparison.total_probes == 0 {
             return Err(ctx.nothing_to_check(
                 "compared nothing: the captured state holds no probe to ask again",

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
 use crate::outputs;
-use crate::targets::redis::RedisTarget;
 use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
@@ -52,7 +51,7 @@ impl Step for WaitHealthy {
         let mut attempts = 0u64;
         loop {
             attempts += 1;
-            let error = match probe(ctx, per_try).await {
+            let error = match ctx.live.probe(per_try).await {
                 Ok(()) => {
                     ctx.memory.healthy_at.push(Utc::now());
                     return Ok(outputs! {
@@ -69,27 +68,6 @@ impl Step for WaitHealthy {
                 )));
             }
             tokio::time::sleep(self.interval.as_duration()).await;
-        }
-    }
-}
-
-/// One health probe: Chroma's heartbeat, or for a FAISS + Redis target Redis answering with
-/// its dataset loaded.
-async fn probe(ctx: &StepContext<'_>, timeout: Duration) -> Result<(), String> {
-    match ctx.target.kind {
-        TargetKind::Chroma => ctx
-            .chroma
-            .heartbeat(timeout)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        TargetKind::FaissRedis => {
-            let redis = RedisTarget::new(&ctx.target.url).map_err(|e| e.to_string())?;
-            let info = redis.info("persistence").await.map_err(|e| e.to_string())?;
-            match info.get("loading").map(String::as_str) {
-                Some("0") => Ok(()),
-                _ => Err("Redis is still loading its dataset".into()),
-            }
         }
     }
 }

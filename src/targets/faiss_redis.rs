@@ -560,3 +560,25 @@ impl super::BackupFormat for FaissRedisFormat {
         counts
     }
 }
+
+/// FAISS index files with their metadata in Redis as a drill's target: `url` is Redis's.
+pub struct FaissRedisTarget {
+    pub redis_url: String,
+}
+
+#[async_trait::async_trait]
+impl super::Target for FaissRedisTarget {
+    fn kind(&self) -> super::spec::TargetKind {
+        super::spec::TargetKind::FaissRedis
+    }
+
+    /// Redis answering, with its dataset loaded.
+    async fn probe(&self, _timeout: Duration) -> Result<(), String> {
+        let redis = RedisTarget::new(&self.redis_url).map_err(|e| e.to_string())?;
+        let info = redis.info("persistence").await.map_err(|e| e.to_string())?;
+        match info.get("loading").map(String::as_str) {
+            Some("0") => Ok(()),
+            _ => Err("Redis is still loading its dataset".into()),
+        }
+    }
+}

@@ -8,10 +8,27 @@ pub mod redis;
 pub mod spec;
 
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
 
 use crate::repo::format::{CheckResult, Manifest};
 use crate::repo::restorable::Problem;
+
+/// A database a drill works on, live: what the steps ask of it whatever its kind. Made from
+/// the scenario's target by [`spec::TargetSpec::connect`].
+#[async_trait]
+pub trait Target: Send + Sync {
+    fn kind(&self) -> spec::TargetKind;
+    /// One health probe: the database answered within `timeout` and is ready for work (Chroma's
+    /// heartbeat; Redis answering with its dataset loaded), or why not.
+    async fn probe(&self, timeout: Duration) -> Result<(), String>;
+    /// Chroma's collections, for the steps that work on them (counts, probes, search, seed,
+    /// export, import, rebuild); `None` for a target without them.
+    fn chroma(&self) -> Option<&chroma::ChromaClient> {
+        None
+    }
+}
 
 /// What one kind of database's backups are, read from a manifest alone: what must be among
 /// their files, and how data of the kind is recognised, guarded and checked when a restore

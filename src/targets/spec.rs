@@ -65,3 +65,21 @@ fn default_tenant() -> String {
 fn default_database() -> String {
     super::chroma::client::DEFAULT_DATABASE.to_string()
 }
+
+impl TargetSpec {
+    /// The live target this spec names.
+    pub fn connect(&self) -> Box<dyn super::Target> {
+        match self.kind {
+            TargetKind::Chroma => Box::new(super::chroma::ChromaTarget {
+                client: super::chroma::ChromaClient::with_database(
+                    &self.url,
+                    &self.tenant,
+                    &self.database,
+                ),
+            }),
+            TargetKind::FaissRedis => Box::new(super::faiss_redis::FaissRedisTarget {
+                redis_url: self.url.clone(),
+            }),
+        }
+    }
+}

@@ -12,3 +12,27 @@ pub mod state;
 
 pub use client::{ChromaClient, ChromaError, Collection, Records};
 pub use state::{CollectionState, StateComparison, TargetState};
+
+/// A Chroma server as a drill's target.
+pub struct ChromaTarget {
+    pub client: ChromaClient,
+}
+
+#[async_trait::async_trait]
+impl super::Target for ChromaTarget {
+    fn kind(&self) -> super::spec::TargetKind {
+        super::spec::TargetKind::Chroma
+    }
+
+    async fn probe(&self, timeout: std::time::Duration) -> Result<(), String> {
+        self.client
+            .heartbeat(timeout)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn chroma(&self) -> Option<&ChromaClient> {
+        Some(&self.client)
+    }
+}
