@@ -57,7 +57,7 @@ pub const KIND: StepKind = StepKind {
         "write_stall_ms",
     ],
     needs_service: false,
-    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    targets: TargetKind::ALL,
     needs_repo: true,
     restores_data: false,
     platform_time: false,

@@ -48,7 +48,7 @@ pub const KIND: StepKind = StepKind {
     summary: "inject a fault: `kind: kill | delete_collection | corrupt_file | delete_file | flush_redis`",
     outputs: &["kind", "at", "detail"],
     needs_service: false,
-    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    targets: TargetKind::ALL,
     needs_repo: false,
     restores_data: false,
     platform_time: false,

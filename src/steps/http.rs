@@ -48,7 +48,7 @@ pub const KIND: StepKind = StepKind {
     summary: "an HTTP request; check `expect_status` and `expect_json` fields",
     outputs: &["status", "body", "json", "latency_ms"],
     needs_service: false,
-    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    targets: TargetKind::ALL,
     needs_repo: false,
     restores_data: false,
     platform_time: false,

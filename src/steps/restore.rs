@@ -49,7 +49,7 @@ pub const KIND: StepKind = StepKind {
     summary: "restore `backup` (latest) into the data directory, keeping a safety copy",
     outputs: &["backup", "created_at", "safety_copy", "files", "bytes"],
     needs_service: false,
-    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    targets: TargetKind::ALL,
     needs_repo: true,
     restores_data: true,
     platform_time: true,

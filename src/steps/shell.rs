@@ -28,7 +28,7 @@ pub const KIND: StepKind = StepKind {
     summary: "run `command` with sh -c; check `expect_exit` (0)",
     outputs: &["exit_code", "stdout", "stderr"],
     needs_service: false,
-    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    targets: TargetKind::ALL,
     needs_repo: false,
     restores_data: false,
     platform_time: false,

@@ -18,7 +18,7 @@ pub const KIND: StepKind = StepKind {
     summary: "wait `duration`",
     outputs: &[],
     needs_service: false,
-    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    targets: TargetKind::ALL,
     needs_repo: false,
     restores_data: false,
     platform_time: false,

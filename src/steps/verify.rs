@@ -38,7 +38,7 @@ pub const KIND: StepKind = StepKind {
         "verify `backup` (latest | all | ID) in the repository; `read_data` re-hashes everything",
     outputs: &["backups", "chunks", "packs", "problems"],
     needs_service: false,
-    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    targets: TargetKind::ALL,
     needs_repo: true,
     restores_data: false,
     platform_time: false,

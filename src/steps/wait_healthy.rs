@@ -34,7 +34,7 @@ pub const KIND: StepKind = StepKind {
     summary: "poll the heartbeat (Redis: loaded) every `interval` (200ms) until healthy or `timeout` (60s)",
     outputs: &["healthy_after_ms", "attempts"],
     needs_service: false,
-    targets: &[TargetKind::Chroma, TargetKind::FaissRedis],
+    targets: TargetKind::ALL,
     needs_repo: false,
     restores_data: false,
     platform_time: false,

@@ -16,6 +16,9 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// Every kind: what a step that works on any target lists.
+    pub const ALL: &'static [TargetKind] = &[TargetKind::Chroma, TargetKind::FaissRedis];
+
     /// The kind its backups record as their source's (`list` shows it).
     pub fn source_kind(self) -> &'static str {
         match self {
