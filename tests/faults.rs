@@ -139,6 +139,32 @@ fn trees_in_and_beside(dir: &Path) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
+/// One injection's own copy of the world: `work/repo`, a copy of the pristine repository, and
+/// `work/live`, a copy of `data` with a file of its own (so it differs from every backup).
+struct Workplace {
+    work: std::path::PathBuf,
+    repo_dir: std::path::PathBuf,
+    repo: String,
+    live: std::path::PathBuf,
+    /// The live directory's tree before the injection.
+    before: BTreeMap<String, String>,
+}
+
+fn workplace(work: std::path::PathBuf, pristine: &Path, data: &Path) -> Workplace {
+    let repo_dir = work.join("repo");
+    copy_tree(pristine, &repo_dir);
+    let live = work.join("live");
+    copy_tree(data, &live);
+    std::fs::write(live.join("local-only.txt"), "written after the backups").unwrap();
+    Workplace {
+        repo: repo_url(&repo_dir),
+        before: tree_hashes(&live),
+        work,
+        repo_dir,
+        live,
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     runs: usize,
@@ -209,14 +235,17 @@ fn issue_17_sigkill_at_counted_calls_loses_nothing() {
     for (kind, syscalls) in KINDS {
         for n in counts() {
             for command in COMMANDS.iter().filter(|c| kills_vecdrill(c, kind)) {
-                let work = tmp.path().join(format!("{command}-{kind}-{n}"));
-                let repo_dir = work.join("repo");
-                copy_tree(&pristine, &repo_dir);
-                let repo = repo_url(&repo_dir);
-                let live = work.join("live");
-                copy_tree(&first, &live);
-                std::fs::write(live.join("local-only.txt"), "written after the backups").unwrap();
-                let before = tree_hashes(&live);
+                let Workplace {
+                    work,
+                    repo_dir,
+                    repo,
+                    live,
+                    before,
+                } = workplace(
+                    tmp.path().join(format!("{command}-{kind}-{n}")),
+                    &pristine,
+                    &first,
+                );
                 // What a backup of the live directory would hold.
                 let mut backed_up = taken_of.clone();
                 backed_up.insert("live".into(), before.clone());
@@ -668,14 +697,17 @@ fn issue_17_a_disk_that_fills_part_way_changes_nothing_and_says_so() {
     let (mut runs, mut failed_cleanly, mut failures) = (0, 0, Vec::new());
     for (kind, syscalls, n) in enospc_points() {
         for command in ["restore", "backup"] {
-            let work = tmp.path().join(format!("{command}-{kind}-{n}"));
-            let repo_dir = work.join("repo");
-            copy_tree(&pristine, &repo_dir);
-            let repo = repo_url(&repo_dir);
-            let live = work.join("live");
-            copy_tree(&data, &live);
-            std::fs::write(live.join("local-only.txt"), "mine").unwrap();
-            let before = tree_hashes(&live);
+            let Workplace {
+                work,
+                repo,
+                live,
+                before,
+                ..
+            } = workplace(
+                tmp.path().join(format!("{command}-{kind}-{n}")),
+                &pristine,
+                &data,
+            );
             let live_str = live.to_str().unwrap();
             let args: Vec<&str> = if command == "restore" {
                 vec![

@@ -621,13 +621,7 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
             );
         }
         for problem in &report.problems {
-            say_shown!(
-                "DAMAGED backup {} file {}: {} {}",
-                problem.backup.as_deref().unwrap_or("-"),
-                problem.file.as_deref().unwrap_or("-"),
-                problem.object,
-                problem.problem
-            );
+            say_shown!("DAMAGED {problem}");
         }
         say!(
             "{}: {} backup(s), {} files, {} chunks in {} packs{}; {} problem(s)",

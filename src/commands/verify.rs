@@ -42,15 +42,7 @@ impl Verification {
 
     /// Every problem and failed check, one line each, problems first.
     pub fn failures(&self) -> Vec<String> {
-        let problems = self.report.problems.iter().map(|p| {
-            format!(
-                "backup {} file {}: {} {}",
-                p.backup.as_deref().unwrap_or("-"),
-                p.file.as_deref().unwrap_or("-"),
-                p.object,
-                p.problem
-            )
-        });
+        let problems = self.report.problems.iter().map(|p| p.to_string());
         let checks = self
             .read_back
             .iter()

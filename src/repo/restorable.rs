@@ -36,6 +36,20 @@ pub struct Problem {
     pub problem: String,
 }
 
+impl std::fmt::Display for Problem {
+    /// `backup B file F: OBJECT PROBLEM`, `-` for what it does not touch.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "backup {} file {}: {} {}",
+            self.backup.as_deref().unwrap_or("-"),
+            self.file.as_deref().unwrap_or("-"),
+            self.object,
+            self.problem
+        )
+    }
+}
+
 /// Each chunk of `file` with where it is stored and where it goes in the file; an error says
 /// why the file cannot be put together.
 pub fn locate(index: &ChunkIndex, file: &FileEntry) -> Result<Vec<(Location, u64)>, Problem> {
