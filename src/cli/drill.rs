@@ -300,6 +300,8 @@ pub fn list_steps() -> i32 {
     for kind in vecdrill::steps::KINDS {
         say!("{:<16} {}", kind.name, kind.summary);
         say!("{:<16} outputs: {}", "", kind.all_outputs().join(", "));
+        let targets: Vec<&str> = kind.targets.iter().map(|t| t.name()).collect();
+        say!("{:<16} targets: {}", "", targets.join(", "));
     }
     exit::SUCCESS
 }
