@@ -35,6 +35,8 @@ fn cases() -> Vec<(&'static str, String, usize, usize, &'static str)> {
         ("count objective with nothing counting", format!("{HEADER}objectives: {{ count: {{ min_of_baseline: 99% }} }}\nsteps:\n  - {{ do: heartbeat }}\n"), 5, 15, "objective `count` needs a `count`"),
         ("notify without a webhook", format!("{HEADER}notify: {{ on: failure }}\nsteps:\n  - {{ do: count }}\n"), 5, 9, "notify: missing field `webhook`"),
         ("a chroma step on a faiss_redis target", "name: t\ntarget:\n  kind: faiss_redis\n  url: redis://127.0.0.1:1\nsteps:\n  - { do: wait_healthy }\n  - { id: c, do: count }\n".to_string(), 7, 5, "step \"c\" (count) works on chroma targets, not on this `faiss_redis` target"),
+        ("a faiss field on a chroma target", "name: t\ntarget:\n  kind: chroma\n  url: http://127.0.0.1:1\n  faiss: [a.faiss]\nsteps:\n  - { do: heartbeat }\n".to_string(), 5, 3, "target.faiss: unknown field `faiss`"),
+        ("a target of an unknown kind", "name: t\ntarget:\n  kind: pinecone\n  url: http://127.0.0.1:1\nsteps:\n  - { do: heartbeat }\n".to_string(), 3, 9, "target.kind: unknown variant `pinecone`"),
         ("a faiss step on a chroma target", with_steps("  - { do: check_faiss }\n"), 6, 5, "works on faiss_redis targets, not on this `chroma` target"),
         ("notify at an unknown moment", format!("{HEADER}notify: {{ webhook: \"http://x\", on: sometimes }}\nsteps:\n  - {{ do: count }}\n"), 5, 36, "unknown variant `sometimes`, expected `failure` or `always`"),
     ]

@@ -113,7 +113,7 @@ fn spec(target: &PlatformTarget) -> Result<RailwaySpec, Failure> {
                 ..LoadOptions::default()
             };
             let loaded = scenario::load_file(path, &options)?;
-            match loaded.target.service {
+            match loaded.target.service().cloned() {
                 Some(ServiceSpec::Railway(spec)) => spec,
                 _ => {
                     return Err(usage(format!(

@@ -116,12 +116,12 @@ pub async fn run(
     observer.run_started(scenario, &run_dir);
     let target = &scenario.target;
     let live = target.connect();
-    let service = target.service.as_ref().map(|spec| {
+    let service = target.service().map(|spec| {
         platform::build(
             spec,
             ServiceEnv {
                 log_path: run_dir.join("service.log"),
-                listen_addr: listen_addr(&target.url),
+                listen_addr: listen_addr(target.url()),
             },
         )
     });
@@ -436,15 +436,15 @@ fn listen_addr(url: &str) -> Option<String> {
 /// there), the service and the repository. (No variable values: one may hold a secret.)
 fn setting(scenario: &Scenario) -> Vec<String> {
     let target = &scenario.target;
-    let kind = serde_json::to_string(&target.kind).unwrap_or_default();
+    let kind = serde_json::to_string(&target.kind()).unwrap_or_default();
     let mut lines = vec![format!(
         "target: {} at {}",
         kind.trim_matches('"'),
-        target.url
+        target.url()
     )];
-    if let Some(dir) = &target.data_dir {
-        let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-        let found = if target.kind != crate::scenario::TargetKind::Chroma {
+    if let Some(dir) = target.data_dir() {
+        let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let found = if target.kind() != crate::scenario::TargetKind::Chroma {
             ""
         } else if dir
             .join(crate::targets::chroma::layout::SQLITE_FILE)
@@ -457,7 +457,7 @@ fn setting(scenario: &Scenario) -> Vec<String> {
         lines.push(format!("data directory: {}{found}", absolute.display()));
     }
     use crate::platform::ServiceSpec;
-    let service = match &target.service {
+    let service = match target.service() {
         None => "none (steps that stop or start it are refused)".to_string(),
         Some(ServiceSpec::Process(p)) => format!("process `{}`", p.command),
         Some(ServiceSpec::Shell(s)) => format!(

@@ -181,7 +181,7 @@ impl DrillReport {
             .steps
             .into_iter()
             .partition(|s| s.phase == Phase::Steps);
-        let service = scenario.target.service.as_ref().map(|s| match s {
+        let service = scenario.target.service().map(|s| match s {
             ServiceSpec::Process(p) => format!("process: {}", p.command),
             ServiceSpec::Shell(_) => "shell".to_string(),
             ServiceSpec::Railway(r) => format!("railway: service {}", r.service),
@@ -198,11 +198,11 @@ impl DrillReport {
             description: scenario.description.clone(),
             scenario_file: scenario.path.display().to_string(),
             target: TargetSummary {
-                kind: serde_json::to_value(scenario.target.kind)
+                kind: serde_json::to_value(scenario.target.kind())
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
-                url: scenario.target.url.clone(),
+                url: scenario.target.url().to_string(),
                 service,
             },
             run_dir: run_dir.display().to_string(),

@@ -7,7 +7,9 @@ use serde::de::DeserializeOwned;
 
 use super::vars::{self, Reference, StaticScope};
 use super::yaml::{self, Node, Pos};
-use super::{Diagnostic, Mark, Objectives, Scenario, ScenarioError, StepSpec, TargetSpec};
+use super::{
+    Diagnostic, Mark, Objectives, Scenario, ScenarioError, StepSpec, TargetKind, TargetSpec,
+};
 use crate::steps::{self, Objective};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -171,7 +173,7 @@ impl Checker {
             .and_then(Node::as_str)
             .map(str::to_string);
         let target: Option<TargetSpec> = match root.get("target") {
-            Some(node) => self.typed(node, "target"),
+            Some(node) => self.target(node),
             None => {
                 self.report(
                     root.pos,
@@ -378,6 +380,24 @@ impl Checker {
                 self.report(root.pos, format!("missing `{key}:`"));
                 None
             }
+        }
+    }
+
+    /// `target:`, read as its `kind:` says, so each kind's fields are checked at their lines.
+    fn target(&mut self, node: &Node) -> Option<TargetSpec> {
+        use crate::targets::chroma::spec::ChromaSpec;
+        use crate::targets::faiss_redis::FaissRedisSpec;
+        let Some(kind_node) = node.get("kind") else {
+            self.report(node.pos, "target: missing field `kind`");
+            return None;
+        };
+        match self.typed::<TargetKind>(kind_node, "target.kind")? {
+            TargetKind::Chroma => self
+                .typed::<ChromaSpec>(node, "target")
+                .map(TargetSpec::Chroma),
+            TargetKind::FaissRedis => self
+                .typed::<FaissRedisSpec>(node, "target")
+                .map(TargetSpec::FaissRedis),
         }
     }
 
@@ -589,7 +609,7 @@ impl Checker {
         rollback: &[StepSpec],
         target: &TargetSpec,
     ) {
-        if target.service.is_some() {
+        if target.service().is_some() {
             return;
         }
         for step in steps.iter().chain(rollback) {
@@ -614,7 +634,7 @@ impl Checker {
         target: &TargetSpec,
     ) {
         for step in steps.iter().chain(rollback) {
-            if !step.kind.targets.contains(&target.kind) {
+            if !step.kind.targets.contains(&target.kind()) {
                 let works_on: Vec<&str> = step.kind.targets.iter().map(|k| k.name()).collect();
                 self.report(
                     step.pos,
@@ -623,7 +643,7 @@ impl Checker {
                         step.id,
                         step.kind.name,
                         works_on.join(" and "),
-                        target.kind.name()
+                        target.kind().name()
                     ),
                 );
             }

@@ -74,19 +74,19 @@ impl Step for Backup {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open_or_create(&ctx.repo_url(self.repo.as_deref())?).await?;
         let target = ctx.target;
-        let source = match target.kind {
-            TargetKind::Chroma => Source::Chroma {
+        let source = match target.faiss_redis() {
+            None => Source::Chroma {
                 dir: ctx.data_dir(self.data_dir.as_deref())?,
                 mode: Some(self.mode),
                 staging_parent: None,
                 read_all: false,
             },
             // The target's index files and Redis (`target.faiss`, `url`, `redis_prefixes`).
-            TargetKind::FaissRedis => Source::FaissRedis {
-                faiss: target.faiss.clone(),
-                redis_url: Some(target.url.clone()),
-                prefixes: target.redis_prefixes.clone(),
-                rdb_path: target.redis_rdb.clone(),
+            Some(spec) => Source::FaissRedis {
+                faiss: spec.faiss.clone(),
+                redis_url: Some(spec.url.clone()),
+                prefixes: spec.redis_prefixes.clone(),
+                rdb_path: spec.redis_rdb.clone(),
                 pre: None,
                 post: None,
             },
@@ -98,7 +98,7 @@ impl Step for Backup {
             min_interval: None,
             keep_last: self.keep_last,
         };
-        let service = match (target.kind, self.mode) {
+        let service = match (target.kind(), self.mode) {
             (TargetKind::Chroma, CaptureMode::Cold) => Some(ctx.service()?),
             _ => None,
         };

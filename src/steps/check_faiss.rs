@@ -41,7 +41,10 @@ pub const KIND: StepKind = StepKind {
 impl Step for CheckFaiss {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let files = if self.files.is_empty() {
-            ctx.target.faiss.clone()
+            ctx.target
+                .faiss_redis()
+                .map(|spec| spec.faiss.clone())
+                .unwrap_or_default()
         } else {
             self.files.clone()
         };

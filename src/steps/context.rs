@@ -74,15 +74,14 @@ impl<'a> StepContext<'a> {
             named,
             path: self
                 .target
-                .data_dir
-                .as_deref()
+                .data_dir()
                 .map(crate::targets::chroma::protect::source_path),
-            kind: Some(self.target.kind.source_kind().into()),
+            kind: Some(self.target.kind().source_kind().into()),
         }
     }
 
     pub fn data_dir(&self, own: Option<&Path>) -> Result<std::path::PathBuf, StepError> {
-        own.or(self.target.data_dir.as_deref())
+        own.or(self.target.data_dir())
             .map(Path::to_path_buf)
             .ok_or_else(|| {
                 StepError::Setup(
@@ -94,13 +93,13 @@ impl<'a> StepContext<'a> {
     /// A check found nothing to check: say so with the likely cause, so an empty or mistyped
     /// data directory is never taken for a healthy, recovered database.
     pub fn nothing_to_check(&self, what: &str) -> StepError {
-        let data_dir = match &self.target.data_dir {
+        let data_dir = match self.target.data_dir() {
             Some(dir) => format!(" (data directory {})", dir.display()),
             None => String::new(),
         };
         StepError::Check(format!(
             "{what} at {}{data_dir}: is the scenario's `target.data_dir` or `url` (or a --var) right? Add `allow_empty: true` to the step if an empty database is expected",
-            self.target.url
+            self.target.url()
         ))
     }
 

@@ -100,7 +100,7 @@ impl Step for Fault {
                 ("delete_file", format!("deleted {}", path.display()))
             }
             Fault::FlushRedis => {
-                let redis = crate::targets::redis::RedisTarget::new(&ctx.target.url)?;
+                let redis = crate::targets::redis::RedisTarget::new(ctx.target.url())?;
                 let keys = redis.dbsize().await?;
                 redis.flushall().await?;
                 (

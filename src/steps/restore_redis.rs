@@ -60,12 +60,13 @@ pub const KIND: StepKind = StepKind {
 #[async_trait]
 impl Step for RestoreRedis {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
-        let redis = RedisTarget::new(&ctx.target.url)?;
+        let redis = RedisTarget::new(ctx.target.url())?;
         let from = match &self.from {
             Some(path) => path.clone(),
             None => ctx.data_dir(None)?.join(RDB_FILE),
         };
-        let rdb = match self.rdb.as_ref().or(ctx.target.redis_rdb.as_ref()) {
+        let target_rdb = ctx.target.faiss_redis().and_then(|s| s.redis_rdb.as_ref());
+        let rdb = match self.rdb.as_ref().or(target_rdb) {
             Some(path) => path.clone(),
             None => redis.rdb_path().await.map_err(|e| {
                 StepError::Setup(format!(

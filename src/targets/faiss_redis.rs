@@ -582,3 +582,27 @@ impl super::Target for FaissRedisTarget {
         }
     }
 }
+
+/// A scenario's `target:` when its `kind:` is `faiss_redis`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaissRedisSpec {
+    /// `faiss_redis`.
+    pub kind: super::spec::TargetKind,
+    /// Redis's URL.
+    pub url: String,
+    /// Where a restore puts the index files and the snapshot.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub service: Option<crate::platform::ServiceSpec>,
+    /// The index files to back up.
+    #[serde(default)]
+    pub faiss: Vec<PathBuf>,
+    /// Key prefixes counted into every backup and compared after a restore.
+    #[serde(default)]
+    pub redis_prefixes: Vec<String>,
+    /// The RDB file, when Redis's own (CONFIG GET dir/dbfilename) is not readable from here.
+    #[serde(default)]
+    pub redis_rdb: Option<PathBuf>,
+}

@@ -1,7 +1,7 @@
 //! A scenario's `target:`: which database a drill works on, where it is and how its service
 //! is run. Beside the targets, so steps and commands reach it without the scenario layer.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,52 +36,65 @@ impl TargetKind {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetSpec {
-    pub kind: TargetKind,
-    pub url: String,
-    #[serde(default)]
-    pub data_dir: Option<PathBuf>,
-    #[serde(default = "default_tenant")]
-    pub tenant: String,
-    #[serde(default = "default_database")]
-    pub database: String,
-    #[serde(default)]
-    pub service: Option<ServiceSpec>,
-    /// `faiss_redis`: the index files to back up.
-    #[serde(default)]
-    pub faiss: Vec<PathBuf>,
-    /// `faiss_redis`: key prefixes counted into every backup and compared after a restore.
-    #[serde(default)]
-    pub redis_prefixes: Vec<String>,
-    /// `faiss_redis`: the RDB file, when Redis's own (CONFIG GET dir/dbfilename) is not
-    /// readable from here.
-    #[serde(default)]
-    pub redis_rdb: Option<PathBuf>,
-}
-
-fn default_tenant() -> String {
-    super::chroma::client::DEFAULT_TENANT.to_string()
-}
-
-fn default_database() -> String {
-    super::chroma::client::DEFAULT_DATABASE.to_string()
+/// A scenario's `target:`, by its `kind:`; each kind's fields are its own (a `faiss:` list on a
+/// Chroma target is refused, not ignored).
+#[derive(Debug, Clone)]
+pub enum TargetSpec {
+    Chroma(super::chroma::spec::ChromaSpec),
+    FaissRedis(super::faiss_redis::FaissRedisSpec),
 }
 
 impl TargetSpec {
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Self::Chroma(_) => TargetKind::Chroma,
+            Self::FaissRedis(_) => TargetKind::FaissRedis,
+        }
+    }
+
+    /// The server: Chroma's HTTP URL, or Redis's.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Chroma(spec) => &spec.url,
+            Self::FaissRedis(spec) => &spec.url,
+        }
+    }
+
+    /// Where the data lives on disk (backed up from, restored into).
+    pub fn data_dir(&self) -> Option<&Path> {
+        match self {
+            Self::Chroma(spec) => spec.data_dir.as_deref(),
+            Self::FaissRedis(spec) => spec.data_dir.as_deref(),
+        }
+    }
+
+    pub fn service(&self) -> Option<&ServiceSpec> {
+        match self {
+            Self::Chroma(spec) => spec.service.as_ref(),
+            Self::FaissRedis(spec) => spec.service.as_ref(),
+        }
+    }
+
+    /// The FAISS + Redis fields, when that is the kind.
+    pub fn faiss_redis(&self) -> Option<&super::faiss_redis::FaissRedisSpec> {
+        match self {
+            Self::FaissRedis(spec) => Some(spec),
+            Self::Chroma(_) => None,
+        }
+    }
+
     /// The live target this spec names.
     pub fn connect(&self) -> Box<dyn super::Target> {
-        match self.kind {
-            TargetKind::Chroma => Box::new(super::chroma::ChromaTarget {
+        match self {
+            Self::Chroma(spec) => Box::new(super::chroma::ChromaTarget {
                 client: super::chroma::ChromaClient::with_database(
-                    &self.url,
-                    &self.tenant,
-                    &self.database,
+                    &spec.url,
+                    &spec.tenant,
+                    &spec.database,
                 ),
             }),
-            TargetKind::FaissRedis => Box::new(super::faiss_redis::FaissRedisTarget {
-                redis_url: self.url.clone(),
+            Self::FaissRedis(spec) => Box::new(super::faiss_redis::FaissRedisTarget {
+                redis_url: spec.url.clone(),
             }),
         }
     }
