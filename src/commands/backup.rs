@@ -1,7 +1,6 @@
 //! `backup`: take a backup of a Chroma directory or a FAISS + Redis store, then (after a
 //! successful one, as seed 000 did) rotate old backups of the repository away.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -10,33 +9,10 @@ use crate::platform::Service;
 use crate::progress::Progress;
 use crate::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
 use crate::repo::{RepoError, Repository};
-use crate::targets::chroma::capture::CaptureMode;
 use crate::targets::chroma::protect::{self, BackupRequest};
 use crate::targets::faiss_redis::{self, FaissRedisRequest};
+pub use crate::targets::protect::BackupSource as Source;
 use crate::targets::protect::{BackupOutcome, ProtectError};
-
-/// What is backed up.
-#[derive(Debug, Clone)]
-pub enum Source {
-    Chroma {
-        dir: PathBuf,
-        /// How a directory in use is copied (none: refused when in use).
-        mode: Option<CaptureMode>,
-        /// Where the consistent copy is staged (default: beside `dir`).
-        staging_parent: Option<PathBuf>,
-        /// Read every file, even those the last backup shows unchanged.
-        read_all: bool,
-    },
-    FaissRedis {
-        faiss: Vec<PathBuf>,
-        redis_url: Option<String>,
-        prefixes: Vec<String>,
-        rdb_path: Option<PathBuf>,
-        /// Shell commands run before the capture and after it (always).
-        pre: Option<String>,
-        post: Option<String>,
-    },
-}
 
 #[derive(Debug, Clone)]
 pub struct BackupOptions {

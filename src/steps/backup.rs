@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
-use crate::commands::backup::{backup, BackupOptions, Source};
+use crate::commands::backup::{backup, BackupOptions};
 use crate::duration::HumanDuration;
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
 use crate::targets::chroma::capture::CaptureMode;
-use crate::targets::protect::BackupOutcome;
+use crate::targets::protect::{BackupOutcome, BackupSource};
 use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
@@ -74,23 +74,15 @@ impl Step for Backup {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open_or_create(&ctx.repo_url(self.repo.as_deref())?).await?;
         let target = ctx.target;
-        let source = match target.faiss_redis() {
-            None => Source::Chroma {
-                dir: ctx.data_dir(self.data_dir.as_deref())?,
-                mode: Some(self.mode),
-                staging_parent: None,
-                read_all: false,
-            },
-            // The target's index files and Redis (`target.faiss`, `url`, `redis_prefixes`).
-            Some(spec) => Source::FaissRedis {
-                faiss: spec.faiss.clone(),
-                redis_url: Some(spec.url.clone()),
-                prefixes: spec.redis_prefixes.clone(),
-                rdb_path: spec.redis_rdb.clone(),
-                pre: None,
-                post: None,
-            },
-        };
+        let source = target.backup_source(ctx.data_dir(self.data_dir.as_deref()), self.mode)?;
+        // A cold copy stops the service and starts it again.
+        let cold = matches!(
+            source,
+            BackupSource::Chroma {
+                mode: Some(CaptureMode::Cold),
+                ..
+            }
+        );
         let options = BackupOptions {
             source,
             tags: self.tags.clone(),
@@ -98,10 +90,7 @@ impl Step for Backup {
             min_interval: None,
             keep_last: self.keep_last,
         };
-        let service = match (target.kind(), self.mode) {
-            (TargetKind::Chroma, CaptureMode::Cold) => Some(ctx.service()?),
-            _ => None,
-        };
+        let service = if cold { Some(ctx.service()?) } else { None };
         let outcome = backup(&repo, &options, service, &NoProgress).await?.outcome;
         let BackupOutcome::Created { manifest } = outcome else {
             return Err(StepError::Check("the backup was skipped".into()));

@@ -98,6 +98,29 @@ impl Classify for ProtectError {
     }
 }
 
+/// What is backed up.
+#[derive(Debug, Clone)]
+pub enum BackupSource {
+    Chroma {
+        dir: PathBuf,
+        /// How a directory in use is copied (none: refused when in use).
+        mode: Option<super::chroma::capture::CaptureMode>,
+        /// Where the consistent copy is staged (default: beside `dir`).
+        staging_parent: Option<PathBuf>,
+        /// Read every file, even those the last backup shows unchanged.
+        read_all: bool,
+    },
+    FaissRedis {
+        faiss: Vec<PathBuf>,
+        redis_url: Option<String>,
+        prefixes: Vec<String>,
+        rdb_path: Option<PathBuf>,
+        /// Shell commands run before the capture and after it (always).
+        pre: Option<String>,
+        post: Option<String>,
+    },
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum BackupOutcome {

@@ -83,6 +83,31 @@ impl TargetSpec {
         }
     }
 
+    /// What a backup of this target takes: the Chroma directory (`data_dir`, copied as `mode`
+    /// says; its error when there is none), or the index files and Redis.
+    pub fn backup_source<E>(
+        &self,
+        data_dir: Result<std::path::PathBuf, E>,
+        mode: super::chroma::capture::CaptureMode,
+    ) -> Result<super::protect::BackupSource, E> {
+        Ok(match self {
+            Self::Chroma(_) => super::protect::BackupSource::Chroma {
+                dir: data_dir?,
+                mode: Some(mode),
+                staging_parent: None,
+                read_all: false,
+            },
+            Self::FaissRedis(spec) => super::protect::BackupSource::FaissRedis {
+                faiss: spec.faiss.clone(),
+                redis_url: Some(spec.url.clone()),
+                prefixes: spec.redis_prefixes.clone(),
+                rdb_path: spec.redis_rdb.clone(),
+                pre: None,
+                post: None,
+            },
+        })
+    }
+
     /// The live target this spec names.
     pub fn connect(&self) -> Box<dyn super::Target> {
         match self {
