@@ -192,6 +192,7 @@ pub struct RestoreArgs {
     pub no_safety_backup: bool,
     /// Safety copies of --to to keep (DIR.before-restore-TIME beside it), this restore's
     /// included: older ones are removed, so repeated restores do not fill the disk.
+    /// (What a killed restore left is kept as DIR.interrupted-restore-TIME and never removed.)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub keep_safety_copies: u64,
     /// Restore only when the backup is newer than the data in --to (restore-on-start).

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// `$1` is the start command, `$2` the log its output is appended to.
 const SCRIPT: &str = r#"IFS= read -r said; [ "$said" = started ] || exec sh -c "$1" >> "$2" 2>&1"#;
@@ -53,14 +54,29 @@ impl StartGuard {
     }
 }
 
+/// How long an interrupted command waits for the watcher's start command: a start that hangs
+/// must not hang the interrupt too (the watcher goes on in its own process group).
+const START_WAIT: Duration = Duration::from_secs(60);
+
 impl Drop for StartGuard {
     /// Dropped without [`StartGuard::disarm`] (a backup cancelled by an interrupt): the watcher
-    /// starts the service, and this waits for it, so that whatever runs next (a drill's
-    /// rollback) finds the service started.
+    /// starts the service, and this waits for it (up to [`START_WAIT`]), so that whatever runs
+    /// next (a drill's rollback) finds the service started.
     fn drop(&mut self) {
-        if let Some(stdin) = self.child.stdin.take() {
-            drop(stdin);
-            let _ = self.child.wait();
+        let Some(stdin) = self.child.stdin.take() else {
+            return;
+        };
+        drop(stdin);
+        let deadline = Instant::now() + START_WAIT;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                _ => return,
+            }
         }
+        tracing::warn!(
+            "the service's start command is still running after {}s; it goes on without vecdrill",
+            START_WAIT.as_secs()
+        );
     }
 }

@@ -265,9 +265,8 @@ fn swap_prefix(target: &Path) -> String {
 
 /// Keep what killed restores of `target` left at their swap paths, renamed
 /// `<name>.interrupted-restore-<time>` and never removed by vecdrill: each is a whole
-/// directory, the data that was live or the checked copy about to replace it. Returns them.
-pub fn keep_interrupted_swaps(target: &Path) -> Vec<PathBuf> {
-    let mut kept = Vec::new();
+/// directory, the data that was live or the checked copy about to replace it.
+pub fn keep_interrupted_swaps(target: &Path) {
     for left in left_by_ended_processes(parent_dir(target), &swap_prefix(target)) {
         let at = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let name = format!("{}.interrupted-restore-{at}", name_of(target));
@@ -282,7 +281,6 @@ pub fn keep_interrupted_swaps(target: &Path) -> Vec<PathBuf> {
                     to.display(),
                     target.display()
                 );
-                kept.push(to);
             }
             Err(err) => tracing::warn!(
                 "cannot keep {} (left by an interrupted restore): {err}",
@@ -290,7 +288,6 @@ pub fn keep_interrupted_swaps(target: &Path) -> Vec<PathBuf> {
             ),
         }
     }
-    kept
 }
 
 /// Undo a swap that could not be settled, so the command fails with `target` as it was; the

@@ -551,6 +551,8 @@ impl super::BackupFormat for FaissRedisFormat {
         };
         let mut counts: Vec<(String, u64)> = entries
             .flatten()
+            // Regular files only: a link there is never followed out of the directory.
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| {
                 let info = faiss::inspect(&e.path()).ok()?;
                 Some((e.file_name().to_string_lossy().into_owned(), info.ntotal))
