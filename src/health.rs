@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::metrics::Metric;
 use crate::repo::Repository;
-use crate::targets::chroma::ChromaClient;
+use crate::targets::Target;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -21,14 +21,20 @@ pub struct Check {
     pub value: Option<f64>,
 }
 
-/// Heartbeat: failed only when `attempts` tries in a row fail (seed 004: "3 failed health
-/// checks" before alerting), `interval` apart, each within `timeout`.
-pub async fn heartbeat(url: &str, timeout: Duration, attempts: u32, interval: Duration) -> Check {
-    let client = ChromaClient::new(url);
+/// Heartbeat: the target's health probe (Chroma's heartbeat), at `url`; failed only when
+/// `attempts` tries in a row fail (seed 004: "3 failed health checks" before alerting),
+/// `interval` apart, each within `timeout`.
+pub async fn heartbeat(
+    target: &dyn Target,
+    url: &str,
+    timeout: Duration,
+    attempts: u32,
+    interval: Duration,
+) -> Check {
     let mut last = String::new();
     for attempt in 1..=attempts.max(1) {
         let began = std::time::Instant::now();
-        match client.heartbeat(timeout).await {
+        match target.probe(timeout).await {
             Ok(_) => {
                 let seconds = began.elapsed().as_secs_f64();
                 return Check {
@@ -46,7 +52,7 @@ pub async fn heartbeat(url: &str, timeout: Duration, attempts: u32, interval: Du
                     value: Some(seconds),
                 };
             }
-            Err(err) => last = err.to_string(),
+            Err(err) => last = err,
         }
         if attempt < attempts {
             tokio::time::sleep(interval).await;

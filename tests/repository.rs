@@ -870,7 +870,7 @@ fn the_storage_round_trip_on_every_backend() {
 /// library, in one process.
 #[test]
 fn the_storage_round_trip_in_memory() {
-    use vecdrill::commands::backup::{backup, BackupOptions, Source};
+    use vecdrill::commands::backup::{backup, BackupOptions, BackupSettings, ChromaSource};
     use vecdrill::commands::verify::{verify, Backups, VerifyOptions};
     use vecdrill::progress::NoProgress;
     use vecdrill::repo::Repository;
@@ -881,15 +881,17 @@ fn the_storage_round_trip_in_memory() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let repo = Repository::open_or_create("memory://").await.unwrap();
         let options = BackupOptions {
-            source: Source::Chroma {
+            source: Box::new(ChromaSource {
                 dir: data.clone(),
                 mode: None,
                 staging_parent: None,
                 read_all: false,
+            }),
+            settings: BackupSettings {
+                tags: Vec::new(),
+                max_write_stall: Duration::from_secs(30),
+                min_interval: None,
             },
-            tags: Vec::new(),
-            max_write_stall: Duration::from_secs(30),
-            min_interval: None,
             keep_last: Some(1),
         };
         for _ in 0..2 {

@@ -7,6 +7,7 @@ use clap::Args;
 use vecdrill::duration::HumanDuration;
 use vecdrill::exit;
 use vecdrill::health::{self, Check};
+use vecdrill::targets::chroma::{ChromaClient, ChromaTarget};
 
 use super::{print_json, Failure};
 
@@ -66,6 +67,9 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
     if let Some(url) = &args.url {
         checks.push(
             health::heartbeat(
+                &ChromaTarget {
+                    client: ChromaClient::new(url),
+                },
                 url,
                 args.heartbeat_timeout.as_duration(),
                 args.failures,

@@ -19,10 +19,10 @@ use vecdrill::repo::format::Manifest;
 use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
 use vecdrill::repo::{Repository, SourceChoice};
 use vecdrill::targets::chroma::capture::CaptureMode;
-use vecdrill::targets::chroma::protect::{
+use vecdrill::targets::format_of;
+use vecdrill::targets::protect::{
     self, BackupOutcome, RestoreOutcome, RestoreRequest, RestoreSource,
 };
-use vecdrill::targets::faiss_redis;
 use vecdrill::text::printable;
 use vecdrill::units::bytes;
 
@@ -276,13 +276,7 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
         logical_bytes: manifest.map(|m| m.totals.logical_bytes),
         stored_bytes: manifest.map(|m| m.totals.stored_bytes),
         counts: manifest
-            .and_then(protect::described)
-            .map(|l| {
-                l.collections
-                    .iter()
-                    .map(|c| (c.name.clone(), c.count))
-                    .collect()
-            })
+            .map(|m| format_of(m).recorded_counts(m).into_iter().collect())
             .unwrap_or_default(),
         detail: match &result {
             Ok((outcome, rotation)) => backup_json(outcome, rotation),
@@ -329,7 +323,9 @@ fn backup_target(args: &BackupArgs) -> String {
 
 /// Take the backup, then rotate when asked.
 async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), Failure> {
-    use vecdrill::commands::backup::{BackupOptions, Source};
+    use vecdrill::commands::backup::{
+        BackupOptions, BackupSettings, BackupSource, ChromaSource, FaissRedisSource,
+    };
     let repo = Repository::open_or_create(&args.repo.repo).await?;
     let mut service: Option<Box<dyn Service>> = match (&args.stop_cmd, &args.start_cmd) {
         (Some(stop), Some(start)) => Some(Box::new(ShellService::new(
@@ -348,27 +344,29 @@ async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), F
         ))),
         _ => None,
     };
-    let source = match &args.chroma_dir {
-        Some(dir) => Source::Chroma {
+    let source: Box<dyn BackupSource> = match &args.chroma_dir {
+        Some(dir) => Box::new(ChromaSource {
             dir: dir.clone(),
             mode: args.mode,
             staging_parent: args.staging_dir.clone(),
             read_all: args.read_all,
-        },
-        None => Source::FaissRedis {
+        }),
+        None => Box::new(FaissRedisSource {
             faiss: args.faiss.clone(),
             redis_url: args.redis.clone(),
             prefixes: args.redis_prefixes.clone(),
             rdb_path: args.redis_rdb.clone(),
             pre: args.pre.clone(),
             post: args.post.clone(),
-        },
+        }),
     };
     let options = BackupOptions {
         source,
-        tags: args.tags.clone(),
-        max_write_stall: args.max_write_stall.as_duration(),
-        min_interval: args.min_interval.map(HumanDuration::as_duration),
+        settings: BackupSettings {
+            tags: args.tags.clone(),
+            max_write_stall: args.max_write_stall.as_duration(),
+            min_interval: args.min_interval.map(HumanDuration::as_duration),
+        },
         keep_last: args.keep_last,
     };
     let progress = for_terminal(args.json);
@@ -439,14 +437,7 @@ struct BackupRow {
 }
 
 fn collections_summary(manifest: &Manifest) -> Vec<serde_json::Value> {
-    protect::described(manifest)
-        .map(|l| {
-            l.collections
-                .iter()
-                .map(|c| serde_json::json!({ "name": c.name, "count": c.count, "dimension": c.dimension }))
-                .collect()
-        })
-        .unwrap_or_default()
+    format_of(manifest).collections(manifest)
 }
 
 fn summary(manifest: &Manifest) -> serde_json::Value {
@@ -499,15 +490,17 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
             source: printable(&m.source_label()).into_owned(),
             mode: printable(&m.capture.mode).into_owned(),
             tags: printable(&m.tags.join(",")).into_owned(),
-            collections: protect::described(m)
-                .map(|l| {
-                    l.collections
-                        .iter()
-                        .map(|c| format!("{} ({})", printable(&c.name), c.count))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+            collections: collections_summary(m)
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({})",
+                        printable(c["name"].as_str().unwrap_or_default()),
+                        c["count"]
+                    )
                 })
-                .unwrap_or_default(),
+                .collect::<Vec<_>>()
+                .join(", "),
             size: bytes(m.totals.logical_bytes),
             added: bytes(m.totals.stored_bytes),
         })
@@ -519,12 +512,12 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
 pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
     let repo = Repository::open(&args.repo.repo).await?;
     let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
+    let (details, lines) = format_of(&manifest).details(&manifest);
     if args.json {
         let mut value = serde_json::to_value(&manifest).unwrap_or_default();
         value["collections"] = serde_json::Value::Array(collections_summary(&manifest));
-        if let Some(store) = faiss_redis::described(&manifest) {
-            value["faiss"] = serde_json::to_value(&store.faiss).unwrap_or_default();
-            value["redis"] = serde_json::to_value(&store.redis).unwrap_or_default();
+        for (key, detail) in details {
+            value[key] = detail;
         }
         print_json(&value);
         return Ok(exit::SUCCESS);
@@ -542,39 +535,8 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
         manifest.hostname,
         manifest.tool_version
     );
-    if let Some(layout) = protect::described(&manifest) {
-        say_shown!(
-            "journal_mode {}; schema {:?}",
-            layout.journal_mode,
-            layout.schema
-        );
-        for c in &layout.collections {
-            say_shown!(
-                "  collection {:<30} {:>10} records  dim {:?}",
-                c.name,
-                c.count,
-                c.dimension
-            );
-        }
-    }
-    if let Some(store) = faiss_redis::described(&manifest) {
-        for index in &store.faiss {
-            say_shown!(
-                "  faiss {:<30} {}",
-                index.name,
-                faiss_redis::describe_index(&index.info)
-            );
-        }
-        if let Some(redis) = &store.redis {
-            say_shown!(
-                "  redis {} (v{}): {} keys {:?}, saved {}",
-                redis.url,
-                redis.version,
-                redis.keys,
-                redis.prefixes,
-                redis.saved_at
-            );
-        }
+    for line in lines {
+        say_shown!("{line}");
     }
     for file in &manifest.files {
         say_shown!("  file {:<60} {:>12}", file.path, bytes(file.size));
@@ -664,14 +626,9 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         (None, None) => unreachable!("checked above"),
     };
     let backup = args.backup.clone().unwrap_or_else(|| "latest".into());
-    // `latest` is the newest backup of the directory being restored, when it has any.
-    let source_choice = SourceChoice {
-        path: Some(protect::source_path(&args.to)),
-        ..args.source.choice()
-    };
     let request = RestoreRequest {
         backup: backup.clone(),
-        source: source_choice.clone(),
+        source: args.source.choice(),
         to: args.to.clone(),
         keep_safety_copies: if args.no_safety_backup {
             0
@@ -686,7 +643,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         .unwrap_or(false);
     if has_data && !args.yes && !args.dry_run && !args.if_newer && std::io::stdin().is_terminal() {
         let manifest = match source {
-            RestoreSource::Repo(repo) => repo.backup(&backup, &source_choice).await?,
+            RestoreSource::Repo(repo) => repo.backup(&backup, &request.choice()).await?,
             RestoreSource::Archive(path) => vecdrill::repo::archive::read_manifest(path)?,
         };
         let question = format!(

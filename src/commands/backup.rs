@@ -1,28 +1,23 @@
 //! `backup`: take a backup of a Chroma directory or a FAISS + Redis store, then (after a
 //! successful one, as seed 000 did) rotate old backups of the repository away.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::platform::Service;
 use crate::progress::Progress;
 use crate::repo::prune::{PruneOptions, PruneReport, RetentionPolicy};
 use crate::repo::{RepoError, Repository};
-use crate::targets::chroma::protect::{self, BackupRequest};
-use crate::targets::faiss_redis::{self, FaissRedisRequest};
-pub use crate::targets::protect::BackupSource as Source;
+pub use crate::targets::chroma::protect::ChromaSource;
+pub use crate::targets::faiss_redis::FaissRedisSource;
 use crate::targets::protect::{BackupOutcome, ProtectError};
+pub use crate::targets::protect::{BackupSettings, BackupSource};
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BackupOptions {
-    pub source: Source,
-    pub tags: Vec<String>,
-    /// Hot mode: give up when writers would be held off longer. (FAISS + Redis: how long
-    /// Redis may take to save, at least five minutes.)
-    pub max_write_stall: Duration,
-    /// Skip when the newest backup of the source is younger than this.
-    pub min_interval: Option<Duration>,
+    /// What is backed up: a Chroma directory ([`ChromaSource`]), FAISS + Redis
+    /// ([`FaissRedisSource`]), or any other kind's source.
+    pub source: Box<dyn BackupSource>,
+    pub settings: BackupSettings,
     /// After a successful backup, keep only the newest N of this source.
     pub keep_last: Option<usize>,
 }
@@ -43,55 +38,16 @@ pub struct Backed {
     pub rotation: Rotation,
 }
 
-/// Redis may take minutes to save a large dataset; the stall limit alone would be too short.
-const MIN_SAVE_TIMEOUT: Duration = Duration::from_secs(300);
-
 pub async fn backup(
     repo: &Repository,
     options: &BackupOptions,
     service: Option<&mut (dyn Service + 'static)>,
     progress: &dyn Progress,
 ) -> Result<Backed, ProtectError> {
-    let outcome = match &options.source {
-        Source::Chroma {
-            dir,
-            mode,
-            staging_parent,
-            read_all,
-        } => {
-            let request = BackupRequest {
-                dir: dir.clone(),
-                mode: *mode,
-                tags: options.tags.clone(),
-                max_write_stall: options.max_write_stall,
-                staging_parent: staging_parent.clone(),
-                min_interval: options.min_interval,
-                read_all: *read_all,
-            };
-            protect::backup(repo, &request, service, progress).await?
-        }
-        Source::FaissRedis {
-            faiss,
-            redis_url,
-            prefixes,
-            rdb_path,
-            pre,
-            post,
-        } => {
-            let request = FaissRedisRequest {
-                faiss: faiss.clone(),
-                redis_url: redis_url.clone(),
-                prefixes: prefixes.clone(),
-                rdb_path: rdb_path.clone(),
-                tags: options.tags.clone(),
-                pre: pre.clone(),
-                post: post.clone(),
-                save_timeout: options.max_write_stall.max(MIN_SAVE_TIMEOUT),
-                min_interval: options.min_interval,
-            };
-            faiss_redis::backup(repo, &request, progress).await?
-        }
-    };
+    let outcome = options
+        .source
+        .back_up(repo, &options.settings, service, progress)
+        .await?;
     let rotation = rotate(repo, &outcome, options.keep_last).await?;
     Ok(Backed { outcome, rotation })
 }

@@ -444,16 +444,7 @@ fn setting(scenario: &Scenario) -> Vec<String> {
     )];
     if let Some(dir) = target.data_dir() {
         let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let found = if target.kind() != crate::scenario::TargetKind::Chroma {
-            ""
-        } else if dir
-            .join(crate::targets::chroma::layout::SQLITE_FILE)
-            .is_file()
-        {
-            " (holds a Chroma database)"
-        } else {
-            " (no chroma.sqlite3 there yet: a server started on it begins empty)"
-        };
+        let found = target.config().describe_data_dir(dir);
         lines.push(format!("data directory: {}{found}", absolute.display()));
     }
     use crate::platform::ServiceSpec;

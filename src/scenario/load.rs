@@ -385,25 +385,27 @@ impl Checker {
 
     /// `target:`, read as its `kind:` says, so each kind's fields are checked at their lines.
     fn target(&mut self, node: &Node) -> Option<TargetSpec> {
-        use crate::targets::chroma::spec::ChromaSpec;
-        use crate::targets::faiss_redis::FaissRedisSpec;
         let Some(kind_node) = node.get("kind") else {
             self.report(node.pos, "target: missing field `kind`");
             return None;
         };
-        match self.typed::<TargetKind>(kind_node, "target.kind")? {
-            TargetKind::Chroma => self
-                .typed::<ChromaSpec>(node, "target")
-                .map(TargetSpec::Chroma),
-            TargetKind::FaissRedis => self
-                .typed::<FaissRedisSpec>(node, "target")
-                .map(TargetSpec::FaissRedis),
-        }
+        let kind = self.typed::<TargetKind>(kind_node, "target.kind")?;
+        self.read(node, "target", |yaml| kind.read_spec(yaml))
     }
 
     /// Deserialise a node into `T`, reporting serde's complaint at the node it concerns.
     fn typed<T: DeserializeOwned>(&mut self, node: &Node, what: &str) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(node.to_yaml()) {
+        self.read(node, what, serde_path_to_error::deserialize::<_, T>)
+    }
+
+    /// Read a node with `read`, reporting its complaint at the node (or field) it concerns.
+    fn read<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        read: impl FnOnce(serde_yaml::Value) -> Result<T, serde_path_to_error::Error<serde_yaml::Error>>,
+    ) -> Option<T> {
+        match read(node.to_yaml()) {
             Ok(value) => Some(value),
             Err(err) => {
                 let message = clean_serde_message(&err.inner().to_string());

@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
-use crate::commands::backup::{backup, BackupOptions};
+use crate::commands::backup::{backup, BackupOptions, BackupSettings};
 use crate::duration::HumanDuration;
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::repo::Repository;
 use crate::targets::chroma::capture::CaptureMode;
-use crate::targets::protect::{BackupOutcome, BackupSource};
+use crate::targets::protect::BackupOutcome;
 use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
@@ -73,21 +73,22 @@ impl Step for Backup {
 
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = Repository::open_or_create(&ctx.repo_url(self.repo.as_deref())?).await?;
-        let target = ctx.target;
-        let source = target.backup_source(ctx.data_dir(self.data_dir.as_deref()), self.mode)?;
-        // A cold copy stops the service and starts it again.
-        let cold = matches!(
-            source,
-            BackupSource::Chroma {
-                mode: Some(CaptureMode::Cold),
-                ..
-            }
-        );
+        // The target's data directory is the step's to override (and, for a kind that backs
+        // it up, required: the target says so when there is none).
+        let data_dir = ctx.data_dir(self.data_dir.as_deref()).ok();
+        let source = ctx
+            .target
+            .config()
+            .backup_source(data_dir, self.mode)
+            .map_err(StepError::Setup)?;
+        let cold = source.stops_service();
         let options = BackupOptions {
             source,
-            tags: self.tags.clone(),
-            max_write_stall: self.max_write_stall.as_duration(),
-            min_interval: None,
+            settings: BackupSettings {
+                tags: self.tags.clone(),
+                max_write_stall: self.max_write_stall.as_duration(),
+                min_interval: None,
+            },
             keep_last: self.keep_last,
         };
         let service = if cold { Some(ctx.service()?) } else { None };

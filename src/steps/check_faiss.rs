@@ -1,7 +1,6 @@
 //! `check_faiss`: read the target's index files and compare them with the restored backup:
 //! each parses, with the recorded type, dimension and `ntotal`.
 
-use crate::targets::spec::TargetKind;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -12,6 +11,7 @@ use crate::outputs;
 use crate::repo::Repository;
 use crate::targets::faiss::{self, FaissIndexInfo};
 use crate::targets::faiss_redis;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +42,7 @@ impl Step for CheckFaiss {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let files = if self.files.is_empty() {
             ctx.target
-                .faiss_redis()
+                .as_kind::<faiss_redis::FaissRedisSpec>()
                 .map(|spec| spec.faiss.clone())
                 .unwrap_or_default()
         } else {

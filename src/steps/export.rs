@@ -1,6 +1,5 @@
 //! `export`: write collections from the target server to an export file.
 
-use crate::targets::spec::TargetKind;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -11,6 +10,7 @@ use crate::export::api::{self, ApiExportOptions};
 use crate::export::Selection;
 use crate::outputs;
 use crate::progress::NoProgress;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

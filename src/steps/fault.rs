@@ -5,7 +5,6 @@
 //! - `corrupt_file`: invert `length` bytes at `offset` (every byte is guaranteed to change);
 //! - `delete_file`: remove a file (or, with `recursive: true`, a directory).
 
-use crate::targets::spec::TargetKind;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
@@ -15,6 +14,7 @@ use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

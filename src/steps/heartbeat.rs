@@ -1,6 +1,5 @@
 //! `heartbeat`: one heartbeat request; fails when it is not answered in time.
 
-use crate::targets::spec::TargetKind;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -10,6 +9,7 @@ use serde::Deserialize;
 use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
 use crate::outputs;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,5 @@
 //! `http`: one request with an expected status and, optionally, expected JSON fields.
 
-use crate::targets::spec::TargetKind;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
 use crate::net::describe_reqwest;
 use crate::outputs;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,5 @@
 //! `import`: load an export file into the target server (resumable; counts checked).
 
-use crate::targets::spec::TargetKind;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -10,6 +9,7 @@ use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::export::import::{self, ImportOptions};
 use crate::outputs;
 use crate::progress::NoProgress;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -64,10 +64,7 @@ impl Step for Restore {
         let to = ctx.data_dir(self.to.as_deref())?;
         let request = RestoreRequest {
             backup: self.backup.clone(),
-            source: crate::repo::SourceChoice {
-                path: Some(protect::source_path(&to)),
-                ..ctx.source_choice(self.source.clone())
-            },
+            source: ctx.source_choice(self.source.clone()),
             to,
             keep_safety_copies: if self.keep_safety_copy {
                 self.keep_safety_copies.max(1)

@@ -2,7 +2,6 @@
 //! came back: stop Redis, swap the file in (the old one kept aside), start it, wait until it
 //! has loaded, and compare the key counts with the restored backup's.
 
-use crate::targets::spec::TargetKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use crate::outputs;
 use crate::repo::Repository;
 use crate::targets::faiss_redis::{self, RDB_FILE};
 use crate::targets::redis::RedisTarget;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +65,10 @@ impl Step for RestoreRedis {
             Some(path) => path.clone(),
             None => ctx.data_dir(None)?.join(RDB_FILE),
         };
-        let target_rdb = ctx.target.faiss_redis().and_then(|s| s.redis_rdb.as_ref());
+        let target_rdb = ctx
+            .target
+            .as_kind::<faiss_redis::FaissRedisSpec>()
+            .and_then(|s| s.redis_rdb.as_ref());
         let rdb = match self.rdb.as_ref().or(target_rdb) {
             Some(path) => path.clone(),
             None => redis.rdb_path().await.map_err(|e| {

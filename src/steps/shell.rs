@@ -1,6 +1,5 @@
 //! `shell`: run a command with `sh -c`; its exit code is checked and its output kept.
 
-use crate::targets::spec::TargetKind;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,6 +9,7 @@ use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
+use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::faiss::{self, FaissIndexInfo};
-use super::protect::{newest_mtime, skip_if_recent, BackupOutcome, ProtectError};
+use super::protect::{newest_mtime, skip_if_recent, BackupOutcome, BackupSettings, ProtectError};
 use super::redis::{rdb_version, RedisTarget};
 use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, FileEntry, Manifest, Source};
@@ -86,29 +86,46 @@ pub fn described(manifest: &Manifest) -> Option<StoreDescription> {
         .flatten()
 }
 
-pub struct FaissRedisRequest {
+/// FAISS index files and Redis as what a backup takes.
+#[derive(Debug, Clone)]
+pub struct FaissRedisSource {
     pub faiss: Vec<PathBuf>,
     pub redis_url: Option<String>,
     pub prefixes: Vec<String>,
     /// The snapshot file, when the server's own (`CONFIG GET dir/dbfilename`) is not readable
     /// from here.
     pub rdb_path: Option<PathBuf>,
-    pub tags: Vec<String>,
     /// Shell commands run before the capture and after it (always, even when it fails).
     pub pre: Option<String>,
     pub post: Option<String>,
-    pub save_timeout: Duration,
-    pub min_interval: Option<Duration>,
 }
 
-pub async fn backup(
+/// Redis may take minutes to save a large dataset; the stall limit alone would be too short.
+const MIN_SAVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[async_trait::async_trait]
+impl super::protect::BackupSource for FaissRedisSource {
+    async fn back_up(
+        &self,
+        repo: &Repository,
+        settings: &BackupSettings,
+        _service: Option<&mut (dyn crate::platform::Service + 'static)>,
+        progress: &dyn Progress,
+    ) -> Result<BackupOutcome, ProtectError> {
+        backup(repo, self, settings, progress).await
+    }
+}
+
+async fn backup(
     repo: &Repository,
-    request: &FaissRedisRequest,
+    request: &FaissRedisSource,
+    settings: &BackupSettings,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
     let existing = repo.readable_manifests().await?;
     let source = describe_source(request);
-    if let Some(skipped) = skip_if_recent(&existing, (SOURCE_KIND, &source), request.min_interval) {
+    if let Some(skipped) = skip_if_recent(&existing, (SOURCE_KIND, &source), settings.min_interval)
+    {
         return Ok(skipped);
     }
     check_names(&request.faiss)?;
@@ -120,7 +137,7 @@ pub async fn backup(
             return Err(err);
         }
     }
-    let result = capture(repo, request, progress).await;
+    let result = capture(repo, request, settings, progress).await;
     if let Some(post) = &request.post {
         let after = run_hook("--post", post).await;
         if result.is_ok() {
@@ -175,7 +192,8 @@ async fn run_hook(which: &str, command: &str) -> Result<(), ProtectError> {
 
 async fn capture(
     repo: &Repository,
-    request: &FaissRedisRequest,
+    request: &FaissRedisSource,
+    settings: &BackupSettings,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
     let began = Instant::now();
@@ -183,7 +201,7 @@ async fn capture(
     // Redis first: its snapshot is the moment the backup describes.
     let (redis, rdb) = match &request.redis_url {
         Some(url) => {
-            let (record, rdb) = snapshot_redis(url, request).await?;
+            let (record, rdb) = snapshot_redis(url, request, settings).await?;
             (Some(record), Some(rdb))
         }
         None => (None, None),
@@ -261,7 +279,7 @@ async fn capture(
     let info = ManifestInfo {
         id: backup_id(created_at),
         created_at,
-        tags: normalise_tags(&request.tags),
+        tags: normalise_tags(&settings.tags),
         source: Source {
             kind: SOURCE_KIND.into(),
             path: describe_source(request),
@@ -281,7 +299,7 @@ async fn capture(
     })
 }
 
-fn describe_source(request: &FaissRedisRequest) -> String {
+fn describe_source(request: &FaissRedisSource) -> String {
     let mut parts: Vec<String> = request
         .faiss
         .iter()
@@ -295,11 +313,14 @@ fn describe_source(request: &FaissRedisRequest) -> String {
 
 async fn snapshot_redis(
     url: &str,
-    request: &FaissRedisRequest,
+    request: &FaissRedisSource,
+    settings: &BackupSettings,
 ) -> Result<(RedisRecord, PathBuf), ProtectError> {
     let redis = RedisTarget::new(url)?;
     let version = redis.version().await?;
-    let saved = redis.bgsave(request.save_timeout).await?;
+    let saved = redis
+        .bgsave(settings.max_write_stall.max(MIN_SAVE_TIMEOUT))
+        .await?;
     let keys = redis.dbsize().await?;
     let prefixes = redis.count_prefixes(&request.prefixes).await?;
     let rdb = match &request.rdb_path {
@@ -506,7 +527,65 @@ pub struct FaissRedisFormat;
 
 pub static FORMAT: FaissRedisFormat = FaissRedisFormat;
 
+#[async_trait::async_trait]
 impl super::BackupFormat for FaissRedisFormat {
+    fn details(
+        &self,
+        manifest: &Manifest,
+    ) -> (serde_json::Map<String, serde_json::Value>, Vec<String>) {
+        use crate::text::printable;
+        let Some(store) = described(manifest) else {
+            return Default::default();
+        };
+        let mut json = serde_json::Map::new();
+        json.insert(
+            "faiss".into(),
+            serde_json::to_value(&store.faiss).unwrap_or_default(),
+        );
+        json.insert(
+            "redis".into(),
+            serde_json::to_value(&store.redis).unwrap_or_default(),
+        );
+        let mut lines: Vec<String> = store
+            .faiss
+            .iter()
+            .map(|index| {
+                format!(
+                    "  faiss {:<30} {}",
+                    printable(&index.name),
+                    printable(&describe_index(&index.info))
+                )
+            })
+            .collect();
+        if let Some(redis) = &store.redis {
+            lines.push(format!(
+                "  redis {} (v{}): {} keys {:?}, saved {}",
+                printable(&redis.url),
+                printable(&redis.version),
+                redis.keys,
+                redis.prefixes,
+                redis.saved_at
+            ));
+        }
+        (json, lines)
+    }
+
+    /// Always: parsing the indexes is cheap next to what a bad one costs.
+    fn reads_back(&self, manifest: &Manifest, _read_data: bool) -> bool {
+        described(manifest).is_some()
+    }
+
+    async fn read_back(
+        &self,
+        repo: &Repository,
+        index: &crate::repo::index::ChunkIndex,
+        manifest: &Manifest,
+        expect_match: &[(String, String)],
+        progress: &dyn Progress,
+    ) -> Result<Vec<CheckResult>, crate::repo::RepoError> {
+        verify_backup(repo, index, manifest, expect_match, progress).await
+    }
+
     fn source_kind(&self) -> &'static str {
         SOURCE_KIND
     }
@@ -607,4 +686,44 @@ pub struct FaissRedisSpec {
     /// The RDB file, when Redis's own (CONFIG GET dir/dbfilename) is not readable from here.
     #[serde(default)]
     pub redis_rdb: Option<PathBuf>,
+}
+
+impl super::spec::TargetConfig for FaissRedisSpec {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    fn service(&self) -> Option<&crate::platform::ServiceSpec> {
+        self.service.as_ref()
+    }
+
+    fn connect(&self) -> Box<dyn super::Target> {
+        Box::new(FaissRedisTarget {
+            redis_url: self.url.clone(),
+        })
+    }
+
+    /// The index files and Redis (the data directory is where a restore puts them).
+    fn backup_source(
+        &self,
+        _data_dir: Option<PathBuf>,
+        _mode: super::chroma::capture::CaptureMode,
+    ) -> Result<Box<dyn super::protect::BackupSource>, String> {
+        Ok(Box::new(FaissRedisSource {
+            faiss: self.faiss.clone(),
+            redis_url: Some(self.url.clone()),
+            prefixes: self.redis_prefixes.clone(),
+            rdb_path: self.redis_rdb.clone(),
+            pre: None,
+            post: None,
+        }))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }

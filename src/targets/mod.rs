@@ -12,8 +12,11 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+use crate::progress::Progress;
 use crate::repo::format::{CheckResult, Manifest};
+use crate::repo::index::ChunkIndex;
 use crate::repo::restorable::Problem;
+use crate::repo::{RepoError, Repository};
 
 /// A database a drill works on, live: what the steps ask of it whatever its kind. Made from
 /// the scenario's target by [`spec::TargetSpec::connect`].
@@ -33,6 +36,7 @@ pub trait Target: Send + Sync {
 /// What one kind of database's backups are, read from a manifest alone: what must be among
 /// their files, and how data of the kind is recognised, guarded and checked when a restore
 /// replaces it. A new target is one module with one of these, and a line in [`FORMATS`].
+#[async_trait]
 pub trait BackupFormat: Sync {
     /// The `source.kind` its manifests record.
     fn source_kind(&self) -> &'static str;
@@ -55,11 +59,32 @@ pub trait BackupFormat: Sync {
     fn recorded_counts(&self, manifest: &Manifest) -> Vec<(String, u64)>;
     /// What `dir` holds now, by name and count.
     fn counts_in(&self, dir: &Path) -> Vec<(String, u64)>;
+    /// The collections the backup holds, as `list --json` and `info --json` show them
+    /// (`name`, `count`, `dimension`); none for a kind without collections.
+    fn collections(&self, _manifest: &Manifest) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
+    /// What `info` shows of the database beyond the files and checks: fields for `--json`,
+    /// and lines of text.
+    fn details(
+        &self,
+        manifest: &Manifest,
+    ) -> (serde_json::Map<String, serde_json::Value>, Vec<String>);
+    /// Whether `verify` reads this backup back: always, or with `--read-data` only.
+    fn reads_back(&self, manifest: &Manifest, read_data: bool) -> bool;
+    /// Read parts of the backup back into a scratch directory and check them (FAISS indexes
+    /// with the Redis key prefixes of `expect_match` too).
+    async fn read_back(
+        &self,
+        repo: &Repository,
+        index: &ChunkIndex,
+        manifest: &Manifest,
+        expect_match: &[(String, String)],
+        progress: &dyn Progress,
+    ) -> Result<Vec<CheckResult>, RepoError>;
 }
 
-/// Every kind of backup vecdrill reads.
-pub static FORMATS: &[&dyn BackupFormat] = &[&chroma::protect::FORMAT, &faiss_redis::FORMAT];
-
+pub use spec::FORMATS;
 /// The format of `manifest`'s backup (a manifest of an unknown kind reads as Chroma's, the
 /// kind every backup had before there were others).
 pub fn format_of(manifest: &Manifest) -> &'static dyn BackupFormat {
@@ -91,47 +116,39 @@ pub fn missing_recorded_files(manifest: &Manifest) -> Vec<Problem> {
 }
 
 /// The checks `verify` makes by reading parts of backups back into a scratch directory, each
-/// with its backup's id: with `read_data`, each Chroma database compared with the manifest's
-/// description of it (the counts a restore compares); always, each FAISS index parsed and
-/// compared (and with the Redis key prefixes of `expect_match`). A Chroma database too damaged
-/// to read back is not reported again when `repository_passed` says the repository's own
-/// checks already found it.
+/// with its backup's id (what each kind reads back is its format's to say: with `read_data`,
+/// each Chroma database compared with the manifest's description of it; always, each FAISS
+/// index parsed and compared). A backup too damaged to read back is not reported again when
+/// `repository_passed` says the repository's own checks already found it.
 pub async fn read_back_checks(
-    repo: &crate::repo::Repository,
+    repo: &Repository,
     manifests: &[Manifest],
     read_data: bool,
     expect_match: &[(String, String)],
     repository_passed: bool,
-    progress: &dyn crate::progress::Progress,
-) -> Result<Vec<(String, crate::repo::format::CheckResult)>, crate::repo::RepoError> {
-    use crate::repo::RepoError;
-    let chroma: Vec<&Manifest> = manifests
+    progress: &dyn Progress,
+) -> Result<Vec<(String, CheckResult)>, RepoError> {
+    let chosen: Vec<(&Manifest, &dyn BackupFormat)> = manifests
         .iter()
-        .filter(|m| read_data && chroma::protect::described(m).is_some())
+        .map(|m| (m, format_of(m)))
+        .filter(|(m, format)| format.reads_back(m, read_data))
         .collect();
-    let faiss: Vec<&Manifest> = manifests
-        .iter()
-        .filter(|m| faiss_redis::described(m).is_some())
-        .collect();
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
     // Loaded once for all the backups read back.
-    let index = if chroma.is_empty() && faiss.is_empty() {
-        crate::repo::index::ChunkIndex::default()
-    } else {
-        crate::repo::index::ChunkIndex::load(repo).await?
-    };
+    let index = ChunkIndex::load(repo).await?;
     let mut checks = Vec::new();
-    for manifest in chroma {
-        match chroma::protect::verify_backup(repo, &index, manifest, progress).await {
+    for (manifest, format) in chosen {
+        match format
+            .read_back(repo, &index, manifest, expect_match, progress)
+            .await
+        {
             Ok(found) => checks.extend(found.into_iter().map(|c| (manifest.id.clone(), c))),
             Err(RepoError::Corrupt { .. } | RepoError::ObjectMissing { .. })
                 if !repository_passed => {}
             Err(err) => return Err(err),
         }
-    }
-    for manifest in faiss {
-        let found =
-            faiss_redis::verify_backup(repo, &index, manifest, expect_match, progress).await?;
-        checks.extend(found.into_iter().map(|c| (manifest.id.clone(), c)));
     }
     Ok(checks)
 }

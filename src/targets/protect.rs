@@ -98,27 +98,32 @@ impl Classify for ProtectError {
     }
 }
 
-/// What is backed up.
+/// What every backup is asked, whatever it copies.
 #[derive(Debug, Clone)]
-pub enum BackupSource {
-    Chroma {
-        dir: PathBuf,
-        /// How a directory in use is copied (none: refused when in use).
-        mode: Option<super::chroma::capture::CaptureMode>,
-        /// Where the consistent copy is staged (default: beside `dir`).
-        staging_parent: Option<PathBuf>,
-        /// Read every file, even those the last backup shows unchanged.
-        read_all: bool,
-    },
-    FaissRedis {
-        faiss: Vec<PathBuf>,
-        redis_url: Option<String>,
-        prefixes: Vec<String>,
-        rdb_path: Option<PathBuf>,
-        /// Shell commands run before the capture and after it (always).
-        pre: Option<String>,
-        post: Option<String>,
-    },
+pub struct BackupSettings {
+    pub tags: Vec<String>,
+    /// Hot mode: give up when writers would be held off longer. (FAISS + Redis: how long
+    /// Redis may take to save, at least five minutes.)
+    pub max_write_stall: Duration,
+    /// Skip when the newest backup of the source is younger than this.
+    pub min_interval: Option<Duration>,
+}
+
+/// What is backed up: one kind's description of its data, which knows how to take it.
+#[async_trait::async_trait]
+pub trait BackupSource: std::fmt::Debug + Send + Sync {
+    /// Whether taking it stops the service and starts it again (a cold copy).
+    fn stops_service(&self) -> bool {
+        false
+    }
+
+    async fn back_up(
+        &self,
+        repo: &Repository,
+        settings: &BackupSettings,
+        service: Option<&mut (dyn crate::platform::Service + 'static)>,
+        progress: &dyn Progress,
+    ) -> Result<BackupOutcome, ProtectError>;
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,7 +185,8 @@ pub fn failures(checks: &[CheckResult]) -> Vec<String> {
 
 pub struct RestoreRequest {
     pub backup: String,
-    /// Which source's backups `latest` means (see [`crate::repo::SourceChoice`]).
+    /// Which source's backups `latest` means (see [`crate::repo::SourceChoice`]) when the
+    /// directory restored into has none of its own (see [`RestoreRequest::choice`]).
     pub source: crate::repo::SourceChoice,
     pub to: PathBuf,
     /// Safety copies of the target to keep, the one this restore makes included (older ones
@@ -188,6 +194,17 @@ pub struct RestoreRequest {
     pub keep_safety_copies: usize,
     pub if_newer: bool,
     pub dry_run: bool,
+}
+
+impl RestoreRequest {
+    /// Whose backups `latest` means: the newest backup of the directory being restored, when
+    /// it has any, else as `source` says (so `latest` never swaps in another database).
+    pub fn choice(&self) -> crate::repo::SourceChoice {
+        crate::repo::SourceChoice {
+            path: Some(source_path(&self.to)),
+            ..self.source.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -239,7 +256,7 @@ pub async fn restore(
     tracing::info!("restore: starting");
     check_restore_target(&request.to)?;
     let manifest = match source {
-        RestoreSource::Repo(repo) => repo.backup(&request.backup, &request.source).await?,
+        RestoreSource::Repo(repo) => repo.backup(&request.backup, &request.choice()).await?,
         RestoreSource::Archive(path) => {
             let path = path.to_path_buf();
             tokio::task::spawn_blocking(move || crate::repo::archive::read_manifest(&path))

@@ -1,126 +1,133 @@
 //! A scenario's `target:`: which database a drill works on, where it is and how its service
 //! is run. Beside the targets, so steps and commands reach it without the scenario layer.
+//!
+//! Every kind is registered once, in [`register_targets!`]'s list at the end of this file: its
+//! `kind:` name, its spec type (which implements [`TargetConfig`]) and its backup format. The
+//! kind enum, the scenario's tagged target, the loader's dispatch and the list of backup
+//! formats are all made from that one list.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::chroma::capture::CaptureMode;
+use super::protect::BackupSource;
+use super::{BackupFormat, Target};
 use crate::platform::ServiceSpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    Chroma,
-    /// FAISS index files with their metadata in Redis; `url` is the Redis URL.
-    FaissRedis,
+/// What a scenario's target says, whatever its kind: each kind's spec answers these.
+pub trait TargetConfig: std::fmt::Debug + Send + Sync + 'static {
+    /// The server: Chroma's HTTP URL, or Redis's.
+    fn url(&self) -> &str;
+    /// Where the data lives on disk (backed up from, restored into).
+    fn data_dir(&self) -> Option<&Path>;
+    fn service(&self) -> Option<&ServiceSpec>;
+    /// The live target this spec names.
+    fn connect(&self) -> Box<dyn Target>;
+    /// What a backup of this target takes, from `data_dir` (the step's or the target's) copied
+    /// as `mode` says; why not when the kind needs a data directory and has none.
+    fn backup_source(
+        &self,
+        data_dir: Option<PathBuf>,
+        mode: CaptureMode,
+    ) -> Result<Box<dyn BackupSource>, String>;
+    /// A note on what the data directory holds, for `validate`'s "where it would act".
+    fn describe_data_dir(&self, _dir: &Path) -> &'static str {
+        ""
+    }
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Makes, from one list of kinds, the kind enum, the scenario's tagged target and the list of
+/// backup formats: a new target is its module and one line in the list.
+macro_rules! register_targets {
+    ($($variant:ident = $name:literal => $spec:ty, $format:expr;)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum TargetKind {
+            $(#[serde(rename = $name)] $variant,)+
+        }
+
+        impl TargetKind {
+            /// Every kind: what a step that works on any target lists.
+            pub const ALL: &'static [TargetKind] = &[$(TargetKind::$variant),+];
+
+            /// As written after `kind:`.
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$variant => $name,)+ }
+            }
+
+            /// How its backups are recognised, checked and restored.
+            pub fn format(self) -> &'static dyn BackupFormat {
+                match self { $(Self::$variant => &$format,)+ }
+            }
+
+            /// A `target:` of this kind, read with its own fields (serde's complaint, with
+            /// its path, when they are wrong).
+            pub fn read_spec(
+                self,
+                yaml: serde_yaml::Value,
+            ) -> Result<TargetSpec, serde_path_to_error::Error<serde_yaml::Error>> {
+                match self {
+                    $(Self::$variant => serde_path_to_error::deserialize::<_, $spec>(yaml)
+                        .map(TargetSpec::$variant),)+
+                }
+            }
+        }
+
+        /// A scenario's `target:`, by its `kind:`; each kind's fields are its own (a `faiss:`
+        /// list on a Chroma target is refused, not ignored).
+        #[derive(Debug, Clone)]
+        pub enum TargetSpec {
+            $($variant($spec),)+
+        }
+
+        impl TargetSpec {
+            pub fn kind(&self) -> TargetKind {
+                match self { $(Self::$variant(_) => TargetKind::$variant,)+ }
+            }
+
+            /// What every kind answers.
+            pub fn config(&self) -> &dyn TargetConfig {
+                match self { $(Self::$variant(spec) => spec,)+ }
+            }
+        }
+
+        /// Every kind of backup vecdrill reads.
+        pub static FORMATS: &[&dyn BackupFormat] = &[$(&$format),+];
+    };
+}
+
+register_targets! {
+    Chroma = "chroma" => super::chroma::spec::ChromaSpec, super::chroma::protect::FORMAT;
+    FaissRedis = "faiss_redis" => super::faiss_redis::FaissRedisSpec, super::faiss_redis::FORMAT;
 }
 
 impl TargetKind {
-    /// Every kind: what a step that works on any target lists.
-    pub const ALL: &'static [TargetKind] = &[TargetKind::Chroma, TargetKind::FaissRedis];
-
     /// The kind its backups record as their source's (`list` shows it).
     pub fn source_kind(self) -> &'static str {
-        match self {
-            Self::Chroma => "chroma",
-            Self::FaissRedis => super::faiss_redis::SOURCE_KIND,
-        }
+        self.format().source_kind()
     }
-
-    /// As written after `kind:`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Chroma => "chroma",
-            Self::FaissRedis => "faiss_redis",
-        }
-    }
-}
-
-/// A scenario's `target:`, by its `kind:`; each kind's fields are its own (a `faiss:` list on a
-/// Chroma target is refused, not ignored).
-#[derive(Debug, Clone)]
-pub enum TargetSpec {
-    Chroma(super::chroma::spec::ChromaSpec),
-    FaissRedis(super::faiss_redis::FaissRedisSpec),
 }
 
 impl TargetSpec {
-    pub fn kind(&self) -> TargetKind {
-        match self {
-            Self::Chroma(_) => TargetKind::Chroma,
-            Self::FaissRedis(_) => TargetKind::FaissRedis,
-        }
-    }
-
-    /// The server: Chroma's HTTP URL, or Redis's.
     pub fn url(&self) -> &str {
-        match self {
-            Self::Chroma(spec) => &spec.url,
-            Self::FaissRedis(spec) => &spec.url,
-        }
+        self.config().url()
     }
 
-    /// Where the data lives on disk (backed up from, restored into).
     pub fn data_dir(&self) -> Option<&Path> {
-        match self {
-            Self::Chroma(spec) => spec.data_dir.as_deref(),
-            Self::FaissRedis(spec) => spec.data_dir.as_deref(),
-        }
+        self.config().data_dir()
     }
 
     pub fn service(&self) -> Option<&ServiceSpec> {
-        match self {
-            Self::Chroma(spec) => spec.service.as_ref(),
-            Self::FaissRedis(spec) => spec.service.as_ref(),
-        }
+        self.config().service()
     }
 
-    /// The FAISS + Redis fields, when that is the kind.
-    pub fn faiss_redis(&self) -> Option<&super::faiss_redis::FaissRedisSpec> {
-        match self {
-            Self::FaissRedis(spec) => Some(spec),
-            Self::Chroma(_) => None,
-        }
+    pub fn connect(&self) -> Box<dyn Target> {
+        self.config().connect()
     }
 
-    /// What a backup of this target takes: the Chroma directory (`data_dir`, copied as `mode`
-    /// says; its error when there is none), or the index files and Redis.
-    pub fn backup_source<E>(
-        &self,
-        data_dir: Result<std::path::PathBuf, E>,
-        mode: super::chroma::capture::CaptureMode,
-    ) -> Result<super::protect::BackupSource, E> {
-        Ok(match self {
-            Self::Chroma(_) => super::protect::BackupSource::Chroma {
-                dir: data_dir?,
-                mode: Some(mode),
-                staging_parent: None,
-                read_all: false,
-            },
-            Self::FaissRedis(spec) => super::protect::BackupSource::FaissRedis {
-                faiss: spec.faiss.clone(),
-                redis_url: Some(spec.url.clone()),
-                prefixes: spec.redis_prefixes.clone(),
-                rdb_path: spec.redis_rdb.clone(),
-                pre: None,
-                post: None,
-            },
-        })
-    }
-
-    /// The live target this spec names.
-    pub fn connect(&self) -> Box<dyn super::Target> {
-        match self {
-            Self::Chroma(spec) => Box::new(super::chroma::ChromaTarget {
-                client: super::chroma::ChromaClient::with_database(
-                    &spec.url,
-                    &spec.tenant,
-                    &spec.database,
-                ),
-            }),
-            Self::FaissRedis(spec) => Box::new(super::faiss_redis::FaissRedisTarget {
-                redis_url: spec.url.clone(),
-            }),
-        }
+    /// The spec as its own kind's type, for a step that works on that kind only.
+    pub fn as_kind<T: TargetConfig>(&self) -> Option<&T> {
+        self.config().as_any().downcast_ref()
     }
 }

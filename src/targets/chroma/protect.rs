@@ -4,7 +4,7 @@
 //! itself, shared by every target, is `crate::targets::protect`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 
@@ -19,38 +19,56 @@ use crate::repo::writer::{same_file, walk, BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, RepoError, Repository};
 use crate::targets::protect::failures;
 pub use crate::targets::protect::{
-    restore, skip_if_recent, source_path, BackupOutcome, ProtectError, RestoreOutcome,
-    RestoreRequest, RestoreSource,
+    restore, skip_if_recent, source_path, BackupOutcome, BackupSettings, ProtectError,
+    RestoreOutcome, RestoreRequest, RestoreSource,
 };
 
-pub struct BackupRequest {
+/// A Chroma directory as what a backup takes.
+#[derive(Debug, Clone)]
+pub struct ChromaSource {
     pub dir: PathBuf,
+    /// How a directory in use is copied (none: refused when in use).
     pub mode: Option<CaptureMode>,
-    pub tags: Vec<String>,
-    pub max_write_stall: Duration,
+    /// Where the consistent copy is staged (default: beside `dir`).
     pub staging_parent: Option<PathBuf>,
-    /// Skip when the newest backup is younger than this (seed 000's "at most once per interval").
-    pub min_interval: Option<Duration>,
     /// Read every file even when the last backup says it is unchanged (size, mtime, mode).
     pub read_all: bool,
 }
 
+#[async_trait::async_trait]
+impl crate::targets::protect::BackupSource for ChromaSource {
+    fn stops_service(&self) -> bool {
+        self.mode == Some(CaptureMode::Cold)
+    }
+
+    async fn back_up(
+        &self,
+        repo: &Repository,
+        settings: &BackupSettings,
+        service: Option<&mut (dyn Service + 'static)>,
+        progress: &dyn Progress,
+    ) -> Result<BackupOutcome, ProtectError> {
+        backup(repo, self, settings, service, progress).await
+    }
+}
+
 pub async fn backup(
     repo: &Repository,
-    request: &BackupRequest,
+    request: &ChromaSource,
+    settings: &BackupSettings,
     service: Option<&mut (dyn Service + 'static)>,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome, ProtectError> {
     let existing = repo.readable_manifests().await?;
     let source = source_path(&request.dir);
-    if let Some(skipped) = skip_if_recent(&existing, ("chroma", &source), request.min_interval) {
+    if let Some(skipped) = skip_if_recent(&existing, ("chroma", &source), settings.min_interval) {
         return Ok(skipped);
     }
     let began = Instant::now();
     let created_at = Utc::now();
     let options = CaptureOptions {
         mode: request.mode,
-        max_write_stall: request.max_write_stall,
+        max_write_stall: settings.max_write_stall,
         staging_parent: request.staging_parent.clone(),
     };
     let captured = capture(&request.dir, &options, service).await?;
@@ -137,7 +155,7 @@ pub async fn backup(
     let info = ManifestInfo {
         id: backup_id(created_at),
         created_at,
-        tags: normalise_tags(&request.tags),
+        tags: normalise_tags(&settings.tags),
         source: Source {
             kind: "chroma".into(),
             path: source_path,
@@ -371,7 +389,59 @@ pub struct ChromaFormat;
 
 pub static FORMAT: ChromaFormat = ChromaFormat;
 
+#[async_trait::async_trait]
 impl crate::targets::BackupFormat for ChromaFormat {
+    fn collections(&self, manifest: &Manifest) -> Vec<serde_json::Value> {
+        described(manifest)
+            .map(|l| {
+                l.collections
+                    .iter()
+                    .map(|c| serde_json::json!({ "name": c.name, "count": c.count, "dimension": c.dimension }))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn details(
+        &self,
+        manifest: &Manifest,
+    ) -> (serde_json::Map<String, serde_json::Value>, Vec<String>) {
+        use crate::text::printable;
+        let Some(layout) = described(manifest) else {
+            return Default::default();
+        };
+        let mut lines = vec![format!(
+            "journal_mode {}; schema {:?}",
+            printable(&layout.journal_mode),
+            layout.schema
+        )];
+        lines.extend(layout.collections.iter().map(|c| {
+            format!(
+                "  collection {:<30} {:>10} records  dim {:?}",
+                printable(&c.name),
+                c.count,
+                c.dimension
+            )
+        }));
+        (serde_json::Map::new(), lines)
+    }
+
+    /// With `--read-data`: the database is read back whole.
+    fn reads_back(&self, manifest: &Manifest, read_data: bool) -> bool {
+        read_data && described(manifest).is_some()
+    }
+
+    async fn read_back(
+        &self,
+        repo: &Repository,
+        index: &ChunkIndex,
+        manifest: &Manifest,
+        _expect_match: &[(String, String)],
+        progress: &dyn Progress,
+    ) -> Result<Vec<CheckResult>, RepoError> {
+        verify_backup(repo, index, manifest, progress).await
+    }
+
     fn source_kind(&self) -> &'static str {
         "chroma"
     }
