@@ -447,22 +447,10 @@ fn setting(scenario: &Scenario) -> Vec<String> {
         let found = target.config().describe_data_dir(dir);
         lines.push(format!("data directory: {}{found}", absolute.display()));
     }
-    use crate::platform::ServiceSpec;
-    let service = match target.service() {
-        None => "none (steps that stop or start it are refused)".to_string(),
-        Some(ServiceSpec::Process(p)) => format!("process `{}`", p.command),
-        Some(ServiceSpec::Shell(s)) => format!(
-            "shell: start `{}`, stop `{}`",
-            s.start.as_deref().unwrap_or("-"),
-            s.stop.as_deref().unwrap_or("-")
-        ),
-        Some(ServiceSpec::Railway(r)) => format!(
-            "Railway service {} (project {}, environment {})",
-            r.service,
-            r.project.as_deref().unwrap_or("from the token"),
-            r.environment.as_deref().unwrap_or("default")
-        ),
-    };
+    let service = target.service().map_or_else(
+        || "none (steps that stop or start it are refused)".to_string(),
+        |s| s.describe(),
+    );
     lines.push(format!("service: {service}"));
     lines.push(format!(
         "repository: {}",

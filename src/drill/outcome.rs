@@ -181,11 +181,7 @@ impl DrillReport {
             .steps
             .into_iter()
             .partition(|s| s.phase == Phase::Steps);
-        let service = scenario.target.service().map(|s| match s {
-            ServiceSpec::Process(p) => format!("process: {}", p.command),
-            ServiceSpec::Shell(_) => "shell".to_string(),
-            ServiceSpec::Railway(r) => format!("railway: service {}", r.service),
-        });
+        let service = scenario.target.service().map(ServiceSpec::summary);
         Self {
             schema_version: SCHEMA_VERSION,
             run_id: run_dir

@@ -21,6 +21,35 @@ pub enum ServiceSpec {
     Railway(railway::RailwaySpec),
 }
 
+impl ServiceSpec {
+    /// What runs the service, in one line, as `validate` shows where a run would act.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Process(p) => format!("process `{}`", p.command),
+            Self::Shell(s) => format!(
+                "shell: start `{}`, stop `{}`",
+                s.start.as_deref().unwrap_or("-"),
+                s.stop.as_deref().unwrap_or("-")
+            ),
+            Self::Railway(r) => format!(
+                "Railway service {} (project {}, environment {})",
+                r.service,
+                r.project.as_deref().unwrap_or("from the token"),
+                r.environment.as_deref().unwrap_or("default")
+            ),
+        }
+    }
+
+    /// What runs the service, briefly, as a drill report records it.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Process(p) => format!("process: {}", p.command),
+            Self::Shell(_) => "shell".to_string(),
+            Self::Railway(r) => format!("railway: service {}", r.service),
+        }
+    }
+}
+
 pub mod process;
 pub mod railway;
 pub mod shell;
