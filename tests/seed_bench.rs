@@ -85,7 +85,7 @@ fn a_server_that_is_not_chroma_is_named_as_such() {
     let run = seed_one(port);
     run.expect_code(3);
     assert!(
-        run.stderr().contains("is not a Chroma v2 server"),
+        run.stderr().contains("is not a Chroma server"),
         "{}",
         run.stderr()
     );

@@ -23,3 +23,4 @@ mod seed_bench;
 mod store_faults;
 mod transfer;
 mod validate;
+mod versions;

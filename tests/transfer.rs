@@ -122,7 +122,7 @@ async fn write_rich_data(client: &ChromaClient) {
         .unwrap();
 }
 
-fn embedding(record: &Value) -> Vec<f32> {
+pub(crate) fn embedding(record: &Value) -> Vec<f32> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(record["embedding"].as_str().unwrap())
@@ -133,7 +133,7 @@ fn embedding(record: &Value) -> Vec<f32> {
         .collect()
 }
 
-fn export_api(url: &str, out: &Path) -> Export {
+pub(crate) fn export_api(url: &str, out: &Path) -> Export {
     vecdrill([
         "export",
         "--url",

@@ -563,8 +563,22 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
     };
     let progress = for_terminal(args.json);
     let verification =
-        vecdrill::commands::verify::verify(&repo, &options, progress.as_ref()).await?;
+        match vecdrill::commands::verify::verify(&repo, &options, progress.as_ref()).await {
+            // Asked to verify a backup, and there is none: nothing restorable, a failure.
+            Err(vecdrill::repo::RepoError::Empty) => {
+                return Err(Failure {
+                    message: "the repository has no backups: there is nothing to verify or restore"
+                        .into(),
+                    hint: Some("take one with `vecdrill backup`".into()),
+                    code: exit::FAILED,
+                })
+            }
+            other => other?,
+        };
     let (report, store_checks) = (&verification.report, &verification.read_back);
+    if report.backups.is_empty() && report.problems.is_empty() && !args.json {
+        say!("the repository holds no backups yet: its structure is sound, but there is nothing to restore");
+    }
     let passed = verification.passed();
     if args.json {
         let mut value = serde_json::to_value(report).unwrap_or_default();

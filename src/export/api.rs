@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use super::format::{CollectionHeader, ExportWriter, Header, Record};
 use super::{CollectionSummary, Selection, TransferError, TransferSummary};
 use crate::progress::Progress;
-use crate::targets::chroma::client::without_nulls;
 use crate::targets::chroma::client::RecordPage;
 use crate::targets::chroma::{ChromaClient, Collection};
 
@@ -40,7 +39,7 @@ pub async fn export(
     progress: &dyn Progress,
 ) -> Result<TransferSummary, TransferError> {
     let began = std::time::Instant::now();
-    let version = client.version().await?;
+    let version = client.version_label().await?;
     let collections = select(client, selection).await?;
     let mut counts = Vec::with_capacity(collections.len());
     for collection in &collections {
@@ -95,17 +94,18 @@ async fn select(
 
 /// The collection as the export file describes it.
 pub fn collection_header(collection: &Collection, count: u64) -> CollectionHeader {
+    let metadata = match &collection.metadata {
+        Some(Value::Object(map)) => Some(map.clone()),
+        _ => None,
+    };
     CollectionHeader {
         name: collection.name.clone(),
         id: Some(collection.id.clone()),
-        configuration: collection
-            .configuration_json
-            .as_ref()
-            .and_then(without_nulls),
-        metadata: match &collection.metadata {
-            Some(Value::Object(map)) => Some(map.clone()),
-            _ => None,
-        },
+        configuration: crate::targets::chroma::schema::api_settings(
+            collection.configuration_json.as_ref(),
+            metadata.as_ref(),
+        ),
+        metadata,
         dimension: collection.dimension,
         count,
     }

@@ -532,7 +532,10 @@ mod tests {
                     id: id.into(),
                     embedding: vec![0.1, -2.5e-8, f32::MAX],
                     document: doc.map(Into::into),
-                    metadata: Some(serde_json::from_str(r#"{"k":1,"f":1.0,"b":true}"#).unwrap()),
+                    metadata: Some(
+                        serde_json::from_str(r#"{"k":1,"f":1.0,"b":true,"x":90.28571428571429}"#)
+                            .unwrap(),
+                    ),
                     uri: None,
                 })
                 .unwrap();
@@ -566,7 +569,15 @@ mod tests {
                 record.metadata.as_ref().unwrap()["f"],
                 serde_json::json!(1.0)
             );
+            // Floats read back exactly (without serde_json's float_roundtrip this one came
+            // back as …428).
+            assert_eq!(
+                record.metadata.as_ref().unwrap()["x"].as_f64(),
+                Some(90.285_714_285_714_29)
+            );
         }
+        let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+        assert!(text.contains("90.28571428571429"), "{text}");
         // Nothing but the two exports is left: no partial file under any name.
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::format::{CollectionHeader, ExportReader, Item, Record};
 use super::{CollectionSummary, Selection, TransferError, TransferSummary};
 use crate::progress::Progress;
-use crate::targets::chroma::{ChromaClient, ChromaError};
+use crate::targets::chroma::{schema, ChromaClient, ChromaError};
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -186,13 +186,21 @@ async fn create(
     name: &str,
     header: &CollectionHeader,
 ) -> Result<String, TransferError> {
-    let collection = client
-        .get_or_create_configured(
-            name,
-            header.metadata.clone().map(Value::Object),
-            header.configuration.clone(),
-        )
-        .await?;
+    // A 0.x server takes the settings as `hnsw:*` metadata keys, and no configuration.
+    let collection = if client.settings_in_metadata().await? {
+        let metadata = schema::as_metadata(header.configuration.as_ref(), header.metadata.as_ref());
+        client
+            .get_or_create_configured(name, metadata.map(Value::Object), None)
+            .await?
+    } else {
+        client
+            .get_or_create_configured(
+                name,
+                header.metadata.clone().map(Value::Object),
+                header.configuration.clone(),
+            )
+            .await?
+    };
     if let (Some(have), Some(want)) = (collection.dimension, header.dimension) {
         if have != want {
             return Err(TransferError::Offline(format!(

@@ -45,7 +45,7 @@ pub async fn run_search_load(
     }
     let bodies = std::sync::Arc::new(bodies);
     let http = client.http().clone();
-    let url = client.query_url(&collection.id);
+    let url = client.query_url(&collection.id).await?;
     let summary = run_load(&load.plan, move |i| {
         let body = bodies[(i % bodies.len() as u64) as usize].clone();
         let request = http

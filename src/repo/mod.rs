@@ -302,13 +302,19 @@ impl Repository {
         }
         // A prefix is matched against the names the manifests are stored under, so a damaged
         // manifest elsewhere does not stand in the way.
-        let mut matches: Vec<String> = self
+        let stored: Vec<String> = self
             .store
             .list("snapshots")
             .await?
             .iter()
             .filter(|o| o.key.ends_with(".json"))
             .map(|o| stored_name(&o.key, "snapshots").to_string())
+            .collect();
+        if stored.is_empty() {
+            return Err(RepoError::Empty);
+        }
+        let mut matches: Vec<String> = stored
+            .into_iter()
             .filter(|name| name.starts_with(id))
             .collect();
         if matches.len() == 1 {

@@ -51,6 +51,15 @@ impl<'a> StepContext<'a> {
         })
     }
 
+    /// The Chroma server at `url` (another than the target: an upgrade's old server, say),
+    /// else the target's own.
+    pub fn chroma_at(&self, url: Option<&str>) -> Result<ChromaClient, StepError> {
+        match url {
+            Some(url) => Ok(ChromaClient::new(url)),
+            None => self.chroma().cloned(),
+        }
+    }
+
     pub fn service(&mut self) -> Result<&mut (dyn Service + 'static), StepError> {
         self.service.as_deref_mut().ok_or_else(|| {
             StepError::Setup("this step needs `target.service` in the scenario".into())

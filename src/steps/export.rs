@@ -20,11 +20,14 @@ pub struct Export {
     /// Collections to export; every collection when omitted.
     #[serde(default)]
     collections: Vec<String>,
+    /// Export from another Chroma server than the target (an upgrade's old one).
+    #[serde(default)]
+    url: Option<String>,
 }
 
 pub const KIND: StepKind = StepKind {
     name: "export",
-    summary: "export `collections` (default: all) from the target to the file `out`",
+    summary: "export `collections` (default: all) from the target (or the server at `url`) to the file `out`",
     outputs: &["collections", "records", "rows_per_second", "file"],
     needs_service: false,
     targets: &[TargetKind::Chroma],
@@ -39,7 +42,7 @@ pub const KIND: StepKind = StepKind {
 impl Step for Export {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let summary = api::export(
-            ctx.chroma()?,
+            &ctx.chroma_at(self.url.as_deref())?,
             &Selection::of(&self.collections),
             &self.out,
             ApiExportOptions::default(),

@@ -26,6 +26,10 @@ pub struct Capture {
     /// database is more often a wrong data directory than the state to compare with.
     #[serde(default)]
     allow_empty: bool,
+    /// Capture another Chroma server than the target (an upgrade's old one, to compare the
+    /// new one with).
+    #[serde(default)]
+    url: Option<String>,
 }
 
 fn default_probes() -> usize {
@@ -38,7 +42,7 @@ fn default_k() -> usize {
 
 pub const CAPTURE: StepKind = StepKind {
     name: "capture_state",
-    summary: "remember per-collection counts and the top-k of `probes` fixed queries",
+    summary: "remember per-collection counts and the top-k of `probes` fixed queries (of the target, or the server at `url`)",
     outputs: &["name", "total", "collections", "probes"],
     needs_service: false,
     targets: &[TargetKind::Chroma],
@@ -56,7 +60,8 @@ impl Step for Capture {
             probes: self.probes,
             k: self.k.max(1),
         };
-        let captured = state::capture(ctx.chroma()?, settings, self.collections.as_deref()).await?;
+        let client = ctx.chroma_at(self.url.as_deref())?;
+        let captured = state::capture(&client, settings, self.collections.as_deref()).await?;
         let name = self.name.clone().unwrap_or_else(|| ctx.step_id.to_string());
         ctx.record_counts(captured.counts());
         let probes: usize = captured.collections.values().map(|c| c.probes.len()).sum();

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::{millis, HumanDuration};
 use crate::outputs;
+use crate::targets::chroma::{ChromaClient, ChromaTarget};
 use crate::targets::spec::TargetKind;
+use crate::targets::Target;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +21,10 @@ pub struct WaitHealthy {
     timeout: HumanDuration,
     #[serde(default = "default_interval")]
     interval: HumanDuration,
+    /// Wait for another Chroma server than the target (an upgrade's old one); its health
+    /// is not the target's, so it feeds no objective.
+    #[serde(default)]
+    url: Option<String>,
 }
 
 fn default_timeout() -> HumanDuration {
@@ -31,7 +37,7 @@ fn default_interval() -> HumanDuration {
 
 pub const KIND: StepKind = StepKind {
     name: "wait_healthy",
-    summary: "poll the heartbeat (Redis: loaded) every `interval` (200ms) until healthy or `timeout` (60s)",
+    summary: "poll the heartbeat (Redis: loaded; or the Chroma at `url`) every `interval` (200ms) until healthy or `timeout` (60s)",
     outputs: &["healthy_after_ms", "attempts"],
     needs_service: false,
     targets: TargetKind::ALL,
@@ -48,12 +54,21 @@ impl Step for WaitHealthy {
         let started = Instant::now();
         let deadline = started + self.timeout.as_duration();
         let per_try = self.interval.as_duration().max(Duration::from_secs(2));
+        let other = self.url.as_deref().map(|url| ChromaTarget {
+            client: ChromaClient::new(url),
+        });
+        let probed: &dyn Target = match &other {
+            Some(other) => other,
+            None => ctx.live,
+        };
         let mut attempts = 0u64;
         loop {
             attempts += 1;
-            let error = match ctx.live.probe(per_try).await {
+            let error = match probed.probe(per_try).await {
                 Ok(()) => {
-                    ctx.memory.healthy_at.push(Utc::now());
+                    if other.is_none() {
+                        ctx.memory.healthy_at.push(Utc::now());
+                    }
                     return Ok(outputs! {
                         "healthy_after_ms" => millis(started.elapsed()),
                         "attempts" => attempts,

@@ -35,11 +35,14 @@ pub enum ProtectError {
         failed: Vec<String>,
     },
     #[error(
-        "backup {backup} was made by a newer Chroma than the one at {target} (schema {newer})"
+        "backup {backup} was made by a newer Chroma ({backup_versions}) than the one at {target} ({target_versions}; schema {newer}), which cannot open it"
     )]
     NewerChroma {
         backup: String,
         target: String,
+        /// The Chroma releases each schema belongs to.
+        backup_versions: String,
+        target_versions: String,
         newer: String,
     },
     #[error(
@@ -80,6 +83,7 @@ impl Classify for ProtectError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Repo(e) => e.hint(),
+            Self::Layout(e) => e.hint(),
             Self::Capture(e) => e.hint(),
             Self::ChecksFailed { action: "committed", .. } => Some(
                 "the live data itself may be damaged: check it with `sqlite3 chroma.sqlite3 'PRAGMA integrity_check'` and restore the last good backup".into(),

@@ -46,12 +46,20 @@ pub struct ChromaServer {
 
 impl ChromaServer {
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(&chroma_bin(), data_dir)
+    }
+
+    /// A server of the Chroma whose `chroma` command is `bin` (any supported version).
+    pub fn start_with(bin: &Path, data_dir: &Path) -> Self {
         let port = free_port();
         let log = std::fs::File::create(data_dir.with_extension("server.log")).expect("server log");
-        let child = Command::new(chroma_bin())
+        let child = Command::new(bin)
             .args(["run", "--path"])
             .arg(data_dir)
             .args(["--port", &port.to_string()])
+            // Chroma 0.x writes chroma.log into its working directory: keep it beside the data.
+            .current_dir(data_dir.parent().unwrap_or(data_dir))
+            .env("ANONYMIZED_TELEMETRY", "False")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -71,24 +79,28 @@ impl ChromaServer {
     }
 
     fn wait_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(90);
         let url = format!("{}/api/v2/heartbeat", self.url());
         while Instant::now() < deadline {
-            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                use std::io::{Read, Write};
-                let request = "GET /api/v2/heartbeat HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-                if stream.write_all(request.as_bytes()).is_ok() {
-                    let mut answer = String::new();
-                    let _ = stream.read_to_string(&mut answer);
-                    if answer.contains("nanosecond heartbeat") {
-                        return;
+            // /api/v2 from Chroma 0.5 on, /api/v1 on 0.4.
+            for api in ["v2", "v1"] {
+                if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                    use std::io::{Read, Write};
+                    let request =
+                        format!("GET /api/{api}/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                    if stream.write_all(request.as_bytes()).is_ok() {
+                        let mut answer = String::new();
+                        let _ = stream.read_to_string(&mut answer);
+                        if answer.contains("nanosecond heartbeat") {
+                            return;
+                        }
                     }
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!(
-            "Chroma did not answer {url} within 60s; see {}",
+            "Chroma did not answer {url} (or /api/v1) within 90s; see {}",
             self.data_dir.with_extension("server.log").display()
         );
     }

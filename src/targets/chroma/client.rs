@@ -1,4 +1,5 @@
-//! HTTP client for Chroma's v2 API (Chroma 1.x), tenant- and database-aware.
+//! HTTP client for Chroma's API, tenant- and database-aware: `/api/v2` where the server has it
+//! (Chroma 0.5 onward), `/api/v1` where it has not (0.4), chosen once per server.
 //!
 //! Data operations address a collection by its UUID; lookups go by name. The client resolves
 //! names once per call site through [`ChromaClient::collection`].
@@ -20,7 +21,7 @@ pub const DEFAULT_DATABASE: &str = "default_database";
 pub enum ChromaError {
     #[error("cannot reach Chroma at {url}: {reason}")]
     Unreachable { url: String, reason: String },
-    #[error("{url} is not a Chroma v2 server: {reason}")]
+    #[error("{url} is not a Chroma server: {reason}")]
     NotChroma { url: String, reason: String },
     #[error("collection {name:?} does not exist on {url}")]
     CollectionNotFound { url: String, name: String },
@@ -52,10 +53,10 @@ impl Classify for ChromaError {
                     .into(),
             ),
             Self::NotChroma { .. } => Some(
-                "vecdrill speaks Chroma's /api/v2 (Chroma 1.x); point --url at the server's base URL, e.g. http://127.0.0.1:8000".into(),
+                "vecdrill speaks Chroma's HTTP API (/api/v2, or /api/v1 on Chroma 0.4); point --url at the server's base URL, e.g. http://127.0.0.1:8000".into(),
             ),
             Self::CollectionNotFound { .. } => {
-                Some("list the collections with `curl URL/api/v2/tenants/default_tenant/databases/default_database/collections`".into())
+                Some("check the name: `curl URL/api/v2/tenants/default_tenant/databases/default_database/collections` lists them (`URL/api/v1/collections` on Chroma 0.4)".into())
             }
             _ => None,
         }
@@ -109,6 +110,18 @@ struct QueryResponse {
 struct ErrorBody {
     error: Option<String>,
     message: Option<String>,
+    /// FastAPI's own shape, which Chroma 0.x answers validation errors with.
+    detail: Option<Value>,
+}
+
+/// Which HTTP API a server speaks. The same calls and bodies under both; only the paths differ
+/// (v1 names the tenant and database as query parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `/api/v1` only: Chroma 0.4.
+    V1,
+    /// `/api/v2`: Chroma 0.5 onward (1.x answers v1 with 410 Gone).
+    V2,
 }
 
 /// Client for one Chroma server, one tenant and one database.
@@ -118,6 +131,10 @@ pub struct ChromaClient {
     base: String,
     tenant: String,
     database: String,
+    /// The server's API, found on the first call (clones share it).
+    api: std::sync::Arc<tokio::sync::OnceCell<Api>>,
+    /// The version the server reports, asked once.
+    version: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl ChromaClient {
@@ -137,6 +154,8 @@ impl ChromaClient {
             base: url.trim_end_matches('/').to_string(),
             tenant: tenant.to_string(),
             database: database.to_string(),
+            api: Default::default(),
+            version: Default::default(),
         }
     }
 
@@ -149,20 +168,72 @@ impl ChromaClient {
         &self.http
     }
 
-    fn db_path(&self, rest: &str) -> String {
-        format!(
-            "/api/v2/tenants/{}/databases/{}{}",
-            self.tenant, self.database, rest
-        )
+    /// The server's API: `/api/v2` when its heartbeat answers there, else `/api/v1` when that
+    /// answers (asked once; an unreachable server is asked again next time).
+    pub async fn api(&self, timeout: Option<Duration>) -> Result<Api, ChromaError> {
+        self.api
+            .get_or_try_init(|| async {
+                let v2 = self
+                    .call::<Value>(Method::GET, "/api/v2/heartbeat", None, timeout)
+                    .await;
+                match v2 {
+                    Ok(_) => Ok(Api::V2),
+                    // No v2 here: a 0.4 server answers v1 (anything else keeps v2's error).
+                    Err(
+                        v2_error @ (ChromaError::Api { status: 404, .. }
+                        | ChromaError::NotChroma { .. }),
+                    ) => {
+                        match self
+                            .call::<Value>(Method::GET, "/api/v1/heartbeat", None, timeout)
+                            .await
+                        {
+                            Ok(_) => Ok(Api::V1),
+                            Err(_) => Err(v2_error),
+                        }
+                    }
+                    Err(other) => Err(other),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    /// A server-wide path (`/heartbeat`, `/version`, ...) under the server's API.
+    async fn server_path(&self, rest: &str) -> Result<String, ChromaError> {
+        Ok(match self.api(None).await? {
+            Api::V1 => format!("/api/v1{rest}"),
+            Api::V2 => format!("/api/v2{rest}"),
+        })
+    }
+
+    /// A path in this client's tenant and database (`/collections...`).
+    async fn db_path(&self, rest: &str) -> Result<String, ChromaError> {
+        Ok(match self.api(None).await? {
+            Api::V1 => {
+                let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+                let mut path = format!(
+                    "/api/v1{path}?tenant={}&database={}",
+                    self.tenant, self.database
+                );
+                if !query.is_empty() {
+                    path.push('&');
+                    path.push_str(query);
+                }
+                path
+            }
+            Api::V2 => format!(
+                "/api/v2/tenants/{}/databases/{}{rest}",
+                self.tenant, self.database
+            ),
+        })
     }
 
     /// Full URL of a collection's query endpoint, for callers that build raw requests.
-    pub fn query_url(&self, collection_id: &str) -> String {
-        format!(
-            "{}{}",
-            self.base,
-            self.db_path(&format!("/collections/{collection_id}/query"))
-        )
+    pub async fn query_url(&self, collection_id: &str) -> Result<String, ChromaError> {
+        let path = self
+            .db_path(&format!("/collections/{collection_id}/query"))
+            .await?;
+        Ok(format!("{}{path}", self.base))
     }
 
     async fn call<T: DeserializeOwned>(
@@ -216,12 +287,27 @@ impl ChromaClient {
             Ok(ErrorBody {
                 error: Some(error),
                 message,
+                ..
             }) => ChromaError::Api {
                 method: method.to_string(),
                 path: path.to_string(),
                 status: status.as_u16(),
                 error,
                 message: message.unwrap_or_default(),
+            },
+            // 0.x's validation errors (a 404 of a path it lacks is not one: no such API).
+            Ok(ErrorBody {
+                detail: Some(detail),
+                ..
+            }) if status != StatusCode::NOT_FOUND => ChromaError::Api {
+                method: method.to_string(),
+                path: path.to_string(),
+                status: status.as_u16(),
+                error: "Error".into(),
+                message: match detail {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                },
             },
             // Not Chroma's error shape: say so, with a glimpse of what answered.
             _ => ChromaError::NotChroma {
@@ -235,15 +321,19 @@ impl ChromaClient {
     }
 
     /// Heartbeat; returns the server's nanosecond clock. Anything else answering is reported as
-    /// "not a Chroma v2 server".
+    /// "not a Chroma server".
     pub async fn heartbeat(&self, timeout: Duration) -> Result<u64, ChromaError> {
+        let path = match self.api(Some(timeout)).await? {
+            Api::V1 => "/api/v1/heartbeat",
+            Api::V2 => "/api/v2/heartbeat",
+        };
         let value: Value = self
-            .call(Method::GET, "/api/v2/heartbeat", None, Some(timeout))
+            .call(Method::GET, path, None, Some(timeout))
             .await
             .map_err(|err| match err {
                 ChromaError::Decode { reason, .. } => ChromaError::NotChroma {
                     url: self.base.clone(),
-                    reason: format!("/api/v2/heartbeat did not answer JSON ({reason})"),
+                    reason: format!("{path} did not answer JSON ({reason})"),
                 },
                 other => other,
             })?;
@@ -252,20 +342,48 @@ impl ChromaClient {
             .and_then(Value::as_u64)
             .ok_or_else(|| ChromaError::NotChroma {
                 url: self.base.clone(),
-                reason: format!(
-                    "/api/v2/heartbeat answered {value}, without \"nanosecond heartbeat\""
-                ),
+                reason: format!("{path} answered {value}, without \"nanosecond heartbeat\""),
             })
     }
 
+    /// The version the server reports (1.x servers report "1.0.0" whatever they are: see
+    /// [`ChromaClient::version_label`]).
     pub async fn version(&self) -> Result<String, ChromaError> {
-        self.call(Method::GET, "/api/v2/version", None, None).await
+        self.version
+            .get_or_try_init(|| async {
+                let path = self.server_path("/version").await?;
+                self.call(Method::GET, &path, None, None).await
+            })
+            .await
+            .cloned()
+    }
+
+    /// The version as a record should show it: what the server reports, except that every
+    /// 1.x server answers "1.0.0", which says only that it is a 1.x.
+    pub async fn version_label(&self) -> Result<String, ChromaError> {
+        let version = self.version().await?;
+        Ok(if version == "1.0.0" {
+            "unknown (1.x)".to_string()
+        } else {
+            version
+        })
+    }
+
+    /// Whether the server keeps a collection's space and HNSW settings in its `hnsw:*`
+    /// metadata keys (Chroma 0.x) rather than in its configuration (1.x).
+    pub async fn settings_in_metadata(&self) -> Result<bool, ChromaError> {
+        Ok(self.version().await?.starts_with("0."))
     }
 
     /// The largest batch the server accepts for add/upsert.
     pub async fn max_batch_size(&self) -> Result<usize, ChromaError> {
         let value: Value = self
-            .call(Method::GET, "/api/v2/pre-flight-checks", None, None)
+            .call(
+                Method::GET,
+                &self.server_path("/pre-flight-checks").await?,
+                None,
+                None,
+            )
             .await?;
         Ok(value
             .get("max_batch_size")
@@ -278,7 +396,9 @@ impl ChromaClient {
         const PAGE: usize = 100;
         let mut all = Vec::new();
         loop {
-            let path = self.db_path(&format!("/collections?limit={PAGE}&offset={}", all.len()));
+            let path = self
+                .db_path(&format!("/collections?limit={PAGE}&offset={}", all.len()))
+                .await?;
             let page: Vec<Collection> = self.call(Method::GET, &path, None, None).await?;
             let done = page.len() < PAGE;
             all.extend(page);
@@ -289,7 +409,7 @@ impl ChromaClient {
     }
 
     pub async fn collection(&self, name: &str) -> Result<Collection, ChromaError> {
-        let path = self.db_path(&format!("/collections/{name}"));
+        let path = self.db_path(&format!("/collections/{name}")).await?;
         self.call(Method::GET, &path, None, None)
             .await
             .map_err(|err| self.not_found_as(err, name))
@@ -297,7 +417,14 @@ impl ChromaClient {
 
     fn not_found_as(&self, err: ChromaError, name: &str) -> ChromaError {
         match err {
-            ChromaError::Api { error, .. } if error == "NotFoundError" => {
+            // 1.x: NotFoundError; 0.5-0.6: InvalidCollection or a message; 0.4: a ValueError
+            // saying so.
+            ChromaError::Api { error, message, .. }
+                if error == "NotFoundError"
+                    || error == "InvalidCollection"
+                    || error.contains("does not exist")
+                    || message.contains("does not exist") =>
+            {
                 ChromaError::CollectionNotFound {
                     url: self.base.clone(),
                     name: name.to_string(),
@@ -323,6 +450,14 @@ impl ChromaClient {
         metadata: Option<Value>,
         configuration: Option<Value>,
     ) -> Result<Collection, ChromaError> {
+        // Chroma 0.4 replaces an existing collection's metadata on get_or_create (dropping
+        // its `hnsw:space`): there, an existing collection is only looked up.
+        if self.api(None).await? == Api::V1 {
+            match self.collection(name).await {
+                Err(ChromaError::CollectionNotFound { .. }) => {}
+                found => return found,
+            }
+        }
         let mut body = json!({ "name": name, "get_or_create": true });
         if let Some(metadata) = metadata {
             body["metadata"] = metadata;
@@ -330,12 +465,12 @@ impl ChromaClient {
         if let Some(configuration) = configuration {
             body["configuration"] = configuration;
         }
-        let path = self.db_path("/collections");
+        let path = self.db_path("/collections").await?;
         self.call(Method::POST, &path, Some(&body), None).await
     }
 
     pub async fn delete_collection(&self, name: &str) -> Result<(), ChromaError> {
-        let path = self.db_path(&format!("/collections/{name}"));
+        let path = self.db_path(&format!("/collections/{name}")).await?;
         self.call::<Value>(Method::DELETE, &path, None, None)
             .await
             .map(drop)
@@ -343,7 +478,9 @@ impl ChromaClient {
     }
 
     pub async fn count(&self, collection_id: &str) -> Result<u64, ChromaError> {
-        let path = self.db_path(&format!("/collections/{collection_id}/count"));
+        let path = self
+            .db_path(&format!("/collections/{collection_id}/count"))
+            .await?;
         self.call(Method::GET, &path, None, None).await
     }
 
@@ -357,7 +494,9 @@ impl ChromaClient {
         include: &[&str],
     ) -> Result<RecordPage, ChromaError> {
         let body = json!({ "offset": offset, "limit": limit, "include": include });
-        let path = self.db_path(&format!("/collections/{collection_id}/get"));
+        let path = self
+            .db_path(&format!("/collections/{collection_id}/get"))
+            .await?;
         self.call(Method::POST, &path, Some(&body), None).await
     }
 
@@ -369,7 +508,9 @@ impl ChromaClient {
         include: &[&str],
     ) -> Result<RecordPage, ChromaError> {
         let body = json!({ "ids": ids, "include": include });
-        let path = self.db_path(&format!("/collections/{collection_id}/get"));
+        let path = self
+            .db_path(&format!("/collections/{collection_id}/get"))
+            .await?;
         self.call(Method::POST, &path, Some(&body), None).await
     }
 
@@ -381,7 +522,9 @@ impl ChromaClient {
         k: usize,
     ) -> Result<Vec<Vec<String>>, ChromaError> {
         let body = json!({ "query_embeddings": vectors, "n_results": k, "include": [] });
-        let path = self.db_path(&format!("/collections/{collection_id}/query"));
+        let path = self
+            .db_path(&format!("/collections/{collection_id}/query"))
+            .await?;
         let response: QueryResponse = self.call(Method::POST, &path, Some(&body), None).await?;
         Ok(response.ids)
     }
@@ -411,7 +554,9 @@ impl ChromaClient {
             path: op.into(),
             reason: err.to_string(),
         })?;
-        let path = self.db_path(&format!("/collections/{collection_id}/{op}"));
+        let path = self
+            .db_path(&format!("/collections/{collection_id}/{op}"))
+            .await?;
         self.call::<Value>(Method::POST, &path, Some(&body), None)
             .await
             .map(drop)

@@ -1,5 +1,6 @@
-//! What the backup checks read of a segment's `index_metadata.pickle`: `total_elements_added`
-//! and how many ids `id_to_label` maps.
+//! What the backup checks read of a segment's `index_metadata.pickle`: `total_elements_added`,
+//! how many ids `id_to_label` maps, and `max_seq_id` (where Chroma 0.4 keeps the index's
+//! watermark).
 //!
 //! The file holds a dict with an entry per record in each of its id maps (8.8 MB for 200k
 //! records), and a pickle library builds all of it in memory: 62 MB for 200k records, so
@@ -7,8 +8,10 @@
 //! scanner here reads the opcodes once, in a stream, and keeps only the stack of the batch
 //! being read (pickle writers set dict items a thousand at a time), the dicts' sizes, and the
 //! few values it needs. It knows the opcodes a dict of strings, numbers and None is written
-//! with; a file using any other (objects, say) is read by serde-pickle instead, so the scanner
-//! can make a check cheaper but never decides one on its own.
+//! with, and the three that wrap such a dict into an object (Chroma 0.x pickles a
+//! `PersistentData` object whose state is that dict); a file using any other is read by
+//! serde-pickle instead, so the scanner can make a check cheaper but never decides one on its
+//! own.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
@@ -21,6 +24,9 @@ pub struct IndexMetadata {
     pub total_elements_added: Option<u64>,
     /// Entries of `id_to_label`.
     pub ids: Option<u64>,
+    /// The last log position the index holds (Chroma 0.4; later versions keep it in
+    /// `max_seq_id` and write None here).
+    pub max_seq_id: Option<i64>,
 }
 
 /// Read `path`: streamed when the scanner knows every opcode, else through serde-pickle.
@@ -49,11 +55,13 @@ fn parse_whole(bytes: &[u8]) -> Result<IndexMetadata, serde_pickle::Error> {
     struct Whole {
         total_elements_added: Option<u64>,
         id_to_label: Option<EntryCount>,
+        max_seq_id: Option<i64>,
     }
     let whole: Whole = serde_pickle::from_slice(bytes, Default::default())?;
     Ok(IndexMetadata {
         total_elements_added: whole.total_elements_added,
         ids: whole.id_to_label.map(|EntryCount(n)| n),
+        max_seq_id: whole.max_seq_id,
     })
 }
 
@@ -100,6 +108,7 @@ enum Item {
 enum Key {
     TotalElementsAdded,
     IdToLabel,
+    MaxSeqId,
 }
 
 impl Key {
@@ -107,6 +116,7 @@ impl Key {
         match text {
             b"total_elements_added" => Some(Self::TotalElementsAdded),
             b"id_to_label" => Some(Self::IdToLabel),
+            b"max_seq_id" => Some(Self::MaxSeqId),
             _ => None,
         }
     }
@@ -248,6 +258,18 @@ fn scan(mut input: impl Read) -> Result<IndexMetadata, Declined> {
             b'1' => {
                 s.pop_to_mark()?; // POP_MARK
             }
+            0x93 | 0x81 => {
+                // STACK_GLOBAL (module, name) and NEWOBJ (class, args): Chroma 0.x's
+                // `PersistentData` object, whose state the BUILD below gives it.
+                s.pop()?;
+                s.pop()?;
+                s.stack.push(Item::Other);
+            }
+            b'b' => {
+                let state = s.pop()?; // BUILD: the object is its state dict
+                s.pop()?;
+                s.stack.push(state);
+            }
             b'.' => return s.finish(), // STOP
             other => return Err(format!("opcode 0x{other:02x} is not one a plain dict uses")),
         }
@@ -344,9 +366,16 @@ impl Scanner {
             Some(Item::Dict(dict)) => Some(self.dict_sizes[dict]),
             Some(_) => return Err("id_to_label is not a dict".into()),
         };
+        let max_seq_id = match field(Key::MaxSeqId) {
+            None => None,
+            Some(Item::Int(n)) => Some(n),
+            Some(Item::Other) => None, // None: kept in max_seq_id
+            Some(_) => return Err("max_seq_id is not a number".into()),
+        };
         Ok(IndexMetadata {
             total_elements_added,
             ids,
+            max_seq_id,
         })
     }
 }
@@ -427,9 +456,38 @@ mod tests {
             scanned,
             IndexMetadata {
                 total_elements_added: Some(300),
-                ids: Some(1)
+                ids: Some(1),
+                max_seq_id: None,
             }
         );
+    }
+
+    #[test]
+    fn reads_chroma_0x_persistent_data_objects_as_their_state() {
+        // As Chroma 0.4-0.6 write it (protocol 5): PersistentData() built with its state
+        // dict, here {'dimensionality': 8, 'total_elements_added': 300, 'max_seq_id': 333,
+        // 'id_to_label': {'a': 1, 'b': 2}}.
+        let mut bytes: Vec<u8> = b"\x80\x05".to_vec();
+        let module = b"chromadb.segment.impl.vector.local_persistent_hnsw";
+        bytes.push(0x8c);
+        bytes.push(module.len() as u8);
+        bytes.extend_from_slice(module);
+        bytes.extend_from_slice(b"\x94\x8c\x0ePersistentData\x94\x93\x94)\x81\x94}\x94(");
+        bytes.extend_from_slice(b"\x8c\x0edimensionality\x94K\x08");
+        bytes.extend_from_slice(b"\x8c\x14total_elements_added\x94M,\x01");
+        bytes.extend_from_slice(b"\x8c\x0amax_seq_id\x94MM\x01");
+        bytes.extend_from_slice(b"\x8c\x0bid_to_label\x94}\x94(\x8c\x01aK\x01\x8c\x01bK\x02u");
+        bytes.extend_from_slice(b"ub.");
+        let scanned = scan(&bytes[..]).expect("a PersistentData object is scanned");
+        assert_eq!(
+            scanned,
+            IndexMetadata {
+                total_elements_added: Some(300),
+                ids: Some(2),
+                max_seq_id: Some(333),
+            }
+        );
+        assert_eq!(scanned, parse_whole(&bytes).unwrap());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use super::schema::{self, Generation};
 use crate::repo::format::CheckResult;
 
 pub const SQLITE_FILE: &str = "chroma.sqlite3";
@@ -32,6 +33,8 @@ pub const HNSW_METADATA_FILE: &str = "index_metadata.pickle";
 pub enum LayoutError {
     #[error("{path} is not a Chroma persistent directory: {reason}")]
     NotChroma { path: String, reason: String },
+    #[error("{path} was written by a Chroma vecdrill does not support: {reason}")]
+    Unsupported { path: String, reason: String },
     #[error("cannot read {path}: {source}")]
     Sqlite {
         path: String,
@@ -42,7 +45,7 @@ pub enum LayoutError {
 impl crate::exit::Classify for LayoutError {
     fn exit_code(&self) -> i32 {
         match self {
-            Self::NotChroma { .. } => crate::exit::BAD_INPUT,
+            Self::NotChroma { .. } | Self::Unsupported { .. } => crate::exit::BAD_INPUT,
             Self::Sqlite { .. } => crate::exit::FAILED,
         }
     }
@@ -52,6 +55,9 @@ impl crate::exit::Classify for LayoutError {
             Self::NotChroma { .. } => {
                 Some("point at the directory Chroma was started with (`chroma run --path DIR`)".into())
             }
+            Self::Unsupported { .. } => Some(
+                "nothing is wrong with the data: upgrade vecdrill to a release that reads this Chroma (vecdrill reads Chroma 0.4 to 1.5)".into(),
+            ),
             Self::Sqlite { .. } => Some(
                 "the database file is damaged or not Chroma's: check it with `vecdrill backup` or restore a backup".into(),
             ),
@@ -66,6 +72,10 @@ pub struct ChromaLayout {
     /// Highest applied schema migration per migration set: a backup whose schema is newer
     /// than the target's was made by a newer Chroma.
     pub schema: BTreeMap<String, i64>,
+    /// The Chroma releases that write this schema ("0.5.x-0.6.x"); absent in manifests
+    /// written before vecdrill recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chroma_versions: Option<String>,
     pub collections: Vec<CollectionInfo>,
 }
 
@@ -111,6 +121,43 @@ fn open(path: &Path) -> Result<Connection, LayoutError> {
     })
 }
 
+/// The schema generation of the database in `dir`, or why vecdrill cannot read it.
+pub fn generation(dir: &Path) -> Result<Generation, LayoutError> {
+    let conn = open(dir)?;
+    let schema = migrations(&conn, dir)?;
+    generation_of(&schema, dir)
+}
+
+pub fn generation_of(
+    schema: &BTreeMap<String, i64>,
+    dir: &Path,
+) -> Result<Generation, LayoutError> {
+    Generation::of(schema).map_err(|reason| LayoutError::Unsupported {
+        path: dir.display().to_string(),
+        reason,
+    })
+}
+
+/// Highest applied migration per migration set.
+fn migrations(conn: &Connection, dir: &Path) -> Result<BTreeMap<String, i64>, LayoutError> {
+    let err = |source| LayoutError::Sqlite {
+        path: dir.join(SQLITE_FILE).display().to_string(),
+        source,
+    };
+    let mut schema = BTreeMap::new();
+    let mut stmt = conn
+        .prepare("SELECT dir, MAX(version) FROM migrations GROUP BY dir")
+        .map_err(err)?;
+    for row in stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(err)?
+    {
+        let (set, version) = row.map_err(err)?;
+        schema.insert(set, version);
+    }
+    Ok(schema)
+}
+
 pub fn inspect(dir: &Path) -> Result<ChromaLayout, LayoutError> {
     let conn = open(dir)?;
     let err = |source| LayoutError::Sqlite {
@@ -120,17 +167,8 @@ pub fn inspect(dir: &Path) -> Result<ChromaLayout, LayoutError> {
     let journal_mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .map_err(err)?;
-    let mut schema = BTreeMap::new();
-    let mut stmt = conn
-        .prepare("SELECT dir, MAX(version) FROM migrations GROUP BY dir")
-        .map_err(err)?;
-    for row in stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(err)?
-    {
-        let (dir, version) = row.map_err(err)?;
-        schema.insert(dir, version);
-    }
+    let schema = migrations(&conn, dir)?;
+    let generation = generation_of(&schema, dir)?;
     let mut collections = Vec::new();
     let mut stmt = conn
         .prepare("SELECT id, name, dimension FROM collections ORDER BY name")
@@ -158,7 +196,7 @@ pub fn inspect(dir: &Path) -> Result<ChromaLayout, LayoutError> {
                     .query_row(
                         "SELECT seq_id FROM max_seq_id WHERE segment_id = ?1",
                         [s],
-                        |r| r.get(0),
+                        |r| Ok(schema::seq_id(r.get_ref(0)?)?),
                     )
                     .optional()
                     .map_err(err),
@@ -191,7 +229,18 @@ pub fn inspect(dir: &Path) -> Result<ChromaLayout, LayoutError> {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(err)?;
-        let vector_seq_id = watermark(&vector_segment)?;
+        let vector_seq_id = if generation.vector_watermark_in_pickle() {
+            // Unflushed (no pickle yet): nothing applied, the whole log is pending.
+            vector_segment.as_ref().and_then(|segment| {
+                let pickle = dir.join(segment).join(HNSW_METADATA_FILE);
+                pickle
+                    .is_file()
+                    .then(|| super::hnsw_metadata::read(&pickle).ok()?.max_seq_id)
+                    .flatten()
+            })
+        } else {
+            watermark(&vector_segment)?
+        };
         let log_pending: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM embeddings_queue WHERE topic LIKE ?1 AND seq_id > ?2",
@@ -218,6 +267,7 @@ pub fn inspect(dir: &Path) -> Result<ChromaLayout, LayoutError> {
     Ok(ChromaLayout {
         journal_mode,
         schema,
+        chroma_versions: Some(generation.versions().to_string()),
         collections,
     })
 }

@@ -8,6 +8,7 @@ mod integrity;
 pub mod layout;
 pub mod offline;
 pub mod protect;
+pub mod schema;
 pub mod spec;
 pub mod state;
 

@@ -19,6 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Value};
 
 use super::layout::{self, CollectionInfo, HnswHeader, LayoutError, SQLITE_FILE};
+use super::schema::{self, Columns, Generation};
 
 /// `embeddings_queue.operation` values.
 const OP_ADD: i64 = 0;
@@ -52,6 +53,8 @@ pub struct OfflineCollection {
 pub struct OfflineDatabase {
     dir: PathBuf,
     conn: Connection,
+    generation: Generation,
+    columns: Columns,
     collections: Vec<OfflineCollection>,
 }
 
@@ -69,9 +72,12 @@ impl OfflineDatabase {
         )
         .map_err(sqlite_err)?;
         let mut collections = Vec::new();
+        let generation = layout::generation_of(&described.schema, dir)?;
+        let columns = Columns::probe(&conn).map_err(sqlite_err)?;
         for info in described.collections {
-            let (configuration, space) = configuration(&conn, &info.id).map_err(sqlite_err)?;
-            let metadata = collection_metadata(&conn, &info.id).map_err(sqlite_err)?;
+            let metadata = collection_metadata(&conn, &info.id, columns).map_err(sqlite_err)?;
+            let (configuration, space) =
+                configuration(&conn, &info.id, columns, metadata.as_ref()).map_err(sqlite_err)?;
             collections.push(OfflineCollection {
                 info,
                 metadata,
@@ -82,6 +88,8 @@ impl OfflineDatabase {
         Ok(Self {
             dir: dir.to_path_buf(),
             conn,
+            generation,
+            columns,
             collections,
         })
     }
@@ -112,8 +120,15 @@ impl OfflineDatabase {
             info.vector_seq_id.unwrap_or(0),
             info.metadata_seq_id.unwrap_or(0),
         );
-        let log = read_log(&self.conn, &topic, vector_mark.min(metadata_mark), cosine)
-            .map_err(|e| fail("write-ahead log", &e))?;
+        // 1.x answers a logged cosine vector as its index would hold it; 0.x answers it raw.
+        let normalised = cosine && self.generation.answers_logged_cosine_normalised();
+        let log = read_log(
+            &self.conn,
+            &topic,
+            vector_mark.min(metadata_mark),
+            normalised,
+        )
+        .map_err(|e| fail("write-ahead log", &e))?;
         let past = |mark: i64| log.iter().filter(move |e| e.seq > mark);
         let vector_overlay = replay_vectors(past(vector_mark), &vectors);
         let mut metadata_overlay = replay_metadata(past(metadata_mark));
@@ -131,7 +146,8 @@ impl OfflineDatabase {
         };
         let mut written = 0u64;
         let segment = info.metadata_segment.clone().unwrap_or_default();
-        let mut rows = StoredRecords::new(&self.conn, &segment).map_err(|e| fail("sqlite", &e))?;
+        let mut rows = StoredRecords::new(&self.conn, &segment, self.columns.metadata_arrays)
+            .map_err(|e| fail("sqlite", &e))?;
         while let Some(mut record) = rows.next().map_err(|e| fail("sqlite", &e))? {
             if let Some(change) = metadata_overlay.remove(&record.id) {
                 match change.apply(Some(record)) {
@@ -160,67 +176,44 @@ impl OfflineDatabase {
     }
 }
 
-/// The collection's configuration, from its schema (Chroma 1.x) or, for older databases,
-/// `config_json_str`; and its distance space.
-fn configuration(conn: &Connection, id: &str) -> rusqlite::Result<(Option<Value>, String)> {
-    let (config, schema): (Option<String>, Option<String>) = conn.query_row(
-        "SELECT config_json_str, schema_str FROM collections WHERE id = ?1",
+/// The collection's configuration and distance space (see [`schema::settings`]).
+fn configuration(
+    conn: &Connection,
+    id: &str,
+    columns: Columns,
+    metadata: Option<&Map<String, Value>>,
+) -> rusqlite::Result<(Option<Value>, String)> {
+    let column = |present: bool, name: &str| if present { name } else { "NULL" }.to_string();
+    let (config, schema_json): (Option<String>, Option<String>) = conn.query_row(
+        &format!(
+            "SELECT {}, {} FROM collections WHERE id = ?1",
+            column(columns.config_json, "config_json_str"),
+            column(columns.schema_json, "schema_str"),
+        ),
         [id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let parse = |text: Option<String>| text.and_then(|t| serde_json::from_str::<Value>(&t).ok());
-    let from_schema = parse(schema).and_then(|schema| {
-        let vector = schema
-            .pointer("/keys/#embedding/float_list/vector_index/config")
-            .or_else(|| schema.pointer("/defaults/float_list/vector_index/config"))?
-            .clone();
-        let mut hnsw = Map::new();
-        if let Some(space) = vector.get("space") {
-            hnsw.insert("space".into(), space.clone());
-        }
-        if let Some(Value::Object(params)) = vector.get("hnsw") {
-            for key in [
-                "ef_construction",
-                "ef_search",
-                "max_neighbors",
-                "resize_factor",
-                "sync_threshold",
-            ] {
-                if let Some(v) = params.get(key) {
-                    hnsw.insert(key.into(), v.clone());
-                }
-            }
-        }
-        let mut config = Map::new();
-        config.insert("hnsw".into(), Value::Object(hnsw));
-        if let Some(ef) = vector.get("embedding_function").filter(|v| !v.is_null()) {
-            config.insert("embedding_function".into(), ef.clone());
-        }
-        Some(Value::Object(config))
-    });
-    let config = from_schema.or_else(|| {
-        parse(config)
-            .as_ref()
-            .and_then(super::client::without_nulls)
-            .filter(|c| c.get("hnsw").is_some())
-    });
-    let space = config
-        .as_ref()
-        .and_then(|c| c.pointer("/hnsw/space"))
-        .and_then(Value::as_str)
-        .unwrap_or("l2")
-        .to_string();
-    Ok((config, space))
+    Ok(schema::settings(
+        config.as_deref(),
+        schema_json.as_deref(),
+        metadata,
+    ))
 }
 
 fn collection_metadata(
     conn: &Connection,
     id: &str,
+    columns: Columns,
 ) -> rusqlite::Result<Option<Map<String, Value>>> {
-    let mut stmt = conn.prepare(
-        "SELECT key, str_value, int_value, float_value, bool_value FROM collection_metadata
+    let mut stmt = conn.prepare(&format!(
+        "SELECT key, str_value, int_value, float_value, {} FROM collection_metadata
          WHERE collection_id = ?1 ORDER BY key",
-    )?;
+        if columns.collection_bool {
+            "bool_value"
+        } else {
+            "NULL"
+        }
+    ))?;
     let rows = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, typed_value(r, 1)?)))?;
     let map: Map<String, Value> = rows.collect::<Result<_, _>>()?;
     Ok((!map.is_empty()).then_some(map))
@@ -257,7 +250,8 @@ struct StoredRecords<'c> {
 const PAGE_ROWS: i64 = 2000;
 
 impl<'c> StoredRecords<'c> {
-    fn new(conn: &'c Connection, segment: &str) -> rusqlite::Result<Self> {
+    /// `arrays`: whether the database has `embedding_metadata_array` (metadb 6).
+    fn new(conn: &'c Connection, segment: &str, arrays: bool) -> rusqlite::Result<Self> {
         Ok(Self {
             records: conn.prepare(
                 "SELECT id, embedding_id FROM embeddings WHERE segment_id = ?1 AND id > ?2
@@ -267,12 +261,12 @@ impl<'c> StoredRecords<'c> {
                 "SELECT id, key, string_value, int_value, float_value, bool_value
                  FROM embedding_metadata WHERE id BETWEEN ?1 AND ?2 ORDER BY id, key",
             )?,
-            arrays: conn
-                .prepare(
-                    "SELECT id, key, string_value, int_value, float_value, bool_value
-                 FROM embedding_metadata_array WHERE id BETWEEN ?1 AND ?2 ORDER BY id, rowid",
-                )
-                .or_else(|_| conn.prepare("SELECT 0, '', NULL, NULL, NULL, NULL WHERE ?1 > ?2"))?,
+            arrays: conn.prepare(if arrays {
+                "SELECT id, key, string_value, int_value, float_value, bool_value
+                 FROM embedding_metadata_array WHERE id BETWEEN ?1 AND ?2 ORDER BY id, rowid"
+            } else {
+                "SELECT 0, '', NULL, NULL, NULL, NULL WHERE ?1 > ?2"
+            })?,
             segment: segment.to_string(),
             after: -1,
             buffered: Vec::new().into_iter(),
@@ -464,11 +458,12 @@ struct LogEntry {
     metadata: Option<Map<String, Value>>,
 }
 
+/// The log past `after`; with `normalised`, each vector as hnswlib's cosine index returns it.
 fn read_log(
     conn: &Connection,
     topic: &str,
     after: i64,
-    cosine: bool,
+    normalised: bool,
 ) -> rusqlite::Result<Vec<LogEntry>> {
     let mut stmt = conn.prepare(
         "SELECT seq_id, operation, id, vector, encoding, metadata FROM embeddings_queue
@@ -489,7 +484,7 @@ fn read_log(
                         .chunks_exact(4)
                         .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
                         .collect();
-                    if cosine {
+                    if normalised {
                         as_hnswlib_returns(&v)
                     } else {
                         v

@@ -64,6 +64,14 @@ pub async fn backup(
     if let Some(skipped) = skip_if_recent(&existing, ("chroma", &source), settings.min_interval) {
         return Ok(skipped);
     }
+    // A schema vecdrill cannot read is said to be so before anything is copied (not found
+    // later by the checks, where it would read as damage). Anything else wrong with the
+    // directory is the capture's to find and name.
+    if let Err(unsupported @ layout::LayoutError::Unsupported { .. }) =
+        layout::generation(&request.dir)
+    {
+        return Err(unsupported.into());
+    }
     let began = Instant::now();
     let created_at = Utc::now();
     let options = CaptureOptions {
@@ -374,9 +382,16 @@ fn refuse_newer_schema(manifest: &Manifest, target: &Path) -> Result<(), Protect
     for (set, version) in &backup.schema {
         let known = current.schema.get(set).copied().unwrap_or(0);
         if *version > known {
+            let versions = |schema| {
+                super::schema::Generation::of(schema)
+                    .map_or("newer than vecdrill knows", |g| g.versions())
+                    .to_string()
+            };
             return Err(ProtectError::NewerChroma {
                 backup: manifest.id.clone(),
                 target: target.display().to_string(),
+                backup_versions: format!("Chroma {}", versions(&backup.schema)),
+                target_versions: format!("Chroma {}", versions(&current.schema)),
                 newer: format!("{set} migration {version} > {known}"),
             });
         }
@@ -411,9 +426,10 @@ impl crate::targets::BackupFormat for ChromaFormat {
             return Default::default();
         };
         let mut lines = vec![format!(
-            "journal_mode {}; schema {:?}",
+            "journal_mode {}; schema {:?} (Chroma {})",
             printable(&layout.journal_mode),
-            layout.schema
+            layout.schema,
+            printable(layout.chroma_versions.as_deref().unwrap_or("not recorded"))
         )];
         lines.extend(layout.collections.iter().map(|c| {
             format!(
