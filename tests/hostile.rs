@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use vecdrill::repo::format::{Manifest, PackIndex, Sealed};
 
 use crate::common::{
-    backup_json, backup_run, copy_tree, files_under, repo_url, restore_run, seeded_data_dir,
-    tree_hashes, vecdrill,
+    backup_json, backup_run, copy_tree, files_under, names_in, repo_url, restore_run,
+    seeded_data_dir, tree_hashes, vecdrill,
 };
 
 /// A small Chroma directory: enough for every file kind, quick to seed.
@@ -40,15 +40,6 @@ fn only_manifest(repo_dir: &Path) -> PathBuf {
     let mut manifests = files_under(&repo_dir.join("snapshots"));
     assert_eq!(manifests.len(), 1, "{manifests:?}");
     manifests.remove(0)
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A directory with one file, to see whether anything touched it.

@@ -16,10 +16,13 @@ use crate::exit::{self, Classify};
 
 pub mod archive;
 pub mod chunker;
+pub mod crypto;
 pub mod format;
 pub mod index;
+pub mod keyfile;
 pub mod lock;
 pub mod pack;
+pub mod password;
 pub mod prune;
 pub mod restorable;
 pub mod restore;

@@ -1,0 +1,218 @@
+//! Where an encrypted repository's password comes from, the way backup tools take it: a file
+//! (`--password-file` / `VECDRILL_PASSWORD_FILE`), a command's output (`--password-command` /
+//! `VECDRILL_PASSWORD_COMMAND`, run without a shell), `VECDRILL_PASSWORD`, or a prompt on a
+//! terminal. Resolved only when a repository turns out to be encrypted, so an unencrypted one
+//! never runs the command or prompts. The password is never shown: errors name the source,
+//! never what it gave.
+
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
+
+use crate::exit::{self, Classify};
+
+pub const PASSWORD_ENV: &str = "VECDRILL_PASSWORD";
+pub const PASSWORD_FILE_ENV: &str = "VECDRILL_PASSWORD_FILE";
+pub const PASSWORD_COMMAND_ENV: &str = "VECDRILL_PASSWORD_COMMAND";
+
+/// What a password comes from, as given (flags win over the environment).
+#[derive(Clone, Default)]
+pub struct PasswordSources {
+    pub file: Option<PathBuf>,
+    pub command: Option<String>,
+    /// `VECDRILL_PASSWORD`'s value.
+    pub env: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for PasswordSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordSources")
+            .field("file", &self.file)
+            .field("command", &self.command.as_ref().map(|_| "…"))
+            .field("env", &self.env.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// Asks for a password on a terminal (the command line's to give; none where nobody can
+/// answer).
+pub type Prompt<'a> = &'a dyn Fn(&str) -> std::io::Result<String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PasswordError(pub String);
+
+impl Classify for PasswordError {
+    fn exit_code(&self) -> i32 {
+        exit::BAD_INPUT
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(format!(
+            "give the repository's password with --password-file or {PASSWORD_FILE_ENV}, --password-command or {PASSWORD_COMMAND_ENV}, or {PASSWORD_ENV}"
+        ))
+    }
+}
+
+impl PasswordSources {
+    /// The flags given, completed from the environment.
+    pub fn from_env(file: Option<PathBuf>, command: Option<String>) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            file: file.or_else(|| var(PASSWORD_FILE_ENV).map(PathBuf::from)),
+            command: command.or_else(|| var(PASSWORD_COMMAND_ENV)),
+            env: var(PASSWORD_ENV).map(Zeroizing::new),
+        }
+    }
+
+    /// Whether any source but a prompt is given.
+    pub fn given(&self) -> bool {
+        self.file.is_some() || self.command.is_some() || self.env.is_some()
+    }
+
+    /// The password: from the file or the command (not both), else the environment, else
+    /// `prompt` asking `question`.
+    pub fn resolve(
+        &self,
+        question: &str,
+        prompt: Option<Prompt<'_>>,
+    ) -> Result<Zeroizing<String>, PasswordError> {
+        let password = match (&self.file, &self.command) {
+            (Some(_), Some(_)) => {
+                return Err(PasswordError(
+                    "a password file and a password command were both given: use one".into(),
+                ))
+            }
+            (Some(file), None) => from_file(file)?,
+            (None, Some(command)) => from_command(command)?,
+            (None, None) => match (&self.env, prompt) {
+                (Some(env), _) => env.clone(),
+                (None, Some(prompt)) => Zeroizing::new(
+                    prompt(question)
+                        .map_err(|e| PasswordError(format!("cannot read the password: {e}")))?,
+                ),
+                (None, None) => {
+                    return Err(PasswordError(
+                        "the repository is encrypted and no password was given".into(),
+                    ))
+                }
+            },
+        };
+        if password.is_empty() {
+            return Err(PasswordError("the password is empty".into()));
+        }
+        Ok(password)
+    }
+}
+
+/// The file's text, without a byte-order mark or the whitespace around it (as editors and
+/// `echo` leave them).
+fn from_file(path: &std::path::Path) -> Result<Zeroizing<String>, PasswordError> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        PasswordError(format!(
+            "cannot read the password file {}: {e}",
+            path.display()
+        ))
+    })?);
+    Ok(Zeroizing::new(
+        text.trim_start_matches('\u{feff}').trim().to_string(),
+    ))
+}
+
+/// What the command prints, trimmed. Run without a shell (its words split as a shell would);
+/// its errors go to the terminal, its output never into a message.
+fn from_command(command: &str) -> Result<Zeroizing<String>, PasswordError> {
+    let words = shlex::split(command)
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| PasswordError("the password command cannot be split into words".into()))?;
+    let program = &words[0];
+    let output = std::process::Command::new(program)
+        .args(&words[1..])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| PasswordError(format!("cannot run the password command {program}: {e}")))?;
+    let stdout = Zeroizing::new(output.stdout);
+    if !output.status.success() {
+        return Err(PasswordError(format!(
+            "the password command {program} failed ({})",
+            output.status
+        )));
+    }
+    let text = std::str::from_utf8(&stdout)
+        .map_err(|_| PasswordError(format!("the password command {program} printed no text")))?;
+    Ok(Zeroizing::new(text.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(file: Option<PathBuf>, command: Option<&str>, env: Option<&str>) -> PasswordSources {
+        PasswordSources {
+            file,
+            command: command.map(str::to_string),
+            env: env.map(|e| Zeroizing::new(e.to_string())),
+        }
+    }
+
+    #[test]
+    fn each_source_gives_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "\u{feff}  from the file \n").unwrap();
+        let got = |s: PasswordSources| s.resolve("password: ", None).map(|p| p.to_string());
+        assert_eq!(
+            got(sources(Some(file.clone()), None, None)).unwrap(),
+            "from the file"
+        );
+        assert_eq!(
+            got(sources(None, Some("printf '%s\\n' 'from a command'"), None)).unwrap(),
+            "from a command"
+        );
+        assert_eq!(
+            got(sources(None, None, Some("from env"))).unwrap(),
+            "from env"
+        );
+        // A file or command wins over the environment.
+        assert_eq!(
+            got(sources(Some(file.clone()), None, Some("from env"))).unwrap(),
+            "from the file"
+        );
+        let asked = |question: &str| -> std::io::Result<String> {
+            assert_eq!(question, "password: ");
+            Ok("typed".into())
+        };
+        let typed = sources(None, None, None)
+            .resolve("password: ", Some(&asked))
+            .unwrap();
+        assert_eq!(typed.as_str(), "typed");
+    }
+
+    #[test]
+    fn bad_sources_are_named_and_the_password_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "secret").unwrap();
+        let err = |s: PasswordSources| s.resolve("password: ", None).unwrap_err().0;
+        let both = err(sources(Some(file.clone()), Some("echo x"), None));
+        assert!(both.contains("both given"), "{both}");
+        let missing = err(sources(Some(dir.path().join("none")), None, None));
+        assert!(
+            missing.contains("cannot read the password file"),
+            "{missing}"
+        );
+        let failing = err(sources(None, Some("sh -c 'echo secret; exit 3'"), None));
+        assert!(failing.contains("password command sh failed"), "{failing}");
+        assert!(!failing.contains("secret"), "{failing}");
+        let none = err(sources(None, None, None));
+        assert!(none.contains("no password was given"), "{none}");
+        let empty = err(sources(None, None, Some("")));
+        assert!(empty.contains("empty"), "{empty}");
+        let shown = format!("{:?}", sources(None, Some("pass show x"), Some("secret")));
+        assert!(
+            !shown.contains("secret") && !shown.contains("pass show"),
+            "{shown}"
+        );
+    }
+}
