@@ -14,7 +14,8 @@ use cli::history::{BaselineArgs, HistoryArgs};
 use cli::platform::PlatformArgs;
 use cli::rebuild::RebuildArgs;
 use cli::repo::{
-    ArchiveArgs, BackupArgs, InfoArgs, ListArgs, PruneArgs, RestoreArgs, StatsArgs, VerifyArgs,
+    ArchiveArgs, BackupArgs, InfoArgs, InitArgs, ListArgs, PruneArgs, RestoreArgs, StatsArgs,
+    VerifyArgs,
 };
 use cli::transfer::{ExportArgs, ImportArgs};
 use cli::Failure;
@@ -70,6 +71,11 @@ enum Command {
         after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma \\\n      --mode hot --tag nightly --keep-last 24\n  # after writes, at most hourly\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma \\\n      --min-interval 1h\n  vecdrill backup --repo s3://bucket/store --faiss content_index.faiss \\\n      --faiss user_index.faiss --redis redis://127.0.0.1:6379 \\\n      --redis-prefix chimera-vectors:\n\nEvery copy is checked before it is committed (SQLite integrity_check, the HNSW files against their metadata, that every record can be rebuilt); a copy that fails exits 1, names the check, and leaves the repository as it was.\nExit codes: 0 backed up or skipped, 1 a check failed or the repository is damaged, 2 bad input, 3 could not run (storage, server, lock), 130 interrupted."
     )]
     Backup(BackupArgs),
+    /// Create a repository, encrypted (the default) or not.
+    #[command(
+        after_help = "Examples:\n  VECDRILL_PASSWORD_FILE=/etc/vecdrill/pw \\\n      vecdrill init --repo s3://bucket/chroma\n  vecdrill init --repo file:///srv/backups --encryption none\n\nAn encrypted repository seals every object it holds (XChaCha20-Poly1305) under a random key that the password unlocks (Argon2id); the password comes from --password-file, --password-command, VECDRILL_PASSWORD_FILE, VECDRILL_PASSWORD_COMMAND or VECDRILL_PASSWORD. Without it the backups cannot be read by anyone."
+    )]
+    Init(InitArgs),
     /// List the backups in a repository.
     #[command(after_help = "Example:\n  vecdrill list --repo s3://bucket/chroma")]
     List(ListArgs),
@@ -224,6 +230,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Bench(args) => cli::drill::bench(args).await,
         Command::Steps => Ok(cli::drill::list_steps()),
         Command::Backup(args) => cli::repo::backup(args).await,
+        Command::Init(args) => cli::repo::init(args).await,
         Command::List(args) => cli::repo::list(args).await,
         Command::Info(args) => cli::repo::info(args).await,
         Command::Verify(args) => cli::repo::verify(args).await,

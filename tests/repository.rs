@@ -786,7 +786,12 @@ fn hot_backup_under_a_continuous_writer_restores_exactly_what_was_written() {
 /// Backup, an unchanged re-backup that stores nothing new, list, verify with the data read,
 /// restore to the same bytes, prune, verify again: the same round trip on every storage
 /// backend, through `repo` with `env` (the object store's settings).
-fn storage_round_trip(repo: &str, env: &[(&'static str, String)], scratch: &Path, data: &Path) {
+pub(crate) fn storage_round_trip(
+    repo: &str,
+    env: &[(&'static str, String)],
+    scratch: &Path,
+    data: &Path,
+) {
     let backup = || {
         let run = vecdrill_env(
             [

@@ -263,7 +263,8 @@ fn issue_17_persistent_store_faults_end_in_exit_3_naming_the_object() {
             path: "list-type",
             fault: Fault::TruncatedBody,
             code: 3,
-            names: "snapshots",
+            // Opening lists keys/ first: an unencrypted config beside key files was replaced.
+            names: "list of keys",
         },
         Persistent {
             what: "restore",

@@ -7,6 +7,7 @@ mod check;
 mod closed_stdout;
 mod drill;
 mod durability;
+mod encryption;
 mod faiss_redis;
 mod faults;
 mod formats;

@@ -16,6 +16,7 @@ use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::shell::ShellSpec;
 use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::Manifest;
+use vecdrill::repo::password::PasswordSources;
 use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
 use vecdrill::repo::{Repository, SourceChoice};
 use vecdrill::targets::chroma::capture::CaptureMode;
@@ -33,6 +34,38 @@ pub struct RepoArg {
     /// Repository URL: file://DIR, s3://BUCKET/PREFIX, gs://..., az://... (S3 settings from AWS_*).
     #[arg(long, env = "VECDRILL_REPO")]
     pub repo: String,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// Where an encrypted repository's password comes from (`VECDRILL_PASSWORD` too).
+#[derive(Args, Clone, Default)]
+pub struct PasswordArgs {
+    /// Read an encrypted repository's password from this file (or VECDRILL_PASSWORD_FILE).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Run this command (no shell) and take its output as the password (or
+    /// VECDRILL_PASSWORD_COMMAND).
+    #[arg(long)]
+    pub password_command: Option<String>,
+}
+
+impl PasswordArgs {
+    /// The flags, completed from the environment (read here, never through clap, whose help
+    /// would show an environment variable's value).
+    pub fn sources(&self) -> PasswordSources {
+        PasswordSources::from_env(self.password_file.clone(), self.password_command.clone())
+    }
+}
+
+impl RepoArg {
+    pub async fn open(&self) -> Result<Repository, vecdrill::repo::RepoError> {
+        Repository::open_with(&self.repo, &self.password.sources(), None).await
+    }
+
+    pub async fn open_or_create(&self) -> Result<Repository, vecdrill::repo::RepoError> {
+        Repository::open_or_create_with(&self.repo, &self.password.sources(), None).await
+    }
 }
 
 /// Which source's backups a command means when a repository holds several.
@@ -178,6 +211,8 @@ pub struct RestoreArgs {
     #[arg(long, conflicts_with = "backup")]
     pub archive: Option<PathBuf>,
     #[command(flatten)]
+    pub password: PasswordArgs,
+    #[command(flatten)]
     pub source: SourceArg,
     /// The directory to restore into; its current contents are kept as a safety copy. It must
     /// end in the directory's own name and not be a symbolic link (give the directory it
@@ -250,6 +285,67 @@ pub struct PruneArgs {
     /// Print the backups kept and removed, and the space reclaimed, as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// `repokey` (every object encrypted under a key the password unlocks) or `none`.
+    #[arg(long, value_enum, default_value = "repokey")]
+    pub encryption: EncryptionArg,
+    /// Print the new repository's id and whether it is encrypted as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum EncryptionArg {
+    Repokey,
+    None,
+}
+
+/// `init`: create a repository, encrypted unless told otherwise.
+pub async fn init(args: InitArgs) -> Result<i32, Failure> {
+    use vecdrill::repo::Encryption;
+    let encryption = match args.encryption {
+        EncryptionArg::Repokey => Encryption::RepoKey,
+        EncryptionArg::None => Encryption::None,
+    };
+    let repo = Repository::init(
+        &args.repo.repo,
+        encryption,
+        &args.repo.password.sources(),
+        None,
+    )
+    .await?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "id": repo.config.id,
+            "repository": args.repo.repo,
+            "encrypted": repo.encrypted(),
+        }));
+        return Ok(exit::SUCCESS);
+    }
+    say!(
+        "created repository {} at {}",
+        repo.config.id,
+        args.repo.repo
+    );
+    say!("{}", encryption_line(&repo));
+    if repo.encrypted() {
+        say!("keep the password safe: without it nobody, you included, can read these backups");
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Whether the repository is encrypted, in one line.
+fn encryption_line(repo: &Repository) -> &'static str {
+    if repo.encrypted() {
+        "encrypted: repokey (XChaCha20-Poly1305, key from the password by Argon2id)"
+    } else {
+        "NOT encrypted: whoever can read its store reads every document and vector (`vecdrill init` makes an encrypted one)"
+    }
 }
 
 #[derive(Args)]
@@ -326,7 +422,7 @@ async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), F
     use vecdrill::commands::backup::{
         BackupOptions, BackupSettings, BackupSource, ChromaSource, FaissRedisSource,
     };
-    let repo = Repository::open_or_create(&args.repo.repo).await?;
+    let repo = args.repo.open_or_create().await?;
     let mut service: Option<Box<dyn Service>> = match (&args.stop_cmd, &args.start_cmd) {
         (Some(stop), Some(start)) => Some(Box::new(ShellService::new(
             ShellSpec {
@@ -459,7 +555,7 @@ fn summary(manifest: &Manifest) -> serde_json::Value {
 }
 
 pub async fn list(args: ListArgs) -> Result<i32, Failure> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.repo.open().await?;
     let backups = repo.scan().await?;
     // What cannot be read is said (on stderr, beside the results) and fails the command.
     for damaged in &backups.damaged {
@@ -510,12 +606,13 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
 }
 
 pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.repo.open().await?;
     let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
     let (details, lines) = format_of(&manifest).details(&manifest);
     if args.json {
         let mut value = serde_json::to_value(&manifest).unwrap_or_default();
         value["collections"] = serde_json::Value::Array(collections_summary(&manifest));
+        value["encrypted"] = serde_json::Value::Bool(repo.encrypted());
         for (key, detail) in details {
             value[key] = detail;
         }
@@ -554,7 +651,7 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
 
 pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
     use vecdrill::commands::verify::{Backups, VerifyOptions};
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.repo.open().await?;
     let options = VerifyOptions {
         backups: args.backup.clone().map_or(Backups::All, Backups::One),
         source: args.source.choice(),
@@ -625,7 +722,9 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
 pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
     let repo = match (&args.archive, &args.repo) {
         (Some(_), _) => None,
-        (None, Some(url)) => Some(Repository::open(url).await?),
+        (None, Some(url)) => {
+            Some(Repository::open_with(url, &args.password.sources(), None).await?)
+        }
         (None, None) => {
             return Err(Failure {
                 message: "no repository given".into(),
@@ -746,7 +845,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
 }
 
 pub async fn archive(args: ArchiveArgs) -> Result<i32, Failure> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.repo.open().await?;
     let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
     let progress = for_terminal(args.json);
     let summary =
@@ -782,7 +881,7 @@ pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
             code: exit::BAD_INPUT,
         });
     }
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.repo.open().await?;
     let options = PruneOptions {
         policy,
         dry_run: args.dry_run,
@@ -826,12 +925,15 @@ pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
 }
 
 pub async fn stats(args: StatsArgs) -> Result<i32, Failure> {
-    let repo = Repository::open(&args.repo.repo).await?;
+    let repo = args.repo.open().await?;
     let stats = vecdrill::repo::prune::stats(&repo).await?;
     if args.json {
-        print_json(&stats);
+        let mut value = serde_json::to_value(&stats).unwrap_or_default();
+        value["encrypted"] = serde_json::Value::Bool(repo.encrypted());
+        print_json(&value);
         return Ok(exit::SUCCESS);
     }
+    say!("{}", encryption_line(&repo));
     say!(
         "{} backups in {} packs; stored {} for {} of backed-up data ({:.2}x overall)",
         stats.backups,

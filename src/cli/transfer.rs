@@ -28,6 +28,8 @@ pub struct ExportArgs {
     /// With --repo: backup id, unique prefix, or `latest`.
     #[arg(long, default_value = "latest", requires = "repo")]
     pub backup: String,
+    #[command(flatten)]
+    pub password: super::repo::PasswordArgs,
     /// Collection to export (repeatable).
     #[arg(long = "collection")]
     pub collections: Vec<String>,
@@ -105,7 +107,7 @@ pub async fn export(args: ExportArgs) -> Result<i32, Failure> {
             })??
     } else {
         let url = args.repo.as_deref().expect("clap requires a source");
-        let repo = Repository::open(url).await?;
+        let repo = Repository::open_with(url, &args.password.sources(), None).await?;
         let scratch = args.scratch_dir.clone().unwrap_or_else(|| {
             args.out
                 .parent()

@@ -32,6 +32,14 @@ pub async fn write_archive(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<ArchiveSummary, RepoError> {
+    // An archive is a plain tar of the backup's files, with plain BLAKE3 hashes: from an
+    // encrypted repository it would give away what the repository keeps sealed.
+    if repo.encrypted() {
+        return Err(RepoError::NotYet {
+            what: "an archive of an encrypted repository".into(),
+            instead: "restore the backup (`vecdrill restore`) and copy the directory, or back it up into an unencrypted repository for the move".into(),
+        });
+    }
     // Removed when dropped, whichever way this returns.
     let workdir = working_dir(out, "archive")?;
     let index = ChunkIndex::load(repo).await?;

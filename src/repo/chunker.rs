@@ -22,10 +22,12 @@ pub struct FileDigest {
 
 /// Chunks of `path` arrive on the returned channel (at most `depth` buffered); the join handle
 /// yields the whole-file digest or the read error.
+/// With `keys` (an encrypted repository), chunk ids and the file's digest are keyed.
 pub fn chunk_file(
     path: PathBuf,
     params: ChunkerParams,
     depth: usize,
+    keys: Option<std::sync::Arc<super::crypto::Keys>>,
 ) -> (
     mpsc::Receiver<Chunk>,
     tokio::task::JoinHandle<std::io::Result<FileDigest>>,
@@ -40,7 +42,8 @@ pub fn chunk_file(
             params.avg_size as usize,
             params.max_size as usize,
         );
-        let mut whole = blake3::Hasher::new();
+        let keys = keys.as_deref();
+        let mut whole = keys.map_or_else(blake3::Hasher::new, |k| k.file_hasher());
         let mut size = 0u64;
         for chunk in chunker {
             let chunk = chunk.map_err(|e| match e {
@@ -49,7 +52,7 @@ pub fn chunk_file(
             })?;
             whole.update(&chunk.data);
             size += chunk.data.len() as u64;
-            let id = ChunkId::of(&chunk.data);
+            let id = ChunkId::in_repo(keys, &chunk.data);
             if tx
                 .blocking_send(Chunk {
                     id,

@@ -25,8 +25,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub mod limits {
     /// A chunk's plain length: the largest maximum FastCDC 2020 accepts.
     pub const CHUNK_BYTES: u64 = 16 << 20;
-    /// A chunk as stored: above zstd's worst-case expansion of the largest chunk.
-    pub const STORED_CHUNK_BYTES: u64 = CHUNK_BYTES + CHUNK_BYTES / 64;
+    /// A chunk as stored: above zstd's worst-case expansion of the largest chunk, sealed.
+    pub const STORED_CHUNK_BYTES: u64 = CHUNK_BYTES + CHUNK_BYTES / 64 + 64;
     /// A pack object: the target size, one more largest chunk and the trailer, with room.
     pub const PACK_BYTES: u64 = 64 << 20;
     /// A JSON file (config, index, manifest, lock).
@@ -74,6 +74,14 @@ impl ChunkId {
         Self(*blake3::hash(data).as_bytes())
     }
 
+    /// The id of `data` in a repository: keyed in an encrypted one (see [`super::crypto`]).
+    pub fn in_repo(keys: Option<&super::crypto::Keys>, data: &[u8]) -> Self {
+        match keys {
+            Some(keys) => Self(keys.chunk_id(data)),
+            None => Self::of(data),
+        }
+    }
+
     pub fn to_hex(self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }
@@ -105,12 +113,13 @@ impl<'de> Deserialize<'de> for ChunkId {
     }
 }
 
-/// How chunk bytes are stored. `Zstd` is the only scheme of format 1; encryption will be a new
-/// variant, so existing repositories stay readable.
+/// How chunk bytes are stored: compressed, and in an encrypted repository then sealed (see
+/// [`super::crypto`]). Each pack entry names its own, so existing repositories stay readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     Zstd,
+    ZstdXchacha20poly1305,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,9 +135,20 @@ pub struct RepoConfig {
     pub created_by: String,
     pub chunker: ChunkerParams,
     pub encoding: Encoding,
-    /// `none` in format 1; reserved for client-side encryption.
+    /// `none`, or `repokey`: every object sealed under a master key that `keys/` wraps.
     pub encryption: String,
+    /// An encrypted repository's config, sealed under its key (base64), so that the plaintext
+    /// fields above, which are read before the key is known, cannot be changed unnoticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<String>,
 }
+
+/// The `encryption` of an unencrypted repository, and of an encrypted one.
+pub const ENCRYPTION_NONE: &str = "none";
+pub const ENCRYPTION_REPOKEY: &str = "repokey";
+/// An encrypted repository's config is version 2, so that a vecdrill that cannot decrypt
+/// refuses it instead of writing plaintext into it.
+pub const ENCRYPTED_CONFIG_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChunkerParams {
@@ -355,6 +375,18 @@ impl Sealed for Manifest {
 }
 
 impl RepoConfig {
+    pub fn encrypted(&self) -> bool {
+        self.encryption == ENCRYPTION_REPOKEY
+    }
+
+    /// The fields the authenticated copy covers, as one text.
+    pub fn authenticated_text(&self) -> String {
+        let mut copy = self.clone();
+        copy.checksum.clear();
+        copy.authenticated = None;
+        serde_json::to_string(&copy).expect("a config always encodes")
+    }
+
     /// Why this config cannot be used, if it cannot. Chunker sizes outside FastCDC 2020's
     /// ranges would make the chunker panic, so a forged config is refused before a backup.
     pub fn validate(&self) -> Result<(), String> {

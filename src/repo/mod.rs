@@ -31,6 +31,7 @@ pub mod verify;
 pub mod writer;
 
 use format::{kinds, ChunkerParams, Encoding, Manifest, RepoConfig, FORMAT_VERSION};
+use password::{PasswordSources, Prompt};
 use store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,14 @@ pub enum RepoError {
         context: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Password(#[from] password::PasswordError),
+    #[error("the password opens none of the {tried} key(s) of {url}")]
+    WrongPassword { url: String, tried: usize },
+    #[error("{url} is already a vecdrill repository")]
+    AlreadyARepository { url: String },
+    #[error("{what} is not supported yet")]
+    NotYet { what: String, instead: String },
 }
 
 impl RepoError {
@@ -109,6 +118,10 @@ impl Classify for RepoError {
             | Self::NoSuchSource { .. }
             | Self::Empty => exit::BAD_INPUT,
             Self::NewerFormat { .. } => exit::BAD_INPUT,
+            Self::Password(_)
+            | Self::WrongPassword { .. }
+            | Self::AlreadyARepository { .. }
+            | Self::NotYet { .. } => exit::BAD_INPUT,
             Self::Store { .. } | Self::Locked { .. } | Self::Io { .. } => exit::RUNTIME,
         }
     }
@@ -125,6 +138,15 @@ impl Classify for RepoError {
                 "another backup or prune is running; wait for it. A lock whose process on this host has ended is taken over at once; one from another host expires 30 minutes after its last refresh".into(),
             ),
             Self::NewerFormat { .. } => Some("upgrade vecdrill to read this repository".into()),
+            Self::Password(e) => e.hint(),
+            Self::WrongPassword { .. } => Some(format!(
+                "check the password given with --password-file or {}, --password-command or {}, or {}",
+                password::PASSWORD_FILE_ENV,
+                password::PASSWORD_COMMAND_ENV,
+                password::PASSWORD_ENV
+            )),
+            Self::AlreadyARepository { .. } => Some("use it as it is, or give another --repo".into()),
+            Self::NotYet { instead, .. } => Some(instead.clone()),
             _ if self.is_disk_full() => Some(exit::DISK_FULL_HINT.into()),
             Self::Store { .. } => Some("the object store kept failing after its retries (-v shows them): check its credentials (AWS_*, GOOGLE_*, AZURE_*), that it is reachable and healthy, and run the command again; what was committed before is intact".into()),
             _ => None,
@@ -153,11 +175,34 @@ pub fn index_key(pack: &str) -> String {
     format!("index/{pack}.json")
 }
 
+/// At most this many key files are tried for a password (restic's bound too): a repository
+/// with thousands of forged key files cannot make opening it run Argon2 thousands of times.
+const MAX_KEYS_TRIED: usize = 20;
+
+/// Whether a new repository is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// Every object sealed under a master key that password-wrapped key files hold.
+    RepoKey,
+    None,
+}
+
 impl Repository {
-    /// Open an existing repository.
+    /// Open an existing repository, taking an encrypted one's password from the environment.
     pub async fn open(url: &str) -> Result<Self, RepoError> {
+        Self::open_with(url, &PasswordSources::from_env(None, None), None).await
+    }
+
+    /// Open an existing repository; an encrypted one is unlocked with the password `sources`
+    /// give (asked for only then). A wrong password is found after reading only `config`
+    /// and `keys/`, before anything else is read or written.
+    pub async fn open_with(
+        url: &str,
+        sources: &PasswordSources,
+        prompt: Option<Prompt<'_>>,
+    ) -> Result<Self, RepoError> {
         let store = Arc::new(Store::open(url, false)?);
-        let config: RepoConfig = match store.get_sealed(CONFIG_KEY).await {
+        let config: RepoConfig = match store.get_clear(CONFIG_KEY).await {
             Ok(config) => config,
             Err(RepoError::ObjectMissing { .. }) => {
                 return Err(RepoError::NotARepository {
@@ -166,27 +211,147 @@ impl Repository {
             }
             Err(other) => return Err(other),
         };
+        // An encrypted repository's config is version 2 (so that an older vecdrill, which
+        // cannot decrypt, refuses it); its other files are of the same format 1.
+        let readable = if config.encrypted() {
+            format::ENCRYPTED_CONFIG_VERSION
+        } else {
+            FORMAT_VERSION
+        };
         check_version(
             &config.kind,
             kinds::CONFIG,
-            config.version,
+            config.version.min(FORMAT_VERSION),
             "the repository config",
         )?;
+        if config.version > readable {
+            return Err(RepoError::NewerFormat {
+                what: "the repository config".into(),
+                found: config.version,
+                supported: readable,
+            });
+        }
         config.validate().map_err(|detail| RepoError::Corrupt {
             what: "the repository config".into(),
             detail,
         })?;
-        Ok(Self { store, config })
+        let repo = Self { store, config };
+        if repo.config.encrypted() {
+            let password =
+                sources.resolve(&format!("enter the password of repository {url}: "), prompt)?;
+            let keys = repo.unlock(url, password.as_bytes()).await?;
+            repo.check_authenticated(&keys)?;
+            repo.store.unlock(Arc::new(keys));
+        } else if !repo.store.list("keys").await?.is_empty() {
+            // Replaced by someone without the key: an unencrypted config beside key files.
+            return Err(RepoError::Corrupt {
+                what: "the repository config".into(),
+                detail: "it says the repository is not encrypted, yet keys/ holds key files: it was replaced".into(),
+            });
+        }
+        Ok(repo)
     }
 
-    /// Open, creating the repository on first use.
-    pub async fn open_or_create(url: &str) -> Result<Self, RepoError> {
-        match Self::open(url).await {
-            Err(RepoError::NotARepository { .. }) => {}
-            other => return other,
+    /// The keys one of the key files gives for `password`.
+    async fn unlock(&self, url: &str, password: &[u8]) -> Result<crypto::Keys, RepoError> {
+        let mut listed = self.store.list("keys").await?;
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut tried = 0;
+        let mut invalid = Vec::new();
+        for object in listed
+            .iter()
+            .filter(|o| o.key.ends_with(".json"))
+            .take(MAX_KEYS_TRIED)
+        {
+            let name = stored_name(&object.key, "keys");
+            let file: keyfile::KeyFile = match self.store.get_clear(&object.key).await {
+                Ok(file) => file,
+                Err(RepoError::Corrupt { detail, .. }) => {
+                    invalid.push(format!("{}: {detail}", object.key));
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            if let Err(detail) = file.validate(name) {
+                invalid.push(format!("{}: {detail}", object.key));
+                continue;
+            }
+            tried += 1;
+            match file.open(password, &self.config.id) {
+                Ok(keys) => return Ok(keys),
+                Err(keyfile::KeyError::WrongPassword) => {}
+                Err(keyfile::KeyError::Invalid(detail)) => {
+                    invalid.push(format!("{}: {detail}", object.key))
+                }
+            }
         }
+        if tried == 0 {
+            return Err(RepoError::Corrupt {
+                what: "keys/".into(),
+                detail: if invalid.is_empty() {
+                    "the repository is encrypted and holds no key file".into()
+                } else {
+                    format!("no key file can be used: {}", invalid.join("; "))
+                },
+            });
+        }
+        Err(RepoError::WrongPassword {
+            url: url.to_string(),
+            tried,
+        })
+    }
+
+    /// An encrypted repository's config must match the copy sealed under its key: its
+    /// plaintext fields (read before the key was known) cannot have been changed unnoticed.
+    fn check_authenticated(&self, keys: &crypto::Keys) -> Result<(), RepoError> {
+        let corrupt = |detail: String| RepoError::Corrupt {
+            what: CONFIG_KEY.into(),
+            detail,
+        };
+        let sealed = self
+            .config
+            .authenticated
+            .as_deref()
+            .ok_or_else(|| corrupt("it has no authenticated copy".into()))?;
+        use base64::Engine;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| corrupt("its authenticated copy is not base64".into()))?;
+        let copy = keys
+            .open_object(CONFIG_KEY, &sealed)
+            .map_err(|e| corrupt(format!("its authenticated copy: {e}")))?;
+        if copy != self.config.authenticated_text().as_bytes() {
+            return Err(corrupt(
+                "its fields differ from its authenticated copy: it was changed without the key"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Create a repository at `url` (refused where one is); an encrypted one with one key,
+    /// for the password `sources` give.
+    pub async fn init(
+        url: &str,
+        encryption: Encryption,
+        sources: &PasswordSources,
+        prompt: Option<Prompt<'_>>,
+    ) -> Result<Self, RepoError> {
+        // The password first: a missing one leaves nothing behind.
+        let password = match encryption {
+            Encryption::RepoKey => Some(sources.resolve(
+                &format!("enter a password for the new repository {url}: "),
+                prompt,
+            )?),
+            Encryption::None => None,
+        };
         let store = Arc::new(Store::open(url, true)?);
-        let config = RepoConfig {
+        if store.size(CONFIG_KEY).await?.is_some() {
+            return Err(RepoError::AlreadyARepository {
+                url: url.to_string(),
+            });
+        }
+        let mut config = RepoConfig {
             kind: kinds::CONFIG.to_string(),
             version: FORMAT_VERSION,
             checksum: String::new(),
@@ -195,11 +360,79 @@ impl Repository {
             created_by: format!("vecdrill {}", env!("CARGO_PKG_VERSION")),
             chunker: ChunkerParams::default(),
             encoding: Encoding::Zstd,
-            encryption: "none".into(),
+            encryption: format::ENCRYPTION_NONE.into(),
+            authenticated: None,
         };
-        store.put_sealed(CONFIG_KEY, &config).await?;
-        tracing::info!(url, "created repository {}", config.id);
+        let mut keys = None;
+        if let Some(password) = password {
+            let made = crypto::Keys::generate();
+            config.version = format::ENCRYPTED_CONFIG_VERSION;
+            config.encryption = format::ENCRYPTION_REPOKEY.into();
+            use base64::Engine;
+            config.authenticated = Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode(made.seal_object(CONFIG_KEY, config.authenticated_text().as_bytes())),
+            );
+            let key = keyfile::KeyFile::create(
+                &made,
+                &config.id,
+                password.as_bytes(),
+                keyfile::KdfParams::DEFAULT,
+            );
+            // The key first: a config that says "encrypted" always has a key beside it.
+            store
+                .put_clear(&format!("keys/{}.json", key.id), &key)
+                .await?;
+            keys = Some(made);
+        }
+        store.put_clear(CONFIG_KEY, &config).await?;
+        if config.encrypted() {
+            tracing::info!(url, "created encrypted repository {}", config.id);
+        } else {
+            tracing::warn!(
+                "created repository {} at {url} unencrypted: whoever can read its store reads every document and vector (`vecdrill init` with a password makes an encrypted one)",
+                config.id
+            );
+        }
+        if let Some(keys) = keys {
+            store.unlock(Arc::new(keys));
+        }
         Ok(Self { store, config })
+    }
+
+    /// Open, creating the repository on first use: encrypted when a password is given (from
+    /// the environment), else not.
+    pub async fn open_or_create(url: &str) -> Result<Self, RepoError> {
+        let sources = PasswordSources::from_env(None, None);
+        Self::open_or_create_with(url, &sources, None).await
+    }
+
+    pub async fn open_or_create_with(
+        url: &str,
+        sources: &PasswordSources,
+        prompt: Option<Prompt<'_>>,
+    ) -> Result<Self, RepoError> {
+        match Self::open_with(url, sources, prompt).await {
+            Err(RepoError::NotARepository { .. }) => {}
+            other => return other,
+        }
+        let encryption = if sources.given() {
+            Encryption::RepoKey
+        } else {
+            Encryption::None
+        };
+        match Self::init(url, encryption, sources, prompt).await {
+            // Created meanwhile by another process: use it.
+            Err(RepoError::AlreadyARepository { .. }) => {
+                Self::open_with(url, sources, prompt).await
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the repository is encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.config.encrypted()
     }
 
     /// Every backup, oldest first, and every manifest that cannot be read. One damaged

@@ -2,15 +2,23 @@
 //! not hundreds of thousands.
 //!
 //! ```text
-//! [chunk 0 encoded][chunk 1 encoded]...[trailer JSON: PackEntry list][u32 LE trailer length]["VDPK"][1]
+//! [chunk 0 encoded][chunk 1 encoded]...[trailer][u32 LE trailer length]["VDPK"][version]
 //! ```
-//! The trailer repeats the pack's index so a lost index file can be rebuilt from the pack.
-//! A pack is named by the BLAKE3 of its bytes, so any change to it is detectable.
+//! The trailer (the PackEntry list as JSON) repeats the pack's index so a lost index file can
+//! be rebuilt from the pack. A pack is named by the BLAKE3 of its bytes, so any change to it
+//! is detectable. In an encrypted repository (version byte 2) each chunk is sealed, the
+//! trailer is a sealed object, and the name is the keyed BLAKE3 (see [`super::crypto`]).
 
 use bytes::Bytes;
 
+use super::crypto::Keys;
 use super::format::{kinds, ChunkId, Encoding, PackEntry, PackIndex, FORMAT_VERSION};
 use super::RepoError;
+
+/// The version byte of a pack of sealed chunks.
+const ENCRYPTED_PACK_VERSION: u8 = 2;
+/// The name a pack's sealed trailer is sealed under.
+const TRAILER_NAME: &str = "pack-trailer";
 
 /// Packs are closed once they reach this size.
 pub const PACK_TARGET_SIZE: usize = 16 * 1024 * 1024;
@@ -29,34 +37,73 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-pub fn encode_chunk(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    COMPRESSOR.with_borrow_mut(|slot| {
+/// A chunk as stored, and how: compressed, then (with `keys`) sealed, bound to its id.
+pub fn encode_chunk(
+    data: &[u8],
+    id: &ChunkId,
+    keys: Option<&Keys>,
+) -> std::io::Result<(Vec<u8>, Encoding)> {
+    let compressed = COMPRESSOR.with_borrow_mut(|slot| {
         let compressor = match slot {
             Some(compressor) => compressor,
             None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
         };
         compressor.compress(data)
+    })?;
+    Ok(match keys {
+        Some(keys) => (
+            keys.seal_chunk(&id.0, &compressed),
+            Encoding::ZstdXchacha20poly1305,
+        ),
+        None => (compressed, Encoding::Zstd),
     })
 }
 
-/// Decode a stored chunk and check it is the chunk it claims to be.
-pub fn decode_chunk(entry: &PackEntry, stored: &[u8], what: &str) -> Result<Vec<u8>, RepoError> {
+/// Decode a stored chunk and check it is the chunk it claims to be. A repository's chunks are
+/// all sealed or all not: a plaintext chunk in an encrypted repository was not written with
+/// its key, and is refused.
+pub fn decode_chunk(
+    entry: &PackEntry,
+    stored: &[u8],
+    what: &str,
+    keys: Option<&Keys>,
+) -> Result<Vec<u8>, RepoError> {
     let corrupt = |detail: String| RepoError::Corrupt {
         what: what.to_string(),
         detail,
     };
-    let data = match entry.encoding {
-        Encoding::Zstd => DECOMPRESSOR
-            .with_borrow_mut(|slot| {
-                let decompressor = match slot {
-                    Some(decompressor) => decompressor,
-                    None => slot.insert(zstd::bulk::Decompressor::new()?),
-                };
-                decompressor.decompress(stored, entry.raw_length as usize)
-            })
-            .map_err(|e| corrupt(format!("chunk {} does not decompress: {e}", entry.id)))?,
+    let opened;
+    let compressed = match (entry.encoding, keys) {
+        (Encoding::Zstd, None) => stored,
+        (Encoding::ZstdXchacha20poly1305, Some(keys)) => {
+            opened = keys
+                .open_chunk(&entry.id.0, stored)
+                .map_err(|e| corrupt(format!("chunk {}: {e}", entry.id)))?;
+            &opened[..]
+        }
+        (Encoding::Zstd, Some(_)) => {
+            return Err(corrupt(format!(
+                "chunk {} is stored unencrypted in an encrypted repository: it was not written with the repository's key",
+                entry.id
+            )))
+        }
+        (Encoding::ZstdXchacha20poly1305, None) => {
+            return Err(corrupt(format!(
+                "chunk {} is encrypted in a repository that is not",
+                entry.id
+            )))
+        }
     };
-    if data.len() as u64 != entry.raw_length || ChunkId::of(&data) != entry.id {
+    let data = DECOMPRESSOR
+        .with_borrow_mut(|slot| {
+            let decompressor = match slot {
+                Some(decompressor) => decompressor,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            decompressor.decompress(compressed, entry.raw_length as usize)
+        })
+        .map_err(|e| corrupt(format!("chunk {} does not decompress: {e}", entry.id)))?;
+    if data.len() as u64 != entry.raw_length || ChunkId::in_repo(keys, &data) != entry.id {
         return Err(corrupt(format!(
             "chunk {} does not match its hash",
             entry.id
@@ -91,13 +138,13 @@ pub struct FinishedPack {
 }
 
 impl PackBuilder {
-    pub fn add(&mut self, id: ChunkId, encoded: &[u8], raw_length: u64) {
+    pub fn add(&mut self, id: ChunkId, encoded: &[u8], raw_length: u64, encoding: Encoding) {
         self.entries.push(PackEntry {
             id,
             offset: self.bytes.len() as u64,
             length: encoded.len() as u64,
             raw_length,
-            encoding: Encoding::Zstd,
+            encoding,
         });
         self.bytes.extend_from_slice(encoded);
     }
@@ -110,14 +157,22 @@ impl PackBuilder {
         self.bytes.len() >= PACK_TARGET_SIZE
     }
 
-    pub fn finish(mut self) -> FinishedPack {
+    /// The pack, sealed and named with `keys` in an encrypted repository.
+    pub fn finish(mut self, keys: Option<&Keys>) -> FinishedPack {
         let trailer = serde_json::to_vec(&self.entries).expect("pack entries always encode");
+        let trailer = match keys {
+            Some(keys) => keys.seal_object(TRAILER_NAME, &trailer),
+            None => trailer,
+        };
         self.bytes.extend_from_slice(&trailer);
         self.bytes
             .extend_from_slice(&(trailer.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(MAGIC);
-        self.bytes.push(FORMAT_VERSION as u8);
-        let name = blake3::hash(&self.bytes).to_hex().to_string();
+        self.bytes.push(match keys {
+            Some(_) => ENCRYPTED_PACK_VERSION,
+            None => FORMAT_VERSION as u8,
+        });
+        let name = pack_name(keys, &self.bytes);
         let index = PackIndex {
             kind: kinds::INDEX.to_string(),
             version: FORMAT_VERSION,
@@ -134,15 +189,30 @@ impl PackBuilder {
     }
 }
 
+/// A pack's name: the BLAKE3 of its bytes, keyed in an encrypted repository.
+fn pack_name(keys: Option<&Keys>, bytes: &[u8]) -> String {
+    match keys {
+        Some(keys) => keys.pack_name(bytes),
+        None => blake3::hash(bytes).to_hex().to_string(),
+    }
+}
+
 /// Check a whole pack against its name and read its trailer.
-pub fn open_pack(name: &str, bytes: &[u8]) -> Result<Vec<PackEntry>, RepoError> {
+pub fn open_pack(
+    name: &str,
+    bytes: &[u8],
+    keys: Option<&Keys>,
+) -> Result<Vec<PackEntry>, RepoError> {
     let what = format!("pack {name}");
     let corrupt = |detail: &str| RepoError::Corrupt {
         what: what.clone(),
         detail: detail.to_string(),
     };
-    if blake3::hash(bytes).to_hex().as_str() != name {
-        return Err(corrupt("its content does not match its name (BLAKE3)"));
+    if pack_name(keys, bytes) != name {
+        return Err(corrupt(match keys {
+            Some(_) => "its content does not match its name (keyed BLAKE3): it was changed, or written without the repository's key",
+            None => "its content does not match its name (BLAKE3)",
+        }));
     }
     let n = bytes.len();
     if n < 9 || &bytes[n - 5..n - 1] != MAGIC {
@@ -152,8 +222,13 @@ pub fn open_pack(name: &str, bytes: &[u8]) -> Result<Vec<PackEntry>, RepoError> 
     let start = (n - 9)
         .checked_sub(len)
         .ok_or_else(|| corrupt("trailer length out of range"))?;
-    serde_json::from_slice(&bytes[start..n - 9])
-        .map_err(|e| corrupt(&format!("unreadable trailer: {e}")))
+    let trailer = match keys {
+        Some(keys) => keys
+            .open_object(TRAILER_NAME, &bytes[start..n - 9])
+            .map_err(|e| corrupt(&format!("its trailer: {e}")))?,
+        None => bytes[start..n - 9].to_vec(),
+    };
+    serde_json::from_slice(&trailer).map_err(|e| corrupt(&format!("unreadable trailer: {e}")))
 }
 
 #[cfg(test)]
@@ -162,27 +237,65 @@ mod tests {
 
     #[test]
     fn a_pack_round_trips_and_a_flipped_byte_is_caught() {
+        let encrypted = Keys::generate();
+        for keys in [None, Some(&encrypted)] {
+            let mut builder = PackBuilder::default();
+            let chunks: Vec<Vec<u8>> = vec![vec![7u8; 5000], b"hello pack".to_vec()];
+            for data in &chunks {
+                let id = ChunkId::in_repo(keys, data);
+                let (stored, encoding) = encode_chunk(data, &id, keys).unwrap();
+                builder.add(id, &stored, data.len() as u64, encoding);
+            }
+            let pack = builder.finish(keys);
+            let entries = open_pack(&pack.name, &pack.bytes, keys).unwrap();
+            assert_eq!(entries, pack.index.entries);
+            for (entry, data) in entries.iter().zip(&chunks) {
+                let stored =
+                    &pack.bytes[entry.offset as usize..(entry.offset + entry.length) as usize];
+                assert_eq!(&decode_chunk(entry, stored, "test", keys).unwrap(), data);
+            }
+            let mut damaged = pack.bytes.to_vec();
+            damaged[3] ^= 0x01;
+            assert!(open_pack(&pack.name, &damaged, keys).is_err());
+            let entry = &entries[0];
+            let stored = &damaged[entry.offset as usize..(entry.offset + entry.length) as usize];
+            assert!(decode_chunk(entry, stored, "test", keys).is_err());
+        }
+    }
+
+    #[test]
+    fn an_encrypted_pack_shows_no_plaintext_and_opens_only_with_its_keys() {
+        let keys = Keys::generate();
+        let data = b"a document only its owner may read ".repeat(100);
+        let id = ChunkId::in_repo(Some(&keys), &data);
+        let (stored, encoding) = encode_chunk(&data, &id, Some(&keys)).unwrap();
         let mut builder = PackBuilder::default();
-        let chunks: Vec<Vec<u8>> = vec![vec![7u8; 5000], b"hello pack".to_vec()];
-        for data in &chunks {
-            builder.add(
-                ChunkId::of(data),
-                &encode_chunk(data).unwrap(),
-                data.len() as u64,
-            );
-        }
-        let pack = builder.finish();
-        let entries = open_pack(&pack.name, &pack.bytes).unwrap();
-        assert_eq!(entries, pack.index.entries);
-        for (entry, data) in entries.iter().zip(&chunks) {
-            let stored = &pack.bytes[entry.offset as usize..(entry.offset + entry.length) as usize];
-            assert_eq!(&decode_chunk(entry, stored, "test").unwrap(), data);
-        }
-        let mut damaged = pack.bytes.to_vec();
-        damaged[3] ^= 0x01;
-        assert!(open_pack(&pack.name, &damaged).is_err());
-        let entry = &entries[0];
-        let stored = &damaged[entry.offset as usize..(entry.offset + entry.length) as usize];
-        assert!(decode_chunk(entry, stored, "test").is_err());
+        builder.add(id, &stored, data.len() as u64, encoding);
+        let pack = builder.finish(Some(&keys));
+        let bytes = &pack.bytes[..];
+        let shows = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!shows(b"a document only"));
+        assert!(!shows(id.to_hex().as_bytes()));
+        assert!(
+            !shows(&[0x28, 0xb5, 0x2f, 0xfd]),
+            "no zstd frame in the clear"
+        );
+        assert_ne!(pack.name, blake3::hash(bytes).to_hex().to_string());
+        assert!(open_pack(&pack.name, bytes, None).is_err());
+        assert!(open_pack(&pack.name, bytes, Some(&Keys::generate())).is_err());
+        // A plaintext chunk in an encrypted repository (or the other way) is refused.
+        let plain_id = ChunkId::of(&data);
+        let (plain, zstd) = encode_chunk(&data, &plain_id, None).unwrap();
+        let entry = PackEntry {
+            id: plain_id,
+            offset: 0,
+            length: plain.len() as u64,
+            raw_length: data.len() as u64,
+            encoding: zstd,
+        };
+        assert!(decode_chunk(&entry, &plain, "test", Some(&keys))
+            .unwrap_err()
+            .to_string()
+            .contains("unencrypted in an encrypted repository"));
     }
 }

@@ -36,7 +36,7 @@ impl std::fmt::Debug for PasswordSources {
 
 /// Asks for a password on a terminal (the command line's to give; none where nobody can
 /// answer).
-pub type Prompt<'a> = &'a dyn Fn(&str) -> std::io::Result<String>;
+pub type Prompt<'a> = &'a (dyn Fn(&str) -> std::io::Result<String> + Sync);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

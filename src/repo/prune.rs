@@ -219,7 +219,8 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
             continue;
         }
         let bytes = repo.store.get(&pack_key(name), limits::PACK_BYTES).await?;
-        open_pack(name, &bytes)?;
+        let keys = repo.store.keys();
+        open_pack(name, &bytes, keys)?;
         let mut builder = PackBuilder::default();
         for entry in &used_entries {
             // The index fits its own pack size; the pack itself may still be shorter.
@@ -233,9 +234,10 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
                         bytes.len()
                     ),
                 })?;
-            builder.add(entry.id, stored, entry.raw_length);
+            // Stored bytes are copied as they are: a sealed chunk is bound to its id only.
+            builder.add(entry.id, stored, entry.raw_length, entry.encoding);
         }
-        let rewritten = builder.finish();
+        let rewritten = builder.finish(keys);
         indexed.insert(rewritten.name.clone());
         // New pack and index first; only then is the old one dropped.
         repo.store

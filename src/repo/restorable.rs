@@ -118,6 +118,7 @@ pub async fn read_file(
     };
     let mut runs = futures::stream::iter(coalesce(located).into_iter().map(|run| {
         let (store, what, sink) = (repo.store.clone(), what.to_string(), sink.clone());
+        let keys = repo.store.shared_keys();
         async move {
             let start = run[0].0.entry.offset;
             let end = run
@@ -154,7 +155,7 @@ pub async fn read_file(
                             what: what.clone(),
                             detail: format!("pack {} is shorter than its index says", l.pack),
                         })?;
-                    let chunk = decode_chunk(&l.entry, bytes, &what)?;
+                    let chunk = decode_chunk(&l.entry, bytes, &what, keys.as_deref())?;
                     sink(*file_offset, &chunk)?;
                     plain.push(chunk);
                 }
@@ -167,7 +168,10 @@ pub async fn read_file(
     .buffered(FETCHES_IN_FLIGHT);
     // Runs arrive in file order (decoded on several threads at once): the whole-file hash is
     // taken on a blocking thread of its own, one run after the other.
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = repo
+        .store
+        .keys()
+        .map_or_else(blake3::Hasher::new, |k| k.file_hasher());
     while let Some(plain) = runs.next().await {
         let plain = plain?;
         progress.advance(plain.iter().map(|c| c.len() as u64).sum());

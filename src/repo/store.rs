@@ -14,6 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::crypto::{Keys, OBJECT_OVERHEAD};
 use super::format::{limits, Sealed};
 use super::RepoError;
 
@@ -22,6 +23,9 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     prefix: Path,
     url: String,
+    /// An encrypted repository's keys, once unlocked: every JSON object is then sealed under
+    /// its own name (see [`super::crypto`]).
+    keys: Arc<std::sync::OnceLock<Arc<Keys>>>,
 }
 
 /// An object below the repository prefix.
@@ -128,6 +132,7 @@ impl Store {
             inner,
             prefix: Path::from(prefix),
             url: url.to_string(),
+            keys: Default::default(),
         })
     }
 
@@ -179,20 +184,78 @@ impl Store {
         Err(self.error("put", rel, err))
     }
 
+    /// Unlock an encrypted repository: from now on every JSON object is sealed and opened
+    /// with `keys` (set once).
+    pub fn unlock(&self, keys: Arc<Keys>) {
+        let _ = self.keys.set(keys);
+    }
+
+    /// The keys, in an unlocked encrypted repository.
+    pub fn keys(&self) -> Option<&Keys> {
+        self.keys.get().map(|k| k.as_ref())
+    }
+
+    /// The keys, shared, for work on other threads.
+    pub fn shared_keys(&self) -> Option<Arc<Keys>> {
+        self.keys.get().cloned()
+    }
+
+    /// A JSON object's bytes as stored: sealed under its name when the repository is
+    /// encrypted.
+    fn sealing(&self, rel: &str, plain: Vec<u8>) -> Bytes {
+        match self.keys() {
+            Some(keys) => Bytes::from(keys.seal_object(rel, &plain)),
+            None => Bytes::from(plain),
+        }
+    }
+
+    /// A JSON object's plain bytes: opened (and so authenticated) when the repository is
+    /// encrypted; anything else there, plaintext resealed by someone without the key
+    /// included, is refused as corrupt.
+    async fn get_opened(&self, rel: &str) -> Result<Vec<u8>, RepoError> {
+        let bytes = self
+            .get(rel, limits::JSON_BYTES + OBJECT_OVERHEAD as u64)
+            .await?;
+        match self.keys() {
+            Some(keys) => keys
+                .open_object(rel, &bytes)
+                .map_err(|e| RepoError::Corrupt {
+                    what: rel.to_string(),
+                    detail: e.to_string(),
+                }),
+            None => Ok(bytes.to_vec()),
+        }
+    }
+
     pub async fn put_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), RepoError> {
         let bytes = serde_json::to_vec_pretty(value).map_err(|e| RepoError::Corrupt {
             what: rel.to_string(),
             detail: format!("cannot encode: {e}"),
         })?;
-        self.put(rel, Bytes::from(bytes)).await
+        self.put(rel, self.sealing(rel, bytes)).await
     }
 
     pub async fn put_sealed<T: Sealed>(&self, rel: &str, value: &T) -> Result<(), RepoError> {
+        self.put(rel, self.sealing(rel, value.seal())).await
+    }
+
+    /// A sealed JSON object stored in the clear even in an encrypted repository: the config
+    /// and the key files, which are read before the key is known.
+    pub async fn put_clear<T: Sealed>(&self, rel: &str, value: &T) -> Result<(), RepoError> {
         self.put(rel, Bytes::from(value.seal())).await
     }
 
-    pub async fn get_sealed<T: Sealed>(&self, rel: &str) -> Result<T, RepoError> {
+    /// Read what [`Store::put_clear`] wrote.
+    pub async fn get_clear<T: Sealed>(&self, rel: &str) -> Result<T, RepoError> {
         let bytes = self.get(rel, limits::JSON_BYTES).await?;
+        T::unseal(&bytes).map_err(|detail| RepoError::Corrupt {
+            what: rel.to_string(),
+            detail,
+        })
+    }
+
+    pub async fn get_sealed<T: Sealed>(&self, rel: &str) -> Result<T, RepoError> {
+        let bytes = self.get_opened(rel).await?;
         T::unseal(&bytes).map_err(|detail| RepoError::Corrupt {
             what: rel.to_string(),
             detail,
@@ -255,7 +318,7 @@ impl Store {
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, rel: &str) -> Result<T, RepoError> {
-        let bytes = self.get(rel, limits::JSON_BYTES).await?;
+        let bytes = self.get_opened(rel).await?;
         serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
             what: rel.to_string(),
             detail: format!("not a valid {rel} file: {e}"),

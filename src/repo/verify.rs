@@ -128,8 +128,10 @@ pub async fn verify(
             .get(pack)
             .map(|p| p.entries.clone())
             .unwrap_or_default();
+        let keys = repo.store.shared_keys();
         let outcome = tokio::task::spawn_blocking(move || -> Result<(), RepoError> {
-            open_pack(&name, &bytes)?;
+            let keys = keys.as_deref();
+            open_pack(&name, &bytes, keys)?;
             for entry in &entries {
                 let stored = bytes
                     .get(entry.offset as usize..(entry.offset + entry.length) as usize)
@@ -137,7 +139,7 @@ pub async fn verify(
                         what: format!("pack {name}"),
                         detail: format!("chunk {} lies outside the pack", entry.id),
                     })?;
-                decode_chunk(entry, stored, &format!("pack {name}"))?;
+                decode_chunk(entry, stored, &format!("pack {name}"), keys)?;
             }
             Ok(())
         })

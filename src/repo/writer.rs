@@ -96,8 +96,13 @@ impl BackupWriter {
             self.totals.chunks += entry.chunks.len() as u64;
             return Ok(entry);
         }
-        let (mut chunks, reader) =
-            chunk_file(PathBuf::from(path), self.repo.config.chunker, CHUNK_QUEUE);
+        let keys = self.repo.store.shared_keys();
+        let (mut chunks, reader) = chunk_file(
+            PathBuf::from(path),
+            self.repo.config.chunker,
+            CHUNK_QUEUE,
+            keys.clone(),
+        );
         let mut ids: Vec<ChunkId> = Vec::new();
         // Chunks compress on the blocking pool, several at once, and join the pack in order.
         let mut compressing = FuturesOrdered::new();
@@ -118,9 +123,9 @@ impl BackupWriter {
                     if self.stored(&chunk.id).await? || !self.written.insert(chunk.id) {
                         continue;
                     }
-                    let id = chunk.id;
+                    let (id, keys) = (chunk.id, keys.clone());
                     compressing.push_back(async move {
-                        let encoded = tokio::task::spawn_blocking(move || encode_chunk(&chunk.data))
+                        let encoded = tokio::task::spawn_blocking(move || encode_chunk(&chunk.data, &chunk.id, keys.as_deref()))
                             .await
                             .map_err(|e| RepoError::io("compression task", std::io::Error::other(e)))?
                             .map_err(|e| RepoError::io("zstd", e))?;
@@ -128,11 +133,11 @@ impl BackupWriter {
                     });
                 }
                 Some(done) = compressing.next(), if !compressing.is_empty() => {
-                    let (id, encoded, raw) = done?;
+                    let (id, (encoded, encoding), raw) = done?;
                     self.totals.new_chunks += 1;
                     self.totals.new_bytes += raw;
                     self.totals.stored_bytes += encoded.len() as u64;
-                    self.pack.add(id, &encoded, raw);
+                    self.pack.add(id, &encoded, raw, encoding);
                     if self.pack.is_full() {
                         self.flush_pack().await?;
                     }
@@ -222,7 +227,7 @@ impl BackupWriter {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let pack = std::mem::take(&mut self.pack).finish();
+        let pack = std::mem::take(&mut self.pack).finish(self.repo.store.keys());
         // Wait for a free slot; surface the first failed upload early.
         let permit = loop {
             if let Ok(permit) = self.slots.clone().try_acquire_owned() {

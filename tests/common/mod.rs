@@ -165,6 +165,10 @@ pub fn vecdrill_command() -> Command {
     command
         .current_dir(project_root())
         .env("VECDRILL_HISTORY", history)
+        // A password in the developer's shell must not turn the tests' repositories encrypted.
+        .env_remove("VECDRILL_PASSWORD")
+        .env_remove("VECDRILL_PASSWORD_FILE")
+        .env_remove("VECDRILL_PASSWORD_COMMAND")
         .stdin(Stdio::null());
     command
 }

@@ -1,0 +1,403 @@
+//! Encrypted repositories (`vecdrill init`, `--encryption repokey`): the round trip on every
+//! backend, nothing of the plaintext in any stored object, a wrong or missing password as one
+//! clear error that changes nothing, every password source, and changes made without the key
+//! caught and named.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{
+    files_under, repo_url, seeded_data_dir, tree_hashes, vecdrill, vecdrill_env, S3Server,
+};
+use crate::repository::storage_round_trip;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Encrypted {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+    repo_dir: PathBuf,
+    repo: String,
+    password_file: PathBuf,
+}
+
+impl Encrypted {
+    /// A seeded Chroma directory and an encrypted repository holding one backup of it.
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let data = seeded_data_dir(&root, &[("confidential-notes", 800, 16)]);
+        let repo_dir = root.join("repo");
+        let repo = repo_url(&repo_dir);
+        let password_file = root.join("password");
+        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+        let this = Self {
+            _tmp: tmp,
+            root,
+            data,
+            repo_dir,
+            repo,
+            password_file,
+        };
+        let run = this.run(&["init", "--repo", &this.repo.clone()]);
+        run.expect_code(0);
+        assert!(run.stdout().contains("encrypted"), "{}", run.stdout());
+        this.run(&[
+            "backup",
+            "--repo",
+            &this.repo.clone(),
+            "--chroma-dir",
+            this.data.to_str().unwrap(),
+        ])
+        .expect_code(0);
+        this
+    }
+
+    /// vecdrill with the password in `VECDRILL_PASSWORD_FILE`.
+    fn run(&self, args: &[&str]) -> crate::common::Run {
+        vecdrill_env(
+            args,
+            &[(
+                "VECDRILL_PASSWORD_FILE",
+                self.password_file.display().to_string(),
+            )],
+        )
+    }
+
+    fn manifest(&self) -> PathBuf {
+        let mut manifests = files_under(&self.repo_dir.join("snapshots"));
+        assert_eq!(manifests.len(), 1);
+        manifests.remove(0)
+    }
+}
+
+#[test]
+fn issue_20_an_encrypted_repository_round_trips_on_every_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 1500, 16)]);
+    let s3 = S3Server::start("sealed");
+    let mut local = vec![("VECDRILL_PASSWORD", PASSWORD.to_string())];
+    let mut remote = s3.env();
+    remote.push(("VECDRILL_PASSWORD", PASSWORD.to_string()));
+    let backends = [
+        ("local", repo_url(&tmp.path().join("repo")), &mut local),
+        ("s3", "s3://sealed/chroma".to_string(), &mut remote),
+    ];
+    for (name, repo, env) in backends {
+        vecdrill_env(["init", "--repo", &repo], env).expect_code(0);
+        let scratch = tmp.path().join(name);
+        std::fs::create_dir_all(&scratch).unwrap();
+        storage_round_trip(&repo, env, &scratch, &data);
+        let info = vecdrill_env(["stats", "--repo", &repo, "--json"], env);
+        info.expect_code(0);
+        assert_eq!(info.json()["encrypted"], true, "{name}");
+    }
+}
+
+#[test]
+fn issue_20_no_stored_object_reveals_the_plaintext() {
+    let enc = Encrypted::new();
+    // What an unencrypted backup of the same directory names: chunk ids and file hashes.
+    let plain_repo = repo_url(&enc.root.join("plain"));
+    vecdrill([
+        "backup",
+        "--repo",
+        &plain_repo,
+        "--chroma-dir",
+        enc.data.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let plain_manifest =
+        std::fs::read_to_string(files_under(&enc.root.join("plain/snapshots")).remove(0)).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&plain_manifest).unwrap();
+    let mut secrets: Vec<String> = vec![
+        "confidential-notes".into(),
+        "SQLite format 3".into(),
+        "chroma.sqlite3".into(),
+        enc.data.display().to_string(),
+    ];
+    for file in manifest["files"].as_array().unwrap() {
+        secrets.push(file["hash"].as_str().unwrap().to_string());
+        for chunk in file["chunks"].as_array().unwrap() {
+            secrets.push(chunk.as_str().unwrap().to_string());
+        }
+    }
+    // A document the seeded records carry.
+    let export = enc.root.join("export.jsonl");
+    vecdrill([
+        "export",
+        "--chroma-dir",
+        enc.data.to_str().unwrap(),
+        "--all",
+        "--out",
+        export.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let text = std::fs::read_to_string(&export).unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        text.lines()
+            .find(|l| l.contains("\"type\":\"record\""))
+            .unwrap(),
+    )
+    .unwrap();
+    secrets.push(record["document"].as_str().unwrap().to_string());
+    secrets.push(record["id"].as_str().unwrap().to_string());
+
+    let mut objects = 0;
+    for object in files_under(&enc.repo_dir) {
+        let rel = object
+            .strip_prefix(&enc.repo_dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if rel == "config" || rel.starts_with("keys/") {
+            continue;
+        }
+        objects += 1;
+        let bytes = std::fs::read(&object).unwrap();
+        if rel.ends_with(".json") {
+            assert_eq!(&bytes[..4], b"VDEN", "{rel} is a sealed object");
+        }
+        for secret in &secrets {
+            let needle = secret.as_bytes();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{rel} holds {secret:?}"
+            );
+        }
+        assert!(
+            !bytes.windows(4).any(|w| w == [0x28, 0xb5, 0x2f, 0xfd]),
+            "{rel} holds a zstd frame in the clear"
+        );
+    }
+    assert!(objects >= 3, "a manifest, an index and a pack: {objects}");
+    // Two repositories of the same data share no pack name.
+    let packs = |dir: &Path| -> Vec<String> {
+        files_under(&dir.join("packs"))
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let plain_packs = packs(&enc.root.join("plain"));
+    assert!(packs(&enc.repo_dir)
+        .iter()
+        .all(|p| !plain_packs.contains(p)));
+    let info = enc.run(&["info", "--repo", &enc.repo, "latest", "--json"]);
+    info.expect_code(0);
+    assert_eq!(info.json()["encrypted"], true);
+}
+
+#[test]
+fn issue_20_a_wrong_or_missing_password_is_one_clear_error_and_changes_nothing() {
+    let enc = Encrypted::new();
+    let before = tree_hashes(&enc.repo_dir);
+    let target = enc.root.join("target");
+    let data = enc.data.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["list", "--repo", &enc.repo],
+        vec!["backup", "--repo", &enc.repo, "--chroma-dir", data],
+        vec!["verify", "--repo", &enc.repo, "--read-data"],
+        vec!["prune", "--repo", &enc.repo, "--keep-last", "1"],
+        vec!["stats", "--repo", &enc.repo],
+        vec![
+            "restore",
+            "latest",
+            "--repo",
+            &enc.repo,
+            "--to",
+            target.to_str().unwrap(),
+            "--yes",
+        ],
+    ];
+    for args in &commands {
+        for (env, says) in [
+            (
+                vec![("VECDRILL_PASSWORD", "wrong".to_string())],
+                "opens none of the 1 key",
+            ),
+            (Vec::new(), "no password was given"),
+        ] {
+            let run = vecdrill_env(args.iter().copied(), &env);
+            run.expect_code(2);
+            let stderr = run.stderr();
+            assert!(stderr.contains(says), "{args:?}: {stderr}");
+            let lines: Vec<&str> = stderr.lines().collect();
+            assert!(
+                lines.len() == 2 && lines[0].starts_with("error:") && lines[1].starts_with("hint:"),
+                "{args:?}: one error and its hint: {stderr}"
+            );
+            assert!(!stderr.contains("wrong\n") && !stderr.contains(PASSWORD));
+        }
+    }
+    assert_eq!(
+        tree_hashes(&enc.repo_dir),
+        before,
+        "the repository is untouched"
+    );
+    assert!(!target.exists(), "nothing restored, nothing created");
+}
+
+#[test]
+fn issue_20_every_password_source_opens_it() {
+    let enc = Encrypted::new();
+    let file = enc.password_file.display().to_string();
+    let command = format!("cat {file}");
+    let list = |flags: &[&str], env: &[(&'static str, String)]| {
+        let mut args = vec!["list", "--repo", &enc.repo];
+        args.extend_from_slice(flags);
+        vecdrill_env(args, env)
+    };
+    list(&["--password-file", &file], &[]).expect_code(0);
+    list(&["--password-command", &command], &[]).expect_code(0);
+    list(&[], &[("VECDRILL_PASSWORD_FILE", file.clone())]).expect_code(0);
+    list(&[], &[("VECDRILL_PASSWORD_COMMAND", command.clone())]).expect_code(0);
+    list(&[], &[("VECDRILL_PASSWORD", PASSWORD.to_string())]).expect_code(0);
+    // A file or command wins over VECDRILL_PASSWORD.
+    list(
+        &["--password-file", &file],
+        &[("VECDRILL_PASSWORD", "wrong".to_string())],
+    )
+    .expect_code(0);
+    let both = list(
+        &["--password-file", &file, "--password-command", &command],
+        &[],
+    );
+    both.expect_code(2);
+    assert!(both.stderr().contains("both given"), "{}", both.stderr());
+    let failing = list(&["--password-command", "false"], &[]);
+    failing.expect_code(2);
+    assert!(failing.stderr().contains("password command false failed"));
+    // Never shown, at any level of logging.
+    for source in [
+        ("VECDRILL_PASSWORD", PASSWORD.to_string()),
+        ("VECDRILL_PASSWORD_COMMAND", command.clone()),
+    ] {
+        let run = vecdrill_env(
+            [
+                "-vv",
+                "backup",
+                "--repo",
+                &enc.repo,
+                "--chroma-dir",
+                enc.data.to_str().unwrap(),
+                "--json",
+            ],
+            &[source],
+        );
+        run.expect_code(0);
+        let said = format!("{}{}", run.stdout(), run.stderr());
+        assert!(said.contains("INFO"), "-vv logs: {said}");
+        assert!(
+            !said.contains(PASSWORD),
+            "the password in the output: {said}"
+        );
+    }
+}
+
+#[test]
+fn issue_20_a_change_made_without_the_key_is_caught_and_named() {
+    let enc = Encrypted::new();
+    let manifest = enc.manifest();
+    let name = format!(
+        "snapshots/{}",
+        manifest.file_name().unwrap().to_string_lossy()
+    );
+    let pristine = std::fs::read(&manifest).unwrap();
+    let target = enc.root.join("target");
+    let refused = |what: &str| {
+        let run = enc.run(&["verify", "--repo", &enc.repo, "--read-data"]);
+        run.expect_code(1);
+        let said = format!("{}{}", run.stdout(), run.stderr());
+        assert!(said.contains(what), "{what}: {said}");
+        let run = enc.run(&[
+            "restore",
+            "latest",
+            "--repo",
+            &enc.repo,
+            "--to",
+            target.to_str().unwrap(),
+            "--yes",
+        ]);
+        assert_ne!(run.code(), 0, "{what}: restored anyway");
+        assert!(!target.exists(), "{what}: nothing restored");
+    };
+
+    // One flipped bit.
+    let mut flipped = pristine.clone();
+    let at = flipped.len() / 2;
+    flipped[at] ^= 0x01;
+    std::fs::write(&manifest, &flipped).unwrap();
+    refused(&name);
+
+    // The manifest replaced by a plaintext one resealed with its recomputed checksum (an
+    // unencrypted backup's manifest, its id made this one's).
+    let plain_repo = enc.root.join("plain");
+    vecdrill([
+        "backup",
+        "--repo",
+        &repo_url(&plain_repo),
+        "--chroma-dir",
+        enc.data.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let forged = std::fs::read(files_under(&plain_repo.join("snapshots")).remove(0)).unwrap();
+    std::fs::write(&manifest, &forged).unwrap();
+    refused("not an encrypted object");
+    std::fs::write(&manifest, &pristine).unwrap();
+
+    // A flipped bit in a pack.
+    let pack = files_under(&enc.repo_dir.join("packs")).remove(0);
+    let original = std::fs::read(&pack).unwrap();
+    let mut damaged = original.clone();
+    damaged[10] ^= 0x01;
+    std::fs::write(&pack, &damaged).unwrap();
+    refused(&pack.file_name().unwrap().to_string_lossy());
+    std::fs::write(&pack, &original).unwrap();
+
+    // The config's plaintext changed with its checksum recomputed.
+    use vecdrill::repo::format::{RepoConfig, Sealed};
+    let config_path = enc.repo_dir.join("config");
+    let config_bytes = std::fs::read(&config_path).unwrap();
+    let mut config = RepoConfig::unseal(&config_bytes).unwrap();
+    config.chunker.min_size *= 2;
+    std::fs::write(&config_path, config.seal()).unwrap();
+    let run = enc.run(&["list", "--repo", &enc.repo]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("authenticated copy"),
+        "{}",
+        run.stderr()
+    );
+    // Or swapped for an unencrypted config, keys left in place.
+    config.encryption = "none".into();
+    config.authenticated = None;
+    config.version = 1;
+    std::fs::write(&config_path, config.seal()).unwrap();
+    let run = enc.run(&["list", "--repo", &enc.repo]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("it was replaced"), "{}", run.stderr());
+    std::fs::write(&config_path, &config_bytes).unwrap();
+    enc.run(&["verify", "--repo", &enc.repo, "--read-data"])
+        .expect_code(0);
+}
+
+#[test]
+fn issue_20_an_archive_of_an_encrypted_repository_is_refused_not_written_in_the_clear() {
+    let enc = Encrypted::new();
+    let out = enc.root.join("backup.tar.zst");
+    let run = enc.run(&[
+        "archive",
+        "--repo",
+        &enc.repo,
+        "latest",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("not supported yet"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!out.exists());
+}
