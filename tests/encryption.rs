@@ -401,3 +401,21 @@ fn issue_20_an_archive_of_an_encrypted_repository_is_refused_not_written_in_the_
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn issue_20_a_key_file_another_repository_left_does_not_block_an_unencrypted_one() {
+    // As an `init` killed between its key file and its config leaves it, then an unencrypted
+    // repository created there.
+    let enc = Encrypted::new();
+    let plain = enc.root.join("plain");
+    let plain_url = repo_url(&plain);
+    vecdrill(["init", "--repo", &plain_url, "--encryption", "none"]).expect_code(0);
+    std::fs::create_dir_all(plain.join("keys")).unwrap();
+    for key in files_under(&enc.repo_dir.join("keys")) {
+        std::fs::copy(&key, plain.join("keys").join(key.file_name().unwrap())).unwrap();
+    }
+    vecdrill(["list", "--repo", &plain_url]).expect_code(0);
+    let again = vecdrill(["init", "--repo", &plain_url, "--encryption", "none"]);
+    again.expect_code(2);
+    assert!(again.stderr().contains("already a vecdrill repository"));
+}

@@ -59,10 +59,12 @@ impl KdfParams {
     };
 }
 
-/// The bounds a key file's parameters are checked against before anything is allocated.
-const MEMORY_KIB: std::ops::RangeInclusive<u32> = 8..=(2 * 1024 * 1024);
-const ITERATIONS: std::ops::RangeInclusive<u32> = 1..=64;
-const PARALLELISM: std::ops::RangeInclusive<u32> = 1..=16;
+/// The bounds a key file's parameters are checked against before anything is allocated: up
+/// to 16 times the default's memory and a few times its passes, so that a planted key file
+/// cannot make opening the repository take gigabytes or minutes.
+const MEMORY_KIB: std::ops::RangeInclusive<u32> = 8..=(1024 * 1024);
+const ITERATIONS: std::ops::RangeInclusive<u32> = 1..=16;
+const PARALLELISM: std::ops::RangeInclusive<u32> = 1..=8;
 const SALT: std::ops::RangeInclusive<usize> = 16..=64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

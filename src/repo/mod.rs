@@ -242,14 +242,28 @@ impl Repository {
             let keys = repo.unlock(url, password.as_bytes()).await?;
             repo.check_authenticated(&keys)?;
             repo.store.unlock(Arc::new(keys));
-        } else if !repo.store.list("keys").await?.is_empty() {
-            // Replaced by someone without the key: an unencrypted config beside key files.
+        } else if repo.has_own_keys().await? {
+            // Replaced by someone without the key: an unencrypted config beside its key files.
             return Err(RepoError::Corrupt {
                 what: "the repository config".into(),
-                detail: "it says the repository is not encrypted, yet keys/ holds key files: it was replaced".into(),
+                detail: "it says the repository is not encrypted, yet keys/ holds key files of this repository: it was replaced".into(),
             });
         }
         Ok(repo)
+    }
+
+    /// Whether `keys/` holds a key file of this repository (one left by an `init` killed
+    /// before its config was written names another repository).
+    async fn has_own_keys(&self) -> Result<bool, RepoError> {
+        let listed = self.store.list("keys").await?;
+        for object in listed.iter().take(MAX_KEYS_TRIED) {
+            match self.store.get_clear::<keyfile::KeyFile>(&object.key).await {
+                Ok(file) if file.repository == self.config.id => return Ok(true),
+                Ok(_) | Err(RepoError::Corrupt { .. }) | Err(RepoError::ObjectMissing { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(false)
     }
 
     /// The keys one of the key files gives for `password`.
@@ -386,6 +400,13 @@ impl Repository {
             keys = Some(made);
         }
         store.put_clear(CONFIG_KEY, &config).await?;
+        // Two processes creating the same repository at once: the config read back decides,
+        // and the one whose config lost opens the winner's (its own key file, naming a
+        // repository that does not exist, is never tried).
+        let stored: RepoConfig = store.get_clear(CONFIG_KEY).await?;
+        if stored.id != config.id {
+            return Self::open_with(url, sources, prompt).await;
+        }
         if config.encrypted() {
             tracing::info!(url, "created encrypted repository {}", config.id);
         } else {
