@@ -31,6 +31,8 @@ pub mod limits {
     pub const PACK_BYTES: u64 = 64 << 20;
     /// A JSON file (config, index, manifest, lock).
     pub const JSON_BYTES: u64 = 256 << 20;
+    /// A key file (a few hundred bytes): tried before anything is known of the repository.
+    pub const KEY_FILE_BYTES: u64 = 64 << 10;
     /// An id (backup, repository, lock).
     pub const ID_CHARS: usize = 64;
     /// A recorded file path, in bytes.

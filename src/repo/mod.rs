@@ -202,7 +202,10 @@ impl Repository {
         prompt: Option<Prompt<'_>>,
     ) -> Result<Self, RepoError> {
         let store = Arc::new(Store::open(url, false)?);
-        let config: RepoConfig = match store.get_clear(CONFIG_KEY).await {
+        let config: RepoConfig = match store
+            .get_clear(CONFIG_KEY, format::limits::JSON_BYTES)
+            .await
+        {
             Ok(config) => config,
             Err(RepoError::ObjectMissing { .. }) => {
                 return Err(RepoError::NotARepository {
@@ -218,19 +221,13 @@ impl Repository {
         } else {
             FORMAT_VERSION
         };
-        check_version(
+        check_version_up_to(
             &config.kind,
             kinds::CONFIG,
-            config.version.min(FORMAT_VERSION),
+            config.version,
+            readable,
             "the repository config",
         )?;
-        if config.version > readable {
-            return Err(RepoError::NewerFormat {
-                what: "the repository config".into(),
-                found: config.version,
-                supported: readable,
-            });
-        }
         config.validate().map_err(|detail| RepoError::Corrupt {
             what: "the repository config".into(),
             detail,
@@ -257,7 +254,11 @@ impl Repository {
     async fn has_own_keys(&self) -> Result<bool, RepoError> {
         let listed = self.store.list("keys").await?;
         for object in listed.iter().take(MAX_KEYS_TRIED) {
-            match self.store.get_clear::<keyfile::KeyFile>(&object.key).await {
+            match self
+                .store
+                .get_clear::<keyfile::KeyFile>(&object.key, format::limits::KEY_FILE_BYTES)
+                .await
+            {
                 Ok(file) if file.repository == self.config.id => return Ok(true),
                 Ok(_) | Err(RepoError::Corrupt { .. }) | Err(RepoError::ObjectMissing { .. }) => {}
                 Err(other) => return Err(other),
@@ -278,7 +279,11 @@ impl Repository {
             .take(MAX_KEYS_TRIED)
         {
             let name = stored_name(&object.key, "keys");
-            let file: keyfile::KeyFile = match self.store.get_clear(&object.key).await {
+            let file: keyfile::KeyFile = match self
+                .store
+                .get_clear(&object.key, format::limits::KEY_FILE_BYTES)
+                .await
+            {
                 Ok(file) => file,
                 Err(RepoError::Corrupt { detail, .. }) => {
                     invalid.push(format!("{}: {detail}", object.key));
@@ -403,7 +408,9 @@ impl Repository {
         // Two processes creating the same repository at once: the config read back decides,
         // and the one whose config lost opens the winner's (its own key file, naming a
         // repository that does not exist, is never tried).
-        let stored: RepoConfig = store.get_clear(CONFIG_KEY).await?;
+        let stored: RepoConfig = store
+            .get_clear(CONFIG_KEY, format::limits::JSON_BYTES)
+            .await?;
         if stored.id != config.id {
             return Self::open_with(url, sources, prompt).await;
         }
@@ -735,17 +742,28 @@ pub(crate) fn check_version(
     version: u32,
     what: &str,
 ) -> Result<(), RepoError> {
+    check_version_up_to(kind, expected, version, FORMAT_VERSION, what)
+}
+
+/// A file of type `expected` this vecdrill reads up to version `supported`.
+fn check_version_up_to(
+    kind: &str,
+    expected: &str,
+    version: u32,
+    supported: u32,
+    what: &str,
+) -> Result<(), RepoError> {
     if kind != expected {
         return Err(RepoError::Corrupt {
             what: what.to_string(),
             detail: format!("its type is {kind:?}, expected {expected:?}"),
         });
     }
-    if version > FORMAT_VERSION {
+    if version > supported {
         return Err(RepoError::NewerFormat {
             what: what.to_string(),
             found: version,
-            supported: FORMAT_VERSION,
+            supported,
         });
     }
     Ok(())

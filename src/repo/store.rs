@@ -245,9 +245,9 @@ impl Store {
         self.put(rel, Bytes::from(value.seal())).await
     }
 
-    /// Read what [`Store::put_clear`] wrote.
-    pub async fn get_clear<T: Sealed>(&self, rel: &str) -> Result<T, RepoError> {
-        let bytes = self.get(rel, limits::JSON_BYTES).await?;
+    /// Read what [`Store::put_clear`] wrote, refused as corrupt above `max` bytes.
+    pub async fn get_clear<T: Sealed>(&self, rel: &str, max: u64) -> Result<T, RepoError> {
+        let bytes = self.get(rel, max).await?;
         T::unseal(&bytes).map_err(|detail| RepoError::Corrupt {
             what: rel.to_string(),
             detail,
