@@ -76,6 +76,11 @@ enum Command {
         after_help = "Examples:\n  VECDRILL_PASSWORD_FILE=/etc/vecdrill/pw \\\n      vecdrill init --repo s3://bucket/chroma\n  vecdrill init --repo file:///srv/backups --encryption none\n\nAn encrypted repository seals every object it holds (XChaCha20-Poly1305) under a random key that the password unlocks (Argon2id); the password comes from --password-file, --password-command, VECDRILL_PASSWORD_FILE, VECDRILL_PASSWORD_COMMAND or VECDRILL_PASSWORD. Without it the backups cannot be read by anyone."
     )]
     Init(InitArgs),
+    /// Manage an encrypted repository's passwords: list, add, remove, passwd.
+    #[command(
+        after_help = "Examples:\n  vecdrill key list --repo s3://bucket/chroma\n  vecdrill key add --repo s3://bucket/chroma --new-password-file /etc/vecdrill/pw-ops\n  vecdrill key passwd --repo s3://bucket/chroma --new-password-file /etc/vecdrill/pw-new\n  vecdrill key remove --repo s3://bucket/chroma 3fa2c1d8\n\nEach key file wraps the same master key under another password, so adding, changing or removing a password rewrites no backup. The key whose password opened the repository, and the last intact key, cannot be removed."
+    )]
+    Key(cli::key::KeyArgs),
     /// List the backups in a repository.
     #[command(after_help = "Example:\n  vecdrill list --repo s3://bucket/chroma")]
     List(ListArgs),
@@ -231,6 +236,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Steps => Ok(cli::drill::list_steps()),
         Command::Backup(args) => cli::repo::backup(args).await,
         Command::Init(args) => cli::repo::init(args).await,
+        Command::Key(args) => cli::key::run(args).await,
         Command::List(args) => cli::repo::list(args).await,
         Command::Info(args) => cli::repo::info(args).await,
         Command::Verify(args) => cli::repo::verify(args).await,

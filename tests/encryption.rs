@@ -419,3 +419,254 @@ fn issue_20_a_key_file_another_repository_left_does_not_block_an_unencrypted_one
     again.expect_code(2);
     assert!(again.stderr().contains("already a vecdrill repository"));
 }
+
+/// The ids in `key list --json`, with which one is in use.
+fn key_ids(run: &crate::common::Run) -> Vec<(String, bool)> {
+    run.json()
+        .as_array()
+        .expect("a list of keys")
+        .iter()
+        .map(|k| {
+            (
+                k["id"].as_str().unwrap().to_string(),
+                k["current"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn issue_20_keys_are_added_changed_and_removed_and_the_last_one_is_kept() {
+    let enc = Encrypted::new();
+    let repo = enc.repo.clone();
+    let write = |name: &str, password: &str| {
+        let path = enc.root.join(name);
+        std::fs::write(&path, password).unwrap();
+        path.display().to_string()
+    };
+    let (first, second, third) = (
+        enc.password_file.display().to_string(),
+        write("second", "a second password"),
+        write("third", "a third password"),
+    );
+    let with = |file: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--repo", &repo, "--password-file", file]);
+        vecdrill(all)
+    };
+
+    // One key, in use; its fields.
+    let listed = with(&first, &["key", "list", "--json"]);
+    listed.expect_code(0);
+    let key = &listed.json()[0];
+    for field in ["hostname", "username", "created_at", "kdf"] {
+        assert!(!key[field].is_null(), "{field} in {key}");
+    }
+    assert_eq!(key["kdf"]["algorithm"], "argon2id");
+    assert_eq!(key["intact"], true);
+    let ids = key_ids(&listed);
+    assert_eq!(ids.len(), 1);
+    let first_id = ids[0].0.clone();
+    assert!(ids[0].1);
+    let text = with(&first, &["key", "list"]);
+    assert!(
+        text.stdout().contains("│ * │") && text.stdout().contains(&first_id[..8]),
+        "{}",
+        text.stdout()
+    );
+
+    // The last key is not removed.
+    let last = with(&first, &["key", "remove", &first_id[..8]]);
+    last.expect_code(2);
+    assert!(
+        last.stderr().contains("last intact key"),
+        "{}",
+        last.stderr()
+    );
+
+    // Added: both passwords open it, and the data is untouched.
+    let packs_before = files_under(&enc.repo_dir.join("packs"));
+    with(&first, &["key", "add", "--new-password-file", &second]).expect_code(0);
+    let both = key_ids(&with(&second, &["key", "list", "--json"]));
+    assert_eq!(both.len(), 2);
+    let second_id = both.iter().find(|(_, current)| *current).unwrap().0.clone();
+    assert_ne!(second_id, first_id);
+    with(&first, &["list"]).expect_code(0);
+
+    // The key in use is not removed; an unknown id is named.
+    let in_use = with(&second, &["key", "remove", &second_id]);
+    in_use.expect_code(2);
+    assert!(in_use.stderr().contains("in use"), "{}", in_use.stderr());
+    let unknown = with(&second, &["key", "remove", "ffffffffffff"]);
+    unknown.expect_code(2);
+    assert!(unknown.stderr().contains("no key"), "{}", unknown.stderr());
+
+    // passwd: the second password is replaced by a third; the first still opens.
+    let changed = with(
+        &second,
+        &["key", "passwd", "--new-password-file", &third, "--json"],
+    );
+    changed.expect_code(0);
+    assert_eq!(changed.json()["removed"], second_id.as_str());
+    let refused = with(&second, &["list"]);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr().contains("opens none"),
+        "{}",
+        refused.stderr()
+    );
+    with(&third, &["list"]).expect_code(0);
+
+    // The first key removed with the third's password; the third is then the last.
+    with(&third, &["key", "remove", &first_id[..6]]).expect_code(0);
+    with(&first, &["list"]).expect_code(2);
+    let only = key_ids(&with(&third, &["key", "list", "--json"]));
+    assert_eq!(only.len(), 1);
+    with(&third, &["key", "remove", &only[0].0]).expect_code(2);
+
+    // No backup was rewritten, and every one still reads back whole.
+    assert_eq!(files_under(&enc.repo_dir.join("packs")), packs_before);
+    with(&third, &["verify", "--read-data"]).expect_code(0);
+}
+
+#[test]
+fn issue_20_forged_and_ambiguous_key_files_are_shown_and_can_be_removed() {
+    let enc = Encrypted::new();
+    let keys = enc.repo_dir.join("keys");
+    let real = files_under(&keys).remove(0);
+    // Two planted files whose names share a prefix; one a copy of the real key under a
+    // name that is not its id.
+    std::fs::copy(&real, keys.join(format!("ab00{}.json", "0".repeat(28)))).unwrap();
+    std::fs::write(
+        keys.join(format!("ab11{}.json", "1".repeat(28))),
+        "{ not a key",
+    )
+    .unwrap();
+    let listed = enc.run(&["key", "list", "--repo", &enc.repo, "--json"]);
+    listed.expect_code(1);
+    let damaged: Vec<_> = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["intact"] == false)
+        .map(|k| k["problem"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(damaged.len(), 2, "{damaged:?}");
+    let ambiguous = enc.run(&["key", "remove", "--repo", &enc.repo, "ab"]);
+    ambiguous.expect_code(2);
+    assert!(
+        ambiguous.stderr().contains("2 key ids"),
+        "{}",
+        ambiguous.stderr()
+    );
+    enc.run(&["key", "remove", "--repo", &enc.repo, "ab0"])
+        .expect_code(0);
+    enc.run(&["key", "remove", "--repo", &enc.repo, "ab1"])
+        .expect_code(0);
+    enc.run(&["key", "list", "--repo", &enc.repo])
+        .expect_code(0);
+}
+
+#[test]
+fn issue_20_key_commands_on_an_unencrypted_repository_say_it_has_no_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = repo_url(&tmp.path().join("plain"));
+    vecdrill(["init", "--repo", &url, "--encryption", "none"]).expect_code(0);
+    let run = vecdrill(["key", "list", "--repo", &url]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("not encrypted"), "{}", run.stderr());
+}
+
+#[test]
+fn issue_20_a_key_change_waits_for_an_exclusive_lock() {
+    use vecdrill::repo::keyfile::KdfParams;
+    use vecdrill::repo::password::PasswordSources;
+    use vecdrill::repo::{keyring, lock, Encryption, RepoError, Repository};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let sources = PasswordSources {
+            env: Some(zeroize::Zeroizing::new(PASSWORD.to_string())),
+            ..PasswordSources::default()
+        };
+        let repo = Repository::init("memory://", Encryption::RepoKey, &sources, None)
+            .await
+            .unwrap();
+        let other = keyring::add(&repo, b"other", KdfParams::FOR_TESTS)
+            .await
+            .unwrap();
+        // A backup is running.
+        let running = lock::acquire(&repo, false, "backup").await.unwrap();
+        let removed = keyring::remove(&repo, &other).await;
+        assert!(
+            matches!(removed, Err(RepoError::Locked { .. })),
+            "{removed:?}"
+        );
+        let changed = keyring::change_password(&repo, b"new", KdfParams::FOR_TESTS).await;
+        assert!(
+            matches!(changed, Err(RepoError::Locked { .. })),
+            "{changed:?}"
+        );
+        running.release().await;
+        assert_eq!(keyring::remove(&repo, &other).await.unwrap(), other);
+        assert_eq!(keyring::list(&repo).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn issue_20_a_password_typed_on_a_terminal_is_not_shown() {
+    let enc = Encrypted::new();
+    let typed = crate::common::vecdrill_on_terminal(
+        &["list", "--repo", &enc.repo],
+        &[&format!("{PASSWORD}\r")],
+        None,
+    );
+    typed.expect_code(0);
+    assert!(typed.stdout().contains("enter the password of repository"));
+    assert!(!typed.stdout().contains(PASSWORD), "{}", typed.stdout());
+
+    // init asks twice: two different answers make nothing.
+    let fresh = enc.root.join("fresh");
+    let url = repo_url(&fresh);
+    let differ = crate::common::vecdrill_on_terminal(
+        &["init", "--repo", &url],
+        &["one password\r", "another\r"],
+        None,
+    );
+    differ.expect_code(2);
+    assert!(differ.stdout().contains("differ"), "{}", differ.stdout());
+    assert!(!fresh.exists());
+    crate::common::vecdrill_on_terminal(
+        &["init", "--repo", &url],
+        &["typed twice\r", "typed twice\r"],
+        None,
+    )
+    .expect_code(0);
+    vecdrill_env(
+        ["list", "--repo", &url],
+        &[("VECDRILL_PASSWORD", "typed twice".into())],
+    )
+    .expect_code(0);
+
+    // Ctrl-C at the prompt: exit 130, and the terminal echoes again.
+    let interrupted = crate::common::vecdrill_on_terminal(
+        &["list", "--repo", &enc.repo],
+        &["half typ\x03"],
+        Some("stty -a"),
+    );
+    let shown = interrupted.stdout();
+    assert!(shown.contains("vecdrill exited 130"), "{shown}");
+    assert!(
+        shown.contains("interrupted at the password prompt"),
+        "{shown}"
+    );
+    let settings: Vec<&str> = shown.split_whitespace().collect();
+    assert!(
+        settings.contains(&"echo") && !settings.contains(&"-echo"),
+        "{shown}"
+    );
+    assert!(
+        settings.contains(&"icanon") && settings.contains(&"isig"),
+        "{shown}"
+    );
+}

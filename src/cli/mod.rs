@@ -21,9 +21,11 @@ macro_rules! say_shown {
 pub mod check;
 pub mod drill;
 pub mod history;
+pub mod key;
 pub mod observer;
 pub mod platform;
 pub mod progress;
+pub mod prompt;
 pub mod rebuild;
 pub mod records;
 pub mod repo;

@@ -27,7 +27,7 @@ use vecdrill::targets::protect::{
 use vecdrill::text::printable;
 use vecdrill::units::bytes;
 
-use super::{print_json, progress::for_terminal, Failure};
+use super::{print_json, progress::for_terminal, prompt, Failure};
 
 #[derive(Args)]
 pub struct RepoArg {
@@ -60,11 +60,16 @@ impl PasswordArgs {
 
 impl RepoArg {
     pub async fn open(&self) -> Result<Repository, vecdrill::repo::RepoError> {
-        Repository::open_with(&self.repo, &self.password.sources(), None).await
+        Repository::open_with(&self.repo, &self.password.sources(), prompt::for_terminal()).await
     }
 
     pub async fn open_or_create(&self) -> Result<Repository, vecdrill::repo::RepoError> {
-        Repository::open_or_create_with(&self.repo, &self.password.sources(), None).await
+        Repository::open_or_create_with(
+            &self.repo,
+            &self.password.sources(),
+            prompt::for_new_password(),
+        )
+        .await
     }
 }
 
@@ -316,7 +321,7 @@ pub async fn init(args: InitArgs) -> Result<i32, Failure> {
         &args.repo.repo,
         encryption,
         &args.repo.password.sources(),
-        None,
+        prompt::for_new_password(),
     )
     .await?;
     if args.json {
@@ -722,9 +727,9 @@ pub async fn verify(args: VerifyArgs) -> Result<i32, Failure> {
 pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
     let repo = match (&args.archive, &args.repo) {
         (Some(_), _) => None,
-        (None, Some(url)) => {
-            Some(Repository::open_with(url, &args.password.sources(), None).await?)
-        }
+        (None, Some(url)) => Some(
+            Repository::open_with(url, &args.password.sources(), prompt::for_terminal()).await?,
+        ),
         (None, None) => {
             return Err(Failure {
                 message: "no repository given".into(),

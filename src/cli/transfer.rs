@@ -107,7 +107,9 @@ pub async fn export(args: ExportArgs) -> Result<i32, Failure> {
             })??
     } else {
         let url = args.repo.as_deref().expect("clap requires a source");
-        let repo = Repository::open_with(url, &args.password.sources(), None).await?;
+        let repo =
+            Repository::open_with(url, &args.password.sources(), super::prompt::for_terminal())
+                .await?;
         let scratch = args.scratch_dir.clone().unwrap_or_else(|| {
             args.out
                 .parent()

@@ -113,6 +113,13 @@ pub enum KeyError {
     Invalid(String),
 }
 
+/// Where key file `id` is stored.
+pub fn key_key(id: &str) -> String {
+    format!("{KEYS_DIR}/{id}.json")
+}
+
+pub const KEYS_DIR: &str = "keys";
+
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 impl KeyFile {
@@ -152,7 +159,7 @@ impl KeyFile {
             hostname: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            username: std::env::var("USER").unwrap_or_default(),
+            username: username(),
             kdf,
             cipher: CIPHER.into(),
             wrapped: B64.encode(wrapped),
@@ -275,6 +282,20 @@ impl KeyFile {
             self.wrapped
         )
     }
+}
+
+/// Who is making the key: `$USER`, else the name of the process's user.
+fn username() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_default()
 }
 
 /// Base64 `text` decoded, when it is at most `limit` bytes once decoded (checked on the

@@ -20,6 +20,7 @@ pub mod crypto;
 pub mod format;
 pub mod index;
 pub mod keyfile;
+pub mod keyring;
 pub mod lock;
 pub mod pack;
 pub mod password;
@@ -79,6 +80,12 @@ pub enum RepoError {
     WrongPassword { url: String, tried: usize },
     #[error("{url} is already a vecdrill repository")]
     AlreadyARepository { url: String },
+    #[error("{url} is not encrypted: it has no keys")]
+    NotEncrypted { url: String },
+    #[error("no key {prefix:?}: {detail}")]
+    NoSuchKey { prefix: String, detail: String },
+    #[error("{reason}")]
+    KeyRefused { reason: String, instead: String },
     #[error("{what} is not supported yet")]
     NotYet { what: String, instead: String },
 }
@@ -118,9 +125,12 @@ impl Classify for RepoError {
             | Self::NoSuchSource { .. }
             | Self::Empty => exit::BAD_INPUT,
             Self::NewerFormat { .. } => exit::BAD_INPUT,
-            Self::Password(_)
-            | Self::WrongPassword { .. }
+            Self::Password(e) => e.exit_code(),
+            Self::WrongPassword { .. }
             | Self::AlreadyARepository { .. }
+            | Self::NotEncrypted { .. }
+            | Self::NoSuchKey { .. }
+            | Self::KeyRefused { .. }
             | Self::NotYet { .. } => exit::BAD_INPUT,
             Self::Store { .. } | Self::Locked { .. } | Self::Io { .. } => exit::RUNTIME,
         }
@@ -146,7 +156,9 @@ impl Classify for RepoError {
                 password::PASSWORD_ENV
             )),
             Self::AlreadyARepository { .. } => Some("use it as it is, or give another --repo".into()),
-            Self::NotYet { instead, .. } => Some(instead.clone()),
+            Self::NotYet { instead, .. } | Self::KeyRefused { instead, .. } => Some(instead.clone()),
+            Self::NotEncrypted { .. } => Some("keys belong to encrypted repositories (`vecdrill init` makes one; `vecdrill info` says whether a repository is)".into()),
+            Self::NoSuchKey { .. } => Some("`vecdrill key list --repo URL` shows the keys".into()),
             _ if self.is_disk_full() => Some(exit::DISK_FULL_HINT.into()),
             Self::Store { .. } => Some("the object store kept failing after its retries (-v shows them): check its credentials (AWS_*, GOOGLE_*, AZURE_*), that it is reachable and healthy, and run the command again; what was committed before is intact".into()),
             _ => None,
@@ -159,6 +171,8 @@ impl Classify for RepoError {
 pub struct Repository {
     pub store: Arc<Store>,
     pub config: RepoConfig,
+    /// The key file whose password opened an encrypted repository.
+    pub key_id: Option<String>,
 }
 
 pub const CONFIG_KEY: &str = "config";
@@ -232,13 +246,18 @@ impl Repository {
             what: "the repository config".into(),
             detail,
         })?;
-        let repo = Self { store, config };
+        let mut repo = Self {
+            store,
+            config,
+            key_id: None,
+        };
         if repo.config.encrypted() {
             let password =
                 sources.resolve(&format!("enter the password of repository {url}: "), prompt)?;
-            let keys = repo.unlock(url, password.as_bytes()).await?;
+            let (keys, key_id) = repo.unlock(url, password.as_bytes()).await?;
             repo.check_authenticated(&keys)?;
             repo.store.unlock(Arc::new(keys));
+            repo.key_id = Some(key_id);
         } else if repo.has_own_keys().await? {
             // Replaced by someone without the key: an unencrypted config beside its key files.
             return Err(RepoError::Corrupt {
@@ -252,7 +271,7 @@ impl Repository {
     /// Whether `keys/` holds a key file of this repository (one left by an `init` killed
     /// before its config was written names another repository).
     async fn has_own_keys(&self) -> Result<bool, RepoError> {
-        let listed = self.store.list("keys").await?;
+        let listed = self.store.list(keyfile::KEYS_DIR).await?;
         for object in listed.iter().take(MAX_KEYS_TRIED) {
             match self
                 .store
@@ -267,9 +286,13 @@ impl Repository {
         Ok(false)
     }
 
-    /// The keys one of the key files gives for `password`.
-    async fn unlock(&self, url: &str, password: &[u8]) -> Result<crypto::Keys, RepoError> {
-        let mut listed = self.store.list("keys").await?;
+    /// The keys one of the key files gives for `password`, and that file's id.
+    async fn unlock(
+        &self,
+        url: &str,
+        password: &[u8],
+    ) -> Result<(crypto::Keys, String), RepoError> {
+        let mut listed = self.store.list(keyfile::KEYS_DIR).await?;
         listed.sort_by(|a, b| a.key.cmp(&b.key));
         let mut tried = 0;
         let mut invalid = Vec::new();
@@ -278,7 +301,7 @@ impl Repository {
             .filter(|o| o.key.ends_with(".json"))
             .take(MAX_KEYS_TRIED)
         {
-            let name = stored_name(&object.key, "keys");
+            let name = stored_name(&object.key, keyfile::KEYS_DIR);
             let file: keyfile::KeyFile = match self
                 .store
                 .get_clear(&object.key, format::limits::KEY_FILE_BYTES)
@@ -297,7 +320,7 @@ impl Repository {
             }
             tried += 1;
             match file.open(password, &self.config.id) {
-                Ok(keys) => return Ok(keys),
+                Ok(keys) => return Ok((keys, file.id)),
                 Err(keyfile::KeyError::WrongPassword) => {}
                 Err(keyfile::KeyError::Invalid(detail)) => {
                     invalid.push(format!("{}: {detail}", object.key))
@@ -383,6 +406,7 @@ impl Repository {
             authenticated: None,
         };
         let mut keys = None;
+        let mut key_id = None;
         if let Some(password) = password {
             let made = crypto::Keys::generate();
             config.version = format::ENCRYPTED_CONFIG_VERSION;
@@ -399,10 +423,9 @@ impl Repository {
                 keyfile::KdfParams::DEFAULT,
             );
             // The key first: a config that says "encrypted" always has a key beside it.
-            store
-                .put_clear(&format!("keys/{}.json", key.id), &key)
-                .await?;
+            store.put_clear(&keyfile::key_key(&key.id), &key).await?;
             keys = Some(made);
+            key_id = Some(key.id);
         }
         store.put_clear(CONFIG_KEY, &config).await?;
         // Two processes creating the same repository at once: the config read back decides,
@@ -425,7 +448,11 @@ impl Repository {
         if let Some(keys) = keys {
             store.unlock(Arc::new(keys));
         }
-        Ok(Self { store, config })
+        Ok(Self {
+            store,
+            config,
+            key_id,
+        })
     }
 
     /// Open, creating the repository on first use: encrypted when a password is given (from

@@ -39,18 +39,30 @@ impl std::fmt::Debug for PasswordSources {
 pub type Prompt<'a> = &'a (dyn Fn(&str) -> std::io::Result<String> + Sync);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PasswordError(pub String);
+pub enum PasswordError {
+    /// No usable password: none given, or a source that failed.
+    #[error("{0}")]
+    Missing(String),
+    /// Ctrl-C at the prompt.
+    #[error("interrupted at the password prompt")]
+    Interrupted,
+}
 
 impl Classify for PasswordError {
     fn exit_code(&self) -> i32 {
-        exit::BAD_INPUT
+        match self {
+            Self::Missing(_) => exit::BAD_INPUT,
+            Self::Interrupted => exit::INTERRUPTED,
+        }
     }
 
     fn hint(&self) -> Option<String> {
-        Some(format!(
-            "give the repository's password with --password-file or {PASSWORD_FILE_ENV}, --password-command or {PASSWORD_COMMAND_ENV}, or {PASSWORD_ENV}"
-        ))
+        match self {
+            Self::Missing(_) => Some(format!(
+                "give the repository's password with --password-file or {PASSWORD_FILE_ENV}, --password-command or {PASSWORD_COMMAND_ENV}, or {PASSWORD_ENV}, or type it on a terminal"
+            )),
+            Self::Interrupted => None,
+        }
     }
 }
 
@@ -79,7 +91,7 @@ impl PasswordSources {
     ) -> Result<Zeroizing<String>, PasswordError> {
         let password = match (&self.file, &self.command) {
             (Some(_), Some(_)) => {
-                return Err(PasswordError(
+                return Err(PasswordError::Missing(
                     "a password file and a password command were both given: use one".into(),
                 ))
             }
@@ -87,19 +99,22 @@ impl PasswordSources {
             (None, Some(command)) => from_command(command)?,
             (None, None) => match (&self.env, prompt) {
                 (Some(env), _) => env.clone(),
-                (None, Some(prompt)) => Zeroizing::new(
-                    prompt(question)
-                        .map_err(|e| PasswordError(format!("cannot read the password: {e}")))?,
-                ),
+                (None, Some(prompt)) => Zeroizing::new(prompt(question).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        PasswordError::Interrupted
+                    } else {
+                        PasswordError::Missing(format!("cannot read the password: {e}"))
+                    }
+                })?),
                 (None, None) => {
-                    return Err(PasswordError(
+                    return Err(PasswordError::Missing(
                         "the repository is encrypted and no password was given".into(),
                     ))
                 }
             },
         };
         if password.is_empty() {
-            return Err(PasswordError("the password is empty".into()));
+            return Err(PasswordError::Missing("the password is empty".into()));
         }
         Ok(password)
     }
@@ -109,7 +124,7 @@ impl PasswordSources {
 /// `echo` leave them).
 fn from_file(path: &std::path::Path) -> Result<Zeroizing<String>, PasswordError> {
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        PasswordError(format!(
+        PasswordError::Missing(format!(
             "cannot read the password file {}: {e}",
             path.display()
         ))
@@ -124,23 +139,28 @@ fn from_file(path: &std::path::Path) -> Result<Zeroizing<String>, PasswordError>
 fn from_command(command: &str) -> Result<Zeroizing<String>, PasswordError> {
     let words = shlex::split(command)
         .filter(|w| !w.is_empty())
-        .ok_or_else(|| PasswordError("the password command cannot be split into words".into()))?;
+        .ok_or_else(|| {
+            PasswordError::Missing("the password command cannot be split into words".into())
+        })?;
     let program = &words[0];
     let output = std::process::Command::new(program)
         .args(&words[1..])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .output()
-        .map_err(|e| PasswordError(format!("cannot run the password command {program}: {e}")))?;
+        .map_err(|e| {
+            PasswordError::Missing(format!("cannot run the password command {program}: {e}"))
+        })?;
     let stdout = Zeroizing::new(output.stdout);
     if !output.status.success() {
-        return Err(PasswordError(format!(
+        return Err(PasswordError::Missing(format!(
             "the password command {program} failed ({})",
             output.status
         )));
     }
-    let text = std::str::from_utf8(&stdout)
-        .map_err(|_| PasswordError(format!("the password command {program} printed no text")))?;
+    let text = std::str::from_utf8(&stdout).map_err(|_| {
+        PasswordError::Missing(format!("the password command {program} printed no text"))
+    })?;
     Ok(Zeroizing::new(text.trim().to_string()))
 }
 
@@ -194,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pw");
         std::fs::write(&file, "secret").unwrap();
-        let err = |s: PasswordSources| s.resolve("password: ", None).unwrap_err().0;
+        let err = |s: PasswordSources| s.resolve("password: ", None).unwrap_err().to_string();
         let both = err(sources(Some(file.clone()), Some("echo x"), None));
         assert!(both.contains("both given"), "{both}");
         let missing = err(sources(Some(dir.path().join("none")), None, None));

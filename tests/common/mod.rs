@@ -961,3 +961,39 @@ pub fn by_id(
         .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
         .collect()
 }
+
+/// Run the vecdrill binary on a pseudo-terminal (its stdin a terminal, `/dev/tty` its own),
+/// typing `answers` one after each password prompt, as `vecdrill_command` runs it otherwise.
+/// `shell_after` runs in the same terminal once vecdrill has ended (e.g. `stty -a`).
+pub fn vecdrill_on_terminal(args: &[&str], answers: &[&str], shell_after: Option<&str>) -> Run {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_vecdrill"))
+        .chain(args.iter().copied())
+        .map(|word| format!("'{}'", word.replace('\'', "'\\''")))
+        .collect();
+    let script = match shell_after {
+        Some(after) => format!("{}; echo \"vecdrill exited $?\"; {after}", quoted.join(" ")),
+        None => quoted.join(" "),
+    };
+    let base = vecdrill_command();
+    let mut command = Command::new("python3");
+    command
+        .arg(project_root().join("tests/common/terminal.py"))
+        .arg(serde_json::to_string(answers).unwrap())
+        .args(["sh", "-c", &script])
+        .current_dir(project_root())
+        .env_remove("VECDRILL_PASSWORD")
+        .env_remove("VECDRILL_PASSWORD_FILE")
+        .env_remove("VECDRILL_PASSWORD_COMMAND")
+        .stdin(Stdio::null());
+    for (key, value) in base.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    let description = format!("{command:?}");
+    let output = command.output().expect("run vecdrill on a terminal");
+    Run {
+        description,
+        output,
+    }
+}
