@@ -382,9 +382,21 @@ fn issue_20_a_change_made_without_the_key_is_caught_and_named() {
 }
 
 #[test]
-fn issue_20_an_archive_of_an_encrypted_repository_is_refused_not_written_in_the_clear() {
+fn issue_20_an_archive_of_an_encrypted_repository_is_sealed_and_opens_with_its_password() {
     let enc = Encrypted::new();
-    let out = enc.root.join("backup.tar.zst");
+    // A second password: an archive opens with any the repository had when it was written.
+    let second = enc.root.join("second");
+    std::fs::write(&second, "the ops team's password").unwrap();
+    enc.run(&[
+        "key",
+        "add",
+        "--repo",
+        &enc.repo,
+        "--new-password-file",
+        second.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let out = enc.root.join("backup.vdar");
     let run = enc.run(&[
         "archive",
         "--repo",
@@ -392,14 +404,140 @@ fn issue_20_an_archive_of_an_encrypted_repository_is_refused_not_written_in_the_
         "latest",
         "--out",
         out.to_str().unwrap(),
+        "--json",
     ]);
-    run.expect_code(2);
-    assert!(
-        run.stderr().contains("not supported yet"),
-        "{}",
-        run.stderr()
-    );
-    assert!(!out.exists());
+    run.expect_code(0);
+    assert_eq!(run.json()["encrypted"], true);
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..4], b"VDAR");
+    for plain in [
+        "confidential-notes",
+        "SQLite format 3",
+        "chroma.sqlite3",
+        "vecdrill-manifest.json",
+        "data/",
+    ] {
+        assert!(
+            !bytes.windows(plain.len()).any(|w| w == plain.as_bytes()),
+            "{plain} is readable in the archive"
+        );
+    }
+    let tar = std::process::Command::new("tar")
+        .args(["--zstd", "-tf"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!tar.status.success(), "tar read a sealed archive");
+
+    // Restored on "another machine", with each way of giving a password.
+    let restore = |to: &Path, env: &[(&str, String)], extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--archive",
+            out.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+            "--yes",
+        ];
+        args.extend(extra);
+        vecdrill_env(args, env)
+    };
+    let by_file = enc.root.join("by-file");
+    restore(
+        &by_file,
+        &[(
+            "VECDRILL_PASSWORD_FILE",
+            enc.password_file.display().to_string(),
+        )],
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(tree_hashes(&by_file), tree_hashes(&enc.data));
+    let by_env = enc.root.join("by-env");
+    restore(&by_env, &[("VECDRILL_PASSWORD", PASSWORD.into())], &[]).expect_code(0);
+    assert_eq!(tree_hashes(&by_env), tree_hashes(&enc.data));
+    let by_second = enc.root.join("by-second");
+    let command = format!("cat {}", second.display());
+    restore(&by_second, &[], &["--password-command", &command]).expect_code(0);
+    assert_eq!(tree_hashes(&by_second), tree_hashes(&enc.data));
+    let typed = enc.root.join("typed");
+    crate::common::vecdrill_on_terminal(
+        &[
+            "restore",
+            "--archive",
+            out.to_str().unwrap(),
+            "--to",
+            typed.to_str().unwrap(),
+            "--yes",
+        ],
+        &[&format!("{PASSWORD}\r")],
+        None,
+    )
+    .expect_code(0);
+    assert_eq!(tree_hashes(&typed), tree_hashes(&enc.data));
+
+    // A wrong or missing password, and damage anywhere: refused, the live directory as it was.
+    let live = enc.root.join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("keep-me"), "live data").unwrap();
+    let before = tree_hashes(&live);
+    let unchanged = |run: &crate::common::Run, code: i32, named: &str| {
+        run.expect_code(code);
+        assert!(run.stderr().contains(named), "{named}: {}", run.stderr());
+        assert_eq!(tree_hashes(&live), before);
+        let leftovers: Vec<_> = std::fs::read_dir(&enc.root)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".live") || n.contains("staging"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    };
+    let wrong = restore(&live, &[("VECDRILL_PASSWORD", "not it".into())], &[]);
+    unchanged(&wrong, 2, "opens none");
+    let missing = restore(&live, &[], &[]);
+    unchanged(&missing, 2, "no password");
+
+    let header_end = 9 + u32::from_le_bytes(bytes[5..9].try_into().unwrap()) as usize;
+    let damaged = |name: &str, bytes: Vec<u8>| {
+        let path = enc.root.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        vecdrill_env(
+            [
+                "restore",
+                "--archive",
+                path.to_str().unwrap(),
+                "--to",
+                live.to_str().unwrap(),
+                "--yes",
+            ],
+            &[("VECDRILL_PASSWORD", PASSWORD.into())],
+        )
+    };
+    let header_text = String::from_utf8_lossy(&bytes[9..header_end]).into_owned();
+    let nonce_at = 9 + header_text.find("\"nonce\":\"").unwrap() + 10;
+    for (name, changed) in [
+        ("header.vdar", {
+            let mut b = bytes.clone();
+            b[nonce_at] = if b[nonce_at] == b'A' { b'B' } else { b'A' };
+            b
+        }),
+        ("segment.vdar", {
+            let mut b = bytes.clone();
+            b[header_end + 40] ^= 0x01;
+            b
+        }),
+        ("tag.vdar", {
+            let mut b = bytes.clone();
+            let last = b.len() - 1;
+            b[last] ^= 0x80;
+            b
+        }),
+        ("cut.vdar", bytes[..bytes.len() - 1].to_vec()),
+        ("headless.vdar", bytes[..header_end].to_vec()),
+    ] {
+        unchanged(&damaged(name, changed), 1, name);
+    }
 }
 
 #[test]

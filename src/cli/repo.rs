@@ -738,9 +738,17 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             })
         }
     };
-    let source = match (&repo, &args.archive) {
+    let archive = match &args.archive {
+        Some(path) => Some(vecdrill::repo::archive::Archive::open(
+            path,
+            &args.password.sources(),
+            prompt::for_terminal(),
+        )?),
+        None => None,
+    };
+    let source = match (&repo, &archive) {
         (Some(repo), _) => RestoreSource::Repo(repo),
-        (None, Some(path)) => RestoreSource::Archive(path),
+        (None, Some(archive)) => RestoreSource::Archive(archive),
         (None, None) => unreachable!("checked above"),
     };
     let backup = args.backup.clone().unwrap_or_else(|| "latest".into());
@@ -762,7 +770,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
     if has_data && !args.yes && !args.dry_run && !args.if_newer && std::io::stdin().is_terminal() {
         let manifest = match source {
             RestoreSource::Repo(repo) => repo.backup(&backup, &request.choice()).await?,
-            RestoreSource::Archive(path) => vecdrill::repo::archive::read_manifest(path)?,
+            RestoreSource::Archive(archive) => archive.read_manifest()?,
         };
         let question = format!(
             "Replace {} with backup {} ({})? The current data {}",

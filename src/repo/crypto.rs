@@ -53,6 +53,7 @@ pub struct Keys {
     chunk_ids: Zeroizing<[u8; 32]>,
     pack_names: Zeroizing<[u8; 32]>,
     key_macs: Zeroizing<[u8; 32]>,
+    archives: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -85,6 +86,7 @@ impl Keys {
             chunk_ids: derive("vecdrill 2026-11 chunk ids", &master),
             pack_names: derive("vecdrill 2026-11 pack names", &master),
             key_macs: derive("vecdrill 2026-11 key file macs", &master),
+            archives: derive("vecdrill 2026-11 archives", &master),
             master,
         }
     }
@@ -196,6 +198,12 @@ impl Keys {
         blake3::keyed_hash(&self.pack_names, pack)
             .to_hex()
             .to_string()
+    }
+
+    /// The cipher of one archive, named by its random `salt` (each archive its own key).
+    pub fn archive_cipher(&self, salt: &[u8; 32]) -> XChaCha20Poly1305 {
+        let key = Zeroizing::new(*blake3::keyed_hash(&self.archives, salt).as_bytes());
+        XChaCha20Poly1305::new_from_slice(key.as_ref()).expect("a 32-byte key")
     }
 
     /// A key file's authentication code, which only the master key's holder can make.

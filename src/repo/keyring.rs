@@ -82,6 +82,24 @@ pub async fn list(repo: &Repository) -> Result<Vec<KeySummary>, RepoError> {
     Ok(summaries)
 }
 
+/// The intact key files, the one in use first, as many as a reader tries: what an archive
+/// carries so that the repository's passwords open it.
+pub async fn intact_key_files(repo: &Repository) -> Result<Vec<KeyFile>, RepoError> {
+    let keys = require_keys(repo)?;
+    let mut files = Vec::new();
+    for object in key_objects(repo).await? {
+        let id = stored_name(&object, KEYS_DIR).to_string();
+        if let Ok(file) = read(repo, &object).await? {
+            if check(repo, keys, &file, &id).is_none() {
+                files.push(file);
+            }
+        }
+    }
+    files.sort_by_key(|f| repo.key_id.as_deref() != Some(f.id.as_str()));
+    files.truncate(super::MAX_KEYS_TRIED);
+    Ok(files)
+}
+
 /// Add a key file that opens the repository with `password`; its id.
 pub async fn add(
     repo: &Repository,

@@ -27,6 +27,7 @@ pub mod password;
 pub mod prune;
 pub mod restorable;
 pub mod restore;
+pub mod sealed_stream;
 pub mod store;
 pub mod verify;
 pub mod writer;
@@ -191,7 +192,7 @@ pub fn index_key(pack: &str) -> String {
 
 /// At most this many key files are tried for a password (restic's bound too): a repository
 /// with thousands of forged key files cannot make opening it run Argon2 thousands of times.
-const MAX_KEYS_TRIED: usize = 20;
+pub(crate) const MAX_KEYS_TRIED: usize = 20;
 
 /// Whether a new repository is encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

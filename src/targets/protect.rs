@@ -248,7 +248,7 @@ pub enum RestoreOutcome {
 #[derive(Clone, Copy)]
 pub enum RestoreSource<'a> {
     Repo(&'a Repository),
-    Archive(&'a Path),
+    Archive(&'a crate::repo::archive::Archive),
 }
 
 pub async fn restore(
@@ -261,9 +261,9 @@ pub async fn restore(
     check_restore_target(&request.to)?;
     let manifest = match source {
         RestoreSource::Repo(repo) => repo.backup(&request.backup, &request.choice()).await?,
-        RestoreSource::Archive(path) => {
-            let path = path.to_path_buf();
-            tokio::task::spawn_blocking(move || crate::repo::archive::read_manifest(&path))
+        RestoreSource::Archive(archive) => {
+            let archive = archive.clone();
+            tokio::task::spawn_blocking(move || archive.read_manifest())
                 .await
                 .map_err(|e| RepoError::io("archive task", std::io::Error::other(e)))??
         }
@@ -354,10 +354,10 @@ async fn stage_and_check(
             refuse_unrestorable(manifest, &problems)?;
             materialise(repo, &index, manifest, staging, progress).await?;
         }
-        RestoreSource::Archive(path) => {
+        RestoreSource::Archive(archive) => {
             refuse_unrestorable(manifest, &problems)?;
-            let (path, dir) = (path.to_path_buf(), staging.to_path_buf());
-            tokio::task::spawn_blocking(move || crate::repo::archive::extract(&path, &dir))
+            let (archive, dir) = (archive.clone(), staging.to_path_buf());
+            tokio::task::spawn_blocking(move || archive.extract(&dir))
                 .await
                 .map_err(|e| RepoError::io("archive task", std::io::Error::other(e)))??;
         }
