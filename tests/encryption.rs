@@ -808,3 +808,291 @@ fn issue_20_a_password_typed_on_a_terminal_is_not_shown() {
         "{shown}"
     );
 }
+
+/// One way of damaging an encrypted repository, and the object it must be named by.
+struct Tamper {
+    what: String,
+    /// The object `verify --read-data` must name.
+    named: String,
+    /// The backup a restore of which must be refused (None: restores still work).
+    breaks: Option<String>,
+    /// Damage to bytes a restore does not read (a pack's trailer or framing): the restore may
+    /// go on, every chunk it reads being authenticated, and must then be byte-identical.
+    unread: bool,
+    apply: Box<dyn Fn(&Path)>,
+}
+
+fn relative(repo: &Path, path: &Path) -> String {
+    path.strip_prefix(repo).unwrap().display().to_string()
+}
+
+fn flip_at(path: &Path, at: impl Fn(usize) -> usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = at(bytes.len());
+    bytes[i] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn cut(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+}
+
+fn swap(a: &Path, b: &Path) {
+    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    std::fs::write(a, y).unwrap();
+    std::fs::write(b, x).unwrap();
+}
+
+#[test]
+fn issue_20_every_kind_of_object_changed_without_the_key_is_named_and_refused() {
+    use vecdrill::repo::format::Sealed;
+    use vecdrill::repo::keyfile::KeyFile;
+    let enc = Encrypted::new();
+    let repo = enc.repo_dir.clone();
+    let objects = |dir: &str| -> Vec<String> {
+        files_under(&repo.join(dir))
+            .iter()
+            .map(|p| relative(&repo, p))
+            .collect()
+    };
+    let (first_manifests, first_indexes, first_packs) =
+        (objects("snapshots"), objects("index"), objects("packs"));
+    // A second backup (of another directory) and a second key.
+    let other = seeded_data_dir(&enc.root.join("other"), &[("second-notes", 300, 8)]);
+    enc.run(&[
+        "backup",
+        "--repo",
+        &enc.repo,
+        "--chroma-dir",
+        other.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let second_password = enc.root.join("second-password");
+    std::fs::write(&second_password, "another password").unwrap();
+    let keys_before = objects("keys");
+    enc.run(&[
+        "key",
+        "add",
+        "--repo",
+        &enc.repo,
+        "--new-password-file",
+        second_password.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let added_key = objects("keys")
+        .into_iter()
+        .find(|k| !keys_before.contains(k))
+        .unwrap();
+    let new_only = |dir: &str, before: &[String]| -> String {
+        objects(dir)
+            .into_iter()
+            .find(|o| !before.contains(o))
+            .unwrap()
+    };
+    let (m1, i1, p1) = (
+        first_manifests[0].clone(),
+        first_indexes[0].clone(),
+        first_packs[0].clone(),
+    );
+    let (m2, i2, p2) = (
+        new_only("snapshots", &first_manifests),
+        new_only("index", &first_indexes),
+        new_only("packs", &first_packs),
+    );
+    let backup_of = |manifest: &str| {
+        manifest
+            .trim_start_matches("snapshots/")
+            .trim_end_matches(".json")
+            .to_string()
+    };
+    let (b1, b2) = (backup_of(&m1), backup_of(&m2));
+    // A plaintext index with a correct checksum: an unencrypted repository's, of the same data.
+    let plain = enc.root.join("plain");
+    vecdrill([
+        "backup",
+        "--repo",
+        &repo_url(&plain),
+        "--chroma-dir",
+        enc.data.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let plain_index = std::fs::read(files_under(&plain.join("index")).remove(0)).unwrap();
+
+    let at = |rel: &str| -> Box<dyn Fn(&Path) -> PathBuf> {
+        let rel = rel.to_string();
+        Box::new(move |root: &Path| root.join(&rel))
+    };
+    let mut cases: Vec<Tamper> = Vec::new();
+    let mut add = |what: &str, named: &str, breaks: Option<&str>, apply: Box<dyn Fn(&Path)>| {
+        cases.push(Tamper {
+            what: what.into(),
+            named: named.into(),
+            breaks: breaks.map(str::to_string),
+            unread: what.contains("trailer") || what.contains("framing"),
+            apply,
+        })
+    };
+    for (kind, object, backup) in [
+        ("manifest", &m1, &b1),
+        ("index", &i1, &b1),
+        ("pack", &p1, &b1),
+    ] {
+        let path = at(object);
+        let named = object.trim_start_matches("packs/").to_string();
+        let p = at(object);
+        add(
+            &format!("{kind}: a bit flipped"),
+            &named,
+            Some(backup),
+            Box::new(move |r| flip_at(&p(r), |n| n / 2)),
+        );
+        add(
+            &format!("{kind}: cut short"),
+            &named,
+            Some(backup),
+            Box::new(move |r| cut(&path(r))),
+        );
+    }
+    for (kind, a, b) in [
+        ("manifest", &m1, &m2),
+        ("index", &i1, &i2),
+        ("pack", &p1, &p2),
+    ] {
+        let (pa, pb) = (at(a), at(b));
+        add(
+            &format!("{kind}: swapped with another"),
+            a.trim_start_matches("packs/"),
+            Some(&b1),
+            Box::new(move |r| swap(&pa(r), &pb(r))),
+        );
+    }
+    let p = at(&p1);
+    add(
+        "pack: its trailer",
+        p1.trim_start_matches("packs/"),
+        Some(&b1),
+        Box::new(move |r| flip_at(&p(r), |n| n - 20)),
+    );
+    let p = at(&p1);
+    add(
+        "pack: its framing (version byte)",
+        p1.trim_start_matches("packs/"),
+        Some(&b1),
+        Box::new(move |r| flip_at(&p(r), |n| n - 1)),
+    );
+    let p = at(&i2);
+    let forged = plain_index.clone();
+    add(
+        "index: a plaintext one with its checksum",
+        &i2,
+        Some(&b2),
+        Box::new(move |r| std::fs::write(p(r), &forged).unwrap()),
+    );
+    let p = at(&added_key);
+    add(
+        "key (not in use): a bit flipped",
+        &added_key,
+        None,
+        Box::new(move |r| flip_at(&p(r), |n| n / 2)),
+    );
+    let p = at(&added_key);
+    add(
+        "key (not in use): its wrapped key edited, checksum recomputed",
+        &added_key,
+        None,
+        Box::new(move |r| {
+            let mut key = KeyFile::unseal(&std::fs::read(p(r)).unwrap()).unwrap();
+            let at = key.wrapped.len() / 2;
+            let replaced = if &key.wrapped[at..=at] == "A" {
+                "B"
+            } else {
+                "A"
+            };
+            key.wrapped.replace_range(at..=at, replaced);
+            std::fs::write(p(r), key.seal()).unwrap();
+        }),
+    );
+    let (pa, in_use) = (at(&added_key), at(&keys_before[0]));
+    add(
+        "key (not in use): replaced by the one in use",
+        &added_key,
+        None,
+        Box::new(move |r| std::fs::copy(in_use(r), pa(r)).map(|_| ()).unwrap()),
+    );
+
+    let pristine = enc.root.join("pristine");
+    crate::common::copy_tree(&repo, &pristine);
+    for (n, case) in cases.iter().enumerate() {
+        let work = enc.root.join(format!("case-{n}"));
+        let damaged = work.join("repo");
+        crate::common::copy_tree(&pristine, &damaged);
+        (case.apply)(&damaged);
+        let url = repo_url(&damaged);
+        let verify = enc.run(&["verify", "--repo", &url, "--read-data", "--json"]);
+        let said = format!("{}{}", verify.stdout(), verify.stderr());
+        assert_eq!(verify.code(), 1, "{}: {said}", case.what);
+        assert!(
+            said.contains(&case.named),
+            "{}: {} not named in {said}",
+            case.what,
+            case.named
+        );
+
+        let live = work.join("live");
+        std::fs::create_dir_all(&live).unwrap();
+        std::fs::write(live.join("keep-me"), "live data").unwrap();
+        let backup = case.breaks.clone().unwrap_or_else(|| b1.clone());
+        let restore = enc.run(&[
+            "restore",
+            "--repo",
+            &url,
+            &backup,
+            "--to",
+            live.to_str().unwrap(),
+            "--yes",
+            "--no-safety-backup",
+        ]);
+        if case.unread && restore.code() == 0 {
+            let source = if backup == b1 { &enc.data } else { &other };
+            assert_eq!(tree_hashes(&live), tree_hashes(source), "{}", case.what);
+        } else if case.breaks.is_some() {
+            assert_eq!(restore.code(), 1, "{}: {}", case.what, restore.stderr());
+            assert_eq!(
+                std::fs::read_dir(&live).unwrap().count(),
+                1,
+                "{}",
+                case.what
+            );
+        } else {
+            restore.expect_code(0);
+            assert_eq!(tree_hashes(&live), tree_hashes(&enc.data), "{}", case.what);
+        }
+        let beside: Vec<String> = std::fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "repo" && n != "live")
+            .collect();
+        assert!(beside.is_empty(), "{}: left {beside:?}", case.what);
+    }
+
+    // A forged lock stops a backup, named; the key file in use damaged is named when opening.
+    let work = enc.root.join("lock");
+    crate::common::copy_tree(&pristine, &work);
+    std::fs::create_dir_all(work.join("locks")).unwrap();
+    let lock = format!("locks/{}.json", "e".repeat(32));
+    std::fs::write(work.join(&lock), br#"{"type":"vecdrill-lock","version":1}"#).unwrap();
+    let run = enc.run(&[
+        "backup",
+        "--repo",
+        &repo_url(&work),
+        "--chroma-dir",
+        enc.data.to_str().unwrap(),
+    ]);
+    run.expect_code(1);
+    assert!(run.stderr().contains(&lock), "{}", run.stderr());
+    flip_at(&work.join(&keys_before[0]), |n| n / 2);
+    let run = enc.run(&["list", "--repo", &repo_url(&work)]);
+    run.expect_code(2);
+    assert!(run.stderr().contains(&keys_before[0]), "{}", run.stderr());
+}

@@ -258,8 +258,10 @@ impl Archive {
             sources.resolve(&format!("enter the password of archive {what}: "), prompt)?;
         let mut tried = 0;
         let mut keys = None;
+        let mut unusable = Vec::new();
         for key in header.keys.iter().take(MAX_KEYS_TRIED) {
-            if key.validate(&key.id).is_err() {
+            if let Err(problem) = key.validate(&key.id) {
+                unusable.push(format!("key {}: {problem}", key.id));
                 continue;
             }
             tried += 1;
@@ -274,14 +276,21 @@ impl Archive {
                         key.id
                     )))
                 }
-                Err(KeyError::WrongPassword) | Err(KeyError::Invalid(_)) => {}
+                Err(KeyError::WrongPassword) => {}
+                Err(KeyError::Invalid(problem)) => {
+                    unusable.push(format!("key {}: {problem}", key.id))
+                }
             }
         }
         let Some(keys) = keys else {
             if tried == 0 {
                 return Err(bad("it holds no usable key file".into()));
             }
-            return Err(RepoError::WrongPassword { url: what, tried });
+            return Err(RepoError::WrongPassword {
+                url: what,
+                tried,
+                unusable,
+            });
         };
         Ok(Self {
             path: path.to_path_buf(),

@@ -77,8 +77,13 @@ pub enum RepoError {
     },
     #[error(transparent)]
     Password(#[from] password::PasswordError),
-    #[error("the password opens none of the {tried} key(s) of {url}")]
-    WrongPassword { url: String, tried: usize },
+    #[error("the password opens none of the {tried} key(s) of {url}{}", unusable_note(.unusable))]
+    WrongPassword {
+        url: String,
+        tried: usize,
+        /// Key files that could not be tried (damaged, planted), each with why.
+        unusable: Vec<String>,
+    },
     #[error("{url} is already a vecdrill repository")]
     AlreadyARepository { url: String },
     #[error("{url} is not encrypted: it has no keys")]
@@ -89,6 +94,19 @@ pub enum RepoError {
     KeyRefused { reason: String, instead: String },
     #[error("{what} is not supported yet")]
     NotYet { what: String, instead: String },
+}
+
+/// The key files a password was not tried on, when there are any: the password may be right
+/// and its key file the damaged one.
+fn unusable_note(unusable: &[String]) -> String {
+    if unusable.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; {} key file(s) could not be tried: {}",
+        unusable.len(),
+        unusable.join("; ")
+    )
 }
 
 impl RepoError {
@@ -341,6 +359,7 @@ impl Repository {
         Err(RepoError::WrongPassword {
             url: url.to_string(),
             tried,
+            unusable: invalid,
         })
     }
 

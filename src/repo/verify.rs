@@ -53,7 +53,7 @@ pub async fn verify(
     database_rules: &(dyn Fn(&Manifest) -> Vec<Problem> + Sync),
     progress: &dyn Progress,
 ) -> Result<VerifyReport, RepoError> {
-    let mut problems = Vec::new();
+    let mut problems = key_problems(repo).await?;
     let index = load_index_tolerant(repo, &mut problems).await?;
 
     // Which backups and files use each pack: to name them when the pack is damaged.
@@ -131,7 +131,24 @@ pub async fn verify(
         let keys = repo.store.shared_keys();
         let outcome = tokio::task::spawn_blocking(move || -> Result<(), RepoError> {
             let keys = keys.as_deref();
-            open_pack(&name, &bytes, keys)?;
+            // The trailer is the pack's own list of its chunks: an index file that lists
+            // others (a forged one, or one of another pack) is damage too.
+            let mut listed = open_pack(&name, &bytes, keys)?;
+            let mut indexed = entries.clone();
+            listed.sort_by_key(|e| e.offset);
+            indexed.sort_by_key(|e| e.offset);
+            if listed != indexed {
+                return Err(RepoError::Corrupt {
+                    what: format!("pack {name}"),
+                    detail: format!(
+                        "its trailer lists {} chunks and {} differ from what {} lists",
+                        listed.len(),
+                        listed.iter().filter(|e| !indexed.contains(e)).count()
+                            + indexed.iter().filter(|e| !listed.contains(e)).count(),
+                        super::index_key(&name)
+                    ),
+                });
+            }
             for entry in &entries {
                 let stored = bytes
                     .get(entry.offset as usize..(entry.offset + entry.length) as usize)
@@ -231,6 +248,25 @@ async fn read_files_back(
     }
     progress.finish();
     Ok(bytes_read)
+}
+
+/// Every key file of an encrypted repository that is not as the master key's holder wrote it:
+/// a planted or edited one opens nothing, yet must not pass unnoticed.
+async fn key_problems(repo: &Repository) -> Result<Vec<Problem>, RepoError> {
+    if !repo.encrypted() {
+        return Ok(Vec::new());
+    }
+    Ok(super::keyring::list(repo)
+        .await?
+        .into_iter()
+        .filter(|key| !key.intact)
+        .map(|key| Problem {
+            backup: None,
+            file: None,
+            object: super::keyfile::key_key(&key.id),
+            problem: key.problem.unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// Like [`ChunkIndex::load`], but an unreadable index file is a problem to report, not the end.
