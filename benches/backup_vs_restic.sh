@@ -19,18 +19,8 @@ command -v restic > /dev/null || { echo "restic is not installed: apt-get instal
 bash .ci/setup
 cargo build --release --locked -q
 VECDRILL=$PWD/target/release/vecdrill
-data="$PWD/target/bench-data/chroma-${COUNT}x${DIM}"
-
-if [ ! -f "$data/chroma.sqlite3" ]; then
-  echo "bench: generating $COUNT x $DIM into $data (one time)" >&2
-  mkdir -p "$data"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  .venv/bin/chroma run --path "$data" --port "$port" > "$data.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" > /dev/null && break; sleep 0.3; done
-  "$VECDRILL" seed --url "http://127.0.0.1:$port" --collection bench --count "$COUNT" --dim "$DIM" --batch-size 5000
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-fi
+. benches/chroma_data.sh
+data=$(chroma_data "$COUNT" "$DIM")
 
 work="$PWD/target/bench-work"
 rm -rf "$work"; mkdir -p "$work"

@@ -642,9 +642,24 @@ fn issue_20_keys_are_added_changed_and_removed_and_the_last_one_is_kept() {
     // passwd: the second password is replaced by a third; the first still opens.
     let changed = with(
         &second,
-        &["key", "passwd", "--new-password-file", &third, "--json"],
+        &[
+            "key",
+            "passwd",
+            "--new-password-file",
+            &third,
+            "--json",
+            "-vv",
+        ],
     );
     changed.expect_code(0);
+    let said = format!("{}{}", changed.stdout(), changed.stderr());
+    assert!(
+        said.contains("DEBUG") || said.contains("INFO"),
+        "-vv logs: {said}"
+    );
+    for secret in ["a second password", "a third password"] {
+        assert!(!said.contains(secret), "{secret} shown: {said}");
+    }
     assert_eq!(changed.json()["removed"], second_id.as_str());
     let refused = with(&second, &["list"]);
     refused.expect_code(2);
@@ -1095,4 +1110,41 @@ fn issue_20_every_kind_of_object_changed_without_the_key_is_named_and_refused() 
     let run = enc.run(&["list", "--repo", &repo_url(&work)]);
     run.expect_code(2);
     assert!(run.stderr().contains(&keys_before[0]), "{}", run.stderr());
+}
+
+#[test]
+fn issue_20_a_drill_with_a_wrong_password_stops_before_its_first_step() {
+    let enc = Encrypted::new();
+    let marker = enc.root.join("first-step-ran");
+    let text = format!(
+        "name: encrypted-drill\n\
+         target:\n  kind: chroma\n  url: http://127.0.0.1:9\n  data_dir: {data}\n\
+         repo: {repo}\n\
+         steps:\n  - {{ do: shell, with: {{ command: touch {marker} }} }}\n  \
+         - {{ do: restore, with: {{ backup: latest }} }}\n",
+        data = enc.data.display(),
+        repo = enc.repo,
+        marker = marker.display(),
+    );
+    let path = enc.root.join("scenario.yaml");
+    std::fs::write(&path, text).unwrap();
+    let reports = enc.root.join("reports");
+    for (env, said) in [
+        (
+            vec![("VECDRILL_PASSWORD", "not the password".to_string())],
+            "opens none",
+        ),
+        (Vec::new(), "no password was given"),
+    ] {
+        let run = crate::common::run_scenario(&path, &reports, &[], &env);
+        run.expect_code(2);
+        assert!(run.stderr().contains(said), "{}", run.stderr());
+        assert!(
+            !run.stderr().contains("not the password"),
+            "{}",
+            run.stderr()
+        );
+        assert!(!marker.exists(), "a step ran");
+        assert!(!reports.exists(), "a run was started");
+    }
 }

@@ -123,6 +123,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         }
         return Ok(exit::SUCCESS);
     }
+    drill::check_passwords(&scenario).await?;
     // Open the history before the drill starts: a history that cannot be written is found
     // out before anything is broken on purpose.
     let mut history = args.records.open_history()?;

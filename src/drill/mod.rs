@@ -103,6 +103,37 @@ pub fn interrupt_on_signals() -> Interrupt {
     rx
 }
 
+/// Open every encrypted repository the scenario's steps use with the password they will be
+/// given (the environment's), before anything is broken on purpose: a missing or wrong password
+/// is found here, not after the disaster step. A repository that does not exist yet (a backup
+/// step creates it) or cannot be reached now is left to its step.
+pub async fn check_passwords(scenario: &Scenario) -> Result<(), crate::repo::RepoError> {
+    use crate::repo::{RepoError, Repository};
+    let mut urls: Vec<String> = scenario
+        .steps
+        .iter()
+        .chain(&scenario.rollback)
+        .filter(|step| step.kind.needs_repo)
+        .filter_map(|step| match step.with.get("repo") {
+            Some(own) => own.as_str().map(str::to_string),
+            None => scenario.repo.clone(),
+        })
+        // Known only once an earlier step has run.
+        .filter(|url| !url.contains("${"))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    for url in urls {
+        match Repository::open(&url).await {
+            Err(err @ (RepoError::Password(_) | RepoError::WrongPassword { .. })) => {
+                return Err(err)
+            }
+            Ok(_) | Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Run a scenario to completion and write its report.
 pub async fn run(
     scenario: &Scenario,

@@ -146,6 +146,7 @@ pub async fn remove(repo: &Repository, prefix: &str) -> Result<String, RepoError
             });
         }
         repo.store.delete(&key_key(&id)).await?;
+        tracing::info!("removed key file {}", key_key(&id));
         Ok(id)
     }
     .await;
@@ -170,6 +171,7 @@ pub async fn change_password(
     let changed = async {
         let new = write_key(repo, password, params).await?;
         repo.store.delete(&key_key(&old)).await?;
+        tracing::info!("removed key file {}", key_key(&old));
         Ok((new, old.clone()))
     }
     .await;
@@ -198,7 +200,10 @@ async fn write_key(
         .get_clear(&object, format::limits::KEY_FILE_BYTES)
         .await?;
     match back.open(password, &repo.config.id) {
-        Ok(opened) if opened.master() == keys.master() => Ok(file.id),
+        Ok(opened) if opened.master() == keys.master() => {
+            tracing::info!("wrote key file {object} and opened the repository with it");
+            Ok(file.id)
+        }
         _ => {
             let _ = repo.store.delete(&object).await;
             Err(RepoError::Corrupt {

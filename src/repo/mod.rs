@@ -276,6 +276,7 @@ impl Repository {
             let (keys, key_id) = repo.unlock(url, password.as_bytes()).await?;
             repo.check_authenticated(&keys)?;
             repo.store.unlock(Arc::new(keys));
+            tracing::debug!("unlocked {url} with key {}", keyfile::key_key(&key_id));
             repo.key_id = Some(key_id);
         } else if repo.has_own_keys().await? {
             // Replaced by someone without the key: an unencrypted config beside its key files.

@@ -1,0 +1,19 @@
+# Sourced by the benchmarks: `chroma_data COUNT DIM` prints the path of a Chroma directory of
+# COUNT x DIM embeddings, written once by `vecdrill seed` and cached in target/bench-data/.
+# Needs $VECDRILL (the release binary) and .venv (bash .ci/setup).
+chroma_data() {
+  local count=$1 dim=$2
+  local data="$PWD/target/bench-data/chroma-${count}x${dim}"
+  if [ ! -f "$data/chroma.sqlite3" ]; then
+    echo "bench: generating $count x $dim into $data (one time)" >&2
+    mkdir -p "$data"
+    local port pid
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    .venv/bin/chroma run --path "$data" --port "$port" > "$data.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" > /dev/null && break; sleep 0.3; done
+    "$VECDRILL" seed --url "http://127.0.0.1:$port" --collection bench --count "$count" --dim "$dim" --batch-size 5000 >&2
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+  fi
+  echo "$data"
+}
