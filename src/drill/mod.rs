@@ -124,11 +124,10 @@ pub async fn check_passwords(scenario: &Scenario) -> Result<(), crate::repo::Rep
     urls.sort();
     urls.dedup();
     for url in urls {
-        match Repository::open(&url).await {
-            Err(err @ (RepoError::Password(_) | RepoError::WrongPassword { .. })) => {
-                return Err(err)
-            }
-            Ok(_) | Err(_) => {}
+        if let Err(err @ (RepoError::Password(_) | RepoError::WrongPassword { .. })) =
+            Repository::open(&url).await
+        {
+            return Err(err);
         }
     }
     Ok(())
