@@ -1045,3 +1045,172 @@ fn issue_17_sigkill_of_an_import_then_a_rerun_imports_every_record_once() {
         "only {killed} of {runs} runs were killed"
     );
 }
+
+/// Issue 20: SIGKILL during `init` of an encrypted repository, `key passwd`, `key add` and an
+/// encrypted backup. After each: a password opens the repository (never zero usable keys), it
+/// passes `verify --read-data`, and every backup restores to the data it was taken of. A killed
+/// `init` leaves either no repository (a second `init` makes one) or one that opens.
+#[test]
+fn issue_20_sigkill_during_init_key_changes_and_encrypted_backups_never_loses_a_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 300, 8)]);
+    let (old_pw, new_pw) = (tmp.path().join("old"), tmp.path().join("new"));
+    std::fs::write(&old_pw, "the old password").unwrap();
+    std::fs::write(&new_pw, "the new password").unwrap();
+    let (old, new) = (old_pw.to_str().unwrap(), new_pw.to_str().unwrap());
+    let pristine = tmp.path().join("pristine");
+    let pristine_url = repo_url(&pristine);
+    vecdrill(["init", "--repo", &pristine_url, "--password-file", old]).expect_code(0);
+    vecdrill([
+        "backup",
+        "--repo",
+        &pristine_url,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--password-file",
+        old,
+    ])
+    .expect_code(0);
+    let taken_of: BTreeMap<String, BTreeMap<String, String>> =
+        [("data".to_string(), tree_hashes(&data))].into();
+    let opens = |url: &str, password: &str| {
+        vecdrill(["list", "--repo", url, "--password-file", password]).code() == 0
+    };
+    let mut tally = Tally::default();
+    let ns = if std::env::var("VECDRILL_FAULTS").as_deref() == Ok("full") {
+        counts()
+    } else {
+        vec![1, 2, 4]
+    };
+    for command in ["init", "key-passwd", "key-add", "backup"] {
+        for (kind, syscalls) in KINDS
+            .iter()
+            .filter(|(k, _)| !matches!(*k, "copy" | "readdir"))
+        {
+            for &n in &ns {
+                let work = tmp.path().join(format!("{command}-{kind}-{n}"));
+                let repo_dir = work.join("repo");
+                let url = repo_url(&repo_dir);
+                if command != "init" {
+                    copy_tree(&pristine, &repo_dir);
+                }
+                let data_arg = data.to_str().unwrap();
+                let args: Vec<&str> = match command {
+                    "init" => vec!["init", "--repo", &url, "--password-file", old],
+                    "key-passwd" | "key-add" => vec![
+                        "key",
+                        command.trim_start_matches("key-"),
+                        "--repo",
+                        &url,
+                        "--password-file",
+                        old,
+                        "--new-password-file",
+                        new,
+                    ],
+                    _ => vec![
+                        "backup",
+                        "--repo",
+                        &url,
+                        "--chroma-dir",
+                        data_arg,
+                        "--read-all",
+                        "--password-file",
+                        old,
+                    ],
+                };
+                tally.runs += 1;
+                if !killed_at(syscalls, n, &args) {
+                    continue;
+                }
+                tally.killed += 1;
+                tally.points.insert(format!("{command} at {kind} #{n}"));
+                let point = format!("{command} killed at {kind} #{n}");
+                if command == "init" && !repo_dir.join("config").exists() {
+                    // Nothing made: a second init makes the repository.
+                    let again = vecdrill(["init", "--repo", &url, "--password-file", old]);
+                    if again.code() != 0 {
+                        tally
+                            .failures
+                            .push(format!("{point}: init again: {}", again.stderr()));
+                    }
+                    continue;
+                }
+                let password = if opens(&url, old) {
+                    old
+                } else if opens(&url, new) {
+                    new
+                } else {
+                    tally
+                        .failures
+                        .push(format!("{point}: no password opens the repository"));
+                    continue;
+                };
+                let verify = vecdrill([
+                    "verify",
+                    "--repo",
+                    &url,
+                    "--read-data",
+                    "--password-file",
+                    password,
+                ]);
+                if verify.code() != 0 {
+                    tally.failures.push(format!(
+                        "{point}: verify: {}{}",
+                        verify.stdout(),
+                        verify.stderr()
+                    ));
+                }
+                if command != "init" {
+                    let listed = vecdrill([
+                        "list",
+                        "--repo",
+                        &url,
+                        "--json",
+                        "--password-file",
+                        password,
+                    ]);
+                    for backup in listed.json().as_array().unwrap() {
+                        let id = backup["id"].as_str().unwrap();
+                        let to = work.join(format!("check-{id}"));
+                        let run = vecdrill([
+                            "restore",
+                            "--repo",
+                            &url,
+                            id,
+                            "--to",
+                            to.to_str().unwrap(),
+                            "--yes",
+                            "--password-file",
+                            password,
+                        ]);
+                        if run.code() != 0 || !taken_of.values().any(|t| *t == tree_hashes(&to)) {
+                            tally.failures.push(format!(
+                                "{point}: backup {id} does not restore: {}",
+                                run.stderr()
+                            ));
+                        }
+                    }
+                }
+                std::fs::remove_dir_all(&work).unwrap();
+            }
+        }
+    }
+    eprintln!(
+        "{} runs, {} killed at {} distinct points",
+        tally.runs,
+        tally.killed,
+        tally.points.len()
+    );
+    assert!(tally.failures.is_empty(), "{:#?}", tally.failures);
+    // The plan must have killed each command somewhere, or it checked nothing.
+    for command in ["init", "key-passwd", "key-add", "backup"] {
+        assert!(
+            tally
+                .points
+                .iter()
+                .any(|p| p.starts_with(&format!("{command} at"))),
+            "{command} was never killed: {:?}",
+            tally.points
+        );
+    }
+}
