@@ -15,11 +15,8 @@ cd "$(dirname "$0")/.."
 COUNT="${COUNT:-200000}"
 ROUNDS="${ROUNDS:-3}"
 DIM="${DIM:-384}"
-command -v restic > /dev/null || { echo "restic is not installed: apt-get install restic" >&2; exit 2; }
-bash .ci/setup
-cargo build --release --locked -q
-VECDRILL=$PWD/target/release/vecdrill
-. benches/chroma_data.sh
+. benches/common.sh
+prepare restic
 data=$(chroma_data "$COUNT" "$DIM")
 
 work="$PWD/target/bench-work"

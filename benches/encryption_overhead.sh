@@ -2,7 +2,7 @@
 # Benchmark (issue 20): encrypted against unencrypted backup and restore of the same Chroma
 # directory, and against restic (which always encrypts), in one run.
 #
-# Data: COUNT x DIM embeddings (default 200,000 x 384; see chroma_data.sh). Each round makes
+# Data: COUNT x DIM embeddings (default 200,000 x 384; see common.sh). Each round makes
 # fresh repositories and times, in an order that alternates from round to round (so drift on
 # a shared machine falls on both sides): vecdrill backup unencrypted and encrypted, restic
 # backup, then the three restores. Reported: medians, and the median over rounds of each
@@ -17,11 +17,8 @@ COUNT="${COUNT:-200000}"
 DIM="${DIM:-384}"
 ROUNDS="${ROUNDS:-5}"
 GATE="${GATE:-1.15}"
-command -v restic > /dev/null || { echo "restic is not installed: apt-get install restic" >&2; exit 2; }
-bash .ci/setup
-cargo build --release --locked -q
-VECDRILL=$PWD/target/release/vecdrill
-. benches/chroma_data.sh
+. benches/common.sh
+prepare restic
 data=$(chroma_data "$COUNT" "$DIM")
 
 work="$PWD/target/bench-encryption"

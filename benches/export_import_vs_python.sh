@@ -12,9 +12,8 @@ cd "$(dirname "$0")/.."
 
 COUNT="${COUNT:-20000}"
 DIM="${DIM:-384}"
-bash .ci/setup
-cargo build --release --locked -q
-VECDRILL=$PWD/target/release/vecdrill
+. benches/common.sh
+prepare
 PY=$PWD/.venv/bin/python
 work="$PWD/target/bench-work/export"
 rm -rf "$work"; mkdir -p "$work"

@@ -13,10 +13,8 @@ cd "$(dirname "$0")/.."
 COUNT="${COUNT:-20000}"
 DIM="${DIM:-128}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
-command -v wrk > /dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 2; }
-bash .ci/setup
-cargo build --release --locked -q
-VECDRILL=$PWD/target/release/vecdrill
+. benches/common.sh
+prepare wrk
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -948,54 +948,51 @@ fn issue_20_every_kind_of_object_changed_without_the_key_is_named_and_refused() 
             apply,
         })
     };
-    for (kind, object, backup) in [
-        ("manifest", &m1, &b1),
-        ("index", &i1, &b1),
-        ("pack", &p1, &b1),
-    ] {
-        let path = at(object);
-        let named = object.trim_start_matches("packs/").to_string();
+    // A pack is named by its name alone (`packs/xx/` is how it is stored).
+    let named = |object: &str| object.trim_start_matches("packs/").to_string();
+    let flips: [(&str, &String, Option<&String>, fn(usize) -> usize); 6] = [
+        ("manifest: a bit flipped", &m1, Some(&b1), |n| n / 2),
+        ("index: a bit flipped", &i1, Some(&b1), |n| n / 2),
+        ("pack: a bit flipped in a chunk", &p1, Some(&b1), |n| n / 2),
+        ("pack: a bit flipped in its trailer", &p1, Some(&b1), |n| {
+            n - 20
+        }),
+        ("pack: its framing (version byte)", &p1, Some(&b1), |n| {
+            n - 1
+        }),
+        ("key (not in use): a bit flipped", &added_key, None, |n| {
+            n / 2
+        }),
+    ];
+    for (what, object, breaks, offset) in flips {
         let p = at(object);
         add(
-            &format!("{kind}: a bit flipped"),
-            &named,
-            Some(backup),
-            Box::new(move |r| flip_at(&p(r), |n| n / 2)),
-        );
-        add(
-            &format!("{kind}: cut short"),
-            &named,
-            Some(backup),
-            Box::new(move |r| cut(&path(r))),
+            what,
+            &named(object),
+            breaks.map(String::as_str),
+            Box::new(move |r| flip_at(&p(r), offset)),
         );
     }
-    for (kind, a, b) in [
+    for (kind, object, other) in [
         ("manifest", &m1, &m2),
         ("index", &i1, &i2),
         ("pack", &p1, &p2),
     ] {
-        let (pa, pb) = (at(a), at(b));
+        let p = at(object);
+        add(
+            &format!("{kind}: cut short"),
+            &named(object),
+            Some(&b1),
+            Box::new(move |r| cut(&p(r))),
+        );
+        let (pa, pb) = (at(object), at(other));
         add(
             &format!("{kind}: swapped with another"),
-            a.trim_start_matches("packs/"),
+            &named(object),
             Some(&b1),
             Box::new(move |r| swap(&pa(r), &pb(r))),
         );
     }
-    let p = at(&p1);
-    add(
-        "pack: its trailer",
-        p1.trim_start_matches("packs/"),
-        Some(&b1),
-        Box::new(move |r| flip_at(&p(r), |n| n - 20)),
-    );
-    let p = at(&p1);
-    add(
-        "pack: its framing (version byte)",
-        p1.trim_start_matches("packs/"),
-        Some(&b1),
-        Box::new(move |r| flip_at(&p(r), |n| n - 1)),
-    );
     let p = at(&i2);
     let forged = plain_index.clone();
     add(
@@ -1003,13 +1000,6 @@ fn issue_20_every_kind_of_object_changed_without_the_key_is_named_and_refused() 
         &i2,
         Some(&b2),
         Box::new(move |r| std::fs::write(p(r), &forged).unwrap()),
-    );
-    let p = at(&added_key);
-    add(
-        "key (not in use): a bit flipped",
-        &added_key,
-        None,
-        Box::new(move |r| flip_at(&p(r), |n| n / 2)),
     );
     let p = at(&added_key);
     add(

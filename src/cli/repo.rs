@@ -63,11 +63,13 @@ impl RepoArg {
         Repository::open_with(&self.repo, &self.password.sources(), prompt::for_terminal()).await
     }
 
+    /// Open, or create on first use: encrypted only when a password source is given (a
+    /// prompt is for opening an existing encrypted repository, asked once).
     pub async fn open_or_create(&self) -> Result<Repository, vecdrill::repo::RepoError> {
         Repository::open_or_create_with(
             &self.repo,
             &self.password.sources(),
-            prompt::for_new_password(),
+            prompt::for_terminal(),
         )
         .await
     }

@@ -1,6 +1,19 @@
-# Sourced by the benchmarks: `chroma_data COUNT DIM` prints the path of a Chroma directory of
-# COUNT x DIM embeddings, written once by `vecdrill seed` and cached in target/bench-data/.
-# Needs $VECDRILL (the release binary) and .venv (bash .ci/setup).
+# Sourced by the benchmarks, from the project root.
+
+# prepare [TOOL]...: check that each comparison TOOL is installed (from Debian's packages),
+# set up the virtual environments and build the release binary into $VECDRILL.
+prepare() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" > /dev/null || { echo "$tool is not installed: apt-get install $tool" >&2; exit 2; }
+  done
+  bash .ci/setup
+  cargo build --release --locked -q
+  VECDRILL=$PWD/target/release/vecdrill
+}
+
+# chroma_data COUNT DIM: print the path of a Chroma directory of COUNT x DIM embeddings,
+# written once by `vecdrill seed` and cached in target/bench-data/.
 chroma_data() {
   local count=$1 dim=$2
   local data="$PWD/target/bench-data/chroma-${count}x${dim}"
