@@ -950,7 +950,9 @@ fn issue_20_every_kind_of_object_changed_without_the_key_is_named_and_refused() 
     };
     // A pack is named by its name alone (`packs/xx/` is how it is stored).
     let named = |object: &str| object.trim_start_matches("packs/").to_string();
-    let flips: [(&str, &String, Option<&String>, fn(usize) -> usize); 6] = [
+    // What, where, the backup it breaks, the byte flipped (of the object's length).
+    type Flip<'a> = (&'a str, &'a String, Option<&'a String>, fn(usize) -> usize);
+    let flips: [Flip; 6] = [
         ("manifest: a bit flipped", &m1, Some(&b1), |n| n / 2),
         ("index: a bit flipped", &i1, Some(&b1), |n| n / 2),
         ("pack: a bit flipped in a chunk", &p1, Some(&b1), |n| n / 2),
