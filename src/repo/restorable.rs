@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::format::{FileEntry, Manifest};
 use super::index::{ChunkIndex, Location};
-use super::pack::decode_chunk;
+use super::pack::{decode_chunk, Recheck};
 use super::{pack_key, RepoError, Repository};
 use crate::progress::Progress;
 
@@ -155,7 +155,8 @@ pub async fn read_file(
                             what: what.clone(),
                             detail: format!("pack {} is shorter than its index says", l.pack),
                         })?;
-                    let chunk = decode_chunk(&l.entry, bytes, &what, keys.as_deref())?;
+                    let chunk =
+                        decode_chunk(&l.entry, bytes, &what, keys.as_deref(), Recheck::Unsealed)?;
                     sink(*file_offset, &chunk)?;
                     plain.push(chunk);
                 }

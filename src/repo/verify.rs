@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::format::{limits, Manifest};
 use super::index::{load_pack_index, ChunkIndex};
-use super::pack::{decode_chunk, open_pack};
+use super::pack::{decode_chunk, open_pack, Recheck};
 pub use super::restorable::Problem;
 use super::restorable::{locate, problems as unrestorable, read_file};
 use super::{pack_key, stored_name, DamagedManifest, RepoError, Repository};
@@ -156,7 +156,13 @@ pub async fn verify(
                         what: format!("pack {name}"),
                         detail: format!("chunk {} lies outside the pack", entry.id),
                     })?;
-                decode_chunk(entry, stored, &format!("pack {name}"), keys)?;
+                decode_chunk(
+                    entry,
+                    stored,
+                    &format!("pack {name}"),
+                    keys,
+                    Recheck::Always,
+                )?;
             }
             Ok(())
         })
