@@ -1140,3 +1140,77 @@ fn issue_20_a_drill_with_a_wrong_password_stops_before_its_first_step() {
         assert!(!reports.exists(), "a run was started");
     }
 }
+
+/// tests/fixtures/repo-format-1 was written by vecdrill at commit 34af40d, before encryption
+/// existed: a backup of a 20-record Chroma directory, tagged `written-before-encryption`.
+#[test]
+fn issue_20_a_repository_written_before_encryption_still_reads_and_takes_backups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("repo");
+    crate::common::copy_tree(
+        &crate::common::project_root().join("tests/fixtures/repo-format-1"),
+        &repo_dir,
+    );
+    let url = repo_url(&repo_dir);
+    let config_before = std::fs::read(repo_dir.join("config")).unwrap();
+    let listed = vecdrill(["list", "--repo", &url, "--json"]);
+    listed.expect_code(0);
+    assert_eq!(listed.json()[0]["tags"][0], "written-before-encryption");
+    vecdrill(["verify", "--repo", &url, "--read-data"]).expect_code(0);
+    let info = vecdrill(["info", "--repo", &url, "latest", "--json"]);
+    info.expect_code(0);
+    assert_eq!(info.json()["encrypted"], false);
+    let to = tmp.path().join("restored");
+    vecdrill([
+        "restore",
+        "--repo",
+        &url,
+        "latest",
+        "--to",
+        to.to_str().unwrap(),
+        "--yes",
+    ])
+    .expect_code(0);
+    for file in info.json()["files"].as_array().unwrap() {
+        let bytes = std::fs::read(to.join(file["path"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().as_str(),
+            file["hash"].as_str().unwrap()
+        );
+    }
+
+    // A new backup into it (with a password in the environment: it must not matter) stays in
+    // the old format: the config unchanged, chunks zstd only, pack names unkeyed BLAKE3.
+    let fresh = seeded_data_dir(&tmp.path().join("fresh"), &[("fresh", 40, 8)]);
+    let packs_before = files_under(&repo_dir.join("packs"));
+    vecdrill_env(
+        [
+            "backup",
+            "--repo",
+            &url,
+            "--chroma-dir",
+            fresh.to_str().unwrap(),
+        ],
+        &[("VECDRILL_PASSWORD", PASSWORD.into())],
+    )
+    .expect_code(0);
+    assert_eq!(
+        std::fs::read(repo_dir.join("config")).unwrap(),
+        config_before
+    );
+    for pack in files_under(&repo_dir.join("packs")) {
+        let bytes = std::fs::read(&pack).unwrap();
+        assert_eq!(
+            pack.file_name().unwrap().to_string_lossy(),
+            blake3::hash(&bytes).to_hex().as_str()
+        );
+        assert_eq!(bytes[bytes.len() - 1], 1, "pack version byte");
+    }
+    for index in files_under(&repo_dir.join("index")) {
+        let text = std::fs::read_to_string(&index).unwrap();
+        assert!(!text.contains("xchacha"), "{text}");
+    }
+    assert!(files_under(&repo_dir.join("packs")).len() > packs_before.len());
+    vecdrill(["prune", "--repo", &url, "--keep-last", "1"]).expect_code(0);
+    vecdrill(["verify", "--repo", &url, "--read-data"]).expect_code(0);
+}
