@@ -78,7 +78,7 @@ enum Command {
     Init(InitArgs),
     /// Manage an encrypted repository's passwords: list, add, remove, passwd.
     #[command(
-        after_help = "Examples:\n  vecdrill key list --repo s3://bucket/chroma\n  vecdrill key add --repo s3://bucket/chroma --new-password-file /etc/vecdrill/pw-ops\n  vecdrill key passwd --repo s3://bucket/chroma --new-password-file /etc/vecdrill/pw-new\n  vecdrill key remove --repo s3://bucket/chroma 3fa2c1d8\n\nEach key file wraps the same master key under another password, so adding, changing or removing a password rewrites no backup. The key whose password opened the repository, and the last intact key, cannot be removed."
+        after_help = "Examples:\n  vecdrill key list --repo s3://bucket/chroma\n  vecdrill key add --repo s3://bucket/chroma \\\n      --new-password-file /etc/vecdrill/pw-ops\n  vecdrill key passwd --repo s3://bucket/chroma \\\n      --new-password-file /etc/vecdrill/pw-new\n  vecdrill key remove --repo s3://bucket/chroma 3fa2c1d8\n\nEach key file wraps the same master key under another password, so adding, changing or removing a password rewrites no backup. The key whose password opened the repository, and the last intact key, cannot be removed."
     )]
     Key(cli::key::KeyArgs),
     /// List the backups in a repository.

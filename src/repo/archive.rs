@@ -353,80 +353,7 @@ impl Archive {
             None => blake3::Hasher::new(),
         }
     }
-}
 
-/// A sealed archive's header (after its magic): bounded before it is read, then checked.
-fn read_header(file: &mut File, what: &str) -> Result<(SealedHeader, Vec<u8>), RepoError> {
-    let bad = |detail: String| RepoError::Corrupt {
-        what: format!("{what} (header)"),
-        detail,
-    };
-    let mut fixed = [0u8; 5];
-    file.read_exact(&mut fixed)
-        .map_err(|_| bad("it ends inside its header".into()))?;
-    if fixed[0] == 0 {
-        return Err(bad("its version is 0".into()));
-    }
-    if fixed[0] > SEALED_VERSION {
-        return Err(RepoError::NewerFormat {
-            what: format!("archive {what}"),
-            found: u32::from(fixed[0]),
-            supported: u32::from(SEALED_VERSION),
-        });
-    }
-    let length = u32::from_le_bytes(fixed[1..5].try_into().expect("4 bytes"));
-    if length > HEADER_BYTES {
-        return Err(bad(format!(
-            "its header claims {length} bytes, more than the format's {HEADER_BYTES}"
-        )));
-    }
-    let mut json = vec![0u8; length as usize];
-    file.read_exact(&mut json)
-        .map_err(|_| bad("it ends inside its header".into()))?;
-    let header: SealedHeader =
-        serde_json::from_slice(&json).map_err(|e| bad(format!("it is not a header: {e}")))?;
-    if header.kind != HEADER_TYPE
-        || header.cipher != STREAM_CIPHER
-        || header.segment_bytes != SEGMENT_BYTES as u64
-    {
-        return Err(bad(format!(
-            "it is a {:?} sealed with {:?} in {}-byte segments, not a vecdrill archive this version reads",
-            header.kind, header.cipher, header.segment_bytes
-        )));
-    }
-    let mut framed = SEALED_MAGIC.to_vec();
-    framed.extend_from_slice(&fixed);
-    framed.extend_from_slice(&json);
-    Ok((header, framed))
-}
-
-/// Base64 `text` as exactly `N` bytes.
-fn decode_exact<const N: usize>(text: &str) -> Result<[u8; N], String> {
-    if text.len() > N.div_ceil(3) * 4 {
-        return Err(format!("is longer than {N} bytes"));
-    }
-    B64.decode(text)
-        .map_err(|_| "is not base64".to_string())?
-        .try_into()
-        .map_err(|_| format!("is not {N} bytes"))
-}
-
-/// The manifest is the archive's first entry.
-fn first_manifest<R: Read>(
-    entries: &mut tar::Entries<'_, R>,
-    what: &str,
-) -> Result<Manifest, RepoError> {
-    let mut first = entries
-        .next()
-        .ok_or_else(|| RepoError::Corrupt {
-            what: what.to_string(),
-            detail: "it is empty".into(),
-        })?
-        .map_err(|e| corrupt(what, e))?;
-    manifest_from(&mut first, what)
-}
-
-impl Archive {
     /// Extract the archive's files under `dir`, checking each against the manifest; returns it.
     pub fn extract(&self, dir: &Path) -> Result<Manifest, RepoError> {
         let what = self.path.display().to_string();
@@ -515,6 +442,77 @@ impl Archive {
         sync_directories(dir, &manifest)?;
         Ok(manifest)
     }
+}
+
+/// A sealed archive's header (after its magic): bounded before it is read, then checked.
+fn read_header(file: &mut File, what: &str) -> Result<(SealedHeader, Vec<u8>), RepoError> {
+    let bad = |detail: String| RepoError::Corrupt {
+        what: format!("{what} (header)"),
+        detail,
+    };
+    let mut fixed = [0u8; 5];
+    file.read_exact(&mut fixed)
+        .map_err(|_| bad("it ends inside its header".into()))?;
+    if fixed[0] == 0 {
+        return Err(bad("its version is 0".into()));
+    }
+    if fixed[0] > SEALED_VERSION {
+        return Err(RepoError::NewerFormat {
+            what: format!("archive {what}"),
+            found: u32::from(fixed[0]),
+            supported: u32::from(SEALED_VERSION),
+        });
+    }
+    let length = u32::from_le_bytes(fixed[1..5].try_into().expect("4 bytes"));
+    if length > HEADER_BYTES {
+        return Err(bad(format!(
+            "its header claims {length} bytes, more than the format's {HEADER_BYTES}"
+        )));
+    }
+    let mut json = vec![0u8; length as usize];
+    file.read_exact(&mut json)
+        .map_err(|_| bad("it ends inside its header".into()))?;
+    let header: SealedHeader =
+        serde_json::from_slice(&json).map_err(|e| bad(format!("it is not a header: {e}")))?;
+    if header.kind != HEADER_TYPE
+        || header.cipher != STREAM_CIPHER
+        || header.segment_bytes != SEGMENT_BYTES as u64
+    {
+        return Err(bad(format!(
+            "it is a {:?} sealed with {:?} in {}-byte segments, not a vecdrill archive this version reads",
+            header.kind, header.cipher, header.segment_bytes
+        )));
+    }
+    let mut framed = SEALED_MAGIC.to_vec();
+    framed.extend_from_slice(&fixed);
+    framed.extend_from_slice(&json);
+    Ok((header, framed))
+}
+
+/// Base64 `text` as exactly `N` bytes.
+fn decode_exact<const N: usize>(text: &str) -> Result<[u8; N], String> {
+    if text.len() > N.div_ceil(3) * 4 {
+        return Err(format!("is longer than {N} bytes"));
+    }
+    B64.decode(text)
+        .map_err(|_| "is not base64".to_string())?
+        .try_into()
+        .map_err(|_| format!("is not {N} bytes"))
+}
+
+/// The manifest is the archive's first entry.
+fn first_manifest<R: Read>(
+    entries: &mut tar::Entries<'_, R>,
+    what: &str,
+) -> Result<Manifest, RepoError> {
+    let mut first = entries
+        .next()
+        .ok_or_else(|| RepoError::Corrupt {
+            what: what.to_string(),
+            detail: "it is empty".into(),
+        })?
+        .map_err(|e| corrupt(what, e))?;
+    manifest_from(&mut first, what)
 }
 
 fn manifest_from(entry: &mut impl Read, what: &str) -> Result<Manifest, RepoError> {
