@@ -97,6 +97,12 @@ enum Command {
         after_help = "Examples:\n  vecdrill restore --repo file:///srv/backups latest --to /srv/chroma\n  # restore-on-start\n  vecdrill restore --repo s3://bucket/chroma latest --to /srv/chroma \\\n      --if-newer --yes\n  vecdrill restore --repo file:///srv/backups 20261122T020000Z \\\n      --to /srv/chroma --dry-run"
     )]
     Restore(RestoreArgs),
+    /// Prove a backup restores: restore it into a sandbox, serve it with a real server, check
+    /// its counts and time it.
+    #[command(
+        after_help = "Examples:\n  vecdrill prove --repo file:///srv/backups latest --rto 5m\n  vecdrill prove --repo s3://bucket/chroma 20261122T020000Z \\\n      --server-cmd 'chroma run --path {dir} --port {port}' --json\n\nThe restore and the server's start to healthy are the RTO a real restore from this repository would have today. The sandbox is removed afterwards (--keep keeps it); the live directory is never touched. Exit codes: 0 proven, 1 a check or the RTO failed, 2 bad input, 3 could not run, 130 interrupted."
+    )]
+    Prove(cli::prove::ProveArgs),
     /// Write one backup as a single portable file (to move a database between machines).
     #[command(
         after_help = "Example:\n  vecdrill archive --repo file:///srv/backups latest \\\n      --out chroma-2026-11-22.tar.zst\n  vecdrill restore --archive chroma-2026-11-22.tar.zst --to /srv/chroma --yes"
@@ -193,10 +199,10 @@ fn main() -> ExitCode {
 }
 
 /// Run one command. SIGINT or SIGTERM cancels it (its working files are removed as they drop)
-/// and releases the repository locks it held: exit 130. A drill handles signals itself, to run
-/// its rollback steps first.
+/// and releases the repository locks it held: exit 130. A drill (and a proof, which is one)
+/// handles signals itself, to run its rollback steps and stop its server first.
 async fn dispatch_until_interrupted(command: Command) -> Result<i32, Failure> {
-    let result = if matches!(command, Command::Run(_)) {
+    let result = if matches!(command, Command::Run(_) | Command::Prove(_)) {
         dispatch(command).await
     } else {
         tokio::select! {
@@ -243,6 +249,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Restore(args) => cli::repo::restore(args).await,
         Command::Prune(args) => cli::repo::prune(args).await,
         Command::Archive(args) => cli::repo::archive(args).await,
+        Command::Prove(args) => cli::prove::prove(args).await,
         Command::Stats(args) => cli::repo::stats(args).await,
         Command::Export(args) => cli::transfer::export(args).await,
         Command::Import(args) => cli::transfer::import(args).await,

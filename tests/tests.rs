@@ -15,6 +15,7 @@ mod hostile;
 mod latency;
 mod mutation;
 mod new_user;
+mod prove;
 mod railway;
 mod rebuild;
 mod records;

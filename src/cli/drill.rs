@@ -9,7 +9,7 @@ use vecdrill::history::History;
 use vecdrill::latency::chroma_query::{run_search_load, SearchLoad};
 use vecdrill::latency::LoadPlan;
 use vecdrill::report::DrillReport;
-use vecdrill::scenario::{self, LoadOptions, ScenarioError};
+use vecdrill::scenario::{self, LoadOptions, Scenario, ScenarioError};
 use vecdrill::seed::{seed, SeedOptions};
 use vecdrill::targets::chroma::ChromaClient;
 
@@ -37,6 +37,17 @@ pub struct RunArgs {
     pub save_baseline: bool,
     #[command(flatten)]
     pub records: super::records::RecordArgs,
+    #[command(flatten)]
+    pub password: super::repo::PasswordArgs,
+}
+
+/// How a loaded scenario is run (by `run`, and by `prove` with the drill it writes).
+pub struct RunHow<'a> {
+    pub report_dir: PathBuf,
+    pub json: bool,
+    pub save_baseline: bool,
+    pub records: &'a super::records::RecordArgs,
+    pub passwords: vecdrill::repo::password::PasswordSources,
 }
 
 #[derive(Args)]
@@ -123,20 +134,37 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         }
         return Ok(exit::SUCCESS);
     }
-    drill::check_passwords(&scenario).await?;
+    run_loaded(
+        &scenario,
+        RunHow {
+            report_dir: args.report_dir,
+            json: args.json,
+            save_baseline: args.save_baseline,
+            records: &args.records,
+            passwords: args.password.sources(),
+        },
+    )
+    .await
+}
+
+/// Run a loaded scenario: its passwords checked first, its report written, its verdict shown,
+/// the run recorded in the history and notified.
+pub async fn run_loaded(scenario: &Scenario, how: RunHow<'_>) -> Result<i32, Failure> {
+    drill::check_passwords(scenario, &how.passwords).await?;
     // Open the history before the drill starts: a history that cannot be written is found
     // out before anything is broken on purpose.
-    let mut history = args.records.open_history()?;
+    let mut history = how.records.open_history()?;
     let baseline = match &history {
         Some(history) => history.baseline(&scenario.name)?,
         None => None,
     };
     let interrupt = drill::interrupt_on_signals();
     let options = RunOptions {
-        report_dir: args.report_dir,
+        report_dir: how.report_dir,
         baseline,
+        passwords: how.passwords,
     };
-    let report = drill::run(&scenario, &options, &super::observer::LiveLines, interrupt).await?;
+    let report = drill::run(scenario, &options, &super::observer::LiveLines, interrupt).await?;
     vecdrill::report::write_files(&report, std::path::Path::new(&report.run_dir)).map_err(
         |source| drill::DrillError::WriteReport {
             path: report.run_dir.clone(),
@@ -145,20 +173,20 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
     )?;
     // The verdict is the result (stdout); beside --json, whose document is, it goes to stderr.
     let rendered = vecdrill::report::terminal::render(&report);
-    if args.json {
+    if how.json {
         eprint!("{rendered}");
     } else {
         super::write_text(&rendered);
     }
     let record = vecdrill::history::drill_record(&report);
-    let recorded = super::records::keep(&args.records, history.as_mut(), &record);
-    if recorded && args.save_baseline {
+    let recorded = super::records::keep(how.records, history.as_mut(), &record);
+    if recorded && how.save_baseline {
         save_baseline(history.as_mut(), &report);
     }
     if let Some(notify) = scenario.notify.as_ref().filter(|n| n.wants(report.passed)) {
         super::records::notify(notify, &vecdrill::notify::drill_summary(&report)).await;
     }
-    if args.json {
+    if how.json {
         print_json(&report);
     }
     Ok(report.exit_code)

@@ -26,6 +26,7 @@ pub mod observer;
 pub mod platform;
 pub mod progress;
 pub mod prompt;
+pub mod prove;
 pub mod rebuild;
 pub mod records;
 pub mod repo;

@@ -86,7 +86,7 @@ pub struct SourceArg {
 }
 
 impl SourceArg {
-    fn choice(&self) -> SourceChoice {
+    pub fn choice(&self) -> SourceChoice {
         SourceChoice::named(self.source.clone())
     }
 }

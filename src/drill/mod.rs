@@ -51,6 +51,8 @@ impl Classify for DrillError {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub report_dir: PathBuf,
+    /// Where the steps take an encrypted repository's password from.
+    pub passwords: crate::repo::password::PasswordSources,
     /// The scenario's baseline, for objectives relative to it.
     pub baseline: Option<baseline::Baseline>,
 }
@@ -104,10 +106,13 @@ pub fn interrupt_on_signals() -> Interrupt {
 }
 
 /// Open every encrypted repository the scenario's steps use with the password they will be
-/// given (the environment's), before anything is broken on purpose: a missing or wrong password
+/// given (`passwords`), before anything is broken on purpose: a missing or wrong password
 /// is found here, not after the disaster step. A repository that does not exist yet (a backup
 /// step creates it) or cannot be reached now is left to its step.
-pub async fn check_passwords(scenario: &Scenario) -> Result<(), crate::repo::RepoError> {
+pub async fn check_passwords(
+    scenario: &Scenario,
+    passwords: &crate::repo::password::PasswordSources,
+) -> Result<(), crate::repo::RepoError> {
     use crate::repo::{RepoError, Repository};
     let mut urls: Vec<String> = scenario
         .steps
@@ -125,7 +130,7 @@ pub async fn check_passwords(scenario: &Scenario) -> Result<(), crate::repo::Rep
     urls.dedup();
     for url in urls {
         if let Err(err @ (RepoError::Password(_) | RepoError::WrongPassword { .. })) =
-            Repository::open(&url).await
+            Repository::open_with(&url, passwords, None).await
         {
             return Err(err);
         }
@@ -165,6 +170,7 @@ pub async fn run(
         run_dir: run_dir.clone(),
         interrupt,
         observer,
+        passwords: &options.passwords,
     };
 
     let mut failed = false;
@@ -257,6 +263,7 @@ struct Runner<'a> {
     run_dir: PathBuf,
     interrupt: Interrupt,
     observer: &'a dyn DrillObserver,
+    passwords: &'a crate::repo::password::PasswordSources,
 }
 
 enum Attempt {
@@ -376,6 +383,7 @@ impl Runner<'_> {
             run_dir: &self.run_dir,
             target: &self.scenario.target,
             repo: self.scenario.repo.as_deref(),
+            passwords: self.passwords,
         };
         let work = tokio::time::timeout(limit, step.run(&mut ctx));
         // Rollback always runs to the end: it is what puts things back after an interrupt.

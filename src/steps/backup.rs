@@ -11,7 +11,6 @@ use crate::commands::backup::{backup, BackupOptions, BackupSettings};
 use crate::duration::HumanDuration;
 use crate::outputs;
 use crate::progress::NoProgress;
-use crate::repo::Repository;
 use crate::targets::chroma::capture::CaptureMode;
 use crate::targets::protect::BackupOutcome;
 use crate::targets::spec::TargetKind;
@@ -72,7 +71,7 @@ impl Step for Backup {
     }
 
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
-        let repo = Repository::open_or_create(&ctx.repo_url(self.repo.as_deref())?).await?;
+        let repo = ctx.open_or_create_repo(self.repo.as_deref()).await?;
         // The target's data directory is the step's to override (and, for a kind that backs
         // it up, required: the target says so when there is none).
         let data_dir = ctx.data_dir(self.data_dir.as_deref()).ok();

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
-use crate::repo::Repository;
 use crate::targets::faiss::{self, FaissIndexInfo};
 use crate::targets::faiss_redis;
 use crate::targets::spec::TargetKind;
@@ -55,7 +54,7 @@ impl Step for CheckFaiss {
         }
         let recorded = match ctx.memory.restored.clone() {
             Some((backup, _)) => {
-                let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
+                let repo = ctx.open_repo(self.repo.as_deref()).await?;
                 faiss_redis::described(&repo.manifest(&backup).await?).map(|d| d.faiss)
             }
             None => None,

@@ -1,5 +1,6 @@
 //! What a running step can reach: the target, the service, and what earlier steps measured.
 
+use crate::repo::Repository;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -37,6 +38,9 @@ pub struct StepContext<'a> {
     /// The scenario's target and backup repository.
     pub target: &'a TargetSpec,
     pub repo: Option<&'a str>,
+    /// Where an encrypted repository's password comes from (the run's flags, else the
+    /// environment).
+    pub passwords: &'a crate::repo::password::PasswordSources,
 }
 
 impl<'a> StepContext<'a> {
@@ -64,6 +68,17 @@ impl<'a> StepContext<'a> {
         self.service.as_deref_mut().ok_or_else(|| {
             StepError::Setup("this step needs `target.service` in the scenario".into())
         })
+    }
+
+    /// The repository a step uses, opened with the run's passwords.
+    pub async fn open_repo(&self, own: Option<&str>) -> Result<Repository, StepError> {
+        Ok(Repository::open_with(&self.repo_url(own)?, self.passwords, None).await?)
+    }
+
+    /// [`Self::open_repo`], creating the repository on first use (encrypted when the run has
+    /// a password).
+    pub async fn open_or_create_repo(&self, own: Option<&str>) -> Result<Repository, StepError> {
+        Ok(Repository::open_or_create_with(&self.repo_url(own)?, self.passwords, None).await?)
     }
 
     /// The repository a step uses: its own `repo:` or the scenario's.

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
 use crate::progress::NoProgress;
-use crate::repo::Repository;
 use crate::targets::chroma::protect::{self, RestoreOutcome, RestoreRequest};
 use crate::targets::spec::TargetKind;
 
@@ -60,7 +59,7 @@ pub const KIND: StepKind = StepKind {
 #[async_trait]
 impl Step for Restore {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
-        let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
+        let repo = ctx.open_repo(self.repo.as_deref()).await?;
         let to = ctx.data_dir(self.to.as_deref())?;
         let request = RestoreRequest {
             backup: self.backup.clone(),

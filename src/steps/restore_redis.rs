@@ -11,7 +11,6 @@ use serde::Deserialize;
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::HumanDuration;
 use crate::outputs;
-use crate::repo::Repository;
 use crate::targets::faiss_redis::{self, RDB_FILE};
 use crate::targets::redis::RedisTarget;
 use crate::targets::spec::TargetKind;
@@ -117,7 +116,7 @@ impl RestoreRedis {
                 "no backup was restored before this step: add a `restore` step first".into(),
             ));
         };
-        let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
+        let repo = ctx.open_repo(self.repo.as_deref()).await?;
         let manifest = repo.manifest(&backup).await?;
         let redis = faiss_redis::described(&manifest)
             .and_then(|d| d.redis)

@@ -9,7 +9,6 @@ use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::commands::verify::{verify, Backups, VerifyOptions};
 use crate::outputs;
 use crate::progress::NoProgress;
-use crate::repo::Repository;
 use crate::targets::spec::TargetKind;
 
 #[derive(Deserialize)]
@@ -49,7 +48,7 @@ pub const KIND: StepKind = StepKind {
 #[async_trait]
 impl Step for Verify {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
-        let repo = Repository::open(&ctx.repo_url(self.repo.as_deref())?).await?;
+        let repo = ctx.open_repo(self.repo.as_deref()).await?;
         let options = VerifyOptions {
             backups: match self.backup.as_str() {
                 "all" => Backups::All,

@@ -1,0 +1,85 @@
+//! `prove`: restore a backup into a sandbox, serve it with a real server, check and time it.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vecdrill::commands::prove::{self, ProveRequest};
+use vecdrill::duration::HumanDuration;
+
+use super::drill::{run_loaded, RunHow};
+use super::repo::{RepoArg, SourceArg};
+use super::Failure;
+
+#[derive(Args)]
+pub struct ProveArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Backup id, unique prefix, or `latest`.
+    #[arg(default_value = "latest")]
+    pub backup: String,
+    #[command(flatten)]
+    pub source: SourceArg,
+    /// The server command, with {dir} (the restored directory) and {port} [default: the
+    /// chroma of .venv, else on PATH: `chroma run --path {dir} --port {port}`].
+    #[arg(long)]
+    pub server_cmd: Option<String>,
+    /// The recovery time to meet: restore plus start to healthy, e.g. 5m.
+    #[arg(long)]
+    pub rto: Option<HumanDuration>,
+    /// Keep the sandbox (its path is in the report) instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
+    /// Where the proof's run directory (report.json, .md, .html, .junit.xml) is written.
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Print report.json on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub records: super::records::RecordArgs,
+}
+
+pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
+    let repo = args.repo.open().await?;
+    let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
+    let sandbox = tempfile::Builder::new()
+        .prefix("vecdrill-prove-")
+        .tempdir()
+        .map_err(|e| vecdrill::repo::RepoError::io("cannot create a sandbox directory", e))?;
+    let port = free_port()?;
+    let command = args
+        .server_cmd
+        .clone()
+        .unwrap_or_else(prove::default_chroma_command);
+    let scenario = prove::scenario(&ProveRequest {
+        repo: &args.repo.repo,
+        manifest: &manifest,
+        sandbox: sandbox.path(),
+        port,
+        server_command: &command,
+        rto: args.rto,
+    })?;
+    let code = run_loaded(
+        &scenario,
+        RunHow {
+            report_dir: args.report_dir,
+            json: args.json,
+            save_baseline: false,
+            records: &args.records,
+            passwords: args.repo.password.sources(),
+        },
+    )
+    .await;
+    if args.keep {
+        eprintln!("the sandbox is kept: {}", sandbox.keep().display());
+    }
+    code
+}
+
+/// A loopback port nobody listens on now (the server is started on it right after).
+fn free_port() -> Result<u16, Failure> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Failure::from(vecdrill::repo::RepoError::io("cannot find a free port", e)))
+}

@@ -1,0 +1,228 @@
+//! `prove`: evidence that a backup restores. The backup is restored into a sandbox (never the
+//! live directory), served by a real server of its kind on a free loopback port, checked
+//! against what its manifest records and timed. It runs as a drill that this module writes,
+//! so the engine, the reports and the history are the drills' own.
+//!
+//! The drill: `begin` (the clock starts: a real restore's RTO starts before it downloads
+//! anything), `restore` into the sandbox, `start` the server, `healthy` (the clock stops),
+//! then one `count` per collection, equal to the manifest's.
+
+use std::path::{Path, PathBuf};
+
+use crate::duration::HumanDuration;
+use crate::platform::process::ProcessSpec;
+use crate::platform::ServiceSpec;
+use crate::repo::format::Manifest;
+use crate::scenario::{Mark, Objectives, Pos, Scenario, StepSpec};
+use crate::targets::chroma::client::{DEFAULT_DATABASE, DEFAULT_TENANT};
+use crate::targets::chroma::spec::ChromaSpec;
+use crate::targets::format_of;
+use crate::targets::spec::{TargetKind, TargetSpec};
+
+/// The name a proof's drill runs under (its history series and report directories).
+pub const SCENARIO_NAME: &str = "prove";
+
+/// What a proof of one backup needs.
+pub struct ProveRequest<'a> {
+    pub repo: &'a str,
+    pub manifest: &'a Manifest,
+    /// A fresh directory, removed by the caller afterwards: the data goes to `DIR/data`.
+    pub sandbox: &'a Path,
+    /// A free loopback port for the server.
+    pub port: u16,
+    /// The server command, with `{dir}` and `{port}` where the data directory and the port go.
+    pub server_command: &'a str,
+    /// The RTO the proof must meet.
+    pub rto: Option<HumanDuration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    #[error("proving a {kind} backup is not supported yet")]
+    Unsupported { kind: String },
+    #[error("backup {backup} records no collection: a server starting on it proves nothing")]
+    NothingToCheck { backup: String },
+    #[error("the server command {command:?} has no {placeholder} placeholder")]
+    Placeholder {
+        command: String,
+        placeholder: &'static str,
+    },
+}
+
+impl crate::exit::Classify for ProveError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::NothingToCheck { .. } => crate::exit::FAILED,
+            Self::Unsupported { .. } | Self::Placeholder { .. } => crate::exit::BAD_INPUT,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Unsupported { .. } => Some(
+                "`vecdrill verify --repo URL ID --read-data` checks it without a server".into(),
+            ),
+            Self::NothingToCheck { .. } => {
+                Some("`vecdrill info --repo URL ID` shows what the backup holds".into())
+            }
+            Self::Placeholder { .. } => Some(
+                "write the command with {dir} and {port}, e.g. --server-cmd 'chroma run --path {dir} --port {port}'"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// The Chroma server command when none is given: the `chroma` of `.venv` (where `.ci/setup`
+/// installs it) when there is one here, else the one on PATH.
+pub fn default_chroma_command() -> String {
+    let program = if Path::new(".venv/bin/chroma").is_file() {
+        ".venv/bin/chroma"
+    } else {
+        "chroma"
+    };
+    format!("{program} run --path {{dir}} --port {{port}}")
+}
+
+/// The drill that proves `request.manifest`'s backup.
+pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
+    let format = format_of(request.manifest);
+    if format.source_kind() != TargetKind::Chroma.source_kind() {
+        return Err(ProveError::Unsupported {
+            kind: format.source_kind().to_string(),
+        });
+    }
+    let data_dir = request.sandbox.join("data");
+    let command = server_command(request.server_command, &data_dir, request.port)?;
+    let target = TargetSpec::Chroma(ChromaSpec {
+        kind: TargetKind::Chroma,
+        url: format!("http://127.0.0.1:{}", request.port),
+        data_dir: Some(data_dir),
+        tenant: DEFAULT_TENANT.into(),
+        database: DEFAULT_DATABASE.into(),
+        service: Some(ServiceSpec::Process(ProcessSpec {
+            command,
+            cwd: None,
+            env: Default::default(),
+            stop_timeout: HumanDuration(std::time::Duration::from_secs(15)),
+        })),
+    });
+    let id = &request.manifest.id;
+    let counts = format.recorded_counts(request.manifest);
+    if counts.is_empty() {
+        return Err(ProveError::NothingToCheck { backup: id.clone() });
+    }
+    let mut steps = vec![
+        step(
+            "begin",
+            "sleep",
+            yaml(&[("duration", "0s".into())]),
+            Some(Mark::Disaster),
+        ),
+        step(
+            "restore",
+            "restore",
+            yaml(&[
+                ("backup", id.as_str().into()),
+                ("keep_safety_copy", false.into()),
+            ]),
+            None,
+        ),
+        step("start", "start", yaml(&[]), None),
+        step("healthy", "wait_healthy", yaml(&[]), Some(Mark::Recovered)),
+    ];
+    for (collection, count) in counts {
+        steps.push(step(
+            &format!("count {collection}"),
+            "count",
+            // Each names its collection: an empty server fails as "does not exist".
+            yaml(&[
+                ("collection", collection.as_str().into()),
+                ("exact", count.into()),
+                ("allow_empty", true.into()),
+            ]),
+            None,
+        ));
+    }
+    Ok(Scenario {
+        name: SCENARIO_NAME.into(),
+        description: Some(format!(
+            "backup {id} of {} restored into a sandbox and served by a real server",
+            request.manifest.source.path
+        )),
+        path: PathBuf::from(format!("prove {id}")),
+        vars: Default::default(),
+        target,
+        repo: Some(request.repo.to_string()),
+        objectives: Objectives {
+            rto: request.rto,
+            ..Objectives::default()
+        },
+        steps,
+        rollback: Vec::new(),
+        notify: None,
+    })
+}
+
+/// `template` with the data directory and port put in (quoted as the command's words are
+/// split).
+fn server_command(template: &str, dir: &Path, port: u16) -> Result<String, ProveError> {
+    for placeholder in ["{dir}", "{port}"] {
+        if !template.contains(placeholder) {
+            return Err(ProveError::Placeholder {
+                command: template.to_string(),
+                placeholder,
+            });
+        }
+    }
+    let dir = dir.display().to_string();
+    let quoted = shlex::try_quote(&dir).map_or(dir.clone(), |q| q.into_owned());
+    Ok(template
+        .replace("{dir}", &quoted)
+        .replace("{port}", &port.to_string()))
+}
+
+fn yaml(fields: &[(&str, serde_yaml::Value)]) -> serde_yaml::Value {
+    serde_yaml::Value::Mapping(
+        fields
+            .iter()
+            .map(|(k, v)| (serde_yaml::Value::from(*k), v.clone()))
+            .collect(),
+    )
+}
+
+fn step(id: &str, kind: &str, with: serde_yaml::Value, mark: Option<Mark>) -> StepSpec {
+    StepSpec {
+        id: id.to_string(),
+        kind: crate::steps::lookup(kind).expect("a registered step kind"),
+        with,
+        timeout: None,
+        retries: 0,
+        continue_on_error: false,
+        mark,
+        pos: Pos::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_command_gets_the_directory_quoted_and_the_port() {
+        let command = server_command(
+            "chroma run --path {dir} --port {port}",
+            Path::new("/tmp/a b"),
+            8123,
+        )
+        .unwrap();
+        assert_eq!(command, "chroma run --path '/tmp/a b' --port 8123");
+        assert!(matches!(
+            server_command("chroma run --port {port}", Path::new("/x"), 1),
+            Err(ProveError::Placeholder {
+                placeholder: "{dir}",
+                ..
+            })
+        ));
+    }
+}

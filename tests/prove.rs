@@ -1,0 +1,210 @@
+//! Issue 21: `vecdrill prove` restores a backup into a sandbox, serves it with a real Chroma,
+//! checks every collection's count against the manifest and times restore plus start to
+//! healthy; the live directory is never touched and nothing is left running or behind.
+
+use std::path::Path;
+
+use crate::common::{
+    backup_json, chroma_bin, port_is_open, repo_url, report_objective, report_step,
+    seeded_data_dir, tree_hashes, vecdrill_env,
+};
+
+/// `prove` with the test's Chroma (or `server` in its place), on the backup `latest`, its
+/// sandbox made under `reports/../tmp` (TMPDIR), which must be empty again afterwards.
+fn prove(repo: &str, reports: &Path, server: Option<String>, extra: &[&str]) -> crate::common::Run {
+    let scratch = reports.parent().unwrap().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let server = server.unwrap_or_else(|| {
+        format!(
+            "{} run --path {{dir}} --port {{port}}",
+            chroma_bin().display()
+        )
+    });
+    let mut args = vec![
+        "prove",
+        "--repo",
+        repo,
+        "latest",
+        "--server-cmd",
+        &server,
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let run = vecdrill_env(args, &[("TMPDIR", scratch.display().to_string())]);
+    let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert!(left.is_empty(), "sandbox left behind: {left:?}");
+    run
+}
+
+/// The port the proof's server listened on.
+fn port_of(report: &serde_json::Value) -> u16 {
+    let url = report["target"]["url"].as_str().unwrap_or_default();
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 600, 16), ("faq", 250, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    let live = tree_hashes(&data);
+
+    let run = prove(&repo, &tmp.path().join("reports"), None, &["--rto", "5m"]);
+    run.expect_code(0);
+    let report = run.json();
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["scenario"], "prove");
+    for (collection, count) in [("docs", 600), ("faq", 250)] {
+        let step = report_step(&report, &format!("count {collection}"));
+        assert_eq!(step["status"], "passed", "{step:#}");
+        assert_eq!(step["outputs"]["total"], count, "{step:#}");
+    }
+    assert_eq!(report_objective(&report, "rto")["passed"], true);
+    let rto = report["rto_ms"].as_f64().expect("rto measured");
+    let restore = report_step(&report, "restore")["duration_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        rto >= restore && rto < 300_000.0,
+        "rto {rto}, restore {restore}"
+    );
+
+    let port = port_of(&report);
+    assert!(
+        port > 0 && !port_is_open(port),
+        "the server on {port} still runs"
+    );
+    assert_eq!(tree_hashes(&data), live, "the live directory changed");
+}
+
+#[test]
+fn issue_21_a_server_that_answers_for_other_data_or_too_slowly_fails_the_proof() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 300, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+
+    // A server that serves another (empty) directory than the one restored.
+    let elsewhere = tmp.path().join("elsewhere");
+    let wrong = format!(
+        "env RESTORED={{dir}} {} run --path {} --port {{port}}",
+        chroma_bin().display(),
+        elsewhere.display()
+    );
+    let run = prove(&repo, &tmp.path().join("reports"), Some(wrong), &[]);
+    run.expect_code(1);
+    let report = run.json();
+    let step = report_step(&report, "count docs");
+    assert_eq!(step["status"], "failed", "{step:#}");
+    assert!(
+        step["error"].as_str().unwrap_or_default().contains("docs"),
+        "{step:#}"
+    );
+
+    // An RTO no restore can meet.
+    let run = prove(&repo, &tmp.path().join("reports"), None, &["--rto", "1ms"]);
+    run.expect_code(1);
+    assert_eq!(report_objective(&run.json(), "rto")["passed"], false);
+
+    // A command without its placeholders is refused before anything runs.
+    let run = prove(
+        &repo,
+        &tmp.path().join("reports"),
+        Some("chroma run".into()),
+        &[],
+    );
+    run.expect_code(2);
+    assert!(run.stderr().contains("{dir}"), "{}", run.stderr());
+}
+
+#[test]
+fn issue_21_ctrl_c_during_a_proof_stops_its_server_and_removes_its_sandbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 300, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    let scratch = tmp.path().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    // The server says where it listens, then runs as usual.
+    let started = tmp.path().join("started");
+    let server = format!(
+        "sh -c 'echo \"$1\" > {started}; exec {chroma} run --path \"$0\" --port \"$1\"' {{dir}} {{port}}",
+        started = started.display(),
+        chroma = chroma_bin().display(),
+    );
+    let child = crate::common::vecdrill_command()
+        .args(["prove", "--repo", &repo, "latest", "--server-cmd", &server])
+        .args(["--report-dir", tmp.path().join("reports").to_str().unwrap()])
+        .env("TMPDIR", &scratch)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let port: u16 = loop {
+        if let Some(port) = std::fs::read_to_string(&started)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break port;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!port_is_open(port), "the server on {port} still runs");
+    let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert!(left.is_empty(), "sandbox left behind: {left:?}");
+}
+
+#[test]
+fn issue_21_an_encrypted_backup_is_proven_with_the_password_given_on_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 200, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let password = tmp.path().join("password");
+    std::fs::write(&password, "proof password").unwrap();
+    let password = password.to_str().unwrap();
+    crate::common::vecdrill(["init", "--repo", &repo, "--password-file", password]).expect_code(0);
+    crate::common::vecdrill([
+        "backup",
+        "--repo",
+        &repo,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--password-file",
+        password,
+    ])
+    .expect_code(0);
+    let run = prove(
+        &repo,
+        &tmp.path().join("reports"),
+        None,
+        &["--password-file", password],
+    );
+    run.expect_code(0);
+    assert_eq!(
+        report_step(&run.json(), "count docs")["outputs"]["total"],
+        200
+    );
+}
