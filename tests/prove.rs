@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::common::{
     backup_json, chroma_bin, port_is_open, repo_url, report_objective, report_step,
-    seeded_data_dir, tree_hashes, vecdrill_env,
+    seeded_data_dir, tree_hashes, vecdrill, vecdrill_env,
 };
 
 /// `prove` with the test's Chroma (or `server` in its place), on the backup `latest`, its
@@ -81,6 +81,29 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
         "the server on {port} still runs"
     );
     assert_eq!(tree_hashes(&data), live, "the live directory changed");
+
+    // The verdict is kept beside the backup: list and info show it.
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]);
+    listed.expect_code(0);
+    let proof = &listed.json()[0]["proof"];
+    assert_eq!(proof["passed"], true, "{proof:#}");
+    assert_eq!(proof["rto_ms"].as_f64(), Some(rto), "{proof:#}");
+    assert_eq!(proof["counts"]["docs"], 600);
+    assert_eq!(proof["run_id"], report["run_id"]);
+    let restore_ms = proof["restore_ms"].as_f64().unwrap();
+    let healthy_ms = proof["start_to_healthy_ms"].as_f64().unwrap();
+    assert!(restore_ms > 0.0 && healthy_ms > 0.0 && restore_ms + healthy_ms <= rto + 1.0);
+    let info = vecdrill(["info", "--repo", &repo, "latest", "--json"]);
+    assert_eq!(info.json()["proof"]["passed"], true);
+    let text = vecdrill(["info", "--repo", &repo, "latest"]);
+    assert!(text.stdout().contains("proven: yes"), "{}", text.stdout());
+
+    // A newer backup is unproven; pruning the proven one removes its proof with it.
+    backup_json(&repo, &data, &["--read-all"]);
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
+    assert!(listed[1]["proof"].is_null(), "{listed:#}");
+    vecdrill(["prune", "--repo", &repo, "--keep-last", "1"]).expect_code(0);
+    assert!(crate::common::files_under(&tmp.path().join("repo/proofs")).is_empty());
 }
 
 #[test]
@@ -105,6 +128,15 @@ fn issue_21_a_server_that_answers_for_other_data_or_too_slowly_fails_the_proof()
     assert!(
         step["error"].as_str().unwrap_or_default().contains("docs"),
         "{step:#}"
+    );
+    let proof = &vecdrill(["list", "--repo", &repo, "--json"]).json()[0]["proof"];
+    assert_eq!(proof["passed"], false, "{proof:#}");
+    assert!(
+        proof["failure"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("count docs"),
+        "{proof:#}"
     );
 
     // An RTO no restore can meet.

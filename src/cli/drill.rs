@@ -134,7 +134,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         }
         return Ok(exit::SUCCESS);
     }
-    run_loaded(
+    let report = run_loaded(
         &scenario,
         RunHow {
             report_dir: args.report_dir,
@@ -144,12 +144,13 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
             passwords: args.password.sources(),
         },
     )
-    .await
+    .await?;
+    Ok(report.exit_code)
 }
 
 /// Run a loaded scenario: its passwords checked first, its report written, its verdict shown,
-/// the run recorded in the history and notified.
-pub async fn run_loaded(scenario: &Scenario, how: RunHow<'_>) -> Result<i32, Failure> {
+/// the run recorded in the history and notified. The report, whose exit code is the run's.
+pub async fn run_loaded(scenario: &Scenario, how: RunHow<'_>) -> Result<DrillReport, Failure> {
     drill::check_passwords(scenario, &how.passwords).await?;
     // Open the history before the drill starts: a history that cannot be written is found
     // out before anything is broken on purpose.
@@ -189,7 +190,7 @@ pub async fn run_loaded(scenario: &Scenario, how: RunHow<'_>) -> Result<i32, Fai
     if how.json {
         print_json(&report);
     }
-    Ok(report.exit_code)
+    Ok(report)
 }
 
 /// Make a passed run its scenario's baseline. A failure here is reported but never changes

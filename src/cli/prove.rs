@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use vecdrill::commands::prove::{self, ProveRequest};
+use vecdrill::drill::prove::{self, ProveRequest};
 use vecdrill::duration::HumanDuration;
 
 use super::drill::{run_loaded, RunHow};
@@ -59,7 +59,7 @@ pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
         server_command: &command,
         rto: args.rto,
     })?;
-    let code = run_loaded(
+    let report = run_loaded(
         &scenario,
         RunHow {
             report_dir: args.report_dir,
@@ -73,7 +73,13 @@ pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
     if args.keep {
         eprintln!("the sandbox is kept: {}", sandbox.keep().display());
     }
-    code
+    let report = report?;
+    // Kept beside the backup, passed or not (an interrupted proof proves nothing either way):
+    // the newest proof is what `list` and `info` show.
+    if !report.interrupted {
+        repo.put_proof(&prove::proof(&report, &manifest.id)).await?;
+    }
+    Ok(report.exit_code)
 }
 
 /// A loopback port nobody listens on now (the server is started on it right after).

@@ -15,7 +15,7 @@ use vecdrill::notify::{NotifyOn, NotifySpec};
 use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::shell::ShellSpec;
 use vecdrill::platform::{Service, ServiceEnv};
-use vecdrill::repo::format::Manifest;
+use vecdrill::repo::format::{Manifest, Proof};
 use vecdrill::repo::password::PasswordSources;
 use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
 use vecdrill::repo::{Repository, SourceChoice};
@@ -537,13 +537,45 @@ struct BackupRow {
     collections: String,
     size: String,
     added: String,
+    proven: String,
 }
 
 fn collections_summary(manifest: &Manifest) -> Vec<serde_json::Value> {
     format_of(manifest).collections(manifest)
 }
 
-fn summary(manifest: &Manifest) -> serde_json::Value {
+/// A backup's newest proof, for `--json` (null when it was never proven).
+fn proof_json(proof: Option<&Proof>) -> serde_json::Value {
+    proof.map_or(serde_json::Value::Null, |p| {
+        serde_json::json!({
+            "proven_at": p.proven_at,
+            "passed": p.passed,
+            "rto_ms": p.rto_ms,
+            "restore_ms": p.restore_ms,
+            "start_to_healthy_ms": p.start_to_healthy_ms,
+            "counts": p.counts,
+            "failure": p.failure,
+            "run_id": p.run_id,
+        })
+    })
+}
+
+/// A backup's newest proof, in a few words.
+fn proof_text(proof: Option<&Proof>) -> String {
+    match proof {
+        None => "-".into(),
+        Some(p) if p.passed => format!(
+            "yes {}{}",
+            p.proven_at.format("%Y-%m-%d"),
+            p.rto_ms
+                .map(|ms| format!(" (RTO {:.1}s)", ms / 1000.0))
+                .unwrap_or_default()
+        ),
+        Some(p) => format!("FAILED {}", p.proven_at.format("%Y-%m-%d")),
+    }
+}
+
+fn summary(manifest: &Manifest, proof: Option<&Proof>) -> serde_json::Value {
     let t = &manifest.totals;
     serde_json::json!({
         "id": manifest.id,
@@ -558,6 +590,7 @@ fn summary(manifest: &Manifest) -> serde_json::Value {
         "new_bytes": t.new_bytes,
         "stored_bytes": t.stored_bytes,
         "dedup_ratio": if t.stored_bytes == 0 { None } else { Some(t.logical_bytes as f64 / t.stored_bytes as f64) },
+        "proof": proof_json(proof),
     })
 }
 
@@ -581,8 +614,14 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
     if let Some(named) = &args.source.source {
         manifests.retain(|m| SourceChoice::names(named, m));
     }
+    let proofs = repo.proofs().await?;
     if args.json {
-        print_json(&manifests.iter().map(summary).collect::<Vec<_>>());
+        print_json(
+            &manifests
+                .iter()
+                .map(|m| summary(m, proofs.get(&m.id)))
+                .collect::<Vec<_>>(),
+        );
         return Ok(code);
     }
     let rows: Vec<BackupRow> = manifests
@@ -606,6 +645,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
                 .join(", "),
             size: bytes(m.totals.logical_bytes),
             added: bytes(m.totals.stored_bytes),
+            proven: printable(&proof_text(proofs.get(&m.id))).into_owned(),
         })
         .collect();
     say_shown!("{}", Table::new(rows).with(Style::rounded()));
@@ -616,10 +656,12 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
     let repo = args.repo.open().await?;
     let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
     let (details, lines) = format_of(&manifest).details(&manifest);
+    let proof = repo.proof(&manifest.id).await?;
     if args.json {
         let mut value = serde_json::to_value(&manifest).unwrap_or_default();
         value["collections"] = serde_json::Value::Array(collections_summary(&manifest));
         value["encrypted"] = serde_json::Value::Bool(repo.encrypted());
+        value["proof"] = proof_json(proof.as_ref());
         for (key, detail) in details {
             value[key] = detail;
         }
@@ -641,6 +683,10 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
     );
     for line in lines {
         say_shown!("{line}");
+    }
+    say_shown!("proven: {}", proof_text(proof.as_ref()));
+    if let Some(failure) = proof.as_ref().and_then(|p| p.failure.as_ref()) {
+        say_shown!("  the newest proof failed: {failure}");
     }
     for file in &manifest.files {
         say_shown!("  file {:<60} {:>12}", file.path, bytes(file.size));

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 pub mod baseline;
 pub mod objectives;
 pub mod outcome;
+pub mod prove;
 pub mod timeline;
 
 use crate::duration::millis;

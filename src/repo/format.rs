@@ -370,6 +370,53 @@ impl Sealed for PackIndex {
     }
 }
 
+/// The evidence that a backup restores: `vecdrill prove`'s verdict on it, kept beside it in
+/// the repository (`proofs/<backup-id>.json`, the newest proof of each backup), so that it
+/// travels with the repository whoever reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proof {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    /// See [`Sealed`].
+    #[serde(default)]
+    pub checksum: String,
+    pub backup: String,
+    pub proven_at: DateTime<Utc>,
+    pub passed: bool,
+    /// Downloading and restoring into the sandbox.
+    pub restore_ms: Option<f64>,
+    /// The server's start until it answered healthy.
+    pub start_to_healthy_ms: Option<f64>,
+    /// From before the restore to healthy: what a restore from this repository takes today.
+    pub rto_ms: Option<f64>,
+    /// The counts the restored server answered with, per collection.
+    pub counts: BTreeMap<String, u64>,
+    /// What failed, when it did.
+    pub failure: Option<String>,
+    pub hostname: String,
+    pub tool_version: String,
+    /// The proof's run (its report directory's name, and its id in the history).
+    pub run_id: String,
+}
+
+impl Proof {
+    /// Whether the proof is one of this format, of the backup it is stored as.
+    pub fn validate(&self, stored_as: &str) -> Result<(), String> {
+        if self.backup != stored_as || !is_valid_id(&self.backup) {
+            return Err(format!("it names backup {:?}", self.backup));
+        }
+        Ok(())
+    }
+}
+
+impl Sealed for Proof {
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
+}
+
 impl Sealed for Manifest {
     fn checksum_mut(&mut self) -> &mut String {
         &mut self.checksum
@@ -519,6 +566,7 @@ pub mod kinds {
     pub const INDEX: &str = "vecdrill-pack-index";
     pub const MANIFEST: &str = "vecdrill-manifest";
     pub const LOCK: &str = "vecdrill-lock";
+    pub const PROOF: &str = "vecdrill-proof";
 }
 
 /// Tags are kept as a sorted list; this builds it from user input.

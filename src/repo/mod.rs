@@ -200,6 +200,10 @@ pub fn manifest_key(id: &str) -> String {
     format!("snapshots/{id}.json")
 }
 
+pub fn proof_key(backup: &str) -> String {
+    format!("proofs/{backup}.json")
+}
+
 pub fn pack_key(pack: &str) -> String {
     format!("packs/{}/{pack}", pack.get(..2).unwrap_or("__"))
 }
@@ -761,6 +765,55 @@ impl Repository {
     /// The manifest stored at `key` (`snapshots/<id>.json`): sealed, of a known version, and
     /// describing a backup whose id is the name it is stored under, since ids become names on
     /// disk and a forged one must never reach a path.
+    /// Keep `proof` as the newest proof of its backup.
+    pub async fn put_proof(&self, proof: &format::Proof) -> Result<(), RepoError> {
+        self.store
+            .put_sealed(&proof_key(&proof.backup), proof)
+            .await
+    }
+
+    /// The newest proof of every backup that has one, by backup id. A proof that cannot be
+    /// read proves nothing: it is left out, with a warning.
+    pub async fn proofs(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, format::Proof>, RepoError> {
+        let mut proofs = std::collections::BTreeMap::new();
+        for object in self.store.list("proofs").await? {
+            if let Some(proof) = self.read_proof(&object.key).await? {
+                proofs.insert(proof.backup.clone(), proof);
+            }
+        }
+        Ok(proofs)
+    }
+
+    /// The newest proof of backup `id`, if it has one that can be read.
+    pub async fn proof(&self, id: &str) -> Result<Option<format::Proof>, RepoError> {
+        self.read_proof(&proof_key(id)).await
+    }
+
+    async fn read_proof(&self, key: &str) -> Result<Option<format::Proof>, RepoError> {
+        let read = async {
+            let proof: format::Proof = self.store.get_sealed(key).await?;
+            check_version(&proof.kind, kinds::PROOF, proof.version, key)?;
+            proof
+                .validate(stored_name(key, "proofs"))
+                .map_err(|detail| RepoError::Corrupt {
+                    what: key.to_string(),
+                    detail,
+                })?;
+            Ok::<_, RepoError>(proof)
+        };
+        match read.await {
+            Ok(proof) => Ok(Some(proof)),
+            Err(err @ (RepoError::Corrupt { .. } | RepoError::NewerFormat { .. })) => {
+                tracing::warn!("ignoring proof {key}: {err}");
+                Ok(None)
+            }
+            Err(RepoError::ObjectMissing { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn load_manifest(&self, key: &str) -> Result<Manifest, RepoError> {
         let manifest: Manifest = self.store.get_sealed(key).await?;
         check_version(&manifest.kind, kinds::MANIFEST, manifest.version, key)?;

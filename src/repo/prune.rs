@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::format::{limits, ChunkId, Manifest};
 use super::index::ChunkIndex;
 use super::pack::{open_pack, PackBuilder};
-use super::{index_key, lock, manifest_key, pack_key, RepoError, Repository};
+use super::{index_key, lock, manifest_key, pack_key, proof_key, RepoError, Repository};
 
 #[derive(Debug, Clone, Default)]
 pub struct RetentionPolicy {
@@ -188,9 +188,11 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
     let index = ChunkIndex::load(repo).await?;
     let mut indexed: HashSet<String> = index.packs.keys().cloned().collect();
     if !options.dry_run {
-        // Manifests first: once gone, nothing refers to their chunks.
+        // Manifests first: once gone, nothing refers to their chunks. A removed backup's
+        // proof goes with it.
         for id in &removed {
             repo.store.delete(&manifest_key(id)).await?;
+            repo.store.delete(&proof_key(id)).await?;
         }
     }
     for (name, pack) in &index.packs {

@@ -9,10 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::outcome::DrillReport;
+use super::timeline::StepStatus;
 use crate::duration::HumanDuration;
 use crate::platform::process::ProcessSpec;
 use crate::platform::ServiceSpec;
-use crate::repo::format::Manifest;
+use crate::repo::format::{kinds, Manifest, Proof, FORMAT_VERSION};
 use crate::scenario::{Mark, Objectives, Pos, Scenario, StepSpec};
 use crate::targets::chroma::client::{DEFAULT_DATABASE, DEFAULT_TENANT};
 use crate::targets::chroma::spec::ChromaSpec;
@@ -162,6 +164,47 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
         rollback: Vec::new(),
         notify: None,
     })
+}
+
+/// The evidence a proof's run gives of backup `backup`, to keep beside it in the repository.
+pub fn proof(report: &DrillReport, backup: &str) -> Proof {
+    let took = |id: &str| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.id == id && s.status == StepStatus::Passed)
+            .map(|s| s.duration_ms)
+    };
+    let start_to_healthy = took("start").zip(took("healthy")).map(|(a, b)| a + b);
+    Proof {
+        kind: kinds::PROOF.into(),
+        version: FORMAT_VERSION,
+        checksum: String::new(),
+        backup: backup.to_string(),
+        proven_at: report.finished_at,
+        passed: report.passed,
+        restore_ms: took("restore"),
+        start_to_healthy_ms: start_to_healthy,
+        rto_ms: report.rto_ms,
+        counts: report.counts.clone(),
+        failure: report
+            .failure
+            .as_ref()
+            .map(|f| format!("step {}: {}", f.step, f.reason))
+            .or_else(|| {
+                let missed: Vec<&str> = report
+                    .objectives
+                    .iter()
+                    .filter(|o| !o.passed && !o.skipped)
+                    .map(|o| o.name.as_str())
+                    .collect();
+                (!missed.is_empty()).then(|| format!("objectives missed: {}", missed.join(", ")))
+            })
+            .or_else(|| report.interrupted.then(|| "interrupted".to_string())),
+        hostname: report.host.clone(),
+        tool_version: report.vecdrill_version.clone(),
+        run_id: report.run_id.clone(),
+    }
 }
 
 /// `template` with the data directory and port put in (quoted as the command's words are
