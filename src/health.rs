@@ -9,6 +9,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::metrics::Metric;
+use crate::repo::format::Manifest;
 use crate::repo::Repository;
 use crate::targets::Target;
 
@@ -80,35 +81,16 @@ pub async fn backup_age(repo_url: &str, max_age: Option<Duration>, source: Optio
         Ok(repo) => repo,
         Err(err) => return failed(format!("cannot open {repo_url}: {err}")),
     };
-    // A damaged manifest could be the newest backup: its age is unknown, so no pass.
-    let mut manifests = match repo.manifests().await {
+    let manifests = match newest_per_source(&repo, repo_url, source).await {
         Ok(manifests) => manifests,
-        Err(err) => return failed(format!("cannot read every backup: {err}")),
+        Err(detail) => return failed(detail),
     };
-    if let Some(named) = source {
-        manifests.retain(|m| crate::repo::SourceChoice::names(named, m));
-        if manifests.is_empty() {
-            return failed(format!("{repo_url} holds no backup of source {named:?}"));
-        }
-    }
-    // Oldest first, so the last of each source is its newest.
-    let mut newest: Vec<&crate::repo::format::Manifest> = Vec::new();
-    for manifest in &manifests {
-        match newest
-            .iter_mut()
-            .find(|n| n.source_label() == manifest.source_label())
-        {
-            Some(slot) => *slot = manifest,
-            None => newest.push(manifest),
-        }
-    }
-    let age_of = |m: &crate::repo::format::Manifest| {
-        (Utc::now() - m.created_at).to_std().unwrap_or_default()
-    };
+    let newest: Vec<&Manifest> = manifests.iter().collect();
+    let age_of = |m: &Manifest| (Utc::now() - m.created_at).to_std().unwrap_or_default();
     let Some(stalest) = newest.iter().copied().max_by_key(|m| age_of(m)) else {
         return failed(format!("{repo_url} holds no backup"));
     };
-    let describe = |m: &crate::repo::format::Manifest| {
+    let describe = |m: &Manifest| {
         format!(
             "{} is {} old",
             m.id,
@@ -146,6 +128,120 @@ pub async fn backup_age(repo_url: &str, max_age: Option<Duration>, source: Optio
         detail,
         value: Some(age_of(stalest).as_secs_f64()),
     }
+}
+
+/// Each source's newest backup (of `source` only, when named). A damaged manifest could be a
+/// newest backup, whose age is unknown: no answer then.
+async fn newest_per_source(
+    repo: &Repository,
+    repo_url: &str,
+    source: Option<&str>,
+) -> Result<Vec<Manifest>, String> {
+    let mut manifests = repo
+        .manifests()
+        .await
+        .map_err(|err| format!("cannot read every backup: {err}"))?;
+    if let Some(named) = source {
+        manifests.retain(|m| crate::repo::SourceChoice::names(named, m));
+        if manifests.is_empty() {
+            return Err(format!("{repo_url} holds no backup of source {named:?}"));
+        }
+    }
+    // Oldest first, so the last of each source is its newest.
+    let mut newest: Vec<Manifest> = Vec::new();
+    for manifest in manifests {
+        match newest
+            .iter_mut()
+            .find(|n| n.source_label() == manifest.source_label())
+        {
+            Some(slot) => *slot = manifest,
+            None => newest.push(manifest),
+        }
+    }
+    if newest.is_empty() {
+        return Err(format!("{repo_url} holds no backup"));
+    }
+    Ok(newest)
+}
+
+/// Whether each source's newest backup is proven (`vecdrill prove` passed on it), failing when
+/// one has gone unproven longer than `max_age` since it was made; with the metrics of the
+/// newest passing proof among them (when, and the RTO it measured).
+pub async fn unproven_age(
+    repo_url: &str,
+    max_age: Duration,
+    source: Option<&str>,
+) -> (Check, Vec<Metric>) {
+    let failed = |detail: String| Check {
+        name: "unproven_age",
+        passed: false,
+        detail,
+        value: None,
+    };
+    let repo = match Repository::open(repo_url).await {
+        Ok(repo) => repo,
+        Err(err) => return (failed(format!("cannot open {repo_url}: {err}")), Vec::new()),
+    };
+    let newest = match newest_per_source(&repo, repo_url, source).await {
+        Ok(newest) => newest,
+        Err(detail) => return (failed(detail), Vec::new()),
+    };
+    let proofs = match repo.proofs().await {
+        Ok(proofs) => proofs,
+        Err(err) => return (failed(format!("cannot read the proofs: {err}")), Vec::new()),
+    };
+    let proven = |m: &Manifest| proofs.get(&m.id).filter(|p| p.passed);
+    let unproven_for = |m: &Manifest| match proven(m) {
+        Some(_) => Duration::ZERO,
+        None => (Utc::now() - m.created_at).to_std().unwrap_or_default(),
+    };
+    let late: Vec<String> = newest
+        .iter()
+        .filter(|m| unproven_for(m) > max_age)
+        .map(|m| {
+            format!(
+                "{}: newest backup {} unproven for {}",
+                m.source_label(),
+                m.id,
+                crate::duration::format_duration(unproven_for(m))
+            )
+        })
+        .collect();
+    let longest = newest.iter().map(unproven_for).max().unwrap_or_default();
+    let detail = if late.is_empty() {
+        let proven_count = newest.iter().filter(|m| proven(m).is_some()).count();
+        format!(
+            "{proven_count} of {} sources' newest backups proven; none unproven longer than {}",
+            newest.len(),
+            crate::duration::format_duration(max_age)
+        )
+    } else {
+        late.join("; ")
+    };
+    let mut metrics = Vec::new();
+    if let Some(last) = newest.iter().filter_map(proven).max_by_key(|p| p.proven_at) {
+        metrics.push(Metric {
+            name: "vecdrill_backup_last_proven_timestamp_seconds",
+            help: "when the newest proven backup was proven (Unix time)",
+            labels: Vec::new(),
+            value: last.proven_at.timestamp() as f64,
+        });
+        if let Some(rto) = last.rto_ms {
+            metrics.push(Metric {
+                name: "vecdrill_backup_proven_rto_seconds",
+                help: "restore plus start to healthy, as the newest proof measured it",
+                labels: Vec::new(),
+                value: rto / 1000.0,
+            });
+        }
+    }
+    let check = Check {
+        name: "unproven_age",
+        passed: late.is_empty(),
+        detail,
+        value: Some(longest.as_secs_f64()),
+    };
+    (check, metrics)
 }
 
 /// Disk use of the filesystem holding `dir`, as `df` computes it, against `max_percent`.
@@ -198,6 +294,10 @@ pub fn metrics(checks: &[Check]) -> Vec<Metric> {
             let (name, help) = match check.name {
                 "heartbeat" => ("vecdrill_heartbeat_seconds", "Chroma heartbeat round trip"),
                 "backup_age" => ("vecdrill_backup_age_seconds", "age of the newest backup"),
+                "unproven_age" => (
+                    "vecdrill_backup_unproven_seconds",
+                    "how long the newest backup has gone unproven (0 when proven)",
+                ),
                 _ => (
                     "vecdrill_disk_used_ratio",
                     "used share of the data directory's filesystem",

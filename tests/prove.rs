@@ -55,6 +55,20 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
     backup_json(&repo, &data, &[]);
     let live = tree_hashes(&data);
 
+    // Unproven: `check --max-unproven-age` fails once the backup is older than allowed.
+    let unproven = |max: &str| {
+        vecdrill([
+            "check",
+            "--repo",
+            &repo,
+            "--max-unproven-age",
+            max,
+            "--json",
+        ])
+    };
+    unproven("0s").expect_code(1);
+    unproven("1h").expect_code(0);
+
     let run = prove(&repo, &tmp.path().join("reports"), None, &["--rto", "5m"]);
     run.expect_code(0);
     let report = run.json();
@@ -98,8 +112,31 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
     let text = vecdrill(["info", "--repo", &repo, "latest"]);
     assert!(text.stdout().contains("proven: yes"), "{}", text.stdout());
 
+    // Proven: the check passes, and its metrics say when and with what RTO.
+    let metrics = tmp.path().join("check.prom");
+    vecdrill([
+        "check",
+        "--repo",
+        &repo,
+        "--max-unproven-age",
+        "0s",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let samples = crate::common::prometheus_samples(&metrics);
+    let sample = |name: &str| samples.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    assert_eq!(sample("vecdrill_backup_unproven_seconds"), Some(0.0));
+    assert!(sample("vecdrill_backup_last_proven_timestamp_seconds").is_some_and(|t| t > 0.0));
+    let proven_rto = sample("vecdrill_backup_proven_rto_seconds").unwrap();
+    assert!(
+        (proven_rto * 1000.0 - rto).abs() < 1.0,
+        "{proven_rto} vs {rto}"
+    );
+
     // A newer backup is unproven; pruning the proven one removes its proof with it.
     backup_json(&repo, &data, &["--read-all"]);
+    unproven("0s").expect_code(1);
     let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
     assert!(listed[1]["proof"].is_null(), "{listed:#}");
     vecdrill(["prune", "--repo", &repo, "--keep-last", "1"]).expect_code(0);

@@ -31,6 +31,10 @@ pub struct CheckArgs {
     /// Fail when any source's newest backup is older, e.g. 26h.
     #[arg(long, requires = "repo")]
     pub max_backup_age: Option<HumanDuration>,
+    /// Fail when any source's newest backup has gone unproven (no passing `vecdrill prove`)
+    /// longer than this since it was made, e.g. 2d.
+    #[arg(long, requires = "repo")]
+    pub max_unproven_age: Option<HumanDuration>,
     /// Check only this source's backups (HOST:PATH as `list` shows it, or the path alone).
     #[arg(long, value_name = "SOURCE", requires = "repo")]
     pub source: Option<String>,
@@ -64,6 +68,7 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
         });
     }
     let mut checks: Vec<Check> = Vec::new();
+    let mut more_metrics = Vec::new();
     if let Some(url) = &args.url {
         checks.push(
             health::heartbeat(
@@ -88,11 +93,19 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
             .await,
         );
     }
+    if let (Some(repo), Some(max)) = (&args.repo, args.max_unproven_age) {
+        let (check, metrics) =
+            health::unproven_age(repo, max.as_duration(), args.source.as_deref()).await;
+        checks.push(check);
+        more_metrics = metrics;
+    }
     if let Some(dir) = &args.data_dir {
         checks.push(health::disk_use(dir, args.max_disk_use));
     }
     if let Some(path) = &args.metrics_file {
-        vecdrill::metrics::write(path, &health::metrics(&checks)).map_err(|e| Failure {
+        let mut metrics = health::metrics(&checks);
+        metrics.extend(more_metrics);
+        vecdrill::metrics::write(path, &metrics).map_err(|e| Failure {
             message: format!("cannot write {}: {e}", path.display()),
             hint: None,
             code: exit::RUNTIME,
