@@ -139,6 +139,19 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
     unproven("0s").expect_code(1);
     let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
     assert!(listed[1]["proof"].is_null(), "{listed:#}");
+    // --keep-proven keeps the last backup known to restore whatever --keep-last says.
+    let kept = vecdrill([
+        "prune",
+        "--repo",
+        &repo,
+        "--keep-last",
+        "1",
+        "--keep-proven",
+        "1",
+        "--json",
+    ]);
+    kept.expect_code(0);
+    assert_eq!(kept.json()["removed"].as_array().unwrap().len(), 0);
     vecdrill(["prune", "--repo", &repo, "--keep-last", "1"]).expect_code(0);
     assert!(crate::common::files_under(&tmp.path().join("repo/proofs")).is_empty());
 }

@@ -283,6 +283,10 @@ pub struct PruneArgs {
     /// Keep the newest backup of each of a source's last N months that have one.
     #[arg(long, value_name = "N")]
     pub keep_monthly: Option<usize>,
+    /// Keep each source's N newest backups proven restorable by `vecdrill prove`, whatever
+    /// the other rules say.
+    #[arg(long, value_name = "N")]
+    pub keep_proven: Option<usize>,
     /// Remove at most N backups in this run.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -934,11 +938,12 @@ pub async fn prune(args: PruneArgs) -> Result<i32, Failure> {
         keep_daily: args.keep_daily,
         keep_weekly: args.keep_weekly,
         keep_monthly: args.keep_monthly,
+        keep_proven: args.keep_proven,
     };
     if policy.is_empty() {
         return Err(Failure {
             message: "no retention policy given".into(),
-            hint: Some("add at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly".into()),
+            hint: Some("add at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-proven".into()),
             code: exit::BAD_INPUT,
         });
     }

@@ -6,7 +6,7 @@
 //! uses are removed: unused packs deleted, partly used packs rewritten with only what is used.
 //! All of it under an exclusive lock, so no running backup loses chunks it has just uploaded.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
@@ -23,6 +23,9 @@ pub struct RetentionPolicy {
     pub keep_daily: Option<usize>,
     pub keep_weekly: Option<usize>,
     pub keep_monthly: Option<usize>,
+    /// Keep each source's N newest backups that a passing `prove` proved restorable, whatever
+    /// the other rules say: retention never removes the last backup known to restore.
+    pub keep_proven: Option<usize>,
 }
 
 impl RetentionPolicy {
@@ -33,6 +36,7 @@ impl RetentionPolicy {
             self.keep_daily,
             self.keep_weekly,
             self.keep_monthly,
+            self.keep_proven,
         ]
         .iter()
         .all(Option::is_none)
@@ -56,8 +60,12 @@ type BucketKey = fn(&DateTime<Utc>) -> String;
 /// Decide, newest first within each source, which backups the policy keeps. The policy
 /// applies to each source apart (kind, host and path, like restic's grouping by host and
 /// paths): a repository holding a Chroma directory and a FAISS + Redis store keeps the newest
-/// N of each.
-pub fn apply_policy(manifests: &[Manifest], policy: &RetentionPolicy) -> Vec<Decision> {
+/// N of each. `proven` holds the backups a passing proof proved (for `keep_proven`).
+pub fn apply_policy(
+    manifests: &[Manifest],
+    policy: &RetentionPolicy,
+    proven: &BTreeSet<String>,
+) -> Vec<Decision> {
     let mut groups: BTreeMap<(&str, String), Vec<&Manifest>> = BTreeMap::new();
     for manifest in manifests {
         groups
@@ -67,11 +75,15 @@ pub fn apply_policy(manifests: &[Manifest], policy: &RetentionPolicy) -> Vec<Dec
     }
     groups
         .into_values()
-        .flat_map(|group| apply_to_group(group, policy))
+        .flat_map(|group| apply_to_group(group, policy, proven))
         .collect()
 }
 
-fn apply_to_group(mut newest_first: Vec<&Manifest>, policy: &RetentionPolicy) -> Vec<Decision> {
+fn apply_to_group(
+    mut newest_first: Vec<&Manifest>,
+    policy: &RetentionPolicy,
+    proven: &BTreeSet<String>,
+) -> Vec<Decision> {
     newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); newest_first.len()];
     if let Some(n) = policy.keep_last {
@@ -108,6 +120,18 @@ fn apply_to_group(mut newest_first: Vec<&Manifest>, policy: &RetentionPolicy) ->
                 kept += 1;
                 last = Some(key);
             }
+        }
+    }
+    if let Some(n) = policy.keep_proven {
+        let proven_ones = newest_first
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| proven.contains(&m.id))
+            .map(|(i, _)| i)
+            .take(n)
+            .collect::<Vec<_>>();
+        for i in proven_ones {
+            reasons[i].push("proven".into());
         }
     }
     if let Some(first) = reasons.first_mut() {
@@ -157,7 +181,17 @@ pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneRep
 
 async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<PruneReport, RepoError> {
     let manifests = repo.manifests().await?;
-    let decisions = apply_policy(&manifests, &options.policy);
+    let proven: BTreeSet<String> = match options.policy.keep_proven {
+        Some(_) => repo
+            .proofs()
+            .await?
+            .into_values()
+            .filter(|p| p.passed)
+            .map(|p| p.backup)
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    let decisions = apply_policy(&manifests, &options.policy, &proven);
     let to_remove: Vec<String> = decisions
         .iter()
         .filter(|d| !d.keep)
@@ -360,7 +394,7 @@ mod tests {
             keep_monthly: Some(6),
             ..Default::default()
         };
-        let decisions = apply_policy(&manifests, &policy);
+        let decisions = apply_policy(&manifests, &policy, &BTreeSet::new());
         let kept: Vec<&Decision> = decisions.iter().filter(|d| d.keep).collect();
         // 7 dailies; weeklies and monthlies overlap some of them.
         assert!(kept.len() >= 7 && kept.len() <= 17, "{}", kept.len());
@@ -400,7 +434,7 @@ mod tests {
             keep_last: Some(1),
             ..Default::default()
         };
-        let kept: Vec<String> = apply_policy(&manifests, &policy)
+        let kept: Vec<String> = apply_policy(&manifests, &policy, &BTreeSet::new())
             .into_iter()
             .filter(|d| d.keep)
             .map(|d| d.id)
@@ -420,6 +454,7 @@ mod tests {
                 keep_last: Some(2),
                 ..Default::default()
             },
+            &BTreeSet::new(),
         );
         let kept: Vec<&str> = decisions
             .iter()
@@ -433,7 +468,41 @@ mod tests {
                 keep_monthly: Some(0),
                 ..Default::default()
             },
+            &BTreeSet::new(),
         );
         assert_eq!(decisions.iter().filter(|d| d.keep).count(), 1);
+    }
+
+    #[test]
+    fn keep_proven_keeps_the_newest_proven_backups_whatever_else_goes() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let manifests: Vec<Manifest> = (0..6)
+            .map(|i| manifest(&format!("p{i}"), start + chrono::Duration::hours(i)))
+            .collect();
+        let proven: BTreeSet<String> = ["p1", "p2", "p4"].map(String::from).into();
+        let kept = |keep_proven| {
+            apply_policy(
+                &manifests,
+                &RetentionPolicy {
+                    keep_last: Some(1),
+                    keep_proven,
+                    ..Default::default()
+                },
+                &proven,
+            )
+            .into_iter()
+            .filter(|d| d.keep)
+            .map(|d| (d.id, d.reasons.join(",")))
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kept(Some(2)),
+            [
+                ("p5".to_string(), "last".to_string()),
+                ("p4".into(), "proven".into()),
+                ("p2".into(), "proven".into())
+            ]
+        );
+        assert_eq!(kept(None), [("p5".to_string(), "last".to_string())]);
     }
 }
