@@ -290,3 +290,38 @@ fn issue_21_an_encrypted_backup_is_proven_with_the_password_given_on_the_command
         200
     );
 }
+
+#[test]
+fn issue_21_backup_prove_proves_the_new_backup_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 150, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let server = format!(
+        "{} run --path {{dir}} --port {{port}}",
+        chroma_bin().display()
+    );
+    let run = vecdrill([
+        "backup",
+        "--repo",
+        &repo,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--prove",
+        "--server-cmd",
+        &server,
+        "--report-dir",
+        tmp.path().join("reports").to_str().unwrap(),
+        "--json",
+    ]);
+    run.expect_code(0);
+    // The backup's results alone are on stdout; the proof's verdict went to stderr.
+    let backup = run.json();
+    let id = backup["backup"]["manifest"]["id"]
+        .as_str()
+        .expect("the backup's id")
+        .to_string();
+    assert!(run.stderr().contains("PASSED"), "{}", run.stderr());
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["proof"]["passed"], true, "{listed:#}");
+}

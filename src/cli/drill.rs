@@ -44,10 +44,31 @@ pub struct RunArgs {
 /// How a loaded scenario is run (by `run`, and by `prove` with the drill it writes).
 pub struct RunHow<'a> {
     pub report_dir: PathBuf,
-    pub json: bool,
+    pub shown: Shown,
     pub save_baseline: bool,
     pub records: &'a super::records::RecordArgs,
     pub passwords: vecdrill::repo::password::PasswordSources,
+}
+
+/// Where a run's verdict and report go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// The verdict on stdout.
+    Text,
+    /// report.json on stdout, the verdict on stderr.
+    Json,
+    /// The verdict on stderr only: beside another command's results (`backup --prove --json`).
+    Aside,
+}
+
+impl Shown {
+    pub fn json_if(json: bool) -> Self {
+        if json {
+            Self::Json
+        } else {
+            Self::Text
+        }
+    }
 }
 
 #[derive(Args)]
@@ -138,7 +159,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
         &scenario,
         RunHow {
             report_dir: args.report_dir,
-            json: args.json,
+            shown: Shown::json_if(args.json),
             save_baseline: args.save_baseline,
             records: &args.records,
             passwords: args.password.sources(),
@@ -174,10 +195,10 @@ pub async fn run_loaded(scenario: &Scenario, how: RunHow<'_>) -> Result<DrillRep
     )?;
     // The verdict is the result (stdout); beside --json, whose document is, it goes to stderr.
     let rendered = vecdrill::report::terminal::render(&report);
-    if how.json {
-        eprint!("{rendered}");
-    } else {
+    if how.shown == Shown::Text {
         super::write_text(&rendered);
+    } else {
+        eprint!("{rendered}");
     }
     let record = vecdrill::history::drill_record(&report);
     let recorded = super::records::keep(how.records, history.as_mut(), &record);
@@ -187,7 +208,7 @@ pub async fn run_loaded(scenario: &Scenario, how: RunHow<'_>) -> Result<DrillRep
     if let Some(notify) = scenario.notify.as_ref().filter(|n| n.wants(report.passed)) {
         super::records::notify(notify, &vecdrill::notify::drill_summary(&report)).await;
     }
-    if how.json {
+    if how.shown == Shown::Json {
         print_json(&report);
     }
     Ok(report)

@@ -6,7 +6,11 @@ use clap::Args;
 use vecdrill::drill::prove::{self, ProveRequest};
 use vecdrill::duration::HumanDuration;
 
-use super::drill::{run_loaded, RunHow};
+use vecdrill::repo::format::Manifest;
+use vecdrill::repo::Repository;
+use vecdrill::report::DrillReport;
+
+use super::drill::{run_loaded, RunHow, Shown};
 use super::repo::{RepoArg, SourceArg};
 use super::Failure;
 
@@ -42,35 +46,66 @@ pub struct ProveArgs {
 pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
     let repo = args.repo.open().await?;
     let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
+    let report = prove_backup(
+        &repo,
+        &args.repo,
+        &manifest,
+        ProveHow {
+            server_cmd: args.server_cmd,
+            rto: args.rto,
+            keep: args.keep,
+            report_dir: args.report_dir,
+            shown: Shown::json_if(args.json),
+            records: &args.records,
+        },
+    )
+    .await?;
+    Ok(report.exit_code)
+}
+
+/// How a proof runs and shows (for `prove`, and `backup --prove`).
+pub struct ProveHow<'a> {
+    pub server_cmd: Option<String>,
+    pub rto: Option<HumanDuration>,
+    pub keep: bool,
+    pub report_dir: PathBuf,
+    pub shown: Shown,
+    pub records: &'a super::records::RecordArgs,
+}
+
+/// Prove `manifest`'s backup in a sandbox and keep the verdict beside it; the proof's report.
+pub async fn prove_backup(
+    repo: &Repository,
+    repo_arg: &RepoArg,
+    manifest: &Manifest,
+    how: ProveHow<'_>,
+) -> Result<DrillReport, Failure> {
     let sandbox = tempfile::Builder::new()
         .prefix("vecdrill-prove-")
         .tempdir()
         .map_err(|e| vecdrill::repo::RepoError::io("cannot create a sandbox directory", e))?;
     let port = free_port()?;
-    let command = args
-        .server_cmd
-        .clone()
-        .unwrap_or_else(prove::default_chroma_command);
+    let command = how.server_cmd.unwrap_or_else(prove::default_chroma_command);
     let scenario = prove::scenario(&ProveRequest {
-        repo: &args.repo.repo,
-        manifest: &manifest,
+        repo: &repo_arg.repo,
+        manifest,
         sandbox: sandbox.path(),
         port,
         server_command: &command,
-        rto: args.rto,
+        rto: how.rto,
     })?;
     let report = run_loaded(
         &scenario,
         RunHow {
-            report_dir: args.report_dir,
-            json: args.json,
+            report_dir: how.report_dir,
+            shown: how.shown,
             save_baseline: false,
-            records: &args.records,
-            passwords: args.repo.password.sources(),
+            records: how.records,
+            passwords: repo_arg.password.sources(),
         },
     )
     .await;
-    if args.keep {
+    if how.keep {
         eprintln!("the sandbox is kept: {}", sandbox.keep().display());
     }
     let report = report?;
@@ -79,7 +114,7 @@ pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
     if !report.interrupted {
         repo.put_proof(&prove::proof(&report, &manifest.id)).await?;
     }
-    Ok(report.exit_code)
+    Ok(report)
 }
 
 /// A loopback port nobody listens on now (the server is started on it right after).

@@ -12,7 +12,7 @@ use vecdrill::notify::NotifySpec;
 use super::Failure;
 
 /// Where a command's record goes: the history database and a Prometheus metrics file.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct RecordArgs {
     /// The history database every run and backup is recorded in [default:
     /// $XDG_STATE_HOME/vecdrill/history.sqlite, else ~/.local/state/vecdrill/history.sqlite]

@@ -159,6 +159,16 @@ pub struct BackupArgs {
     /// Print the new backup's manifest summary (or why it was skipped) as JSON on stdout; no progress bar.
     #[arg(long)]
     pub json: bool,
+    /// Prove the new backup right after committing it (as `vecdrill prove` does, its report
+    /// under reports/); a failed proof fails the command (exit 1).
+    #[arg(long)]
+    pub prove: bool,
+    /// The server command a proof starts, with {dir} and {port} (see `vecdrill prove`).
+    #[arg(long, requires = "prove")]
+    pub server_cmd: Option<String>,
+    /// Where the proof's run directory is written [default: reports].
+    #[arg(long, requires = "prove")]
+    pub report_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -399,7 +409,43 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
         }
     }
     let (outcome, rotation) = result?;
-    report_backup(&outcome, rotation, &args)
+    let code = report_backup(&outcome, rotation, &args)?;
+    match (&outcome, args.prove) {
+        (BackupOutcome::Created { manifest }, true) => prove_created(&args, manifest).await,
+        _ => Ok(code),
+    }
+}
+
+/// `backup --prove`: the new backup proven at once; the backup's own results stay the only
+/// ones on stdout with --json, and its metrics file is the backup's.
+async fn prove_created(args: &BackupArgs, manifest: &Manifest) -> Result<i32, Failure> {
+    let repo = args.repo.open().await?;
+    let records = super::records::RecordArgs {
+        metrics_file: None,
+        ..args.records.clone()
+    };
+    let report = super::prove::prove_backup(
+        &repo,
+        &args.repo,
+        manifest,
+        super::prove::ProveHow {
+            server_cmd: args.server_cmd.clone(),
+            rto: None,
+            keep: false,
+            report_dir: args
+                .report_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("reports")),
+            shown: if args.json {
+                super::drill::Shown::Aside
+            } else {
+                super::drill::Shown::Text
+            },
+            records: &records,
+        },
+    )
+    .await?;
+    Ok(report.exit_code)
 }
 
 fn created(result: &Result<(BackupOutcome, Rotation), Failure>) -> Option<&Manifest> {
