@@ -325,3 +325,48 @@ fn issue_21_backup_prove_proves_the_new_backup_at_once() {
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["proof"]["passed"], true, "{listed:#}");
 }
+
+#[test]
+fn issue_21_a_prove_step_proves_the_backup_a_drill_just_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 120, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let text = format!(
+        "name: backup-then-prove\n\
+         target:\n  kind: chroma\n  url: http://127.0.0.1:{port}\n  data_dir: {data}\n\
+         repo: {repo}\n\
+         steps:\n  - {{ id: backup, do: backup, with: {{ mode: offline }} }}\n  \
+         - {{ id: proof, do: prove, with: {{ server_cmd: \"{chroma} run --path {{dir}} --port {{port}}\", rto: 5m }} }}\n",
+        port = crate::common::free_port(),
+        data = data.display(),
+        chroma = chroma_bin().display(),
+    );
+    let path = tmp.path().join("scenario.yaml");
+    std::fs::write(&path, text).unwrap();
+    vecdrill(["validate", path.to_str().unwrap()]).expect_code(0);
+    let scratch = tmp.path().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let run = vecdrill_env(
+        [
+            "run",
+            path.to_str().unwrap(),
+            "--report-dir",
+            tmp.path().join("reports").to_str().unwrap(),
+            "--json",
+        ],
+        &[("TMPDIR", scratch.display().to_string())],
+    );
+    run.expect_code(0);
+    let report = run.json();
+    let proof = report_step(&report, "proof");
+    assert_eq!(proof["outputs"]["passed"], true, "{proof:#}");
+    assert!(proof["outputs"]["rto_ms"].as_f64().unwrap() > 0.0);
+    let backup = report_step(&report, "backup")["outputs"]["id"].clone();
+    assert_eq!(proof["outputs"]["backup"], backup);
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
+    assert_eq!(listed[0]["proof"]["passed"], true, "{listed:#}");
+    assert!(
+        std::fs::read_dir(&scratch).unwrap().next().is_none(),
+        "sandbox left behind"
+    );
+}

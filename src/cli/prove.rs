@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use vecdrill::drill::prove::{self, ProveRequest};
+use vecdrill::drill::prove;
 use vecdrill::duration::HumanDuration;
 
 use vecdrill::repo::format::Manifest;
@@ -80,22 +80,9 @@ pub async fn prove_backup(
     manifest: &Manifest,
     how: ProveHow<'_>,
 ) -> Result<DrillReport, Failure> {
-    let sandbox = tempfile::Builder::new()
-        .prefix("vecdrill-prove-")
-        .tempdir()
-        .map_err(|e| vecdrill::repo::RepoError::io("cannot create a sandbox directory", e))?;
-    let port = free_port()?;
-    let command = how.server_cmd.unwrap_or_else(prove::default_chroma_command);
-    let scenario = prove::scenario(&ProveRequest {
-        repo: &repo_arg.repo,
-        manifest,
-        sandbox: sandbox.path(),
-        port,
-        server_command: &command,
-        rto: how.rto,
-    })?;
+    let prepared = prove::prepare(&repo_arg.repo, manifest, how.server_cmd.as_deref(), how.rto)?;
     let report = run_loaded(
-        &scenario,
+        &prepared.scenario,
         RunHow {
             report_dir: how.report_dir,
             shown: how.shown,
@@ -106,21 +93,9 @@ pub async fn prove_backup(
     )
     .await;
     if how.keep {
-        eprintln!("the sandbox is kept: {}", sandbox.keep().display());
+        eprintln!("the sandbox is kept: {}", prepared.sandbox.keep().display());
     }
     let report = report?;
-    // Kept beside the backup, passed or not (an interrupted proof proves nothing either way):
-    // the newest proof is what `list` and `info` show.
-    if !report.interrupted {
-        repo.put_proof(&prove::proof(&report, &manifest.id)).await?;
-    }
+    prove::keep_verdict(repo, &report, &manifest.id).await?;
     Ok(report)
-}
-
-/// A loopback port nobody listens on now (the server is started on it right after).
-fn free_port() -> Result<u16, Failure> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| Failure::from(vecdrill::repo::RepoError::io("cannot find a free port", e)))
 }

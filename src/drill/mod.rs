@@ -376,6 +376,11 @@ impl Runner<'_> {
             .timeout
             .map(|t| t.as_duration())
             .unwrap_or(DEFAULT_STEP_TIMEOUT);
+        let prover = prove::NestedProver {
+            run_dir: &self.run_dir,
+            interrupt: self.interrupt.clone(),
+            passwords: self.passwords,
+        };
         let mut ctx = StepContext {
             step_id: &spec.id,
             live: self.live.as_ref(),
@@ -385,6 +390,7 @@ impl Runner<'_> {
             target: &self.scenario.target,
             repo: self.scenario.repo.as_deref(),
             passwords: self.passwords,
+            prover: Some(&prover),
         };
         let work = tokio::time::timeout(limit, step.run(&mut ctx));
         // Rollback always runs to the end: it is what puts things back after an interrupt.

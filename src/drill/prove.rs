@@ -40,6 +40,8 @@ pub struct ProveRequest<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProveError {
+    #[error("{0}: {1}")]
+    Io(&'static str, std::io::Error),
     #[error("proving a {kind} backup is not supported yet")]
     Unsupported { kind: String },
     #[error("backup {backup} records no collection: a server starting on it proves nothing")]
@@ -56,6 +58,7 @@ impl crate::exit::Classify for ProveError {
         match self {
             Self::NothingToCheck { .. } => crate::exit::FAILED,
             Self::Unsupported { .. } | Self::Placeholder { .. } => crate::exit::BAD_INPUT,
+            Self::Io(..) => crate::exit::RUNTIME,
         }
     }
 
@@ -64,6 +67,7 @@ impl crate::exit::Classify for ProveError {
             Self::Unsupported { .. } => Some(
                 "`vecdrill verify --repo URL ID --read-data` checks it without a server".into(),
             ),
+            Self::Io(..) => None,
             Self::NothingToCheck { .. } => {
                 Some("`vecdrill info --repo URL ID` shows what the backup holds".into())
             }
@@ -72,6 +76,93 @@ impl crate::exit::Classify for ProveError {
                     .into(),
             ),
         }
+    }
+}
+
+/// A proof ready to run: its sandbox (removed when dropped, unless kept) and its drill.
+pub struct Prepared {
+    pub sandbox: tempfile::TempDir,
+    pub scenario: Scenario,
+}
+
+/// Make the sandbox and the drill that proves `manifest`'s backup of `repo` with the server
+/// `server_command` (the default Chroma's when none), on a free loopback port.
+pub fn prepare(
+    repo: &str,
+    manifest: &Manifest,
+    server_command: Option<&str>,
+    rto: Option<HumanDuration>,
+) -> Result<Prepared, ProveError> {
+    let sandbox = tempfile::Builder::new()
+        .prefix("vecdrill-prove-")
+        .tempdir()
+        .map_err(|e| ProveError::Io("cannot create a sandbox directory", e))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| ProveError::Io("cannot find a free loopback port", e))?
+        .port();
+    let default = default_chroma_command();
+    let scenario = scenario(&ProveRequest {
+        repo,
+        manifest,
+        sandbox: sandbox.path(),
+        port,
+        server_command: server_command.unwrap_or(&default),
+        rto,
+    })?;
+    Ok(Prepared { sandbox, scenario })
+}
+
+/// Keep the proof `report` gives beside `backup` in the repository (passed or not; an
+/// interrupted proof proves nothing either way and is not kept). The proof.
+pub async fn keep_verdict(
+    repo: &crate::repo::Repository,
+    report: &DrillReport,
+    backup: &str,
+) -> Result<Proof, crate::repo::RepoError> {
+    let proof = proof(report, backup);
+    if !report.interrupted {
+        repo.put_proof(&proof).await?;
+    }
+    Ok(proof)
+}
+
+/// A proof run from a drill's `prove` step: a drill of its own inside the step, its run
+/// directory under the outer run's, its server stopped when the outer run is interrupted.
+pub(crate) struct NestedProver<'a> {
+    pub run_dir: &'a Path,
+    pub interrupt: super::Interrupt,
+    pub passwords: &'a crate::repo::password::PasswordSources,
+}
+
+#[async_trait::async_trait]
+impl crate::steps::Prover for NestedProver<'_> {
+    async fn prove(
+        &self,
+        repo: &crate::repo::Repository,
+        repo_url: &str,
+        manifest: &Manifest,
+        server_command: Option<&str>,
+        rto: Option<HumanDuration>,
+    ) -> Result<(Proof, String), crate::steps::StepError> {
+        let prepared = prepare(repo_url, manifest, server_command, rto)
+            .map_err(|e| crate::steps::StepError::Setup(e.to_string()))?;
+        let options = super::RunOptions {
+            report_dir: self.run_dir.to_path_buf(),
+            baseline: None,
+            passwords: self.passwords.clone(),
+        };
+        // A drill inside a step of a drill: boxed, as a future that contains itself must be.
+        let report = Box::pin(super::run(
+            &prepared.scenario,
+            &options,
+            &super::SilentObserver,
+            self.interrupt.clone(),
+        ))
+        .await
+        .map_err(|e| crate::steps::StepError::Setup(format!("the proof could not run: {e}")))?;
+        let proof = keep_verdict(repo, &report, &manifest.id).await?;
+        Ok((proof, report.run_dir.clone()))
     }
 }
 

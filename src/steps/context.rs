@@ -41,6 +41,8 @@ pub struct StepContext<'a> {
     /// Where an encrypted repository's password comes from (the run's flags, else the
     /// environment).
     pub passwords: &'a crate::repo::password::PasswordSources,
+    /// What runs a `prove` step's proof (the drill runner).
+    pub prover: Option<&'a dyn super::Prover>,
 }
 
 impl<'a> StepContext<'a> {

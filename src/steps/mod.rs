@@ -19,6 +19,7 @@ mod fault;
 mod heartbeat;
 mod http;
 mod import;
+mod prove;
 mod rebuild;
 mod restore;
 mod restore_redis;
@@ -33,6 +34,7 @@ mod volume_backup;
 mod wait_healthy;
 
 pub use context::{Memory, StepContext};
+pub use prove::Prover;
 
 /// The default of every step parameter that names a backup: the newest one.
 fn latest() -> String {
@@ -199,6 +201,7 @@ pub static KINDS: &[StepKind] = &[
     backup::KIND,
     restore::KIND,
     verify::KIND,
+    prove::KIND,
     export::KIND,
     import::KIND,
     rebuild::KIND,
