@@ -109,6 +109,16 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
     assert!(restore_ms > 0.0 && healthy_ms > 0.0 && restore_ms + healthy_ms <= rto + 1.0);
     let info = vecdrill(["info", "--repo", &repo, "latest", "--json"]);
     assert_eq!(info.json()["proof"]["passed"], true);
+    // The history keeps the proof as a run of `prove`, naming the backup it proved.
+    let history = vecdrill(["history", "--scenario", "prove", "--json"]).json();
+    let recorded = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == report["run_id"])
+        .expect("the proof in the history");
+    assert_eq!(recorded["backup_id"], info.json()["id"], "{recorded:#}");
+    assert_eq!(recorded["passed"], true);
     let text = vecdrill(["info", "--repo", &repo, "latest"]);
     assert!(text.stdout().contains("proven: yes"), "{}", text.stdout());
 

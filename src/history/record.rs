@@ -23,7 +23,7 @@ pub fn drill_record(report: &DrillReport) -> RunRecord {
         p50_ms: latency.map(|l| l.p50_ms),
         p90_ms: latency.map(|l| l.p90_ms),
         p99_ms: latency.map(|l| l.p99_ms),
-        backup_id: None,
+        backup_id: restored_backup(report),
         logical_bytes: None,
         stored_bytes: None,
         vecdrill_version: report.vecdrill_version.clone(),
@@ -47,6 +47,16 @@ pub fn drill_record(report: &DrillReport) -> RunRecord {
         counts: report.counts.clone(),
         detail: serde_json::to_value(report).ok(),
     }
+}
+
+/// The backup a drill put in place (its last restore that passed): the backup a proof proved.
+fn restored_backup(report: &DrillReport) -> Option<String> {
+    report
+        .steps
+        .iter()
+        .rev()
+        .filter(|s| s.kind.restores_data && s.status == crate::drill::timeline::StepStatus::Passed)
+        .find_map(|s| s.outputs.get("backup")?.as_str().map(str::to_string))
 }
 
 /// What a backup command did, as the history keeps it.
