@@ -80,6 +80,9 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
         assert_eq!(step["outputs"]["total"], count, "{step:#}");
     }
     assert_eq!(report_objective(&report, "rto")["passed"], true);
+    // 50 records of each collection, read from the restored files, served identically.
+    assert_eq!(report_step(&report, "records")["outputs"]["compared"], 100);
+    assert_eq!(report_step(&report, "records")["outputs"]["mismatches"], 0);
     let rto = report["rto_ms"].as_f64().expect("rto measured");
     let restore = report_step(&report, "restore")["duration_ms"]
         .as_f64()
@@ -197,6 +200,26 @@ fn issue_21_a_server_that_answers_for_other_data_or_too_slowly_fails_the_proof()
             .unwrap_or_default()
             .contains("count docs"),
         "{proof:#}"
+    );
+
+    // A server with the same collection and count but other records: the counts pass, the
+    // records do not.
+    let lookalike = seeded_data_dir(&tmp.path().join("lookalike"), &[("docs", 300, 16)]);
+    let wrong = format!(
+        "env RESTORED={{dir}} {} run --path {} --port {{port}}",
+        chroma_bin().display(),
+        lookalike.display()
+    );
+    let run = prove(&repo, &tmp.path().join("reports"), Some(wrong), &[]);
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(report_step(&report, "count docs")["status"], "passed");
+    let records = report_step(&report, "records");
+    assert_eq!(records["status"], "failed", "{records:#}");
+    let error = records["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("\"docs\"") && error.contains("differ"),
+        "{records:#}"
     );
 
     // An RTO no restore can meet.

@@ -4,8 +4,9 @@
 //! so the engine, the reports and the history are the drills' own.
 //!
 //! The drill: `begin` (the clock starts: a real restore's RTO starts before it downloads
-//! anything), `restore` into the sandbox, `start` the server, `healthy` (the clock stops),
-//! then one `count` per collection, equal to the manifest's.
+//! anything), `restore` into the sandbox, `sample` 50 records of each collection read from it
+//! offline, `start` the server, `healthy` (the clock stops), one `count` per collection, equal
+//! to the manifest's, and `records`: the sample fetched by id from the server, equal exactly.
 
 use std::path::{Path, PathBuf};
 
@@ -221,6 +222,8 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
             ]),
             None,
         ),
+        // Read before the server starts on the directory (and may compact it).
+        step("sample", "sample_records", yaml(&[]), None),
         step("start", "start", yaml(&[]), None),
         // Polled often: the time to healthy is what the proof measures.
         step(
@@ -243,6 +246,7 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
             None,
         ));
     }
+    steps.push(step("records", "compare_records", yaml(&[]), None));
     Ok(Scenario {
         name: SCENARIO_NAME.into(),
         description: Some(format!(

@@ -25,6 +25,8 @@ pub struct Memory {
     pub counts: Option<(String, BTreeMap<String, u64>)>,
     /// The last backup restored (id, when it was taken), for RPO.
     pub restored: Option<(String, DateTime<Utc>)>,
+    /// Records sampled by `sample_records`, by name.
+    pub samples: BTreeMap<String, super::records::Sample>,
 }
 
 pub struct StepContext<'a> {

@@ -21,6 +21,7 @@ mod http;
 mod import;
 mod prove;
 mod rebuild;
+mod records;
 mod restore;
 mod restore_redis;
 mod search_latency;
@@ -192,6 +193,8 @@ pub static KINDS: &[StepKind] = &[
     count::KIND,
     state::CAPTURE,
     state::COMPARE,
+    records::SAMPLE,
+    records::COMPARE,
     search_latency::KIND,
     http::KIND,
     shell::KIND,
