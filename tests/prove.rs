@@ -357,6 +357,42 @@ fn issue_21_backup_prove_proves_the_new_backup_at_once() {
     let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["proof"]["passed"], true, "{listed:#}");
+
+    // `prove unproven` proves what is not yet, and then finds nothing left to prove.
+    backup_json(&repo, &data, &["--read-all"]);
+    let reports = tmp.path().join("reports");
+    let run = vecdrill([
+        "prove",
+        "--repo",
+        &repo,
+        "unproven",
+        "--server-cmd",
+        &server,
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "--json",
+    ]);
+    run.expect_code(0);
+    let proved = run.json();
+    assert_eq!(proved.as_array().unwrap().len(), 1, "{proved:#}");
+    assert_eq!(proved[0]["passed"], true);
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["proof"]["passed"] == true));
+    let again = vecdrill([
+        "prove",
+        "--repo",
+        &repo,
+        "unproven",
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "--json",
+    ]);
+    again.expect_code(0);
+    assert_eq!(again.json(), serde_json::json!([]));
 }
 
 #[test]

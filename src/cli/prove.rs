@@ -18,7 +18,8 @@ use super::Failure;
 pub struct ProveArgs {
     #[command(flatten)]
     pub repo: RepoArg,
-    /// Backup id, unique prefix, or `latest`.
+    /// Backup id, unique prefix, `latest`, or `unproven` (every backup without a passing
+    /// proof, oldest first).
     #[arg(default_value = "latest")]
     pub backup: String,
     #[command(flatten)]
@@ -45,22 +46,65 @@ pub struct ProveArgs {
 
 pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
     let repo = args.repo.open().await?;
-    let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
-    let report = prove_backup(
-        &repo,
-        &args.repo,
-        &manifest,
-        ProveHow {
-            server_cmd: args.server_cmd,
-            rto: args.rto,
-            keep: args.keep,
-            report_dir: args.report_dir,
-            shown: Shown::json_if(args.json),
-            records: &args.records,
-        },
-    )
-    .await?;
-    Ok(report.exit_code)
+    let manifests = if args.backup == UNPROVEN {
+        unproven(&repo, &args.source).await?
+    } else {
+        vec![repo.backup(&args.backup, &args.source.choice()).await?]
+    };
+    if manifests.is_empty() {
+        eprintln!("every backup is proven");
+        if args.json {
+            super::print_json(&Vec::<DrillReport>::new());
+        }
+        return Ok(vecdrill::exit::SUCCESS);
+    }
+    // One backup: its report is the JSON; several: an array of them.
+    let one = manifests.len() == 1 && args.backup != UNPROVEN;
+    let mut reports = Vec::new();
+    for manifest in &manifests {
+        let report = prove_backup(
+            &repo,
+            &args.repo,
+            manifest,
+            ProveHow {
+                server_cmd: args.server_cmd.clone(),
+                rto: args.rto,
+                keep: args.keep,
+                report_dir: args.report_dir.clone(),
+                shown: match (args.json, one) {
+                    (false, _) => Shown::Text,
+                    (true, true) => Shown::Json,
+                    (true, false) => Shown::Aside,
+                },
+                records: &args.records,
+            },
+        )
+        .await?;
+        let interrupted = report.interrupted;
+        reports.push(report);
+        if interrupted {
+            break;
+        }
+    }
+    if args.json && !one {
+        super::print_json(&reports);
+    }
+    Ok(reports.iter().map(|r| r.exit_code).max().unwrap_or(0))
+}
+
+/// The backup argument that means every backup without a passing proof.
+const UNPROVEN: &str = "unproven";
+
+/// Every readable backup (of the source chosen, when one is) with no passing proof, oldest
+/// first.
+async fn unproven(repo: &Repository, source: &SourceArg) -> Result<Vec<Manifest>, Failure> {
+    let proofs = repo.proofs().await?;
+    let mut manifests = repo.readable_manifests().await?;
+    if let Some(named) = &source.source {
+        manifests.retain(|m| vecdrill::repo::SourceChoice::names(named, m));
+    }
+    manifests.retain(|m| !proofs.get(&m.id).is_some_and(|p| p.passed));
+    Ok(manifests)
 }
 
 /// How a proof runs and shows (for `prove`, and `backup --prove`).
