@@ -411,6 +411,51 @@ impl Proof {
     }
 }
 
+/// A sealed JSON object of the format stored under a directory by its name (`DIR/NAME.json`):
+/// what it must call itself and how it checks itself against the name it is stored as.
+pub trait Stored: Sealed {
+    /// Its `type`.
+    const KIND: &'static str;
+    /// Its directory.
+    const DIR: &'static str;
+    fn kind_and_version(&self) -> (&str, u32);
+    /// Its own checks, naming itself `stored_as`.
+    fn check(&self, stored_as: &str) -> Result<(), String>;
+}
+
+impl Stored for Proof {
+    const KIND: &'static str = kinds::PROOF;
+    const DIR: &'static str = "proofs";
+    fn kind_and_version(&self) -> (&str, u32) {
+        (&self.kind, self.version)
+    }
+    fn check(&self, stored_as: &str) -> Result<(), String> {
+        self.validate(stored_as)
+    }
+}
+
+impl Stored for Manifest {
+    const KIND: &'static str = kinds::MANIFEST;
+    const DIR: &'static str = "snapshots";
+    fn kind_and_version(&self) -> (&str, u32) {
+        (&self.kind, self.version)
+    }
+    fn check(&self, stored_as: &str) -> Result<(), String> {
+        self.validate(Some(stored_as))
+    }
+}
+
+impl Stored for PackIndex {
+    const KIND: &'static str = kinds::INDEX;
+    const DIR: &'static str = "index";
+    fn kind_and_version(&self) -> (&str, u32) {
+        (&self.kind, self.version)
+    }
+    fn check(&self, stored_as: &str) -> Result<(), String> {
+        self.validate(stored_as)
+    }
+}
+
 impl Sealed for Proof {
     fn checksum_mut(&mut self) -> &mut String {
         &mut self.checksum

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::format::{kinds, ChunkId, PackEntry, PackIndex};
+use super::format::{ChunkId, PackEntry, PackIndex};
 use super::store::Store;
-use super::{check_version, stored_name, RepoError, Repository};
+use super::{RepoError, Repository};
 
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -119,13 +119,5 @@ impl ChunkIndex {
 /// pack it is stored for, with every chunk inside that pack and within the format's sizes. Its
 /// numbers are trusted from here on (offsets slice packs, lengths size buffers).
 pub async fn load_pack_index(store: &Store, key: &str) -> Result<PackIndex, RepoError> {
-    let index: PackIndex = store.get_sealed(key).await?;
-    check_version(&index.kind, kinds::INDEX, index.version, key)?;
-    index
-        .validate(stored_name(key, "index"))
-        .map_err(|detail| RepoError::Corrupt {
-            what: key.to_string(),
-            detail,
-        })?;
-    Ok(index)
+    super::load_stored(store, key).await
 }

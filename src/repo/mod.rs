@@ -792,18 +792,7 @@ impl Repository {
     }
 
     async fn read_proof(&self, key: &str) -> Result<Option<format::Proof>, RepoError> {
-        let read = async {
-            let proof: format::Proof = self.store.get_sealed(key).await?;
-            check_version(&proof.kind, kinds::PROOF, proof.version, key)?;
-            proof
-                .validate(stored_name(key, "proofs"))
-                .map_err(|detail| RepoError::Corrupt {
-                    what: key.to_string(),
-                    detail,
-                })?;
-            Ok::<_, RepoError>(proof)
-        };
-        match read.await {
+        match load_stored::<format::Proof>(&self.store, key).await {
             Ok(proof) => Ok(Some(proof)),
             Err(err @ (RepoError::Corrupt { .. } | RepoError::NewerFormat { .. })) => {
                 tracing::warn!("ignoring proof {key}: {err}");
@@ -815,16 +804,7 @@ impl Repository {
     }
 
     async fn load_manifest(&self, key: &str) -> Result<Manifest, RepoError> {
-        let manifest: Manifest = self.store.get_sealed(key).await?;
-        check_version(&manifest.kind, kinds::MANIFEST, manifest.version, key)?;
-        let name = stored_name(key, "snapshots");
-        manifest
-            .validate(Some(name))
-            .map_err(|detail| RepoError::Corrupt {
-                what: key.to_string(),
-                detail,
-            })?;
-        Ok(manifest)
+        load_stored(&self.store, key).await
     }
 }
 
@@ -835,6 +815,24 @@ pub(crate) fn stored_name<'a>(key: &'a str, dir: &str) -> &'a str {
         .and_then(|k| k.strip_prefix('/'))
         .and_then(|k| k.strip_suffix(".json"))
         .unwrap_or(key)
+}
+
+/// The object stored at `key` (`T::DIR/NAME.json`): sealed, of a known version, passing its
+/// own checks as the object named NAME.
+pub(crate) async fn load_stored<T: format::Stored>(
+    store: &Store,
+    key: &str,
+) -> Result<T, RepoError> {
+    let value: T = store.get_sealed(key).await?;
+    let (kind, version) = value.kind_and_version();
+    check_version(kind, T::KIND, version, key)?;
+    value
+        .check(stored_name(key, T::DIR))
+        .map_err(|detail| RepoError::Corrupt {
+            what: key.to_string(),
+            detail,
+        })?;
+    Ok(value)
 }
 
 pub(crate) fn check_version(
