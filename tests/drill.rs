@@ -305,6 +305,13 @@ fn snapshot_restore_drill_recovers_corrupted_data_and_measures_rpo() {
         report_step(&report, "verify")["outputs"]["counts_equal"],
         true
     );
+    // The snapshot was proved restorable by a second server before the disaster.
+    let proven = &report_step(&report, "snapshot_proven")["outputs"];
+    assert_eq!(proven["passed"], true, "{proven:#}");
+    assert_eq!(
+        proven["backup"],
+        report_step(&report, "snapshot")["outputs"]["id"]
+    );
     // The corrupted database was kept aside, not destroyed.
     let safety = report_step(&report, "restore")["outputs"]["safety_copy"]
         .as_str()
