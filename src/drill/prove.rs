@@ -80,6 +80,9 @@ impl crate::exit::Classify for ProveError {
     }
 }
 
+/// A sandbox's name: this prefix, the proving process's pid, a dash, random characters.
+const SANDBOX_PREFIX: &str = "vecdrill-prove-";
+
 /// A proof ready to run: its sandbox (removed when dropped, unless kept) and its drill.
 pub struct Prepared {
     pub sandbox: tempfile::TempDir,
@@ -94,9 +97,19 @@ pub fn prepare(
     server_command: Option<&str>,
     rto: Option<HumanDuration>,
 ) -> Result<Prepared, ProveError> {
+    // A proof killed outright left its sandbox (a whole restored copy): removed here.
+    let parent = std::env::temp_dir();
+    let prefix = format!("{SANDBOX_PREFIX}{}-", std::process::id());
+    for left in crate::atomic_file::left_by_ended_processes(&parent, SANDBOX_PREFIX) {
+        tracing::info!(
+            "removing the sandbox a killed proof left: {}",
+            left.display()
+        );
+        let _ = std::fs::remove_dir_all(&left);
+    }
     let sandbox = tempfile::Builder::new()
-        .prefix("vecdrill-prove-")
-        .tempdir()
+        .prefix(&prefix)
+        .tempdir_in(&parent)
         .map_err(|e| ProveError::Io("cannot create a sandbox directory", e))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
