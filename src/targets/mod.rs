@@ -136,8 +136,15 @@ pub async fn read_back_checks(
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
-    // Loaded once for all the backups read back.
-    let index = ChunkIndex::load(repo).await?;
+    // Loaded once for all the backups read back. An index the repository's own checks already
+    // reported damaged leaves nothing more to read back (and must not hide that report).
+    let index = match ChunkIndex::load(repo).await {
+        Ok(index) => index,
+        Err(RepoError::Corrupt { .. } | RepoError::ObjectMissing { .. }) if !repository_passed => {
+            return Ok(Vec::new())
+        }
+        Err(err) => return Err(err),
+    };
     let mut checks = Vec::new();
     for (manifest, format) in chosen {
         match format
