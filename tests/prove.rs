@@ -81,9 +81,20 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
         assert_eq!(step["outputs"]["total"], count, "{step:#}");
     }
     assert_eq!(report_objective(&report, "rto")["passed"], true);
-    // 50 records of each collection, read from the restored files, served identically.
-    assert_eq!(report_step(&report, "records")["outputs"]["compared"], 100);
+    // 50 records of each collection spread over it and the 10 the probe queries are (some of
+    // them among the 50), read from the restored files, served identically.
+    let compared = report_step(&report, "records")["outputs"]["compared"]
+        .as_u64()
+        .unwrap();
+    assert!((100..=120).contains(&compared), "{compared}");
     assert_eq!(report_step(&report, "records")["outputs"]["mismatches"], 0);
+    // The backup's 10 probes per collection, judged against their exact neighbours.
+    let neighbours = report_step(&report, "neighbours");
+    assert_eq!(neighbours["status"], "passed", "{neighbours:#}");
+    assert_eq!(neighbours["outputs"]["probes"], 20);
+    let recall = neighbours["outputs"]["mean_recall"].as_f64().unwrap();
+    // A few hundred low-dimensional records: HNSW finds every neighbour.
+    assert!((0.9..=1.0).contains(&recall), "{neighbours:#}");
     let rto = report["rto_ms"].as_f64().expect("rto measured");
     let restore = report_step(&report, "restore")["duration_ms"]
         .as_f64()
@@ -107,6 +118,7 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
     assert_eq!(proof["passed"], true, "{proof:#}");
     assert_eq!(proof["rto_ms"].as_f64(), Some(rto), "{proof:#}");
     assert_eq!(proof["counts"]["docs"], 600);
+    assert_eq!(proof["recall"].as_f64(), Some(recall), "{proof:#}");
     assert_eq!(proof["run_id"], report["run_id"]);
     let restore_ms = proof["restore_ms"].as_f64().unwrap();
     let healthy_ms = proof["start_to_healthy_ms"].as_f64().unwrap();
@@ -237,6 +249,122 @@ fn issue_21_a_server_that_answers_for_other_data_or_too_slowly_fails_the_proof()
     );
     run.expect_code(2);
     assert!(run.stderr().contains("{dir}"), "{}", run.stderr());
+}
+
+#[test]
+fn issue_21_a_server_whose_search_answers_otherwise_fails_on_the_probes_naming_them() {
+    use base64::Engine;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 300, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    // What the backup recorded: 10 probe queries, each a record with its exact neighbours.
+    let info = vecdrill(["info", "--repo", &repo, "latest", "--json"]).json();
+    let probes = info["database"]["collections"][0]["probes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(probes.len(), 10, "{info:#}");
+    let probe_records: Vec<&str> = probes
+        .iter()
+        .map(|p| p["record"].as_str().unwrap())
+        .collect();
+    for probe in &probes {
+        // Its own record is its nearest neighbour, at distance 0; the rest farther each.
+        assert_eq!(probe["neighbours"][0], probe["record"], "{probe:#}");
+        assert_eq!(probe["neighbours"].as_array().unwrap().len(), 10);
+        let distances: Vec<f64> = probe["distances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_f64().unwrap())
+            .collect();
+        assert!(distances[0].abs() < 1e-6 && distances.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    // A lookalike: the same records, except that every one the proof reads back (the probe
+    // queries' records and every 6th, its sample) keeps its vector and the rest point the
+    // other way. Counts and sampled records agree; search does not.
+    let export = tmp.path().join("export.jsonl");
+    vecdrill([
+        "export",
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--all",
+        "--out",
+        export.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut at = 0usize;
+    let lines: Vec<String> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+            if value["type"] != "record" {
+                return line.to_string();
+            }
+            let sampled = at % 6 == 0 || probe_records.contains(&value["id"].as_str().unwrap());
+            at += 1;
+            if !sampled {
+                let mut bytes = b64.decode(value["embedding"].as_str().unwrap()).unwrap();
+                for float in bytes.chunks_exact_mut(4) {
+                    float[3] ^= 0x80;
+                }
+                value["embedding"] = b64.encode(bytes).into();
+            }
+            value.to_string()
+        })
+        .collect();
+    std::fs::write(&export, lines.join("\n") + "\n").unwrap();
+    let lookalike = tmp.path().join("lookalike");
+    std::fs::create_dir_all(&lookalike).unwrap();
+    let server = crate::common::ChromaServer::start(&lookalike);
+    vecdrill([
+        "import",
+        "--url",
+        &server.url(),
+        "--in",
+        export.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    server.stop();
+
+    let wrong = format!(
+        "env RESTORED={{dir}} {} run --path {} --port {{port}}",
+        chroma_bin().display(),
+        lookalike.display()
+    );
+    // 300 records of 8 dimensions: a healthy index finds every neighbour (below).
+    let strict = ["--min-recall", "0.9"];
+    let run = prove(&repo, &tmp.path().join("reports"), Some(wrong), &strict);
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(report_step(&report, "count docs")["status"], "passed");
+    assert_eq!(report_step(&report, "records")["status"], "passed");
+    let neighbours = report_step(&report, "neighbours");
+    assert_eq!(neighbours["status"], "failed", "{neighbours:#}");
+    let error = neighbours["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("\"docs\"")
+            && error.contains("recall")
+            && probe_records.iter().any(|r| error.contains(r)),
+        "{neighbours:#}"
+    );
+    let recall = neighbours["outputs"]["mean_recall"].as_f64().unwrap();
+    assert!(recall < 0.9, "{neighbours:#}");
+    let proof = &vecdrill(["list", "--repo", &repo, "--json"]).json()[0]["proof"];
+    assert_eq!(proof["passed"], false);
+    assert_eq!(proof["recall"].as_f64(), Some(recall), "{proof:#}");
+
+    // The same backup on its own files passes, with the recall its index gives.
+    let run = prove(&repo, &tmp.path().join("reports"), None, &strict);
+    run.expect_code(0);
+    let healthy = report_step(&run.json(), "neighbours")["outputs"]["mean_recall"]
+        .as_f64()
+        .unwrap();
+    assert!(healthy >= 0.9, "{healthy}");
 }
 
 #[test]

@@ -537,6 +537,24 @@ fn matrix(chroma: &Chroma) {
             String::from_utf8_lossy(&drill.stderr)
         );
     }
+    // The drill's backup recorded exact probe neighbours, read offline from this version's
+    // files, and its proof found them through this version's search.
+    let info = vecdrill(["info", "--repo", &drill_repo, "latest", "--json"]);
+    info.expect_code(0);
+    let info = info.json();
+    for collection in info["database"]["collections"].as_array().unwrap() {
+        let probes = collection["probes"].as_array().map_or(0, Vec::len);
+        assert!(
+            collection["count"] == 0 || probes == 10,
+            "Chroma {v}: {collection:#}"
+        );
+    }
+    let recall = info["proof"]["recall"].as_f64();
+    assert!(
+        recall.is_some_and(|r| r >= 0.9),
+        "Chroma {v}: {:#}",
+        info["proof"]
+    );
     eprintln!(
         "Chroma {v}: backup (hot, cold, offline), verify, exports, restore, import, seed, bench, restart and snapshot-restore drills passed in {:.0} s",
         began.elapsed().as_secs_f64()

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use vecdrill::drill::prove;
 use vecdrill::duration::HumanDuration;
+use vecdrill::steps::{ProveSettings, DEFAULT_MIN_RECALL};
 
 use vecdrill::repo::format::Manifest;
 use vecdrill::repo::Repository;
@@ -31,6 +32,11 @@ pub struct ProveArgs {
     /// The recovery time to meet: restore plus start to healthy, e.g. 5m.
     #[arg(long)]
     pub rto: Option<HumanDuration>,
+    /// The least mean recall, per collection, of the probe queries the backup recorded
+    /// against their exact neighbours at their recorded distances [default: 0.25, low
+    /// enough for random vectors (README: "Proof"); raise it for real embeddings].
+    #[arg(long)]
+    pub min_recall: Option<f64>,
     /// Keep the sandbox (its path is in the report) instead of removing it.
     #[arg(long)]
     pub keep: bool,
@@ -67,8 +73,11 @@ pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
             &args.repo,
             manifest,
             ProveHow {
-                server_cmd: args.server_cmd.clone(),
-                rto: args.rto,
+                settings: ProveSettings {
+                    server_command: args.server_cmd.clone(),
+                    rto: args.rto,
+                    min_recall: args.min_recall.unwrap_or(DEFAULT_MIN_RECALL),
+                },
                 keep: args.keep,
                 report_dir: args.report_dir.clone(),
                 shown: match (args.json, one) {
@@ -109,8 +118,7 @@ async fn unproven(repo: &Repository, source: &SourceArg) -> Result<Vec<Manifest>
 
 /// How a proof runs and shows (for `prove`, and `backup --prove`).
 pub struct ProveHow<'a> {
-    pub server_cmd: Option<String>,
-    pub rto: Option<HumanDuration>,
+    pub settings: ProveSettings,
     pub keep: bool,
     pub report_dir: PathBuf,
     pub shown: Shown,
@@ -124,7 +132,7 @@ pub async fn prove_backup(
     manifest: &Manifest,
     how: ProveHow<'_>,
 ) -> Result<DrillReport, Failure> {
-    let prepared = prove::prepare(&repo_arg.repo, manifest, how.server_cmd.as_deref(), how.rto)?;
+    let prepared = prove::prepare(&repo_arg.repo, manifest, &how.settings)?;
     let report = run_loaded(
         &prepared.scenario,
         RunHow {

@@ -429,8 +429,10 @@ async fn prove_created(args: &BackupArgs, manifest: &Manifest) -> Result<i32, Fa
         &args.repo,
         manifest,
         super::prove::ProveHow {
-            server_cmd: args.server_cmd.clone(),
-            rto: None,
+            settings: vecdrill::steps::ProveSettings {
+                server_command: args.server_cmd.clone(),
+                ..Default::default()
+            },
             keep: false,
             report_dir: args
                 .report_dir
@@ -604,6 +606,7 @@ fn proof_json(proof: Option<&Proof>) -> serde_json::Value {
             "restore_ms": p.restore_ms,
             "start_to_healthy_ms": p.start_to_healthy_ms,
             "counts": p.counts,
+            "recall": p.recall,
             "failure": p.failure,
             "run_id": p.run_id,
         })

@@ -5,9 +5,12 @@
 //!
 //! The drill: `begin` (the clock starts: a real restore's RTO starts before it downloads
 //! anything), `restore` into the sandbox, `sample` 50 records of each collection read from it
-//! offline, `start` the server, `healthy` (the clock stops), one `count` per collection, equal
-//! to the manifest's, and `records`: the sample fetched by id from the server, equal exactly.
+//! offline (and the records the backup's probe queries are), `start` the server, `healthy`
+//! (the clock stops), one `count` per collection, equal to the manifest's, `records`: the
+//! sample fetched by id from the server, equal exactly, and `neighbours`: the probe queries
+//! the backup recorded with their exact neighbours, judged by recall.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::outcome::DrillReport;
@@ -17,7 +20,10 @@ use crate::platform::process::ProcessSpec;
 use crate::platform::ServiceSpec;
 use crate::repo::format::{kinds, Manifest, Proof, FORMAT_VERSION};
 use crate::scenario::{Mark, Objectives, Pos, Scenario, StepSpec};
+use crate::steps::ProveSettings;
 use crate::targets::chroma::client::{DEFAULT_DATABASE, DEFAULT_TENANT};
+use crate::targets::chroma::layout::ExactProbe;
+use crate::targets::chroma::protect::described;
 use crate::targets::chroma::spec::ChromaSpec;
 use crate::targets::format_of;
 use crate::targets::spec::{TargetKind, TargetSpec};
@@ -37,6 +43,8 @@ pub struct ProveRequest<'a> {
     pub server_command: &'a str,
     /// The RTO the proof must meet.
     pub rto: Option<HumanDuration>,
+    /// Each collection's least mean recall of the backup's probe queries.
+    pub min_recall: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,13 +97,12 @@ pub struct Prepared {
     pub scenario: Scenario,
 }
 
-/// Make the sandbox and the drill that proves `manifest`'s backup of `repo` with the server
-/// `server_command` (the default Chroma's when none), on a free loopback port.
+/// Make the sandbox and the drill that proves `manifest`'s backup of `repo` as `settings` say
+/// (the default Chroma's server command when none), on a free loopback port.
 pub fn prepare(
     repo: &str,
     manifest: &Manifest,
-    server_command: Option<&str>,
-    rto: Option<HumanDuration>,
+    settings: &ProveSettings,
 ) -> Result<Prepared, ProveError> {
     // A proof killed outright left its sandbox (a whole restored copy): removed here.
     let parent = std::env::temp_dir();
@@ -121,8 +128,9 @@ pub fn prepare(
         manifest,
         sandbox: sandbox.path(),
         port,
-        server_command: server_command.unwrap_or(&default),
-        rto,
+        server_command: settings.server_command.as_deref().unwrap_or(&default),
+        rto: settings.rto,
+        min_recall: settings.min_recall,
     })?;
     Ok(Prepared { sandbox, scenario })
 }
@@ -156,10 +164,9 @@ impl crate::steps::Prover for NestedProver<'_> {
         repo: &crate::repo::Repository,
         repo_url: &str,
         manifest: &Manifest,
-        server_command: Option<&str>,
-        rto: Option<HumanDuration>,
+        settings: &ProveSettings,
     ) -> Result<(Proof, String), crate::steps::StepError> {
-        let prepared = prepare(repo_url, manifest, server_command, rto)
+        let prepared = prepare(repo_url, manifest, settings)
             .map_err(|e| crate::steps::StepError::Setup(e.to_string()))?;
         let options = super::RunOptions {
             report_dir: self.run_dir.to_path_buf(),
@@ -219,6 +226,19 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
     if counts.is_empty() {
         return Err(ProveError::NothingToCheck { backup: id.clone() });
     }
+    // Backups made before vecdrill recorded probes have none: their proofs say so.
+    let probes: BTreeMap<String, Vec<ExactProbe>> = described(request.manifest)
+        .map(|layout| layout.collections)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| !c.probes.is_empty())
+        .map(|c| (c.name, c.probes))
+        .collect();
+    // The probe queries' vectors are read from the restored files, not asked of the server.
+    let probe_records: BTreeMap<&String, Vec<&String>> = probes
+        .iter()
+        .map(|(name, probes)| (name, probes.iter().map(|p| &p.record).collect()))
+        .collect();
     let mut steps = vec![
         step(
             "begin",
@@ -236,7 +256,15 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
             None,
         ),
         // Read before the server starts on the directory (and may compact it).
-        step("sample", "sample_records", yaml(&[]), None),
+        step(
+            "sample",
+            "sample_records",
+            yaml(&[(
+                "also",
+                serde_yaml::to_value(&probe_records).expect("ids encode"),
+            )]),
+            None,
+        ),
         step("start", "start", yaml(&[]), None),
         // Polled often: the time to healthy is what the proof measures.
         step(
@@ -260,6 +288,20 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
         ));
     }
     steps.push(step("records", "compare_records", yaml(&[]), None));
+    if !probes.is_empty() {
+        steps.push(step(
+            "neighbours",
+            "compare_neighbours",
+            yaml(&[
+                (
+                    "probes",
+                    serde_yaml::to_value(&probes).expect("probes encode"),
+                ),
+                ("min_recall", request.min_recall.into()),
+            ]),
+            None,
+        ));
+    }
     Ok(Scenario {
         name: SCENARIO_NAME.into(),
         description: Some(format!(
@@ -301,6 +343,12 @@ pub fn proof(report: &DrillReport, backup: &str) -> Proof {
         start_to_healthy_ms: start_to_healthy,
         rto_ms: report.rto_ms,
         counts: report.counts.clone(),
+        recall: report
+            .steps
+            .iter()
+            .find(|s| s.id == "neighbours")
+            .and_then(|s| s.outputs.get("mean_recall"))
+            .and_then(serde_json::Value::as_f64),
         failure: report
             .failure
             .as_ref()

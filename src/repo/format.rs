@@ -393,6 +393,10 @@ pub struct Proof {
     pub rto_ms: Option<f64>,
     /// The counts the restored server answered with, per collection.
     pub counts: BTreeMap<String, u64>,
+    /// The mean recall of the backup's probe queries against their exact neighbours (none:
+    /// the backup recorded no probes, or the proof did not get that far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall: Option<f64>,
     /// What failed, when it did.
     pub failure: Option<String>,
     pub hostname: String,

@@ -19,6 +19,7 @@ mod fault;
 mod heartbeat;
 mod http;
 mod import;
+mod neighbours;
 mod prove;
 mod rebuild;
 mod records;
@@ -35,7 +36,8 @@ mod volume_backup;
 mod wait_healthy;
 
 pub use context::{Memory, StepContext};
-pub use prove::Prover;
+pub use neighbours::DEFAULT_MIN_RECALL;
+pub use prove::{ProveSettings, Prover};
 
 /// The default of every step parameter that names a backup: the newest one.
 fn latest() -> String {
@@ -195,6 +197,7 @@ pub static KINDS: &[StepKind] = &[
     state::COMPARE,
     records::SAMPLE,
     records::COMPARE,
+    neighbours::COMPARE_NEIGHBOURS,
     search_latency::KIND,
     http::KIND,
     shell::KIND,

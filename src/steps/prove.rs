@@ -12,6 +12,27 @@ use crate::repo::format::{Manifest, Proof};
 use crate::repo::Repository;
 use crate::targets::spec::TargetKind;
 
+/// How a proof runs: its server, and what it must meet.
+#[derive(Debug, Clone)]
+pub struct ProveSettings {
+    /// The server command, with `{dir}` and `{port}`; none: the default Chroma's.
+    pub server_command: Option<String>,
+    /// The recovery time to meet (restore plus start to healthy).
+    pub rto: Option<HumanDuration>,
+    /// Each collection's least mean recall of the backup's probe queries.
+    pub min_recall: f64,
+}
+
+impl Default for ProveSettings {
+    fn default() -> Self {
+        Self {
+            server_command: None,
+            rto: None,
+            min_recall: super::DEFAULT_MIN_RECALL,
+        }
+    }
+}
+
 /// Runs a proof for a step: the drill runner, which can run a drill inside a step.
 #[async_trait]
 pub trait Prover: Send + Sync {
@@ -22,8 +43,7 @@ pub trait Prover: Send + Sync {
         repo: &Repository,
         repo_url: &str,
         manifest: &Manifest,
-        server_command: Option<&str>,
-        rto: Option<HumanDuration>,
+        settings: &ProveSettings,
     ) -> Result<(Proof, String), StepError>;
 }
 
@@ -44,6 +64,13 @@ pub struct Prove {
     /// The recovery time the proof must meet (restore plus start to healthy).
     #[serde(default)]
     rto: Option<HumanDuration>,
+    /// Each collection's least mean recall of the backup's probe queries (0.25).
+    #[serde(default = "default_min_recall")]
+    min_recall: f64,
+}
+
+fn default_min_recall() -> f64 {
+    super::DEFAULT_MIN_RECALL
 }
 
 pub const KIND: StepKind = StepKind {
@@ -78,9 +105,12 @@ impl Step for Prove {
             .backup(&self.backup, &ctx.source_choice(self.source.clone()))
             .await?;
         let url = ctx.repo_url(self.repo.as_deref())?;
-        let (proof, run_dir) = prover
-            .prove(&repo, &url, &manifest, self.server_cmd.as_deref(), self.rto)
-            .await?;
+        let settings = ProveSettings {
+            server_command: self.server_cmd.clone(),
+            rto: self.rto,
+            min_recall: self.min_recall,
+        };
+        let (proof, run_dir) = prover.prove(&repo, &url, &manifest, &settings).await?;
         let out = outputs! {
             "backup" => proof.backup.clone(),
             "passed" => proof.passed,

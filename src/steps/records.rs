@@ -25,6 +25,10 @@ pub struct SampleRecords {
     /// Records per collection, spread evenly over it.
     #[serde(default = "default_per_collection")]
     per_collection: usize,
+    /// These records too, by collection (the records a backup's probe queries are, for
+    /// `compare_neighbours`).
+    #[serde(default)]
+    also: BTreeMap<String, Vec<String>>,
     /// The directory to read; defaults to `target.data_dir`.
     #[serde(default)]
     data_dir: Option<PathBuf>,
@@ -40,7 +44,7 @@ fn default_per_collection() -> usize {
 
 pub const SAMPLE: StepKind = StepKind {
     name: "sample_records",
-    summary: "read `per_collection` (50) records of each collection from `data_dir` offline, to compare a server with",
+    summary: "read `per_collection` (50) records of each collection (and those `also` names) from `data_dir` offline, to compare a server with",
     outputs: &["name", "collections", "records"],
     needs_service: false,
     targets: &[TargetKind::Chroma],
@@ -55,8 +59,8 @@ pub const SAMPLE: StepKind = StepKind {
 impl Step for SampleRecords {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let dir = ctx.data_dir(self.data_dir.as_deref())?;
-        let per_collection = self.per_collection.max(1);
-        let sample = tokio::task::spawn_blocking(move || read_sample(&dir, per_collection))
+        let (per_collection, also) = (self.per_collection.max(1), self.also.clone());
+        let sample = tokio::task::spawn_blocking(move || read_sample(&dir, per_collection, &also))
             .await
             .map_err(|e| StepError::Setup(format!("sampling task: {e}")))?
             .map_err(StepError::Check)?;
@@ -75,16 +79,27 @@ impl Step for SampleRecords {
 }
 
 /// Up to `per_collection` records of each collection, every (count / per_collection)th in
-/// the order Chroma pages them.
-fn read_sample(dir: &std::path::Path, per_collection: usize) -> Result<Sample, String> {
+/// the order Chroma pages them, and those `also` names.
+fn read_sample(
+    dir: &std::path::Path,
+    per_collection: usize,
+    also: &BTreeMap<String, Vec<String>>,
+) -> Result<Sample, String> {
     let db = OfflineDatabase::open(dir).map_err(|e| e.to_string())?;
     let mut sample = Sample::new();
     for collection in db.collections() {
         let stride = (collection.info.count as usize / per_collection).max(1);
+        let named: std::collections::HashSet<&str> = also
+            .get(&collection.info.name)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
         let mut picked = Vec::new();
         let mut at = 0usize;
         db.for_each_record(collection, |record| -> Result<(), String> {
-            if at % stride == 0 && picked.len() < per_collection {
+            let spread = at % stride == 0 && at / stride < per_collection;
+            if spread || named.contains(record.id.as_str()) {
                 picked.push(record);
             }
             at += 1;

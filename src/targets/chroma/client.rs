@@ -104,6 +104,8 @@ pub struct RecordPage {
 #[derive(Debug, Deserialize)]
 struct QueryResponse {
     ids: Vec<Vec<String>>,
+    #[serde(default)]
+    distances: Option<Vec<Vec<Option<f32>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -527,6 +529,37 @@ impl ChromaClient {
             .await?;
         let response: QueryResponse = self.call(Method::POST, &path, Some(&body), None).await?;
         Ok(response.ids)
+    }
+
+    /// Like [`Self::query`], each neighbour with the distance the server answers for it.
+    pub async fn query_with_distances(
+        &self,
+        collection_id: &str,
+        vectors: &[Vec<f32>],
+        k: usize,
+    ) -> Result<Vec<Vec<(String, f32)>>, ChromaError> {
+        let body = json!({ "query_embeddings": vectors, "n_results": k, "include": ["distances"] });
+        let path = self
+            .db_path(&format!("/collections/{collection_id}/query"))
+            .await?;
+        let response: QueryResponse = self.call(Method::POST, &path, Some(&body), None).await?;
+        let distances = response.distances.unwrap_or_default();
+        Ok(response
+            .ids
+            .into_iter()
+            .enumerate()
+            .map(|(at, ids)| {
+                let answered = distances.get(at);
+                ids.into_iter()
+                    .enumerate()
+                    .map(|(n, id)| {
+                        let d = answered.and_then(|d| d.get(n).copied().flatten());
+                        // No distance: never counted as a tie.
+                        (id, d.unwrap_or(f32::INFINITY))
+                    })
+                    .collect()
+            })
+            .collect())
     }
 
     pub async fn add(&self, collection_id: &str, records: &Records) -> Result<(), ChromaError> {

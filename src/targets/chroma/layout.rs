@@ -101,6 +101,22 @@ pub struct CollectionInfo {
     pub log_max_seq_id: Option<i64>,
     /// Log entries past the vector index's watermark: what Chroma replays into it on start.
     pub log_pending: u64,
+    /// Probe queries with their exact neighbours, recorded by a backup (none in manifests
+    /// written before vecdrill recorded them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ExactProbe>,
+}
+
+/// One probe query recorded in a backup: the vector of stored record `record`, and the ids of
+/// its `k` nearest records by the collection's distance (itself first), exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExactProbe {
+    pub record: String,
+    pub neighbours: Vec<String>,
+    /// Each neighbour's distance, nearest first: a server must answer a neighbour at its
+    /// distance (else its vector is not the backup's), and may answer another record at the
+    /// farthest one (a tie).
+    pub distances: Vec<f32>,
 }
 
 fn open(path: &Path) -> Result<Connection, LayoutError> {
@@ -262,6 +278,7 @@ pub fn inspect(dir: &Path) -> Result<ChromaLayout, LayoutError> {
             log_entries: log_entries as u64,
             log_min_seq_id: log_min,
             log_max_seq_id: log_max,
+            probes: Vec::new(),
         });
     }
     Ok(ChromaLayout {

@@ -6,6 +6,7 @@ pub mod client;
 mod hnsw_metadata;
 mod integrity;
 pub mod layout;
+pub mod neighbours;
 pub mod offline;
 pub mod protect;
 pub mod schema;

@@ -176,6 +176,52 @@ impl OfflineDatabase {
     }
 }
 
+impl OfflineDatabase {
+    /// Every vector `collection` answers searches over, with its record's id: the index's in
+    /// its storage order, then those only the log holds (past the index's watermark) by id.
+    /// No metadata is read: a scan for exact neighbours costs a sequential read of the index.
+    pub fn for_each_vector(
+        &self,
+        collection: &OfflineCollection,
+        mut sink: impl FnMut(&str, &[f32]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let info = &collection.info;
+        let cosine = collection.space == "cosine";
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            format!("collection {:?}: {what}: {e}", info.name)
+        };
+        let vectors = match &info.vector_segment {
+            Some(segment) => VectorIndex::open(&self.dir.join(segment), cosine)
+                .map_err(|e| fail("vector index", &e))?,
+            None => VectorIndex::default(),
+        };
+        let mark = info.vector_seq_id.unwrap_or(0);
+        let normalised = cosine && self.generation.answers_logged_cosine_normalised();
+        let log = read_log(&self.conn, &format!("%/{}", info.id), mark, normalised)
+            .map_err(|e| fail("write-ahead log", &e))?;
+        let overlay = replay_vectors(log.iter(), &vectors);
+        let id_of: HashMap<u64, &str> = vectors
+            .id_to_label
+            .iter()
+            .map(|(id, label)| (u64::from(*label), id.as_str()))
+            .collect();
+        vectors.for_each(|label, vector| match id_of.get(&label) {
+            // Replaced or deleted by the log: its own entry below says which.
+            Some(id) if !overlay.contains_key(*id) => sink(id, vector),
+            _ => Ok(()),
+        })?;
+        let mut logged: Vec<(&String, &Vec<f32>)> = overlay
+            .iter()
+            .filter_map(|(id, v)| v.as_ref().map(|v| (id, v)))
+            .collect();
+        logged.sort_by_key(|(id, _)| *id);
+        for (id, vector) in logged {
+            sink(id, vector)?;
+        }
+        Ok(())
+    }
+}
+
 /// The collection's configuration and distance space (see [`schema::settings`]).
 fn configuration(
     conn: &Connection,
@@ -417,6 +463,54 @@ impl VectorIndex {
 
     fn contains(&self, id: &str) -> bool {
         self.id_to_label.contains_key(id)
+    }
+
+    /// Every element's label and vector (as `get` answers it), in storage order, read in large
+    /// sequential blocks.
+    fn for_each(
+        &self,
+        mut sink: impl FnMut(u64, &[f32]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let (Some(data), Some(header)) = (&self.data, &self.header) else {
+            return Ok(());
+        };
+        let size = header.size_data_per_element;
+        let per_block = (4 << 20) / size.max(1) + 1;
+        let mut block = vec![0u8; (per_block * size) as usize];
+        let mut vector = vec![0f32; self.dimension];
+        let mut internal = 0u64;
+        while internal < header.cur_element_count {
+            let n = per_block.min(header.cur_element_count - internal);
+            let bytes = &mut block[..(n * size) as usize];
+            data.read_exact_at(bytes, internal * size)
+                .map_err(|e| format!("data_level0.bin: {e}"))?;
+            for (i, element) in bytes.chunks_exact(size as usize).enumerate() {
+                let label_at = header.label_offset as usize;
+                let data_at = header.offset_data as usize;
+                let (Some(label), Some(floats)) = (
+                    element.get(label_at..label_at + 8),
+                    element.get(data_at..data_at + self.dimension * 4),
+                ) else {
+                    return Err(
+                        "data_level0.bin: an element is shorter than its header says".into(),
+                    );
+                };
+                let length = self
+                    .lengths
+                    .as_ref()
+                    .map(|l| l.get(internal as usize + i).copied().unwrap_or(1.0));
+                for (x, b) in vector.iter_mut().zip(floats.chunks_exact(4)) {
+                    let raw = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+                    *x = length.map_or(raw, |l| raw * l);
+                }
+                sink(
+                    u64::from_le_bytes(label.try_into().expect("8 bytes")),
+                    &vector,
+                )?;
+            }
+            internal += n;
+        }
+        Ok(())
     }
 
     fn vector(&self, id: &str) -> Result<Vec<f32>, String> {

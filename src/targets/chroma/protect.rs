@@ -3,13 +3,15 @@
 //! what its backups must hold and what a restore checks before swapping one in. The restore
 //! itself, shared by every target, is `crate::targets::protect`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::Utc;
 
 use super::capture::{capture, CaptureMode, CaptureOptions};
-use super::layout::{self, ChromaLayout};
+use super::layout::{self, ChromaLayout, ExactProbe};
+use super::state::ProbeSettings;
 use crate::platform::Service;
 use crate::progress::Progress;
 use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
@@ -104,7 +106,16 @@ pub async fn backup(
                     integrity: run_integrity,
                     ..layout::CheckPlan::FULL
                 };
-                layout::run_checks(&checks_dir, plan)
+                // The probes read the vector index once more, beside the checks.
+                let (probes, (checks, layout)) = std::thread::scope(|scope| {
+                    let probes = scope.spawn(|| probes_of(&checks_dir));
+                    let checked = layout::run_checks(&checks_dir, plan);
+                    let probes = probes
+                        .join()
+                        .unwrap_or_else(|_| Err("the probe task panicked".into()));
+                    (probes, checked)
+                });
+                (checks, layout.map(|layout| with_probes(layout, probes)))
             });
             Checks::Running {
                 task,
@@ -182,6 +193,34 @@ pub async fn backup(
     Ok(BackupOutcome::Created {
         manifest: Box::new(manifest),
     })
+}
+
+/// The exact neighbours of probe queries in each collection of the copy in `dir`: what
+/// `prove` judges a restored server's search by.
+fn probes_of(dir: &Path) -> Result<BTreeMap<String, Vec<ExactProbe>>, String> {
+    let began = Instant::now();
+    let probes = super::neighbours::probes_of(dir, ProbeSettings::default());
+    tracing::info!(elapsed = ?began.elapsed(), "exact probe neighbours read");
+    probes
+}
+
+/// `layout` with its collections' probes recorded. A directory the offline reader cannot read
+/// them from is still backed up, without them: its own checks decide whether it is sound.
+fn with_probes(
+    mut layout: ChromaLayout,
+    probes: Result<BTreeMap<String, Vec<ExactProbe>>, String>,
+) -> ChromaLayout {
+    match probes {
+        Ok(mut probes) => {
+            for collection in &mut layout.collections {
+                collection.probes = probes.remove(&collection.id).unwrap_or_default();
+            }
+        }
+        Err(err) => {
+            tracing::warn!("no probe neighbours recorded (a proof will not check search): {err}")
+        }
+    }
+    layout
 }
 
 /// The checks of a backup: run now, beside the upload, or carried over from its parent.
