@@ -96,13 +96,13 @@ fn read_sample(
             .map(String::as_str)
             .collect();
         let mut picked = Vec::new();
-        let mut at = 0usize;
-        db.for_each_record(collection, |record| -> Result<(), String> {
-            let spread = at % stride == 0 && at / stride < per_collection;
-            if spread || named.contains(record.id.as_str()) {
-                picked.push(record);
-            }
-            at += 1;
+        // Only the records kept have their vectors read.
+        let wanted = |at: u64, id: &str| {
+            let at = at as usize;
+            (at % stride == 0 && at / stride < per_collection) || named.contains(id)
+        };
+        db.for_each_record_where(collection, wanted, |record| -> Result<(), String> {
+            picked.push(record);
             Ok(())
         })?;
         sample.insert(collection.info.name.clone(), picked);
