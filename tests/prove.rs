@@ -568,3 +568,88 @@ fn issue_21_a_prove_step_proves_the_backup_a_drill_just_made() {
         "sandbox left behind"
     );
 }
+
+#[test]
+fn issue_21_a_faiss_and_redis_backup_is_proven_with_a_throwaway_redis_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (indexes, redis, described) = crate::faiss_redis::store(tmp.path());
+    let repo = repo_url(&tmp.path().join("repo"));
+    let names: Vec<&str> = described.keys().map(String::as_str).collect();
+    vecdrill(crate::faiss_redis::backup_args(
+        &repo, &indexes, &names, &redis,
+    ))
+    .expect_code(0);
+    let live = tree_hashes(&indexes);
+    let keys_before = redis.cli(&["DBSIZE"]);
+
+    // The default server command: redis-server on PATH, on a free port, in the sandbox.
+    let reports = tmp.path().join("reports");
+    let scratch = tmp.path().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let run = vecdrill_env(
+        [
+            "prove",
+            "--repo",
+            &repo,
+            "latest",
+            "--report-dir",
+            reports.to_str().unwrap(),
+            "--json",
+        ],
+        &[("TMPDIR", scratch.display().to_string())],
+    );
+    run.expect_code(0);
+    let report = run.json();
+    assert_eq!(report["passed"], true, "{report:#}");
+    // The snapshot loaded into a Redis of the proof's own, with the backup's key counts.
+    let loaded = report_step(&report, "redis");
+    assert_eq!(loaded["status"], "passed", "{loaded:#}");
+    assert_eq!(loaded["outputs"]["keys"], 1575, "{loaded:#}");
+    assert_eq!(
+        loaded["outputs"]["prefixes"]["chimera-vectors:"], 1200,
+        "{loaded:#}"
+    );
+    // Every index file parsed, as recorded.
+    let checked = report_step(&report, "indexes");
+    assert_eq!(checked["status"], "passed", "{checked:#}");
+    let parsed = checked["outputs"]["indexes"].as_object().unwrap();
+    assert_eq!(parsed.len(), described.len(), "{checked:#}");
+    for (name, recorded) in &described {
+        assert_eq!(parsed[name]["ntotal"], recorded["ntotal"], "{name}");
+    }
+    let proof = &vecdrill(["list", "--repo", &repo, "--json"]).json()[0]["proof"];
+    assert_eq!(proof["passed"], true, "{proof:#}");
+    assert!(proof["start_to_healthy_ms"]
+        .as_f64()
+        .is_some_and(|ms| ms > 0.0));
+    assert!(proof["rto_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    // Its Redis is gone, the live store untouched, the sandbox removed.
+    let port = port_of(&report);
+    assert!(
+        !port_is_open(port),
+        "the proof's Redis on {port} still runs"
+    );
+    assert_eq!(tree_hashes(&indexes), live);
+    assert_eq!(redis.cli(&["DBSIZE"]), keys_before);
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+
+    // A Redis that loads something else than the snapshot: caught by its key counts.
+    let other = tmp.path().join("other-redis");
+    std::fs::create_dir_all(&other).unwrap();
+    let wrong = format!(
+        "env RESTORED={{dir}} redis-server --port {{port}} --dir {} --save '' --appendonly no --dbfilename elsewhere.rdb",
+        other.display()
+    );
+    let run = prove(&repo, &reports, Some(wrong), &[]);
+    run.expect_code(1);
+    let report = run.json();
+    let loaded = report_step(&report, "redis");
+    assert_eq!(loaded["status"], "failed", "{loaded:#}");
+    assert!(
+        loaded["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1575"),
+        "{loaded:#}"
+    );
+}

@@ -664,6 +664,30 @@ fn a_newer_chromas_backup_is_refused_by_an_older_one_and_an_unknown_schema_is_un
     );
     assert_eq!(names_in(tmp.path()), around, "nothing beside the target");
 
+    // Proving it with the older Chroma is refused the same way, before anything is restored.
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let run = crate::common::vecdrill_env(
+        [
+            "prove",
+            "--repo",
+            &repo,
+            "latest",
+            "--server-cmd",
+            &format!("{} run --path {{dir}} --port {{port}}", old.bin.display()),
+            "--report-dir",
+            tmp.path().join("reports").to_str().unwrap(),
+        ],
+        &[("TMPDIR", scratch.display().to_string())],
+    );
+    run.expect_code(2);
+    let said = run.stderr();
+    assert!(
+        said.contains(&format!("Chroma {}", old.version)) && said.contains("Chroma 1.3.x or newer"),
+        "{said}"
+    );
+    assert_eq!(names_in(&scratch), Vec::<String>::new(), "nothing restored");
+
     // A schema newer than any vecdrill knows is unsupported, and said to be so, not damage.
     let forged = tmp.path().join("forged");
     std::fs::create_dir_all(&forged).unwrap();

@@ -25,8 +25,9 @@ pub struct ProveArgs {
     pub backup: String,
     #[command(flatten)]
     pub source: SourceArg,
-    /// The server command, with {dir} (the restored directory) and {port} [default: the
-    /// chroma of .venv, else on PATH: `chroma run --path {dir} --port {port}`].
+    /// The server command, with {dir} (the restored directory; Redis's own directory for a
+    /// FAISS + Redis backup) and {port} [default: the chroma of .venv, else on PATH: `chroma
+    /// run --path {dir} --port {port}`; `redis-server --port {port} --dir {dir} ...`].
     #[arg(long)]
     pub server_cmd: Option<String>,
     /// The recovery time to meet: restore plus start to healthy, e.g. 5m.

@@ -3,12 +3,13 @@
 //! against what its manifest records and timed. It runs as a drill that this module writes,
 //! so the engine, the reports and the history are the drills' own.
 //!
-//! The drill: `begin` (the clock starts: a real restore's RTO starts before it downloads
-//! anything), `restore` into the sandbox, `sample` 50 records of each collection read from it
+//! A Chroma backup's drill: `begin` (the clock starts: a real restore's RTO starts before it
+//! downloads anything), `restore` into the sandbox, `sample` 50 records of each collection read from it
 //! offline (and the records the backup's probe queries are), `start` the server, `healthy`
 //! (the clock stops), one `count` per collection, equal to the manifest's, `records`: the
 //! sample fetched by id from the server, equal exactly, and `neighbours`: the probe queries
-//! the backup recorded with their exact neighbours, judged by recall.
+//! the backup recorded with their exact neighbours, judged by recall. A FAISS + Redis
+//! backup's: see [`faiss_redis_drill`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,10 @@ use crate::steps::ProveSettings;
 use crate::targets::chroma::client::{DEFAULT_DATABASE, DEFAULT_TENANT};
 use crate::targets::chroma::layout::ExactProbe;
 use crate::targets::chroma::protect::described;
+use crate::targets::chroma::release::release_of_command;
+use crate::targets::chroma::schema::Generation;
 use crate::targets::chroma::spec::ChromaSpec;
+use crate::targets::faiss_redis;
 use crate::targets::format_of;
 use crate::targets::spec::{TargetKind, TargetSpec};
 
@@ -39,8 +43,9 @@ pub struct ProveRequest<'a> {
     pub sandbox: &'a Path,
     /// A free loopback port for the server.
     pub port: u16,
-    /// The server command, with `{dir}` and `{port}` where the data directory and the port go.
-    pub server_command: &'a str,
+    /// The server command, with `{dir}` and `{port}` where the data directory and the port go
+    /// (none: the default of the backup's kind).
+    pub server_command: Option<&'a str>,
     /// The RTO the proof must meet.
     pub rto: Option<HumanDuration>,
     /// Each collection's least mean recall of the backup's probe queries.
@@ -55,6 +60,12 @@ pub enum ProveError {
     Unsupported { kind: String },
     #[error("backup {backup} records no collection: a server starting on it proves nothing")]
     NothingToCheck { backup: String },
+    #[error("the server command runs Chroma {server}, older than backup {backup}'s database (written by Chroma {written}), which it cannot open")]
+    ServerTooOld {
+        server: String,
+        backup: String,
+        written: String,
+    },
     #[error("the server command {command:?} has no {placeholder} placeholder")]
     Placeholder {
         command: String,
@@ -66,7 +77,9 @@ impl crate::exit::Classify for ProveError {
     fn exit_code(&self) -> i32 {
         match self {
             Self::NothingToCheck { .. } => crate::exit::FAILED,
-            Self::Unsupported { .. } | Self::Placeholder { .. } => crate::exit::BAD_INPUT,
+            Self::Unsupported { .. } | Self::Placeholder { .. } | Self::ServerTooOld { .. } => {
+                crate::exit::BAD_INPUT
+            }
             Self::Io(..) => crate::exit::RUNTIME,
         }
     }
@@ -80,6 +93,9 @@ impl crate::exit::Classify for ProveError {
             Self::NothingToCheck { .. } => {
                 Some("`vecdrill info --repo URL ID` shows what the backup holds".into())
             }
+            Self::ServerTooOld { written, .. } => Some(format!(
+                "prove it with Chroma {written}: --server-cmd 'PATH/TO/chroma run --path {{dir}} --port {{port}}'"
+            )),
             Self::Placeholder { .. } => Some(
                 "write the command with {dir} and {port}, e.g. --server-cmd 'chroma run --path {dir} --port {port}'"
                     .into(),
@@ -122,13 +138,12 @@ pub fn prepare(
         .and_then(|l| l.local_addr())
         .map_err(|e| ProveError::Io("cannot find a free loopback port", e))?
         .port();
-    let default = default_chroma_command();
     let scenario = scenario(&ProveRequest {
         repo,
         manifest,
         sandbox: sandbox.path(),
         port,
-        server_command: settings.server_command.as_deref().unwrap_or(&default),
+        server_command: settings.server_command.as_deref(),
         rto: settings.rto,
         min_recall: settings.min_recall,
     })?;
@@ -198,28 +213,88 @@ pub fn default_chroma_command() -> String {
     format!("{program} run --path {{dir}} --port {{port}}")
 }
 
+/// The Redis server command a FAISS + Redis proof loads the snapshot into when none is given:
+/// `redis-server` on PATH, with no persistence of its own.
+pub const DEFAULT_REDIS_COMMAND: &str =
+    "redis-server --port {port} --dir {dir} --dbfilename dump.rdb --save '' --appendonly no";
+
 /// The drill that proves `request.manifest`'s backup.
 pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
-    let format = format_of(request.manifest);
-    if format.source_kind() != TargetKind::Chroma.source_kind() {
+    let kind = format_of(request.manifest).source_kind();
+    let (target, steps) = if kind == TargetKind::Chroma.source_kind() {
+        chroma_drill(request)?
+    } else if kind == TargetKind::FaissRedis.source_kind() {
+        faiss_redis_drill(request)?
+    } else {
         return Err(ProveError::Unsupported {
-            kind: format.source_kind().to_string(),
+            kind: kind.to_string(),
         });
-    }
+    };
+    let id = &request.manifest.id;
+    Ok(Scenario {
+        name: SCENARIO_NAME.into(),
+        description: Some(format!(
+            "backup {id} of {} restored into a sandbox and served by a real server",
+            request.manifest.source.path
+        )),
+        path: PathBuf::from(format!("prove {id}")),
+        vars: Default::default(),
+        target,
+        repo: Some(request.repo.to_string()),
+        objectives: Objectives {
+            rto: request.rto,
+            ..Objectives::default()
+        },
+        steps,
+        rollback: Vec::new(),
+        notify: None,
+    })
+}
+
+/// A server process for a proof: `command`, stopped within 15 s.
+fn service(command: String) -> ServiceSpec {
+    ServiceSpec::Process(ProcessSpec {
+        command,
+        cwd: None,
+        env: Default::default(),
+        stop_timeout: HumanDuration(std::time::Duration::from_secs(15)),
+    })
+}
+
+/// The drill's first and second steps, whatever the kind: the clock starts (a real restore's
+/// RTO starts before it downloads anything), and the backup is restored into the sandbox.
+fn begin_and_restore(id: &str) -> [StepSpec; 2] {
+    [
+        step(
+            "begin",
+            "sleep",
+            yaml(&[("duration", "0s".into())]),
+            Some(Mark::Disaster),
+        ),
+        step(
+            "restore",
+            "restore",
+            yaml(&[("backup", id.into()), ("keep_safety_copy", false.into())]),
+            None,
+        ),
+    ]
+}
+
+/// A Chroma backup's proof: see the module's documentation.
+fn chroma_drill(request: &ProveRequest<'_>) -> Result<(TargetSpec, Vec<StepSpec>), ProveError> {
+    let format = format_of(request.manifest);
     let data_dir = request.sandbox.join("data");
-    let command = server_command(request.server_command, &data_dir, request.port)?;
+    let default = default_chroma_command();
+    let template = request.server_command.unwrap_or(&default);
+    refuse_older_server(template, request.manifest)?;
+    let command = server_command(template, &data_dir, request.port)?;
     let target = TargetSpec::Chroma(ChromaSpec {
         kind: TargetKind::Chroma,
         url: format!("http://127.0.0.1:{}", request.port),
         data_dir: Some(data_dir),
         tenant: DEFAULT_TENANT.into(),
         database: DEFAULT_DATABASE.into(),
-        service: Some(ServiceSpec::Process(ProcessSpec {
-            command,
-            cwd: None,
-            env: Default::default(),
-            stop_timeout: HumanDuration(std::time::Duration::from_secs(15)),
-        })),
+        service: Some(service(command)),
     });
     let id = &request.manifest.id;
     let counts = format.recorded_counts(request.manifest);
@@ -239,22 +314,8 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
         .iter()
         .map(|(name, probes)| (name, probes.iter().map(|p| &p.record).collect()))
         .collect();
-    let mut steps = vec![
-        step(
-            "begin",
-            "sleep",
-            yaml(&[("duration", "0s".into())]),
-            Some(Mark::Disaster),
-        ),
-        step(
-            "restore",
-            "restore",
-            yaml(&[
-                ("backup", id.as_str().into()),
-                ("keep_safety_copy", false.into()),
-            ]),
-            None,
-        ),
+    let mut steps = begin_and_restore(id).to_vec();
+    steps.extend([
         // Read before the server starts on the directory (and may compact it).
         step(
             "sample",
@@ -273,7 +334,7 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
             yaml(&[("interval", "50ms".into())]),
             Some(Mark::Recovered),
         ),
-    ];
+    ]);
     for (collection, count) in counts {
         steps.push(step(
             &format!("count {collection}"),
@@ -302,24 +363,85 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
             None,
         ));
     }
-    Ok(Scenario {
-        name: SCENARIO_NAME.into(),
-        description: Some(format!(
-            "backup {id} of {} restored into a sandbox and served by a real server",
-            request.manifest.source.path
-        )),
-        path: PathBuf::from(format!("prove {id}")),
-        vars: Default::default(),
-        target,
-        repo: Some(request.repo.to_string()),
-        objectives: Objectives {
-            rto: request.rto,
-            ..Objectives::default()
-        },
-        steps,
-        rollback: Vec::new(),
-        notify: None,
-    })
+    Ok((target, steps))
+}
+
+/// A Chroma older than the backup's database cannot open it (it refuses a schema it does not
+/// know): refused before anything is restored, naming both. Checked when the command's Chroma
+/// says its release (see [`release_of_command`]); otherwise the server's start decides.
+fn refuse_older_server(template: &str, manifest: &Manifest) -> Result<(), ProveError> {
+    let Some(release) = release_of_command(template) else {
+        return Ok(());
+    };
+    let Some(written) = described(manifest).and_then(|l| Generation::of(&l.schema).ok()) else {
+        return Ok(());
+    };
+    match Generation::of_release(&release) {
+        Some(server) if server >= written => Ok(()),
+        _ => Err(ProveError::ServerTooOld {
+            server: release,
+            backup: manifest.id.clone(),
+            written: written.versions().to_string(),
+        }),
+    }
+}
+
+/// A FAISS + Redis backup's proof: a throwaway Redis (the server command, `redis-server` by
+/// default) started empty on the sandbox's `redis/` before the clock starts; the backup
+/// restored into `data/`; its snapshot loaded into that Redis, whose key count and per-prefix
+/// counts must be the backup's (`redis`, the clock stops); every index file parsed, with the
+/// recorded type, dimension and `ntotal` (`indexes`).
+fn faiss_redis_drill(
+    request: &ProveRequest<'_>,
+) -> Result<(TargetSpec, Vec<StepSpec>), ProveError> {
+    let id = &request.manifest.id;
+    let described = faiss_redis::described(request.manifest)
+        .filter(|d| !d.faiss.is_empty() || d.redis.is_some())
+        .ok_or_else(|| ProveError::NothingToCheck { backup: id.clone() })?;
+    let (data_dir, redis_dir) = (request.sandbox.join("data"), request.sandbox.join("redis"));
+    std::fs::create_dir_all(&redis_dir)
+        .map_err(|e| ProveError::Io("cannot create the sandbox's Redis directory", e))?;
+    let template = request.server_command.unwrap_or(DEFAULT_REDIS_COMMAND);
+    let command = server_command(template, &redis_dir, request.port)?;
+    let prefixes = described
+        .redis
+        .as_ref()
+        .map(|r| r.prefixes.keys().cloned().collect())
+        .unwrap_or_default();
+    let target = TargetSpec::FaissRedis(faiss_redis::FaissRedisSpec {
+        kind: TargetKind::FaissRedis,
+        url: format!("redis://127.0.0.1:{}", request.port),
+        faiss: described
+            .faiss
+            .iter()
+            .map(|i| data_dir.join(faiss_redis::index_file(&i.name)))
+            .collect(),
+        data_dir: Some(data_dir),
+        service: Some(service(command)),
+        redis_prefixes: prefixes,
+        redis_rdb: Some(redis_dir.join("dump.rdb")),
+    });
+    let mut steps = Vec::new();
+    let redis = described.redis.is_some();
+    if redis {
+        // restore_redis stops the Redis it replaces the snapshot of: one must run first.
+        steps.push(step("redis_empty", "start", yaml(&[]), None));
+        steps.push(step("redis_up", "wait_healthy", yaml(&[]), None));
+    }
+    steps.extend(begin_and_restore(id));
+    let indexes_mark = (!redis).then_some(Mark::Recovered);
+    if redis {
+        steps.push(step(
+            "redis",
+            "restore_redis",
+            yaml(&[]),
+            Some(Mark::Recovered),
+        ));
+    }
+    if !described.faiss.is_empty() {
+        steps.push(step("indexes", "check_faiss", yaml(&[]), indexes_mark));
+    }
+    Ok((target, steps))
 }
 
 /// The evidence a proof's run gives of backup `backup`, to keep beside it in the repository.
@@ -331,7 +453,11 @@ pub fn proof(report: &DrillReport, backup: &str) -> Proof {
             .find(|s| s.id == id && s.status == StepStatus::Passed)
             .map(|s| s.duration_ms)
     };
-    let start_to_healthy = took("start").zip(took("healthy")).map(|(a, b)| a + b);
+    // Chroma: the server started and answering; Redis: the snapshot loaded and answering.
+    let start_to_healthy = took("start")
+        .zip(took("healthy"))
+        .map(|(a, b)| a + b)
+        .or_else(|| took("redis"));
     Proof {
         kind: kinds::PROOF.into(),
         version: FORMAT_VERSION,

@@ -78,19 +78,8 @@ impl Step for CompareNeighbours {
                 self.min_recall
             )));
         }
-        let sample = ctx.memory.samples.get(&self.against).ok_or_else(|| {
-            StepError::Setup(format!(
-                "no sample named {:?} was taken before this step",
-                self.against
-            ))
-        })?;
-        let client = ctx.chroma()?;
-        let ids_of: BTreeMap<String, String> = client
-            .list_collections()
-            .await?
-            .into_iter()
-            .map(|c| (c.name, c.id))
-            .collect();
+        let (sample, client, ids_of) =
+            super::records::sample_and_server(ctx, &self.against).await?;
         let mut problems = Vec::new();
         let mut judged = Vec::new();
         for (name, probes) in self.probes.iter().filter(|(_, p)| !p.is_empty()) {

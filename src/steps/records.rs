@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
+use crate::targets::chroma::client::ChromaClient;
 use crate::targets::chroma::offline::{OfflineDatabase, OfflineRecord};
 use crate::targets::spec::TargetKind;
 
@@ -134,19 +135,7 @@ pub const COMPARE: StepKind = StepKind {
 #[async_trait]
 impl Step for CompareRecords {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
-        let sample = ctx.memory.samples.get(&self.against).ok_or_else(|| {
-            StepError::Setup(format!(
-                "no sample named {:?} was taken before this step",
-                self.against
-            ))
-        })?;
-        let client = ctx.chroma()?;
-        let ids_of: BTreeMap<String, String> = client
-            .list_collections()
-            .await?
-            .into_iter()
-            .map(|c| (c.name, c.id))
-            .collect();
+        let (sample, client, ids_of) = sample_and_server(ctx, &self.against).await?;
         let mut problems = Vec::new();
         let mut compared = 0usize;
         for (name, records) in sample {
@@ -186,6 +175,27 @@ impl Step for CompareRecords {
             }),
         }
     }
+}
+
+/// What comparing a sample with the server starts from: the sample named `against`, the
+/// server's client, and its collections' ids by name.
+pub(super) async fn sample_and_server<'s>(
+    ctx: &'s StepContext<'_>,
+    against: &str,
+) -> Result<(&'s Sample, &'s ChromaClient, BTreeMap<String, String>), StepError> {
+    let sample = ctx.memory.samples.get(against).ok_or_else(|| {
+        StepError::Setup(format!(
+            "no sample named {against:?} was taken before this step"
+        ))
+    })?;
+    let client = ctx.chroma()?;
+    let ids_of = client
+        .list_collections()
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.id))
+        .collect();
+    Ok((sample, client, ids_of))
 }
 
 /// How the server's answer for `record` differs from it, if it does.

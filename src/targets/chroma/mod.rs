@@ -9,6 +9,7 @@ pub mod layout;
 pub mod neighbours;
 pub mod offline;
 pub mod protect;
+pub mod release;
 pub mod schema;
 pub mod spec;
 pub mod state;

@@ -69,6 +69,20 @@ impl Generation {
         }
     }
 
+    /// The generation Chroma release `version` ("0.5.23") writes; none for a release older
+    /// than any vecdrill reads, or not a version.
+    pub fn of_release(version: &str) -> Option<Self> {
+        let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().ok());
+        let (major, minor) = (parts.next()??, parts.next()??);
+        Some(match (major, minor) {
+            (0, 4) => Self::Chroma04,
+            (0, 5 | 6) => Self::Chroma05,
+            (1, 0..=2) => Self::Chroma10,
+            (1, _) | (2.., _) => Self::Chroma13,
+            _ => return None,
+        })
+    }
+
     fn newest_known(self) -> &'static str {
         "1.5"
     }
