@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use crate::common::{
     backup_json, chroma_bin, port_is_open, repo_url, report_objective, report_step,
     seeded_data_dir, tree_hashes, vecdrill, vecdrill_env,
@@ -614,6 +616,31 @@ fn issue_21_a_faiss_and_redis_backup_is_proven_with_a_throwaway_redis_server() {
     assert_eq!(checked["status"], "passed", "{checked:#}");
     let parsed = checked["outputs"]["indexes"].as_object().unwrap();
     assert_eq!(parsed.len(), described.len(), "{checked:#}");
+    // The flat indexes answered the probe queries the backup recorded (10 each), exactly.
+    let info = vecdrill(["info", "--repo", &repo, "latest", "--json"]).json();
+    let recorded: usize = info["faiss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["content"]["probes"].as_array().map_or(0, Vec::len))
+        .sum();
+    // Flat indexes, and ID maps over one.
+    let is_flat = |kind: &Value| kind.as_str().unwrap_or_default().starts_with("IndexFlat");
+    let flat = info["faiss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            is_flat(&d["type"])
+                || (d["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("IndexIDMap")
+                    && is_flat(&d["inner"]))
+        })
+        .count();
+    assert!(flat > 0 && recorded == 10 * flat, "{info:#}");
+    assert_eq!(checked["outputs"]["probes"], recorded, "{checked:#}");
     for (name, recorded) in &described {
         assert_eq!(parsed[name]["ntotal"], recorded["ntotal"], "{name}");
     }

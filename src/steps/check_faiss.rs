@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
 use crate::outputs;
-use crate::targets::faiss::{self, FaissIndexInfo};
+use crate::targets::faiss::{self, FaissIndexInfo, IndexContent};
 use crate::targets::faiss_redis;
 use crate::targets::spec::TargetKind;
 
@@ -26,7 +26,7 @@ pub const KIND: StepKind = StepKind {
     name: "check_faiss",
     summary:
         "parse the index files (`files`, default target.faiss); compare with the restored backup",
-    outputs: &["indexes", "ntotal"],
+    outputs: &["indexes", "ntotal", "probes"],
     needs_service: false,
     targets: &[TargetKind::FaissRedis],
     needs_repo: false,
@@ -61,14 +61,14 @@ impl Step for CheckFaiss {
         };
         let mut found = serde_json::Map::new();
         let mut problems = Vec::new();
-        let mut total = 0u64;
+        let (mut total, mut probes) = (0u64, 0usize);
         for path in &files {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let info: FaissIndexInfo =
-                faiss::inspect(path).map_err(|e| StepError::Check(e.to_string()))?;
+            let (info, content): (FaissIndexInfo, IndexContent) =
+                faiss::inspect_content(path).map_err(|e| StepError::Check(e.to_string()))?;
             total += info.ntotal;
             if let Some(expected) = recorded
                 .as_ref()
@@ -80,11 +80,14 @@ impl Step for CheckFaiss {
                         faiss_redis::describe_index(&info),
                         faiss_redis::describe_index(&expected.info)
                     ));
+                } else if let Some(problem) = content_differs(&expected.content, &content) {
+                    problems.push(format!("{name}: {problem}"));
                 }
+                probes += expected.content.probes.len();
             }
             found.insert(name, serde_json::to_value(&info).unwrap_or_default());
         }
-        let outputs = outputs! { "indexes" => &found, "ntotal" => total };
+        let outputs = outputs! { "indexes" => &found, "ntotal" => total, "probes" => probes };
         if !problems.is_empty() {
             return Err(StepError::Mismatch {
                 message: problems.join("; "),
@@ -92,5 +95,28 @@ impl Step for CheckFaiss {
             });
         }
         Ok(outputs)
+    }
+}
+
+/// How a restored index's content differs from what its backup recorded (nothing recorded:
+/// nothing to differ): a flat index must answer each probe query with exactly the recorded
+/// neighbours, an ID map hold exactly the recorded ids.
+fn content_differs(recorded: &IndexContent, found: &IndexContent) -> Option<String> {
+    for probe in &recorded.probes {
+        let answered = found.probes.iter().find(|p| p.query == probe.query);
+        if answered.map(|p| &p.neighbours) != Some(&probe.neighbours) {
+            return Some(format!(
+                "the probe query of its vector {} answers {:?}; the backup recorded {:?}",
+                probe.query,
+                answered.map(|p| p.neighbours.clone()).unwrap_or_default(),
+                probe.neighbours
+            ));
+        }
+    }
+    match (&recorded.ids_blake3, &found.ids_blake3) {
+        (Some(want), got) if Some(want) != got.as_ref() => {
+            Some("its ids are not the ones the backup recorded".into())
+        }
+        _ => None,
     }
 }

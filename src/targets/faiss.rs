@@ -46,7 +46,159 @@ pub fn inspect(path: &Path) -> Result<FaissIndexInfo, FaissError> {
 }
 
 pub fn inspect_bytes(bytes: &[u8]) -> Result<FaissIndexInfo, String> {
-    let mut reader = Reader { bytes, at: 0 };
+    walk(bytes).map(|(info, _)| info)
+}
+
+/// What a backup records of an index's content, to compare a restored one with: for a flat
+/// index (or an ID map over one) probe queries with their exact neighbours; for an ID map, a
+/// digest of its ids. Other indexes: nothing beyond their [`FaissIndexInfo`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IndexContent {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<FlatProbe>,
+    /// BLAKE3 of the ID map's ids as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids_blake3: Option<String>,
+}
+
+impl IndexContent {
+    pub fn is_empty(&self) -> bool {
+        self.probes.is_empty() && self.ids_blake3.is_none()
+    }
+}
+
+/// One probe query of a flat index: its `query`th stored vector, and the labels of its exact
+/// nearest neighbours by the index's metric, nearest first (ties by position).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlatProbe {
+    pub query: u64,
+    pub neighbours: Vec<i64>,
+}
+
+/// Probe queries per flat index, and neighbours per probe.
+const PROBES: usize = 10;
+const NEIGHBOURS: usize = 10;
+
+/// Inspect one index file and read what a backup records of its content.
+pub fn inspect_content(path: &Path) -> Result<(FaissIndexInfo, IndexContent), FaissError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| FaissError::Read {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    let (info, spans) = walk(&bytes).map_err(|message| FaissError::Invalid {
+        file: file.clone(),
+        message,
+    })?;
+    Ok((info.clone(), content(&bytes, &info, &spans)))
+}
+
+fn content(bytes: &[u8], info: &FaissIndexInfo, spans: &Spans) -> IndexContent {
+    let ids: Option<Vec<i64>> = spans.ids.map(|(at, n)| {
+        bytes[at..at + n as usize * 8]
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect()
+    });
+    let flat_on_top = info.kind.starts_with("IndexFlat")
+        || (info.kind.starts_with("IndexIDMap")
+            && info
+                .inner
+                .as_deref()
+                .is_some_and(|i| i.starts_with("IndexFlat")));
+    let probes = match (&spans.flat, flat_on_top) {
+        (Some(flat), true) => flat_probes(bytes, flat, ids.as_deref()),
+        _ => Vec::new(),
+    };
+    IndexContent {
+        probes,
+        ids_blake3: spans.ids.map(|(at, n)| {
+            blake3::hash(&bytes[at..at + n as usize * 8])
+                .to_hex()
+                .to_string()
+        }),
+    }
+}
+
+/// The first `PROBES` vectors of a flat index as queries, each with its exact `NEIGHBOURS`
+/// nearest (squared L2, or the largest inner product), labelled by `ids` when an ID map
+/// names them, else by position.
+fn flat_probes(bytes: &[u8], flat: &FlatSpan, ids: Option<&[i64]>) -> Vec<FlatProbe> {
+    let d = flat.d as usize;
+    let read = |i: usize, into: &mut Vec<f32>| {
+        into.clear();
+        into.extend(
+            bytes[flat.at + i * d * 4..flat.at + (i + 1) * d * 4]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+        );
+    };
+    let n = flat.ntotal as usize;
+    let inner_product = flat.metric == "inner_product";
+    let queries: Vec<Vec<f32>> = (0..PROBES.min(n))
+        .map(|q| {
+            let mut v = Vec::with_capacity(d);
+            read(q, &mut v);
+            v
+        })
+        .collect();
+    // Each query's nearest so far, sorted by (score, position): one pass over the vectors.
+    let mut nearest: Vec<Vec<(f32, usize)>> =
+        vec![Vec::with_capacity(NEIGHBOURS + 1); queries.len()];
+    let mut v = Vec::with_capacity(d);
+    for i in 0..n {
+        read(i, &mut v);
+        for (query, best) in queries.iter().zip(&mut nearest) {
+            let score = if inner_product {
+                -query.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>()
+            } else {
+                query.iter().zip(&v).map(|(a, b)| (a - b) * (a - b)).sum()
+            };
+            let before = |c: &(f32, usize)| c.0.total_cmp(&score).then(c.1.cmp(&i)).is_lt();
+            let at = best.partition_point(before);
+            if at < NEIGHBOURS {
+                best.insert(at, (score, i));
+                best.truncate(NEIGHBOURS);
+            }
+        }
+    }
+    nearest
+        .into_iter()
+        .enumerate()
+        .map(|(q, best)| FlatProbe {
+            query: q as u64,
+            neighbours: best
+                .iter()
+                .map(|(_, i)| {
+                    ids.and_then(|ids| ids.get(*i).copied())
+                        .unwrap_or(*i as i64)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Where a walk found a flat index's vectors and an ID map's ids.
+#[derive(Default)]
+struct Spans {
+    flat: Option<FlatSpan>,
+    /// Offset and count of the ids.
+    ids: Option<(usize, u64)>,
+}
+
+struct FlatSpan {
+    at: usize,
+    d: u32,
+    ntotal: u64,
+    metric: String,
+}
+
+fn walk(bytes: &[u8]) -> Result<(FaissIndexInfo, Spans), String> {
+    let mut reader = Reader {
+        bytes,
+        at: 0,
+        spans: Spans::default(),
+    };
     let walked = reader.index()?;
     if walked.structure_checked && reader.at != bytes.len() {
         return Err(format!(
@@ -55,12 +207,13 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<FaissIndexInfo, String> {
             walked.kind
         ));
     }
-    Ok(walked)
+    Ok((walked, reader.spans))
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    spans: Spans,
 }
 
 struct Header {
@@ -155,6 +308,7 @@ impl Reader<'_> {
         match code.as_str() {
             "IxF2" | "IxFI" | "IxFl" => {
                 let h = self.header()?;
+                let at = self.at + 8;
                 let floats = self.vector(4, "the vectors")?;
                 if floats != h.ntotal * u64::from(h.d) {
                     return Err(format!(
@@ -169,12 +323,20 @@ impl Reader<'_> {
                     "IxFI" => "IndexFlatIP",
                     _ => "IndexFlat",
                 };
+                self.spans.flat.get_or_insert(FlatSpan {
+                    at,
+                    d: h.d,
+                    ntotal: h.ntotal,
+                    metric: h.metric.clone(),
+                });
                 Ok(info(kind, &h, None, true))
             }
             "IxMp" | "IxM2" => {
                 let h = self.header()?;
                 let inner = self.index()?;
+                let at = self.at + 8;
                 let ids = self.vector(8, "the id map")?;
+                self.spans.ids.get_or_insert((at, ids));
                 if ids != h.ntotal || inner.ntotal != h.ntotal {
                     return Err(format!(
                         "the id map holds {ids} ids and its index {} vectors; ntotal is {}",
@@ -335,5 +497,66 @@ impl Reader<'_> {
             total += count;
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flat L2 index of `vectors` as faiss writes it, optionally inside an ID map.
+    fn flat_l2(vectors: &[[f32; 2]], ids: Option<&[i64]>) -> Vec<u8> {
+        let header = |code: &[u8], n: usize| {
+            let mut bytes = code.to_vec();
+            bytes.extend_from_slice(&2i32.to_le_bytes());
+            bytes.extend_from_slice(&(n as i64).to_le_bytes());
+            bytes.extend_from_slice(&[0u8; 16]);
+            bytes.push(1);
+            bytes.extend_from_slice(&1i32.to_le_bytes());
+            bytes
+        };
+        let mut flat = header(b"IxF2", vectors.len());
+        flat.extend_from_slice(&(vectors.len() as u64 * 2).to_le_bytes());
+        for x in vectors.iter().flatten() {
+            flat.extend_from_slice(&x.to_le_bytes());
+        }
+        let Some(ids) = ids else { return flat };
+        let mut map = header(b"IxMp", vectors.len());
+        map.extend_from_slice(&flat);
+        map.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+        for id in ids {
+            map.extend_from_slice(&id.to_le_bytes());
+        }
+        map
+    }
+
+    fn content_of(bytes: &[u8]) -> IndexContent {
+        let (info, spans) = walk(bytes).unwrap();
+        content(bytes, &info, &spans)
+    }
+
+    #[test]
+    fn a_flat_index_records_exact_neighbours_by_label_and_an_id_map_its_ids() {
+        // On a line: 0, 1, 3, 7, 15: each point's nearest are its neighbours on the line.
+        let line: Vec<[f32; 2]> = [0.0, 1.0, 3.0, 7.0, 15.0]
+            .iter()
+            .map(|x| [*x, 0.0])
+            .collect();
+        let plain = content_of(&flat_l2(&line, None));
+        assert_eq!(plain.probes.len(), 5);
+        assert_eq!(plain.probes[0].neighbours, vec![0, 1, 2, 3, 4]);
+        assert_eq!(plain.probes[3].neighbours, vec![3, 2, 1, 0, 4]);
+        assert_eq!(plain.ids_blake3, None);
+
+        let ids = [10, 11, 12, 13, 14];
+        let mapped = content_of(&flat_l2(&line, Some(&ids)));
+        assert_eq!(mapped.probes[3].neighbours, vec![13, 12, 11, 10, 14]);
+        assert!(mapped.ids_blake3.is_some());
+        // Other ids, or a vector moved: the content differs.
+        let renumbered = content_of(&flat_l2(&line, Some(&[10, 11, 12, 13, 99])));
+        assert_ne!(renumbered.ids_blake3, mapped.ids_blake3);
+        let mut moved = line.clone();
+        moved[2] = [6.0, 0.0];
+        assert_ne!(content_of(&flat_l2(&moved, None)).probes, plain.probes);
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::faiss::{self, FaissIndexInfo};
+use super::faiss::{self, FaissIndexInfo, IndexContent};
 use super::protect::{newest_mtime, skip_if_recent, BackupOutcome, BackupSettings, ProtectError};
 use super::redis::{rdb_version, RedisTarget};
 use crate::progress::Progress;
@@ -48,6 +48,10 @@ pub struct IndexRecord {
     pub path: String,
     #[serde(flatten)]
     pub info: FaissIndexInfo,
+    /// Probe queries and ids, to compare a restored index's content with (none in backups
+    /// made before vecdrill recorded them).
+    #[serde(default, skip_serializing_if = "IndexContent::is_empty")]
+    pub content: IndexContent,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,7 +243,7 @@ async fn capture(
         };
         attempts = attempts.max(tries);
         match inspected {
-            Inspected::Index(Ok(info)) => {
+            Inspected::Index(Ok((info, content))) => {
                 checks.push(CheckResult::of(
                     format!("faiss:{}", file_name(path)),
                     Ok(describe_index(&info)),
@@ -248,6 +252,7 @@ async fn capture(
                     name: file_name(path),
                     path: path.display().to_string(),
                     info,
+                    content,
                 });
             }
             Inspected::Index(Err(message)) => checks.push(CheckResult::of(
@@ -354,7 +359,7 @@ fn read_prefix(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
 }
 
 enum Inspected {
-    Index(Result<FaissIndexInfo, String>),
+    Index(Result<(FaissIndexInfo, IndexContent), String>),
     Rdb(Result<String, String>),
 }
 
@@ -362,7 +367,7 @@ fn inspect(path: &Path, rel: &str) -> Inspected {
     if rel == RDB_FILE {
         return Inspected::Rdb(check_rdb(path));
     }
-    Inspected::Index(faiss::inspect(path).map_err(|e| e.to_string()))
+    Inspected::Index(faiss::inspect_content(path).map_err(|e| e.to_string()))
 }
 
 /// An RDB snapshot must start with `REDIS` and its format version.
