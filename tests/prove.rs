@@ -680,3 +680,83 @@ fn issue_21_a_faiss_and_redis_backup_is_proven_with_a_throwaway_redis_server() {
         "{loaded:#}"
     );
 }
+
+#[test]
+fn issue_21_a_proof_killed_outright_has_its_server_stopped_by_the_next_and_a_kept_sandbox_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 200, 8)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    backup_json(&repo, &data, &[]);
+    let scratch = tmp.path().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let reports = tmp.path().join("reports");
+
+    // A sandbox kept on request survives the cleanup the next proofs do.
+    let kept = vecdrill_env(
+        [
+            "prove",
+            "--repo",
+            &repo,
+            "latest",
+            "--keep",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+        &[("TMPDIR", scratch.display().to_string())],
+    );
+    kept.expect_code(0);
+    let kept_dirs = crate::common::names_in(&scratch);
+    assert_eq!(kept_dirs.len(), 1, "{kept_dirs:?}");
+    assert!(
+        kept_dirs[0].starts_with("vecdrill-prove-kept-"),
+        "{kept_dirs:?}"
+    );
+    assert!(kept.stderr().contains(&kept_dirs[0]), "{}", kept.stderr());
+    std::fs::remove_dir_all(scratch.join(&kept_dirs[0])).unwrap();
+
+    // The server says where it listens, then runs as usual.
+    let started = tmp.path().join("started");
+    let server = format!(
+        "sh -c 'echo \"$1\" > {started}; exec {chroma} run --path \"$0\" --port \"$1\"' {{dir}} {{port}}",
+        started = started.display(),
+        chroma = chroma_bin().display(),
+    );
+    let mut child = crate::common::vecdrill_command()
+        .args(["prove", "--repo", &repo, "latest", "--server-cmd", &server])
+        .args(["--report-dir", reports.to_str().unwrap()])
+        .env("TMPDIR", &scratch)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let port: u16 = loop {
+        let port = std::fs::read_to_string(&started)
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        if let Some(port) = port.filter(|p| port_is_open(*p)) {
+            break port;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed outright, the proof could stop nothing: its server still serves its sandbox.
+    assert!(port_is_open(port), "the server on {port} is gone already");
+    assert_eq!(crate::common::names_in(&scratch).len(), 1);
+
+    // The next proof stops it and removes the sandbox (`prove` checks TMPDIR is empty after).
+    prove(&repo, &reports, None, &[]).expect_code(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while port_is_open(port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed proof's server on {port} still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

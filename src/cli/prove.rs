@@ -146,9 +146,27 @@ pub async fn prove_backup(
     )
     .await;
     if how.keep {
-        eprintln!("the sandbox is kept: {}", prepared.sandbox.keep().display());
+        eprintln!("the sandbox is kept: {}", keep(prepared.sandbox).display());
     }
     let report = report?;
     prove::keep_verdict(repo, &report, &manifest.id).await?;
     Ok(report)
+}
+
+/// Keep `sandbox` under a name the next proof's cleanup of killed proofs' sandboxes does not
+/// take for one (`vecdrill-prove-kept-...`); its path.
+fn keep(sandbox: tempfile::TempDir) -> PathBuf {
+    let path = sandbox.keep();
+    let name = path
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .replacen(prove::SANDBOX_PREFIX, prove::KEPT_PREFIX, 1)
+        })
+        .unwrap_or_default();
+    let kept = path.with_file_name(name);
+    match std::fs::rename(&path, &kept) {
+        Ok(()) => kept,
+        Err(_) => path,
+    }
 }

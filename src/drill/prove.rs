@@ -105,7 +105,10 @@ impl crate::exit::Classify for ProveError {
 }
 
 /// A sandbox's name: this prefix, the proving process's pid, a dash, random characters.
-const SANDBOX_PREFIX: &str = "vecdrill-prove-";
+pub const SANDBOX_PREFIX: &str = "vecdrill-prove-";
+/// A sandbox kept on request (`--keep`) is renamed to start with this instead, so that no
+/// later proof takes it for one a killed proof left.
+pub const KEPT_PREFIX: &str = "vecdrill-prove-kept-";
 
 /// A proof ready to run: its sandbox (removed when dropped, unless kept) and its drill.
 pub struct Prepared {
@@ -124,8 +127,10 @@ pub fn prepare(
     let parent = std::env::temp_dir();
     let prefix = format!("{SANDBOX_PREFIX}{}-", std::process::id());
     for left in crate::atomic_file::left_by_ended_processes(&parent, SANDBOX_PREFIX) {
+        // Its server too, still serving the sandbox: nothing stopped it.
+        let killed = crate::platform::process::kill_processes_naming(&left);
         tracing::info!(
-            "removing the sandbox a killed proof left: {}",
+            "removing the sandbox a killed proof left: {} (its server processes stopped: {killed:?})",
             left.display()
         );
         let _ = std::fs::remove_dir_all(&left);

@@ -223,3 +223,50 @@ impl Drop for ProcessService {
         }
     }
 }
+
+/// Kill what is left of services started for `dir` by a vecdrill that was killed outright
+/// (no chance to stop them): every process whose command line names `dir` or a path inside
+/// it, with its process group when it leads one (services are started as group leaders).
+/// The ids of those signalled. Only this user's processes can be signalled; the others are
+/// passed over.
+pub fn kill_processes_naming(dir: &std::path::Path) -> Vec<i32> {
+    let Some(dir) = dir.to_str() else {
+        return Vec::new();
+    };
+    let mut killed = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return killed;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        // Arguments are NUL-separated: a path is named when an argument is it, is under it,
+        // or ends with it after an `=`.
+        let names = cmdline.split(|b| *b == 0).any(|arg| {
+            let arg = String::from_utf8_lossy(arg);
+            let value = arg.rsplit('=').next().unwrap_or(&arg);
+            value == dir || value.starts_with(&format!("{dir}/"))
+        });
+        if !names || pid == std::process::id() as i32 {
+            continue;
+        }
+        let leads_group = nix::unistd::getpgid(Some(Pid::from_raw(pid))) == Ok(Pid::from_raw(pid));
+        let signalled = if leads_group {
+            killpg(Pid::from_raw(pid), Signal::SIGKILL)
+        } else {
+            nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL)
+        };
+        if signalled.is_ok() {
+            killed.push(pid);
+        }
+    }
+    killed
+}
