@@ -24,7 +24,8 @@ pub struct ProcessSpec {
     pub cwd: Option<std::path::PathBuf>,
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
-    /// How long to wait after SIGTERM before SIGKILL.
+    /// How long to wait after SIGTERM before SIGKILL; `0s`: SIGKILL at once (a server whose
+    /// data is thrown away, as a proof's).
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: HumanDuration,
 }
@@ -181,6 +182,9 @@ impl Service for ProcessService {
 
     async fn stop(&mut self) -> Result<(), PlatformError> {
         self.require_started("stop")?;
+        if self.spec.stop_timeout.as_duration().is_zero() {
+            return self.kill().await;
+        }
         self.signal_group(Signal::SIGTERM)?;
         if !self.wait_exit(self.spec.stop_timeout.as_duration()).await {
             tracing::warn!(
