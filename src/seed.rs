@@ -10,7 +10,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::targets::chroma::{ChromaClient, ChromaError, Records};
 
 #[derive(Debug, Clone)]
@@ -140,7 +140,7 @@ pub async fn seed(
         .max(1);
     let mut generator = RecordGenerator::new(options.seed, options.dim);
     let mut written = 0u64;
-    progress.start("seeding", Some(options.count));
+    progress.start("seeding", Some(options.count), Unit::Items);
     while written < options.count {
         let len = batch_size.min((options.count - written) as usize);
         let records = generator.batch(len);

@@ -538,3 +538,40 @@ fn issue_16_7_an_ambiguous_id_prefix_lists_the_backups_it_matches() {
         info.stderr()
     );
 }
+
+#[test]
+fn issue_22_progress_on_a_terminal_is_in_human_units_within_80_columns() {
+    let ws = crate::common::workspace(&[("docs", 2000, 64)]);
+    let data = ws.data.to_str().unwrap();
+    let run = crate::common::vecdrill_on_terminal(
+        &["backup", "--repo", &ws.repo, "--chroma-dir", data],
+        &[],
+        None,
+    );
+    run.expect_code(0);
+    let shown = run.stdout();
+    // Each redraw: carriage return, erase line, the line.
+    let frames: Vec<String> = shown
+        .split(['\r', '\n'])
+        .map(|f| f.replace("\x1b[2K", ""))
+        .filter(|f| f.contains("backing up ["))
+        .collect();
+    assert!(!frames.is_empty(), "no progress shown: {shown:?}");
+    for frame in &frames {
+        assert!(
+            frame.chars().count() <= 80,
+            "{} columns: {frame:?}",
+            frame.chars().count()
+        );
+        // Bytes in binary units, rates likewise; no four-decimal rates, no estimate at once.
+        assert!(frame.contains("iB/") || frame.contains(" B/"), "{frame:?}");
+        assert!(!frame.contains("eta 0s"), "{frame:?}");
+        let decimals = frame
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter_map(|n| n.split_once('.'))
+            .map(|(_, fraction)| fraction.len())
+            .max()
+            .unwrap_or(0);
+        assert!(decimals <= 1, "{frame:?}");
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::format::{CollectionHeader, ExportWriter, Header, Record};
 use super::{CollectionSummary, Selection, TransferError, TransferSummary};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::targets::chroma::client::RecordPage;
 use crate::targets::chroma::{ChromaClient, Collection};
 
@@ -47,7 +47,7 @@ pub async fn export(
     }
     let source = json!({ "kind": "chroma-api", "url": client.url(), "chroma_version": version });
     let mut writer = ExportWriter::create(out, &Header::new(source))?;
-    progress.start("exporting", Some(counts.iter().sum()));
+    progress.start("exporting", Some(counts.iter().sum()), Unit::Items);
     let mut summaries = Vec::new();
     for (collection, count) in collections.iter().zip(counts) {
         match export_collection(client, collection, count, options, &mut writer, progress).await {

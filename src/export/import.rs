@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::format::{CollectionHeader, ExportReader, Item, Record};
 use super::{CollectionSummary, Selection, TransferError, TransferSummary};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::targets::chroma::{schema, ChromaClient, ChromaError};
 
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ pub async fn import(
                     .clone()
                     .unwrap_or_else(|| header.name.clone());
                 let id = create(client, &name, &header).await?;
-                progress.start(&name, Some(header.count));
+                progress.start(&name, Some(header.count), Unit::Items);
                 target = Some(Target {
                     name,
                     id,

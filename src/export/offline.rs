@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::format::{CollectionHeader, ExportWriter, Header, Record};
 use super::{CollectionSummary, Selection, TransferError, TransferSummary};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::repo::format::Manifest;
 use crate::repo::index::ChunkIndex;
 use crate::repo::{restore, Repository};
@@ -138,7 +138,11 @@ fn export_database(
     }
     chosen.sort_by(|a, b| a.info.name.cmp(&b.info.name));
     let mut writer = ExportWriter::create(out, &Header::new(source))?;
-    progress.start("exporting", Some(chosen.iter().map(|c| c.info.count).sum()));
+    progress.start(
+        "exporting",
+        Some(chosen.iter().map(|c| c.info.count).sum()),
+        Unit::Items,
+    );
     let mut summaries = Vec::new();
     for collection in chosen {
         match export_collection(&database, collection, &mut writer, progress) {

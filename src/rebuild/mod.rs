@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::exit::{self, Classify};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::targets::chroma::{ChromaClient, ChromaError};
 use embed::{EmbedError, EmbeddingClient};
 use source::{Document, DocumentReader, FieldMap, SourceError, SourceSpec};
@@ -120,7 +120,7 @@ pub async fn rebuild(
         embed_requests: 0,
         embed_retries: 0,
     };
-    progress.start("rebuilding", None);
+    progress.start("rebuilding", None, Unit::Items);
     loop {
         let documents = reader.next_batch(round).await?;
         if documents.is_empty() {

@@ -12,7 +12,7 @@ use super::index::ChunkIndex;
 use super::restorable::{locate, read_file, ChunkSink};
 use super::{RepoError, Repository};
 use crate::atomic_file::{left_by_ended_processes, name_of, parent, remove_leftovers};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 
 /// Files restored at once.
 const FILES_IN_FLIGHT: usize = 3;
@@ -25,7 +25,11 @@ pub async fn materialise(
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<(), RepoError> {
-    progress.start("restoring", Some(manifest.totals.logical_bytes));
+    progress.start(
+        "restoring",
+        Some(manifest.totals.logical_bytes),
+        Unit::Bytes,
+    );
     // A few files at once: one large file's decoding and fsync overlap the next one's reads.
     // (By index: a closure over `&FileEntry` trips the compiler's higher-ranked Send check.)
     let mut restoring = futures::stream::iter(0..manifest.files.len())

@@ -15,7 +15,7 @@ use super::pack::{decode_chunk, open_pack, Recheck};
 pub use super::restorable::Problem;
 use super::restorable::{locate, problems as unrestorable, read_file};
 use super::{pack_key, stored_name, DamagedManifest, RepoError, Repository};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -86,6 +86,7 @@ pub async fn verify(
         } else {
             users.len() as u64
         }),
+        if read_data { Unit::Bytes } else { Unit::Items },
     );
     let mut bytes_read = 0;
     for (pack, used_by) in &users {
@@ -223,7 +224,7 @@ async fn read_files_back(
         .values()
         .map(|users| users[0].0.files[users[0].1].size)
         .sum();
-    progress.start("reading files back", Some(total));
+    progress.start("reading back", Some(total), Unit::Bytes);
     let no_writes: super::restorable::ChunkSink = std::sync::Arc::new(|_, _| Ok(()));
     let mut bytes_read = 0;
     for users in distinct.values() {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::faiss::{self, FaissIndexInfo, IndexContent};
 use super::protect::{newest_mtime, skip_if_recent, BackupOutcome, BackupSettings, ProtectError};
 use super::redis::{rdb_version, RedisTarget};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::repo::format::{normalise_tags, Capture, CheckResult, FileEntry, Manifest, Source};
 use crate::repo::writer::{BackupWriter, ManifestInfo};
 use crate::repo::{backup_id, Repository};
@@ -226,7 +226,7 @@ async fn capture(
         .iter()
         .sum();
     let mut writer = BackupWriter::begin(repo).await?;
-    progress.start("backing up", Some(total));
+    progress.start("backing up", Some(total), Unit::Bytes);
     let mut entries = Vec::new();
     let mut indexes = Vec::new();
     let mut checks = Vec::new();

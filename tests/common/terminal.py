@@ -8,12 +8,15 @@ ANSWERS_JSON is a JSON list of strings; the Nth is typed once the Nth prompt (a 
 written to stdout; the exit code is the command's (128 + signal when a signal ended it).
 """
 
+import fcntl
 import json
 import os
 import pty
 import re
 import select
+import struct
 import sys
+import termios
 import time
 
 PROMPT = re.compile(rb"enter [^\n]*password[^\n]*: ")
@@ -24,6 +27,8 @@ def main():
     command = sys.argv[2:]
     pid, fd = pty.fork()
     if pid == 0:
+        # A person's terminal has a size: 80 columns by 24 rows.
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         os.execvp(command[0], command)
     shown = b""
     typed = 0

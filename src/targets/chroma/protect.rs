@@ -13,7 +13,7 @@ use super::capture::{capture, CaptureMode, CaptureOptions};
 use super::layout::{self, ChromaLayout, ExactProbe};
 use super::state::ProbeSettings;
 use crate::platform::Service;
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::repo::format::{normalise_tags, Capture, CheckResult, Manifest, Source};
 use crate::repo::index::ChunkIndex;
 use crate::repo::restore::materialise_some;
@@ -132,7 +132,7 @@ pub async fn backup(
     if let Some(parent) = parent {
         writer.set_parent(parent);
     }
-    progress.start("backing up", Some(total));
+    progress.start("backing up", Some(total), Unit::Bytes);
     let mut entries = Vec::with_capacity(files.len());
     for (path, rel) in &files {
         match writer.add_file(path, rel, progress).await {
