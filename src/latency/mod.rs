@@ -103,10 +103,31 @@ impl LatencySummary {
             self.qps,
             self.errors
         );
+        for thin in self.thin_percentiles() {
+            sentence.push(' ');
+            sentence.push_str(&thin);
+        }
         if let Some(error) = &self.first_error {
             sentence.push_str(&format!(" First error: {error}"));
         }
         sentence
+    }
+
+    /// A note for each reported percentile that rests on fewer than ten of the slowest
+    /// answers (p99 of 200 queries is decided by 2 of them): read it as rough.
+    pub fn thin_percentiles(&self) -> Vec<String> {
+        let answered = self.queries.saturating_sub(self.errors);
+        [("p90", 90.0), ("p99", 99.0)]
+            .into_iter()
+            .filter_map(|(name, percentile)| {
+                let beyond = (answered as f64 * (100.0 - percentile) / 100.0).floor() as u64;
+                (answered > 0 && beyond < 10).then(|| {
+                    format!(
+                        "{name} rests on the slowest {beyond} of {answered} answers: a rough figure."
+                    )
+                })
+            })
+            .collect()
     }
 }
 

@@ -58,7 +58,12 @@ pub(super) fn nines(percentile: f64) -> f64 {
     -(1.0 - percentile.clamp(0.0, 99.9999) / 100.0).log10()
 }
 
-pub(super) fn latency_svg(latency: &LatencySummary, baseline: Option<&Baseline>) -> String {
+/// The latency chart; `objectives` are the run's latency limits (`p90`, in ms), drawn as lines.
+pub(super) fn latency_svg(
+    latency: &LatencySummary,
+    baseline: Option<&Baseline>,
+    objectives: &[(&str, f64)],
+) -> String {
     let mut points = latency.distribution.clone();
     points.sort_by(|a, b| a.percentile.total_cmp(&b.percentile));
     let axis = NinesAxis::new(&points);
@@ -76,6 +81,7 @@ pub(super) fn latency_svg(latency: &LatencySummary, baseline: Option<&Baseline>)
         .map(|p| p.ms)
         .chain(callouts.iter().map(|c| c.2))
         .chain(baselines.iter().map(|b| b.1))
+        .chain(objectives.iter().map(|o| o.1))
         .fold(0.0, f64::max)
         .max(0.001)
         * 1.05;
@@ -93,7 +99,20 @@ pub(super) fn latency_svg(latency: &LatencySummary, baseline: Option<&Baseline>)
     let with_max = points.iter().any(|p| p.percentile >= 100.0);
     percentile_axis(&mut svg, x, &axis.ticks(with_max));
     ms_axis(&mut svg, y, y_step);
-    baseline_lines(&mut svg, y, &baselines);
+    let references: Vec<Reference> = baselines
+        .iter()
+        .map(|(name, ms)| Reference {
+            label: format!("baseline {name} {}", format_latency(*ms)),
+            ms: *ms,
+            class: "baseline",
+        })
+        .chain(objectives.iter().map(|(name, ms)| Reference {
+            label: format!("objective {name} ≤ {}", format_latency(*ms)),
+            ms: *ms,
+            class: "objective",
+        }))
+        .collect();
+    reference_lines(&mut svg, y, &references);
     let coordinates: Vec<(f64, f64)> = points
         .iter()
         .map(|p| (x.at(axis.position(p.percentile)), y.at(p.ms)))
@@ -147,28 +166,38 @@ pub(super) fn ms_axis(svg: &mut Svg, y: Scale, step: f64) {
     }
 }
 
-/// Dashed horizontal lines at the baseline's percentiles, labelled in the right margin.
-pub(super) fn baseline_lines(svg: &mut Svg, y: Scale, baselines: &[(&str, f64)]) {
-    let mut labels: Vec<(f64, String)> = Vec::new();
-    for (name, value) in baselines {
-        let py = y.at(*value);
-        let label = format!("baseline {name} {}", format_latency(*value));
-        svg.open_group("baseline-group", Some(&label));
-        svg.line(PLOT_LEFT, py, PLOT_RIGHT, py, "baseline");
+/// A horizontal line across the chart at `ms`: a baseline's percentile or an objective.
+pub(super) struct Reference {
+    pub(super) label: String,
+    pub(super) ms: f64,
+    /// `baseline` (dashed) or `objective`; the label's class is this with `-label`.
+    pub(super) class: &'static str,
+}
+
+/// Horizontal lines at each reference, labelled in the right margin without overlapping.
+pub(super) fn reference_lines(svg: &mut Svg, y: Scale, references: &[Reference]) {
+    let mut labels: Vec<(f64, &Reference)> = Vec::new();
+    for reference in references {
+        let py = y.at(reference.ms);
+        svg.open_group(
+            &format!("{}-group", reference.class),
+            Some(&reference.label),
+        );
+        svg.line(PLOT_LEFT, py, PLOT_RIGHT, py, reference.class);
         svg.close_group();
-        labels.push((py + 4.0, label));
+        labels.push((py + 4.0, reference));
     }
     // Lowest on screen first; each label at least LABEL_GAP above the one before.
     labels.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut floor = f64::INFINITY;
-    for (py, label) in labels {
+    for (py, reference) in labels {
         let py = py.min(floor - LABEL_GAP);
         svg.text(
             PLOT_RIGHT + 6.0,
             py,
             Anchor::Start,
-            "baseline-label",
-            &label,
+            &format!("{}-label", reference.class),
+            &reference.label,
         );
         floor = py;
     }

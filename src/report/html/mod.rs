@@ -220,6 +220,15 @@ mod tests {
             assert!(latency.contains(label), "no {label}");
         }
         assert_eq!(latency.matches("class=\"baseline\"").count(), 3);
+        // The p99 objective (evaluated) is drawn at its limit; the skipped p90 one is not.
+        assert_eq!(latency.matches("class=\"objective\"").count(), 1);
+        assert!(latency.contains("objective p99 ≤ "), "{latency}");
+        assert!(!latency.contains("objective p90"));
+        // 200 queries: p99 rests on 2 of them, and the page says so; p90 (20) does not.
+        assert!(html.contains("p99 rests on the slowest 2 of 200 answers"));
+        assert!(!html.contains("p90 rests on"));
+        // One name for a count's change in every format (Markdown says "Change" too).
+        assert!(!html.contains("Difference"));
     }
 
     #[test]

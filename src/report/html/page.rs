@@ -166,7 +166,7 @@ pub(super) fn counts(html: &mut String, report: &DrillReport) {
         Column::text("Collection"),
         Column::figure("Records"),
         Column::figure("Baseline"),
-        Column::figure("Difference"),
+        Column::figure("Change"),
     ];
     table(html, "counts", &columns, &rows);
     html.push_str("</section>\n");
@@ -191,7 +191,14 @@ pub(super) fn latency(html: &mut String, report: &DrillReport) {
                     "<p class=\"note\">The latency step recorded no distribution, so there is no chart.</p>\n",
                 );
             } else {
-                html.push_str(&latency_svg(latency, report.baseline.as_ref()));
+                // Each latency objective the run evaluated, at its limit.
+                let objectives: Vec<(&str, f64)> = report
+                    .objectives
+                    .iter()
+                    .filter(|o| !o.skipped && o.target_value > 0.0)
+                    .filter_map(|o| Some((o.name.strip_prefix("search_")?, o.target_value)))
+                    .collect();
+                html.push_str(&latency_svg(latency, report.baseline.as_ref(), &objectives));
             }
         }
     }
