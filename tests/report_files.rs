@@ -19,7 +19,7 @@ fn scenario(dir: &Path, data: &Path, port: u16) -> PathBuf {
          description: Kill Chroma, bring it back, and write every report.\n\
          target:\n  kind: chroma\n  url: http://127.0.0.1:{port}\n  data_dir: {data}\n  \
          service: {{ kind: process, command: \"{chroma} run --path {data} --port {port}\" }}\n\
-         objectives: {{ rto: 2m, search_p90: 30s, search_p99: 1us, collections_min: 100 }}\n\
+         objectives: {{ collections_min: 100, search_p99: 1us, rto: 2m, search_p90: 30s }}\n\
          steps:\n\
          \x20 - {{ do: start }}\n\
          \x20 - {{ id: up, do: wait_healthy, with: {{ timeout: 60s }} }}\n\
@@ -52,6 +52,18 @@ fn a_drill_writes_junit_and_html_reports_that_ci_and_a_browser_read() {
 
     check_junit(&report, &run_dir.join("report.junit.xml"));
     check_html(&report, &run_dir.join("report.html"));
+    // The Markdown and HTML tables list the objectives in the scenario's order too.
+    for file in ["report.md", "report.html"] {
+        let text = std::fs::read_to_string(run_dir.join(file)).unwrap();
+        let at: Vec<usize> = ["collections_min", "search_p99", "rto", "search_p90"]
+            .iter()
+            .map(|name| {
+                text.find(name)
+                    .unwrap_or_else(|| panic!("{file}: no {name}"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{file}: {at:?}");
+    }
 }
 
 fn check_junit(report: &Value, path: &Path) {
@@ -85,6 +97,15 @@ fn check_junit(report: &Value, path: &Path) {
         .flatten()
         .collect();
     assert_eq!(objectives.len(), 4, "{report:#}");
+    // In the order the scenario writes them, in every format (the others list these).
+    let names: Vec<&str> = objectives
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["collections_min", "search_p99", "rto", "search_p90"]
+    );
     assert_eq!(cases.len(), objectives.len() + steps.len(), "{xml}");
 
     for objective in objectives {

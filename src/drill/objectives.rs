@@ -151,6 +151,9 @@ pub fn evaluate(
             "not measured: no heartbeat was answered after the disaster",
         ));
     }
+    // In the scenario's order (a stable sort keeps the rest as they are).
+    let at = |name: &str| objectives.order.iter().position(|o| o == name);
+    results.sort_by_key(|r| at(&r.name).unwrap_or(usize::MAX));
     results
 }
 

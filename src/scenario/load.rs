@@ -187,7 +187,17 @@ impl Checker {
             .get("notify")
             .and_then(|node| self.typed(node, "notify"));
         let objectives: Objectives = match root.get("objectives") {
-            Some(node) => self.typed(node, "objectives").unwrap_or_default(),
+            Some(node) => {
+                let written = node.as_map().unwrap_or_default();
+                let order = written
+                    .iter()
+                    .filter_map(|(k, _)| k.as_str())
+                    .map(str::to_string);
+                Objectives {
+                    order: order.collect(),
+                    ..self.typed(node, "objectives").unwrap_or_default()
+                }
+            }
             None => Objectives::default(),
         };
 

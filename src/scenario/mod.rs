@@ -105,6 +105,9 @@ pub struct Objectives {
     pub count: Option<CountObjective>,
     /// Time from the `disaster` mark (or the run's start) to the first answered heartbeat.
     pub heartbeat_within: Option<HumanDuration>,
+    /// The objectives' names in the order the scenario writes them: reports list them so.
+    #[serde(skip)]
+    pub order: Vec<String>,
 }
 
 /// A latency objective: a ceiling (`search_p90: 500ms`) or, against the scenario's baseline,
