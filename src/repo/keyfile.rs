@@ -116,6 +116,36 @@ pub enum KeyError {
 }
 
 /// Where key file `id` is stored.
+/// Every key file object (`keys/*.json`) in `store`, sorted by name.
+pub async fn stored(store: &super::store::Store) -> Result<Vec<String>, super::RepoError> {
+    let mut objects: Vec<String> = store
+        .list(KEYS_DIR)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    objects.sort();
+    Ok(objects)
+}
+
+/// The key file stored as `object`, or why it cannot be read as one (a store failure is an
+/// error).
+pub async fn read(
+    store: &super::store::Store,
+    object: &str,
+) -> Result<Result<KeyFile, String>, super::RepoError> {
+    match store
+        .get_clear(object, super::format::limits::KEY_FILE_BYTES)
+        .await
+    {
+        Ok(file) => Ok(Ok(file)),
+        Err(super::RepoError::Corrupt { detail, .. }) => Ok(Err(detail)),
+        Err(super::RepoError::ObjectMissing { .. }) => Ok(Err("it was removed meanwhile".into())),
+        Err(other) => Err(other),
+    }
+}
+
 pub fn key_key(id: &str) -> String {
     format!("{KEYS_DIR}/{id}.json")
 }

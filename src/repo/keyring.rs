@@ -37,10 +37,10 @@ pub struct KdfSummary {
 pub async fn list(repo: &Repository) -> Result<Vec<KeySummary>, RepoError> {
     let keys = require_keys(repo)?;
     let mut summaries = Vec::new();
-    for object in key_objects(repo).await? {
+    for object in super::keyfile::stored(&repo.store).await? {
         let id = stored_name(&object, KEYS_DIR).to_string();
         let current = repo.key_id.as_deref() == Some(id.as_str());
-        let summary = match read(repo, &object).await? {
+        let summary = match super::keyfile::read(&repo.store, &object).await? {
             Ok(file) => {
                 let problem = check(repo, keys, &file, &id);
                 KeySummary {
@@ -87,9 +87,9 @@ pub async fn list(repo: &Repository) -> Result<Vec<KeySummary>, RepoError> {
 pub async fn intact_key_files(repo: &Repository) -> Result<Vec<KeyFile>, RepoError> {
     let keys = require_keys(repo)?;
     let mut files = Vec::new();
-    for object in key_objects(repo).await? {
+    for object in super::keyfile::stored(&repo.store).await? {
         let id = stored_name(&object, KEYS_DIR).to_string();
-        if let Ok(file) = read(repo, &object).await? {
+        if let Ok(file) = super::keyfile::read(&repo.store, &object).await? {
             if check(repo, keys, &file, &id).is_none() {
                 files.push(file);
             }
@@ -119,14 +119,15 @@ pub async fn remove(repo: &Repository, prefix: &str) -> Result<String, RepoError
     let keys = require_keys(repo)?;
     let guard = lock::acquire(repo, true, "key remove").await?;
     let removed = async {
-        let id = find(repo, prefix).await?;
+        let objects = super::keyfile::stored(&repo.store).await?;
+        let id = find(&objects, prefix)?;
         let mut others_intact = 0;
-        for object in key_objects(repo).await? {
+        for object in objects {
             let other = stored_name(&object, KEYS_DIR);
             if other == id {
                 continue;
             }
-            if let Ok(file) = read(repo, &object).await? {
+            if let Ok(file) = super::keyfile::read(&repo.store, &object).await? {
                 others_intact += usize::from(check(repo, keys, &file, other).is_none());
             }
         }
@@ -221,34 +222,6 @@ fn require_keys(repo: &Repository) -> Result<&super::crypto::Keys, RepoError> {
     })
 }
 
-/// Every `keys/*.json` object, by name.
-async fn key_objects(repo: &Repository) -> Result<Vec<String>, RepoError> {
-    let mut objects: Vec<String> = repo
-        .store
-        .list(KEYS_DIR)
-        .await?
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| k.ends_with(".json"))
-        .collect();
-    objects.sort();
-    Ok(objects)
-}
-
-/// A key file, or why it cannot be read as one (a store failure is an error).
-async fn read(repo: &Repository, object: &str) -> Result<Result<KeyFile, String>, RepoError> {
-    match repo
-        .store
-        .get_clear(object, format::limits::KEY_FILE_BYTES)
-        .await
-    {
-        Ok(file) => Ok(Ok(file)),
-        Err(RepoError::Corrupt { detail, .. }) => Ok(Err(detail)),
-        Err(RepoError::ObjectMissing { .. }) => Ok(Err("it was removed meanwhile".into())),
-        Err(other) => Err(other),
-    }
-}
-
 /// Why `file`, stored as `id`, is not an intact key of this repository.
 fn check(
     repo: &Repository,
@@ -271,8 +244,8 @@ fn check(
     None
 }
 
-/// The one key id starting with `prefix`.
-async fn find(repo: &Repository, prefix: &str) -> Result<String, RepoError> {
+/// The one key id among the key file `objects` starting with `prefix`.
+fn find(objects: &[String], prefix: &str) -> Result<String, RepoError> {
     let not_found = |detail: String| RepoError::NoSuchKey {
         prefix: prefix.to_string(),
         detail,
@@ -281,8 +254,7 @@ async fn find(repo: &Repository, prefix: &str) -> Result<String, RepoError> {
         return Err(not_found("a key id is hexadecimal".into()));
     }
     let prefix_lower = prefix.to_ascii_lowercase();
-    let matching: Vec<String> = key_objects(repo)
-        .await?
+    let matching: Vec<String> = objects
         .iter()
         .map(|o| stored_name(o, KEYS_DIR).to_string())
         .filter(|id| id.starts_with(&prefix_lower))

@@ -295,16 +295,15 @@ impl Repository {
     /// Whether `keys/` holds a key file of this repository (one left by an `init` killed
     /// before its config was written names another repository).
     async fn has_own_keys(&self) -> Result<bool, RepoError> {
-        let listed = self.store.list(keyfile::KEYS_DIR).await?;
-        for object in listed.iter().take(MAX_KEYS_TRIED) {
-            match self
-                .store
-                .get_clear::<keyfile::KeyFile>(&object.key, format::limits::KEY_FILE_BYTES)
-                .await
-            {
-                Ok(file) if file.repository == self.config.id => return Ok(true),
-                Ok(_) | Err(RepoError::Corrupt { .. }) | Err(RepoError::ObjectMissing { .. }) => {}
-                Err(other) => return Err(other),
+        for object in keyfile::stored(&self.store)
+            .await?
+            .iter()
+            .take(MAX_KEYS_TRIED)
+        {
+            if let Ok(file) = keyfile::read(&self.store, object).await? {
+                if file.repository == self.config.id {
+                    return Ok(true);
+                }
             }
         }
         Ok(false)
@@ -316,30 +315,23 @@ impl Repository {
         url: &str,
         password: &[u8],
     ) -> Result<(crypto::Keys, String), RepoError> {
-        let mut listed = self.store.list(keyfile::KEYS_DIR).await?;
-        listed.sort_by(|a, b| a.key.cmp(&b.key));
         let mut tried = 0;
         let mut invalid = Vec::new();
-        for object in listed
+        for object in keyfile::stored(&self.store)
+            .await?
             .iter()
-            .filter(|o| o.key.ends_with(".json"))
             .take(MAX_KEYS_TRIED)
         {
-            let name = stored_name(&object.key, keyfile::KEYS_DIR);
-            let file: keyfile::KeyFile = match self
-                .store
-                .get_clear(&object.key, format::limits::KEY_FILE_BYTES)
-                .await
-            {
+            let name = stored_name(object, keyfile::KEYS_DIR);
+            let file = match keyfile::read(&self.store, object).await? {
                 Ok(file) => file,
-                Err(RepoError::Corrupt { detail, .. }) => {
-                    invalid.push(format!("{}: {detail}", object.key));
+                Err(detail) => {
+                    invalid.push(format!("{object}: {detail}"));
                     continue;
                 }
-                Err(other) => return Err(other),
             };
             if let Err(detail) = file.validate(name) {
-                invalid.push(format!("{}: {detail}", object.key));
+                invalid.push(format!("{object}: {detail}"));
                 continue;
             }
             tried += 1;
@@ -347,7 +339,7 @@ impl Repository {
                 Ok(keys) => return Ok((keys, file.id)),
                 Err(keyfile::KeyError::WrongPassword) => {}
                 Err(keyfile::KeyError::Invalid(detail)) => {
-                    invalid.push(format!("{}: {detail}", object.key))
+                    invalid.push(format!("{object}: {detail}"))
                 }
             }
         }
