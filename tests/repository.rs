@@ -188,6 +188,20 @@ fn a_damaged_vector_index_is_refused() {
             "expected {expected:?}: {stderr}"
         );
     }
+    std::fs::write(&pickle, &original).unwrap();
+
+    // A header.bin whose element size no file could hold (1 TiB): refused by the checks, and
+    // nothing reading the index beside them (the probe queries' scan) sizes a buffer by it.
+    let header = files_under(&data)
+        .into_iter()
+        .find(|p| p.ends_with("header.bin"))
+        .unwrap();
+    let mut bytes = std::fs::read(&header).unwrap();
+    bytes[28..36].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(&header, bytes).unwrap();
+    let run = backup_run(&repo, &data, &[]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("hnsw:docs"), "{}", run.stderr());
     assert!(list(&repo).is_empty(), "nothing was committed");
 }
 

@@ -490,6 +490,22 @@ impl VectorIndex {
         let data =
             File::open(dir.join("data_level0.bin")).map_err(|e| format!("data_level0.bin: {e}"))?;
         let count = header.cur_element_count;
+        // The header's sizes size every read buffer below: they must fit the file first.
+        let length = data
+            .metadata()
+            .map_err(|e| format!("data_level0.bin: {e}"))?
+            .len();
+        let fits = count
+            .checked_mul(header.size_data_per_element)
+            .is_some_and(|needed| needed <= length)
+            && header.label_offset.saturating_add(8) <= header.size_data_per_element
+            && header.size_data_per_element > 0;
+        if !fits {
+            return Err(format!(
+                "header.bin describes {count} elements of {} bytes (labels at {}), which data_level0.bin ({length} bytes) does not hold",
+                header.size_data_per_element, header.label_offset
+            ));
+        }
         let lengths = if cosine {
             let bytes = read("length.bin")?;
             Some(
