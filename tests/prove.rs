@@ -251,6 +251,14 @@ fn issue_21_a_server_that_answers_for_other_data_or_too_slowly_fails_the_proof()
     );
     run.expect_code(2);
     assert!(run.stderr().contains("{dir}"), "{}", run.stderr());
+
+    // So is a recall that is no fraction, before anything is restored or kept as a verdict.
+    let proven_before = vecdrill(["list", "--repo", &repo, "--json"]).json()[0]["proof"].clone();
+    let run = vecdrill(["prove", "--repo", &repo, "latest", "--min-recall", "2"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("--min-recall"), "{}", run.stderr());
+    let proven_after = vecdrill(["list", "--repo", &repo, "--json"]).json()[0]["proof"].clone();
+    assert_eq!(proven_after, proven_before);
 }
 
 #[test]

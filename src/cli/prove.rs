@@ -36,7 +36,7 @@ pub struct ProveArgs {
     /// The least mean recall, per collection, of the probe queries the backup recorded
     /// against their exact neighbours at their recorded distances [default: 0.25, low
     /// enough for random vectors (README: "Proof"); raise it for real embeddings].
-    #[arg(long)]
+    #[arg(long, value_parser = vecdrill::steps::parse_min_recall)]
     pub min_recall: Option<f64>,
     /// Keep the sandbox (its path is in the report) instead of removing it.
     #[arg(long)]

@@ -36,7 +36,7 @@ mod volume_backup;
 mod wait_healthy;
 
 pub use context::{Memory, StepContext};
-pub use neighbours::DEFAULT_MIN_RECALL;
+pub use neighbours::{parse_min_recall, DEFAULT_MIN_RECALL};
 pub use prove::{ProveSettings, Prover};
 
 /// The default of every step parameter that names a backup: the newest one.

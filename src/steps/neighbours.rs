@@ -36,8 +36,33 @@ pub struct CompareNeighbours {
     /// The probes a backup recorded, by collection.
     probes: BTreeMap<String, Vec<ExactProbe>>,
     /// Each collection's mean recall must reach this.
-    #[serde(default = "default_min_recall")]
+    #[serde(default = "default_min_recall", deserialize_with = "min_recall")]
     min_recall: f64,
+}
+
+/// A least recall: a fraction from 0 to 1 (refused when the scenario or command is read, not
+/// after a proof has restored and started a server).
+pub fn parse_min_recall(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    checked_min_recall(value)
+}
+
+fn checked_min_recall(value: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is not a recall: give a fraction from 0 to 1, e.g. 0.8"
+        ))
+    }
+}
+
+/// `min_recall` as a step reads it: checked like [`parse_min_recall`].
+pub fn min_recall<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    checked_min_recall(f64::deserialize(deserializer)?).map_err(serde::de::Error::custom)
 }
 
 fn default_name() -> String {
@@ -72,12 +97,6 @@ struct Judged {
 #[async_trait]
 impl Step for CompareNeighbours {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
-        if !(0.0..=1.0).contains(&self.min_recall) {
-            return Err(StepError::Setup(format!(
-                "min_recall is {}: it is a fraction between 0 and 1",
-                self.min_recall
-            )));
-        }
         let (sample, client, ids_of) =
             super::records::sample_and_server(ctx, &self.against).await?;
         let mut problems = Vec::new();
@@ -164,4 +183,19 @@ impl Step for CompareNeighbours {
 
 fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_min_recall;
+
+    #[test]
+    fn a_least_recall_is_a_fraction_from_0_to_1() {
+        assert_eq!(parse_min_recall("0.8"), Ok(0.8));
+        assert_eq!(parse_min_recall("0"), Ok(0.0));
+        assert_eq!(parse_min_recall("1"), Ok(1.0));
+        for bad in ["2", "-0.1", "NaN", "80%", ""] {
+            assert!(parse_min_recall(bad).is_err(), "{bad}");
+        }
+    }
 }

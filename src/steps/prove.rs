@@ -65,7 +65,10 @@ pub struct Prove {
     #[serde(default)]
     rto: Option<HumanDuration>,
     /// Each collection's least mean recall of the backup's probe queries (0.25).
-    #[serde(default = "default_min_recall")]
+    #[serde(
+        default = "default_min_recall",
+        deserialize_with = "super::neighbours::min_recall"
+    )]
     min_recall: f64,
 }
 
