@@ -4,12 +4,18 @@
 #
 # Data: COUNT x DIM embeddings (default 200,000 x 384; see common.sh), backed up once into a
 # fresh repository. Each round times, in an order that alternates from round to round:
-#   baseline  `vecdrill restore` into a directory, then Chroma started on it and polled until
+#   healthy   `vecdrill restore` into a directory, then Chroma started on it and polled until
 #             its heartbeat answers (the restore and start a proof cannot avoid);
+#   answering the same, until the first count of each collection has answered too: Chroma
+#             loads a collection's index on its first request after a start, which a
+#             heartbeat does not trigger and any query (a proof's, or a real restore's first
+#             user's) waits for;
 #   prove     `vecdrill prove` of the same backup (sandbox, restore, start, healthy, counts,
-#             stop, the verdict kept).
-# Reported: medians and the median over rounds of prove / baseline. Target: <= 1.3 (GATE);
-# the script exits 1 above it. Needs .venv (bash .ci/setup). Working files go under target/.
+#             records, probe queries, stop, the verdict kept).
+# Reported: medians, and the medians over rounds of prove / healthy and prove / answering.
+# Target: prove / answering <= 1.3 (GATE), what proving costs beyond what serving the restored
+# backup costs; the script exits 1 above it. Needs .venv (bash .ci/setup). Working files go
+# under target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,9 +50,15 @@ baseline() {
   "$CHROMA" run --path "$work/restored" --port "$port" > "$work/chroma.log" 2>&1 &
   pid=$!
   until curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" > /dev/null; do sleep 0.05; done
-  ended=$(date +%s.%N)
+  healthy=$(date +%s.%N)
+  local api="http://127.0.0.1:$port/api/v2/tenants/default_tenant/databases/default_database/collections"
+  for id in $(curl -sf "$api" | python3 -c 'import json, sys; print(" ".join(c["id"] for c in json.load(sys.stdin)))'); do
+    curl -sf "$api/$id/count" > /dev/null
+  done
+  answered=$(date +%s.%N)
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  echo "$round baseline $(python3 -c "print($ended - $began)")" >> "$results"
+  echo "$round healthy $(python3 -c "print($healthy - $began)")" >> "$results"
+  echo "$round answering $(python3 -c "print($answered - $began)")" >> "$results"
 }
 
 proof() {
@@ -73,7 +85,9 @@ print(f"data: {size / 2**20:.0f} MiB, {len(rows['prove'])} rounds")
 for label in rows:
     runs = " ".join(f"{rows[label][r]:.2f}" for r in sorted(rows[label]))
     print(f"{label:10}{statistics.median(rows[label].values()):8.2f} s   {runs}")
-ratio = statistics.median(rows["prove"][r] / rows["baseline"][r] for r in rows["prove"])
-print(f"prove / (restore + start to healthy) = {ratio:.2f}x (target <= {gate}: {'ok' if ratio <= gate else 'ABOVE TARGET'})")
-sys.exit(0 if ratio <= gate else 1)
+ratio = lambda base: statistics.median(rows["prove"][r] / rows[base][r] for r in rows["prove"])
+print(f"prove / (restore + start to healthy)         = {ratio('healthy'):.2f}x")
+gated = ratio("answering")
+print(f"prove / (restore + start to the first answer) = {gated:.2f}x (target <= {gate}: {'ok' if gated <= gate else 'ABOVE TARGET'})")
+sys.exit(0 if gated <= gate else 1)
 PY

@@ -649,6 +649,22 @@ fn issue_21_a_faiss_and_redis_backup_is_proven_with_a_throwaway_redis_server() {
         .count();
     assert!(flat > 0 && recorded == 10 * flat, "{info:#}");
     assert_eq!(checked["outputs"]["probes"], recorded, "{checked:#}");
+    // The IVF indexes' inverted lists' ids, recorded and found again.
+    let ivf: Vec<&Value> = info["faiss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["type"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("IndexIVF")
+        })
+        .collect();
+    assert_eq!(ivf.len(), 2, "{info:#}");
+    for index in ivf {
+        assert!(index["content"]["list_ids_blake3"].is_string(), "{index:#}");
+    }
     for (name, recorded) in &described {
         assert_eq!(parsed[name]["ntotal"], recorded["ntotal"], "{name}");
     }

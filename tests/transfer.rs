@@ -300,6 +300,41 @@ fn offline_exports_of_a_stopped_directory_and_of_a_backup_equal_the_api_export()
         offline.records, api.records,
         "record for record, in the same order"
     );
+    // A selection (a proof's sample) reads the records it keeps as the whole reading does,
+    // the log's updates, deletions and later additions included.
+    let db = vecdrill::targets::chroma::offline::OfflineDatabase::open(&data).unwrap();
+    for collection in db.collections() {
+        let mut all = Vec::new();
+        db.for_each_record(collection, |r| -> Result<(), String> {
+            all.push(r);
+            Ok(())
+        })
+        .unwrap();
+        let last = all.last().map(|r| r.id.clone());
+        let keep = |at: usize, id: &str| at % 7 == 3 || Some(id) == last.as_deref();
+        let mut selected = Vec::new();
+        let kept = db
+            .for_each_record_where(
+                collection,
+                |at, id| keep(at as usize, id),
+                |r| -> Result<(), String> {
+                    selected.push(r);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let expected: Vec<_> = (all.iter().enumerate())
+            .filter(|(at, r)| keep(*at, &r.id))
+            .map(|(_, r)| r.clone())
+            .collect();
+        assert_eq!(kept as usize, expected.len(), "{}", collection.info.name);
+        assert!(
+            selected == expected,
+            "{}: the selection differs",
+            collection.info.name
+        );
+    }
+    drop(db); // An open database is a server to a backup.
 
     let repo = repo_url(&tmp.path().join("repo"));
     backup_json(&repo, &data, &[]);

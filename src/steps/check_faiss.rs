@@ -101,7 +101,7 @@ impl Step for CheckFaiss {
 
 /// How a restored index's content differs from what its backup recorded (nothing recorded:
 /// nothing to differ): a flat index must answer each probe query with exactly the recorded
-/// neighbours, an ID map hold exactly the recorded ids.
+/// neighbours, an ID map and an IVF index's lists hold exactly the recorded ids.
 fn content_differs(recorded: &IndexContent, found: &IndexContent) -> Option<String> {
     for probe in &recorded.probes {
         let answered = found.probes.iter().find(|p| p.query == probe.query);
@@ -114,10 +114,12 @@ fn content_differs(recorded: &IndexContent, found: &IndexContent) -> Option<Stri
             ));
         }
     }
-    match (&recorded.ids_blake3, &found.ids_blake3) {
-        (Some(want), got) if Some(want) != got.as_ref() => {
-            Some("its ids are not the ones the backup recorded".into())
-        }
-        _ => None,
+    let differs = |want: &Option<String>, got: &Option<String>| want.is_some() && want != got;
+    if differs(&recorded.ids_blake3, &found.ids_blake3) {
+        return Some("its ids are not the ones the backup recorded".into());
     }
+    if differs(&recorded.list_ids_blake3, &found.list_ids_blake3) {
+        return Some("its inverted lists do not hold the ids the backup recorded".into());
+    }
+    None
 }

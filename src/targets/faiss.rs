@@ -51,7 +51,9 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<FaissIndexInfo, String> {
 
 /// What a backup records of an index's content, to compare a restored one with: for a flat
 /// index (or an ID map over one) probe queries with their exact neighbours; for an ID map, a
-/// digest of its ids. Other indexes: nothing beyond their [`FaissIndexInfo`].
+/// digest of its ids; for an IVF index, a digest of the ids its inverted lists hold, list by
+/// list. Other indexes (HNSW numbers its vectors by position): nothing beyond their
+/// [`FaissIndexInfo`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IndexContent {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -59,11 +61,14 @@ pub struct IndexContent {
     /// BLAKE3 of the ID map's ids as stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids_blake3: Option<String>,
+    /// BLAKE3 of an IVF index's inverted lists' ids, each list's count before its ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_ids_blake3: Option<String>,
 }
 
 impl IndexContent {
     pub fn is_empty(&self) -> bool {
-        self.probes.is_empty() && self.ids_blake3.is_none()
+        self.probes.is_empty() && self.ids_blake3.is_none() && self.list_ids_blake3.is_none()
     }
 }
 
@@ -116,6 +121,14 @@ fn content(bytes: &[u8], info: &FaissIndexInfo, spans: &Spans) -> IndexContent {
             blake3::hash(&bytes[at..at + n as usize * 8])
                 .to_hex()
                 .to_string()
+        }),
+        list_ids_blake3: spans.list_ids.as_ref().map(|lists| {
+            let mut digest = blake3::Hasher::new();
+            for &(at, n) in lists {
+                digest.update(&n.to_le_bytes());
+                digest.update(&bytes[at..at + n as usize * 8]);
+            }
+            digest.finalize().to_hex().to_string()
         }),
     }
 }
@@ -184,6 +197,8 @@ struct Spans {
     flat: Option<FlatSpan>,
     /// Offset and count of the ids.
     ids: Option<(usize, u64)>,
+    /// Offset and count of each inverted list's ids, in list order.
+    list_ids: Option<Vec<(usize, u64)>>,
 }
 
 struct FlatSpan {
@@ -487,15 +502,22 @@ impl Reader<'_> {
                 .collect(),
             other => return Err(format!("inverted list layout {other:?} is not supported")),
         };
+        // Each list: its codes, then its ids.
         let mut total = 0u64;
+        let mut list_ids = Vec::with_capacity(counts.len().min(1 << 16));
         for count in counts {
-            let bytes = count
-                .checked_mul(code_size + 8)
-                .and_then(|b| usize::try_from(b).ok())
-                .ok_or("an impossible list size")?;
-            self.take(bytes, "an inverted list")?;
+            let size = |each: u64| {
+                count
+                    .checked_mul(each)
+                    .and_then(|b| usize::try_from(b).ok())
+                    .ok_or("an impossible list size")
+            };
+            self.take(size(code_size)?, "an inverted list's codes")?;
+            list_ids.push((self.at, count));
+            self.take(size(8)?, "an inverted list's ids")?;
             total += count;
         }
+        self.spans.list_ids = Some(list_ids);
         Ok(total)
     }
 }
@@ -528,6 +550,70 @@ mod tests {
             map.extend_from_slice(&id.to_le_bytes());
         }
         map
+    }
+
+    /// An IVF flat L2 index of 2-d vectors, one inverted list per entry of `lists` (each
+    /// element a vector and its id), over a flat quantizer of as many centroids.
+    fn ivf_flat(lists: &[Vec<([f32; 2], i64)>]) -> Vec<u8> {
+        let ntotal: usize = lists.iter().map(Vec::len).sum();
+        let centroids: Vec<[f32; 2]> = (0..lists.len()).map(|i| [i as f32, 0.0]).collect();
+        let mut bytes = b"IwFl".to_vec();
+        bytes.extend_from_slice(&2i32.to_le_bytes());
+        bytes.extend_from_slice(&(ntotal as i64).to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 16]);
+        bytes.push(1);
+        bytes.extend_from_slice(&1i32.to_le_bytes());
+        for n in [lists.len() as u64, 1] {
+            bytes.extend_from_slice(&n.to_le_bytes()); // nlist, nprobe
+        }
+        bytes.extend_from_slice(&flat_l2(&centroids, None));
+        bytes.push(0); // no direct map
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(b"ilar");
+        for n in [lists.len() as u64, 8] {
+            bytes.extend_from_slice(&n.to_le_bytes()); // lists, code size
+        }
+        bytes.extend_from_slice(b"full");
+        bytes.extend_from_slice(&(lists.len() as u64).to_le_bytes());
+        for list in lists {
+            bytes.extend_from_slice(&(list.len() as u64).to_le_bytes());
+        }
+        for list in lists {
+            for (vector, _) in list {
+                bytes.extend(vector.iter().flat_map(|x| x.to_le_bytes()));
+            }
+            for (_, id) in list {
+                bytes.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn an_ivf_index_records_the_ids_of_its_lists_in_order() {
+        let lists = vec![
+            vec![([0.1, 0.0], 0), ([0.2, 0.0], 1)],
+            vec![([1.1, 0.0], 2)],
+        ];
+        let bytes = ivf_flat(&lists);
+        let (info, _) = walk(&bytes).unwrap();
+        assert_eq!((info.kind.as_str(), info.ntotal), ("IndexIVFFlat", 3));
+        assert!(info.structure_checked);
+        let recorded = content_of(&bytes);
+        assert!(recorded.list_ids_blake3.is_some() && recorded.probes.is_empty());
+        assert_eq!(content_of(&ivf_flat(&lists)), recorded);
+        // Another id, the same ids in another order, or an id moved to another list.
+        let mut other = lists.clone();
+        other[1][0].1 = 7;
+        let mut swapped = lists.clone();
+        swapped[0].swap(0, 1);
+        let moved = vec![vec![lists[0][0]], vec![lists[0][1], lists[1][0]]];
+        for changed in [other, swapped, moved] {
+            assert_ne!(
+                content_of(&ivf_flat(&changed)).list_ids_blake3,
+                recorded.list_ids_blake3
+            );
+        }
     }
 
     fn content_of(bytes: &[u8]) -> IndexContent {

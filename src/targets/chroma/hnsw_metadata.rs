@@ -12,8 +12,11 @@
 //! `PersistentData` object whose state is that dict); a file using any other is read by
 //! serde-pickle instead, so the scanner can make a check cheaper but never decides one on its
 //! own.
+//!
+//! The same scan gives the labels of a few ids ([`labels_of`], for a sample of records): only
+//! the strings equal to a wanted id are kept, so its memory is the selection's, not the map's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -32,8 +35,8 @@ pub struct IndexMetadata {
 /// Read `path`: streamed when the scanner knows every opcode, else through serde-pickle.
 pub fn read(path: &Path) -> Result<IndexMetadata, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", name(path)))?;
-    match scan(BufReader::with_capacity(1 << 16, file)) {
-        Ok(metadata) => Ok(metadata),
+    match scan(BufReader::with_capacity(1 << 16, file), None) {
+        Ok((metadata, _)) => Ok(metadata),
         Err(unusual) => {
             tracing::debug!(%unusual, "index_metadata.pickle read with serde-pickle");
             let bytes =
@@ -41,6 +44,36 @@ pub fn read(path: &Path) -> Result<IndexMetadata, String> {
             parse_whole(&bytes).map_err(|e| format!("{} does not parse: {e}", name(path)))
         }
     }
+}
+
+/// The labels `id_to_label` gives each id of `wanted` it maps (`None`: every id), read like
+/// [`read`]; a file the scanner declines is parsed whole by serde-pickle.
+pub fn labels_of(
+    path: &Path,
+    wanted: Option<&HashSet<String>>,
+) -> Result<HashMap<String, u32>, String> {
+    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", name(path));
+    if let Some(wanted) = wanted {
+        let file = std::fs::File::open(path).map_err(cannot_read)?;
+        match scan(BufReader::with_capacity(1 << 16, file), Some(wanted)) {
+            Ok((_, labels)) => return Ok(labels),
+            Err(unusual) => {
+                tracing::debug!(%unusual, "index_metadata.pickle read with serde-pickle")
+            }
+        }
+    }
+    #[derive(Deserialize)]
+    struct IdMap {
+        id_to_label: HashMap<String, u32>,
+    }
+    let bytes = std::fs::read(path).map_err(cannot_read)?;
+    let mut labels = serde_pickle::from_slice::<IdMap>(&bytes, Default::default())
+        .map_err(|e| format!("{} does not parse: {e}", name(path)))?
+        .id_to_label;
+    if let Some(wanted) = wanted {
+        labels.retain(|id, _| wanted.contains(id));
+    }
+    Ok(labels)
 }
 
 fn name(path: &Path) -> String {
@@ -100,6 +133,8 @@ enum Item {
     Dict(usize),
     Int(i64),
     Key(Key),
+    /// A string equal to a wanted id: index into the scanner's kept strings.
+    Str(usize),
     /// Anything else: other strings, None, floats, lists, tuples.
     Other,
 }
@@ -112,18 +147,30 @@ enum Key {
 }
 
 impl Key {
-    fn of(text: &[u8]) -> Option<Self> {
-        match text {
-            b"total_elements_added" => Some(Self::TotalElementsAdded),
-            b"id_to_label" => Some(Self::IdToLabel),
-            b"max_seq_id" => Some(Self::MaxSeqId),
-            _ => None,
+    const ALL: [Self; 3] = [Self::TotalElementsAdded, Self::IdToLabel, Self::MaxSeqId];
+
+    fn text(self) -> &'static str {
+        match self {
+            Self::TotalElementsAdded => "total_elements_added",
+            Self::IdToLabel => "id_to_label",
+            Self::MaxSeqId => "max_seq_id",
         }
+    }
+
+    fn of(text: &[u8]) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|key| key.text().as_bytes() == text)
     }
 }
 
 #[derive(Default)]
-struct Scanner {
+struct Scanner<'w> {
+    /// The ids whose labels are asked for, and the longest's length.
+    wanted: Option<(&'w HashSet<String>, u64)>,
+    kept: Vec<String>,
+    /// (dict, kept string, value) for each string key set to an integer.
+    labels: Vec<(usize, usize, i64)>,
     stack: Vec<Item>,
     dict_sizes: Vec<u64>,
     /// The wanted keys' values, per dict.
@@ -136,8 +183,15 @@ struct Scanner {
 /// Why the scanner declined a file.
 type Declined = String;
 
-fn scan(mut input: impl Read) -> Result<IndexMetadata, Declined> {
-    let mut s = Scanner::default();
+/// The metadata, and the labels of the `wanted` ids `id_to_label` maps.
+fn scan(
+    mut input: impl Read,
+    wanted: Option<&HashSet<String>>,
+) -> Result<(IndexMetadata, HashMap<String, u32>), Declined> {
+    let mut s = Scanner {
+        wanted: wanted.map(|w| (w, w.iter().map(|id| id.len() as u64).max().unwrap_or(0))),
+        ..Scanner::default()
+    };
     loop {
         let op = byte(&mut input)?;
         match op {
@@ -276,26 +330,48 @@ fn scan(mut input: impl Read) -> Result<IndexMetadata, Declined> {
     }
 }
 
-impl Scanner {
+impl Scanner<'_> {
     fn push_dict(&mut self) {
         self.stack.push(Item::Dict(self.dict_sizes.len()));
         self.dict_sizes.push(0);
     }
 
     fn push_string(&mut self, input: &mut impl Read, len: u64) -> Result<(), Declined> {
-        // Only the wanted keys are compared; every other string is skipped unread.
+        // Only the wanted keys and ids are compared; every other string is skipped unread.
         const LONGEST_KEY: u64 = 32;
-        let item = if len <= LONGEST_KEY {
+        let longest_id = self.wanted.map_or(0, |(_, longest)| longest);
+        let item = if len <= longest_id && len > LONGEST_KEY {
+            let mut text = vec![0u8; len as usize];
+            input.read_exact(&mut text).map_err(ended)?;
+            self.keep_if_wanted(text)
+        } else if len <= LONGEST_KEY {
             let mut text = [0u8; LONGEST_KEY as usize];
             let text = &mut text[..len as usize];
             input.read_exact(text).map_err(ended)?;
-            Key::of(text).map_or(Item::Other, Item::Key)
+            match Key::of(text) {
+                Some(key) => Item::Key(key),
+                None if len <= longest_id => self.keep_if_wanted(text.to_vec()),
+                None => Item::Other,
+            }
         } else {
             skip(input, len)?;
             Item::Other
         };
         self.stack.push(item);
         Ok(())
+    }
+
+    fn keep_if_wanted(&mut self, text: Vec<u8>) -> Item {
+        let Some((wanted, _)) = self.wanted else {
+            return Item::Other;
+        };
+        match String::from_utf8(text) {
+            Ok(id) if wanted.contains(&id) => {
+                self.kept.push(id);
+                Item::Str(self.kept.len() - 1)
+            }
+            _ => Item::Other,
+        }
     }
 
     fn memoise(&mut self, index: u64, item: Item) {
@@ -337,14 +413,24 @@ impl Scanner {
         }
         self.dict_sizes[dict] += (pairs.len() / 2) as u64;
         for pair in pairs.chunks_exact(2) {
-            if let Item::Key(key) = pair[0] {
-                self.fields.push((dict, key, pair[1]));
+            match (pair[0], pair[1]) {
+                (Item::Key(key), value) => {
+                    self.fields.push((dict, key, value));
+                    // A record may be named like a field.
+                    let wanted = self.wanted.is_some_and(|(w, _)| w.contains(key.text()));
+                    if let (Item::Int(label), true) = (value, wanted) {
+                        self.kept.push(key.text().to_string());
+                        self.labels.push((dict, self.kept.len() - 1, label));
+                    }
+                }
+                (Item::Str(id), Item::Int(label)) => self.labels.push((dict, id, label)),
+                _ => {}
             }
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<IndexMetadata, Declined> {
+    fn finish(self) -> Result<(IndexMetadata, HashMap<String, u32>), Declined> {
         let [Item::Dict(top)] = self.stack[..] else {
             return Err(malformed());
         };
@@ -361,22 +447,30 @@ impl Scanner {
             Some(Item::Int(n)) if n >= 0 => Some(n as u64),
             Some(_) => return Err("total_elements_added is not a count".into()),
         };
-        let ids = match field(Key::IdToLabel) {
+        let id_to_label = match field(Key::IdToLabel) {
             None => None,
-            Some(Item::Dict(dict)) => Some(self.dict_sizes[dict]),
+            Some(Item::Dict(dict)) => Some(dict),
             Some(_) => return Err("id_to_label is not a dict".into()),
         };
+        let mut labels = HashMap::new();
+        for &(dict, id, label) in &self.labels {
+            if Some(dict) == id_to_label {
+                let label = u32::try_from(label).map_err(|_| "a label is not a u32")?;
+                labels.insert(self.kept[id].clone(), label);
+            }
+        }
         let max_seq_id = match field(Key::MaxSeqId) {
             None => None,
             Some(Item::Int(n)) => Some(n),
             Some(Item::Other) => None, // None: kept in max_seq_id
             Some(_) => return Err("max_seq_id is not a number".into()),
         };
-        Ok(IndexMetadata {
+        let metadata = IndexMetadata {
             total_elements_added,
-            ids,
+            ids: id_to_label.map(|dict| self.dict_sizes[dict]),
             max_seq_id,
-        })
+        };
+        Ok((metadata, labels))
     }
 }
 
@@ -439,7 +533,7 @@ mod tests {
     fn reads_what_the_reference_parser_reads_in_a_stream() {
         for records in [0, 1, 999, 1000, 1001, 25_000] {
             let bytes = chroma_like(records);
-            let scanned = scan(&bytes[..]).expect("a plain dict is scanned");
+            let scanned = scan(&bytes[..], None).expect("a plain dict is scanned").0;
             assert_eq!(scanned, parse_whole(&bytes).unwrap(), "{records} records");
             assert_eq!(scanned.total_elements_added, Some(records));
             assert_eq!(scanned.ids, Some(records));
@@ -447,11 +541,43 @@ mod tests {
     }
 
     #[test]
+    fn gives_the_labels_of_the_wanted_ids_as_the_reference_parser_maps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index_metadata.pickle");
+        std::fs::write(&path, chroma_like(3000)).unwrap();
+        let all = labels_of(&path, None).unwrap();
+        assert_eq!(all.len(), 3000);
+        let wanted: HashSet<String> = ["rec-00000000", "rec-00001999", "rec-00002999", "absent"]
+            .map(String::from)
+            .into();
+        let some = labels_of(&path, Some(&wanted)).unwrap();
+        assert_eq!(some.len(), 3, "{some:?}");
+        for (id, label) in &some {
+            assert_eq!(all[id], *label, "{id}");
+        }
+        // Python's pickle memoises each id where label_to_id holds it, and id_to_label
+        // fetches it back; an id may be named like a field; a file the scanner declines
+        // is read by the reference parser.
+        let memoised: &[u8] = b"\x80\x04}\x94(\x8c\x0blabel_to_id\x94}\x94(K\x01\x8c\x01a\x94K\x02\x8c\nmax_seq_id\x94u\x8c\x0bid_to_label\x94}\x94(h\x03K\x01h\x04K\x02uu.";
+        std::fs::write(&path, memoised).unwrap();
+        let wanted: HashSet<String> = ["a", "max_seq_id"].map(String::from).into();
+        let expected: HashMap<String, u32> =
+            [("a".to_string(), 1), ("max_seq_id".to_string(), 2)].into();
+        assert_eq!(
+            scan(memoised, Some(&wanted)).unwrap().1,
+            expected,
+            "streamed"
+        );
+        assert_eq!(labels_of(&path, Some(&wanted)).unwrap(), expected);
+        assert_eq!(labels_of(&path, None).unwrap(), expected);
+    }
+
+    #[test]
     fn follows_memo_references_and_python_integer_opcodes() {
         // {'id_to_label': {'a': 1}, 'total_elements_added': 300}, memoised as Python does,
         // with the inner dict fetched back from the memo, and 300 written as BININT2.
         let bytes: &[u8] = b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x0bid_to_label\x94}\x94\x8c\x01a\x94K\x01s0h\x02\x8c\x14total_elements_added\x94M,\x01u.";
-        let scanned = scan(bytes).expect("scanned");
+        let scanned = scan(bytes, None).expect("scanned").0;
         assert_eq!(
             scanned,
             IndexMetadata {
@@ -478,7 +604,9 @@ mod tests {
         bytes.extend_from_slice(b"\x8c\x0amax_seq_id\x94MM\x01");
         bytes.extend_from_slice(b"\x8c\x0bid_to_label\x94}\x94(\x8c\x01aK\x01\x8c\x01bK\x02u");
         bytes.extend_from_slice(b"ub.");
-        let scanned = scan(&bytes[..]).expect("a PersistentData object is scanned");
+        let scanned = scan(&bytes[..], None)
+            .expect("a PersistentData object is scanned")
+            .0;
         assert_eq!(
             scanned,
             IndexMetadata {
@@ -493,16 +621,20 @@ mod tests {
     #[test]
     fn declines_objects_and_broken_files_for_the_reference_parser() {
         // A pickled class instance (GLOBAL ... BUILD), as older Chroma wrote.
-        assert!(
-            scan(&b"\x80\x02cchromadb\nPersistentData\nq\x00)\x81q\x01}b."[..])
-                .unwrap_err()
-                .contains("opcode")
-        );
+        assert!(scan(
+            &b"\x80\x02cchromadb\nPersistentData\nq\x00)\x81q\x01}b."[..],
+            None
+        )
+        .unwrap_err()
+        .contains("opcode"));
         let bytes = chroma_like(10);
-        assert!(scan(&bytes[..bytes.len() / 2])
+        assert!(scan(&bytes[..bytes.len() / 2], None)
             .unwrap_err()
             .contains("ends early"));
-        assert!(scan(&b"\x80\x03u."[..]).is_err(), "SETITEMS without a mark");
+        assert!(
+            scan(&b"\x80\x03u."[..], None).is_err(),
+            "SETITEMS without a mark"
+        );
     }
 
     #[test]

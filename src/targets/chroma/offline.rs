@@ -10,7 +10,7 @@
 //! - then the write-ahead log (`embeddings_queue`) past each segment's watermark, replayed
 //!   the way Chroma replays it on start (add, update, upsert, delete, in sequence order).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -104,28 +104,32 @@ impl OfflineDatabase {
         collection: &OfflineCollection,
         sink: impl FnMut(OfflineRecord) -> Result<(), E>,
     ) -> Result<u64, E> {
-        self.for_each_record_where(collection, |_, _| true, sink)
+        self.records(collection, None, sink)
     }
 
     /// The records of `collection` that `wanted` (given each one's position in paging order
-    /// and its id) keeps, to `sink`; the vectors of the others are never read. How many were
-    /// kept.
+    /// and its id) keeps, to `sink`, in that order. Only the kept records' metadata, labels
+    /// and vectors are read, so a sample of a large collection costs a walk of its ids. How
+    /// many were kept.
     pub fn for_each_record_where<E: From<String>>(
         &self,
         collection: &OfflineCollection,
         mut wanted: impl FnMut(u64, &str) -> bool,
+        sink: impl FnMut(OfflineRecord) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        self.records(collection, Some(&mut wanted), sink)
+    }
+
+    fn records<E: From<String>>(
+        &self,
+        collection: &OfflineCollection,
+        wanted: Option<&mut Selector<'_>>,
         mut sink: impl FnMut(OfflineRecord) -> Result<(), E>,
     ) -> Result<u64, E> {
         let info = &collection.info;
         let cosine = collection.space == "cosine";
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             E::from(format!("collection {:?}: {what}: {e}", info.name))
-        };
-        let topic = format!("%/{}", info.id);
-        let vectors = match &info.vector_segment {
-            Some(segment) => VectorIndex::open(&self.dir.join(segment), cosine)
-                .map_err(|e| fail("vector index", &e))?,
-            None => VectorIndex::default(),
         };
         // One read of the log from the lower watermark; each segment replays its own part.
         let (vector_mark, metadata_mark) = (
@@ -136,14 +140,58 @@ impl OfflineDatabase {
         let normalised = cosine && self.generation.answers_logged_cosine_normalised();
         let log = read_log(
             &self.conn,
-            &topic,
+            &format!("%/{}", info.id),
             vector_mark.min(metadata_mark),
             normalised,
         )
         .map_err(|e| fail("write-ahead log", &e))?;
         let past = |mark: i64| log.iter().filter(move |e| e.seq > mark);
-        let vector_overlay = replay_vectors(past(vector_mark), &vectors);
         let mut metadata_overlay = replay_metadata(past(metadata_mark));
+        let segment = info.metadata_segment.clone().unwrap_or_default();
+        let mut rows = StoredRecords::new(&self.conn, &segment, self.columns.metadata_arrays)
+            .map_err(|e| fail("sqlite", &e))?;
+        // A selection is settled first, by ids alone: stored rows, then the records only the
+        // log knows of, in the order they were logged.
+        let selection = match wanted {
+            None => None,
+            Some(wanted) => {
+                let mut at = 0u64;
+                // A stored row not selected takes what the log does to it along.
+                let stored = rows
+                    .ids_where(&mut |id| {
+                        at += 1;
+                        let keep = wanted(at - 1, id);
+                        if !keep {
+                            metadata_overlay.remove(id);
+                        }
+                        keep
+                    })
+                    .map_err(|e| fail("sqlite", &e))?;
+                let stored_ids: HashSet<&str> = stored.iter().map(|(_, id)| id.as_str()).collect();
+                let mut logged = Vec::new();
+                for record in logged_only(&mut metadata_overlay, |id| !stored_ids.contains(id)) {
+                    at += 1;
+                    if wanted(at - 1, &record.id) {
+                        logged.push(record);
+                    }
+                }
+                Some((stored, logged))
+            }
+        };
+        // Labels are read for the selected records and those the log writes, else for all.
+        let labelled: Option<HashSet<String>> = selection.as_ref().map(|(stored, logged)| {
+            let selected = (stored.iter().map(|(_, id)| id)).chain(logged.iter().map(|r| &r.id));
+            selected
+                .chain(past(vector_mark).map(|e| &e.id))
+                .cloned()
+                .collect()
+        });
+        let vectors = match &info.vector_segment {
+            Some(segment) => VectorIndex::open(&self.dir.join(segment), cosine, labelled.as_ref())
+                .map_err(|e| fail("vector index", &e))?,
+            None => VectorIndex::default(),
+        };
+        let vector_overlay = replay_vectors(past(vector_mark), &vectors);
         let vector_of = |id: &str| -> Result<Vec<f32>, E> {
             match vector_overlay.get(id) {
                 Some(Some(v)) => Ok(v.clone()),
@@ -156,53 +204,42 @@ impl OfflineDatabase {
                     .map_err(|e| fail(&format!("record {id:?}"), &e)),
             }
         };
-        // Positions count stored rows, then the log's own records.
-        let (mut written, mut at) = (0u64, 0u64);
-        let segment = info.metadata_segment.clone().unwrap_or_default();
-        let mut rows = StoredRecords::new(&self.conn, &segment, self.columns.metadata_arrays)
-            .map_err(|e| fail("sqlite", &e))?;
-        loop {
-            // A stored row not wanted is passed over before its metadata is read; what the
-            // log does to it goes with it.
-            let mut wanted_row = |id: &str| {
-                at += 1;
-                let keep = wanted(at - 1, id);
-                if !keep {
-                    metadata_overlay.remove(id);
-                }
-                keep
-            };
-            let Some(mut record) = rows
-                .next_where(&mut wanted_row)
-                .map_err(|e| fail("sqlite", &e))?
-            else {
-                break;
-            };
-            if let Some(change) = metadata_overlay.remove(&record.id) {
-                match change.apply(Some(record)) {
-                    Some(changed) => record = changed,
-                    None => continue,
-                }
-            }
-            record.embedding = vector_of(&record.id)?;
-            sink(record)?;
-            written += 1;
-        }
-        // Records only the log knows of, in the order they were logged.
-        let mut added: Vec<(i64, String, Change)> = metadata_overlay
-            .into_iter()
-            .map(|(id, change)| (change.first_seq, id, change))
-            .collect();
-        added.sort_by_key(|(seq, _, _)| *seq);
-        for (_, _, change) in added {
-            if let Some(mut record) = change.apply(None) {
-                at += 1;
-                if !wanted(at - 1, &record.id) {
-                    continue;
-                }
+        let mut written = 0u64;
+        let mut emit = |record: Option<OfflineRecord>| -> Result<(), E> {
+            if let Some(mut record) = record {
                 record.embedding = vector_of(&record.id)?;
                 sink(record)?;
                 written += 1;
+            }
+            Ok(())
+        };
+        match selection {
+            Some((stored, logged)) => {
+                for page in stored.chunks(PAGE_ROWS as usize) {
+                    let records = rows
+                        .with_fields(page.to_vec())
+                        .map_err(|e| fail("sqlite", &e))?;
+                    for record in records {
+                        emit(match metadata_overlay.remove(&record.id) {
+                            Some(change) => change.apply(Some(record)),
+                            None => Some(record),
+                        })?;
+                    }
+                }
+                for record in logged {
+                    emit(Some(record))?;
+                }
+            }
+            None => {
+                while let Some(record) = rows.next_record().map_err(|e| fail("sqlite", &e))? {
+                    emit(match metadata_overlay.remove(&record.id) {
+                        Some(change) => change.apply(Some(record)),
+                        None => Some(record),
+                    })?;
+                }
+                for record in logged_only(&mut metadata_overlay, |_| true) {
+                    emit(Some(record))?;
+                }
             }
         }
         Ok(written)
@@ -224,7 +261,7 @@ impl OfflineDatabase {
             format!("collection {:?}: {what}: {e}", info.name)
         };
         let vectors = match &info.vector_segment {
-            Some(segment) => VectorIndex::open(&self.dir.join(segment), cosine)
+            Some(segment) => VectorIndex::open(&self.dir.join(segment), cosine, None)
                 .map_err(|e| fail("vector index", &e))?,
             None => VectorIndex::default(),
         };
@@ -254,6 +291,9 @@ impl OfflineDatabase {
         Ok(())
     }
 }
+
+/// Which records a reading keeps, given each one's position in paging order and its id.
+type Selector<'a> = dyn FnMut(u64, &str) -> bool + 'a;
 
 /// The collection's configuration and distance space (see [`schema::settings`]).
 fn configuration(
@@ -355,28 +395,47 @@ impl<'c> StoredRecords<'c> {
         })
     }
 
-    /// The next stored record `wanted` keeps (asked of each row's id in order, once).
-    fn next_where(
-        &mut self,
-        wanted: &mut dyn FnMut(&str) -> bool,
-    ) -> rusqlite::Result<Option<OfflineRecord>> {
+    /// The next page of rows (row id, record id) in row order; empty at the end.
+    fn next_page(&mut self) -> rusqlite::Result<Vec<(i64, String)>> {
+        let rows: Vec<(i64, String)> = self
+            .records
+            .query_map(
+                rusqlite::params![self.segment, self.after, PAGE_ROWS],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        if let Some(last) = rows.last() {
+            self.after = last.0;
+        }
+        Ok(rows)
+    }
+
+    /// The next stored record, with its metadata.
+    fn next_record(&mut self) -> rusqlite::Result<Option<OfflineRecord>> {
         loop {
             if let Some(record) = self.buffered.next() {
                 return Ok(Some(record));
             }
-            let rows: Vec<(i64, String)> = self
-                .records
-                .query_map(
-                    rusqlite::params![self.segment, self.after, PAGE_ROWS],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?
-                .collect::<Result<_, _>>()?;
-            let Some(last) = rows.last() else {
+            let page = self.next_page()?;
+            if page.is_empty() {
                 return Ok(None);
-            };
-            self.after = last.0;
-            let kept: Vec<(i64, String)> = rows.into_iter().filter(|(_, id)| wanted(id)).collect();
-            self.buffered = self.with_fields(kept)?.into_iter();
+            }
+            self.buffered = self.with_fields(page)?.into_iter();
+        }
+    }
+
+    /// The rows `wanted` keeps, asked of every row's id in order; no metadata is read.
+    fn ids_where(
+        &mut self,
+        wanted: &mut dyn FnMut(&str) -> bool,
+    ) -> rusqlite::Result<Vec<(i64, String)>> {
+        let mut kept = Vec::new();
+        loop {
+            let page = self.next_page()?;
+            if page.is_empty() {
+                return Ok(kept);
+            }
+            kept.extend(page.into_iter().filter(|(_, id)| wanted(id)));
         }
     }
 
@@ -468,15 +527,13 @@ struct VectorIndex {
     /// hnswlib's stored norms (cosine only): vectors are kept unit length.
     lengths: Option<Vec<f32>>,
     dimension: usize,
-}
-
-#[derive(serde::Deserialize)]
-struct IdMap {
-    id_to_label: HashMap<String, u32>,
+    /// Whether `id_to_label` holds only the ids asked for.
+    partial: bool,
 }
 
 impl VectorIndex {
-    fn open(dir: &Path, cosine: bool) -> Result<Self, String> {
+    /// The index in `dir`, knowing the labels of the ids in `only` (`None`: of every id).
+    fn open(dir: &Path, cosine: bool, only: Option<&HashSet<String>>) -> Result<Self, String> {
         let pickle = dir.join("index_metadata.pickle");
         if !pickle.exists() {
             // Nothing flushed yet: every vector is still in the log.
@@ -484,9 +541,7 @@ impl VectorIndex {
         }
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"));
         let header = HnswHeader::parse(&read("header.bin")?).ok_or("header.bin is too short")?;
-        let id_map: IdMap =
-            serde_pickle::from_slice(&read("index_metadata.pickle")?, Default::default())
-                .map_err(|e| format!("index_metadata.pickle: {e}"))?;
+        let id_to_label = super::hnsw_metadata::labels_of(&pickle, only)?;
         let data =
             File::open(dir.join("data_level0.bin")).map_err(|e| format!("data_level0.bin: {e}"))?;
         let count = header.cur_element_count;
@@ -522,9 +577,10 @@ impl VectorIndex {
             data: Some(data),
             dimension: header.dimension().unwrap_or(0) as usize,
             header: Some(header),
-            id_to_label: id_map.id_to_label,
+            id_to_label,
             label_to_internal: Default::default(),
             lengths,
+            partial: only.is_some(),
         })
     }
 
@@ -582,8 +638,8 @@ impl VectorIndex {
 
     /// Where element `label` is stored. Chroma numbers labels from 1 in the order it adds
     /// vectors, which hnswlib stores in that order: label L is usually element L - 1, checked
-    /// by reading its label there. Otherwise (replaced or reused slots) every label is read
-    /// once, in large sequential blocks.
+    /// by reading its label there. Otherwise (replaced or reused slots, parallel inserts) the
+    /// labels are read once, in large sequential blocks, until every label known is found.
     fn internal_of(&self, data: &File, header: &HnswHeader, label: u64) -> Result<u64, String> {
         let read_label = |internal: u64| -> Result<u64, String> {
             let mut bytes = [0u8; 8];
@@ -614,7 +670,13 @@ impl VectorIndex {
 
     fn all_labels(&self, data: &File, header: &HnswHeader) -> Result<HashMap<u64, u64>, String> {
         let count = header.cur_element_count;
-        let mut label_to_internal = HashMap::with_capacity(count as usize);
+        // With the labels of a few ids known, only theirs are kept, and the read ends when
+        // all are found.
+        let known: Option<HashSet<u64>> = self
+            .partial
+            .then(|| self.id_to_label.values().map(|l| u64::from(*l)).collect());
+        let capacity = known.as_ref().map_or(count as usize, HashSet::len);
+        let mut label_to_internal = HashMap::with_capacity(capacity);
         let size = header.size_data_per_element;
         // Labels sit at a fixed offset in every element: read them in large sequential blocks.
         let per_block = (4 << 20) / size.max(1) + 1;
@@ -631,7 +693,15 @@ impl VectorIndex {
                     .get(at..at + 8)
                     .ok_or("data_level0.bin: an element is shorter than its header says")?;
                 let label = u64::from_le_bytes(label.try_into().expect("8 bytes"));
-                label_to_internal.insert(label, internal + i);
+                if known.as_ref().is_none_or(|known| known.contains(&label)) {
+                    label_to_internal.insert(label, internal + i);
+                }
+            }
+            if known
+                .as_ref()
+                .is_some_and(|known| label_to_internal.len() >= known.len())
+            {
+                break;
             }
             internal += n;
         }
@@ -765,6 +835,25 @@ struct Change {
     /// Operations with their metadata, in order.
     steps: Vec<(i64, Option<Map<String, Value>>)>,
     id: String,
+}
+
+/// The records only the log holds (the changes left in `overlay` that `only_logged` says the
+/// table lacks, taken out of it), in the order they were first logged; deleted ones left out.
+fn logged_only(
+    overlay: &mut HashMap<String, Change>,
+    only_logged: impl Fn(&str) -> bool,
+) -> Vec<OfflineRecord> {
+    let ids: Vec<String> = overlay
+        .keys()
+        .filter(|id| only_logged(id))
+        .cloned()
+        .collect();
+    let mut changes: Vec<Change> = ids.iter().filter_map(|id| overlay.remove(id)).collect();
+    changes.sort_by_key(|change| change.first_seq);
+    changes
+        .into_iter()
+        .filter_map(|change| change.apply(None))
+        .collect()
 }
 
 impl Change {
