@@ -221,14 +221,14 @@ pub async fn unproven_age(
     let mut metrics = Vec::new();
     if let Some(last) = newest.iter().filter_map(proven).max_by_key(|p| p.proven_at) {
         metrics.push(Metric {
-            name: "vecdrill_backup_last_proven_timestamp_seconds",
+            name: crate::metrics::runs::LAST_PROVEN,
             help: "when the newest proven backup was proven (Unix time)",
             labels: Vec::new(),
             value: last.proven_at.timestamp() as f64,
         });
         if let Some(rto) = last.rto_ms {
             metrics.push(Metric {
-                name: "vecdrill_backup_proven_rto_seconds",
+                name: crate::metrics::runs::PROVEN_RTO,
                 help: "restore plus start to healthy, as the newest proof measured it",
                 labels: Vec::new(),
                 value: rto / 1000.0,

@@ -72,11 +72,32 @@ fn issue_21_a_chroma_backup_is_proven_in_a_sandbox_and_timed() {
     unproven("0s").expect_code(1);
     unproven("1h").expect_code(0);
 
-    let run = prove(&repo, &tmp.path().join("reports"), None, &["--rto", "5m"]);
+    let proof_metrics = tmp.path().join("prove.prom");
+    let run = prove(
+        &repo,
+        &tmp.path().join("reports"),
+        None,
+        &[
+            "--rto",
+            "5m",
+            "--metrics-file",
+            proof_metrics.to_str().unwrap(),
+        ],
+    );
     run.expect_code(0);
     let report = run.json();
     assert_eq!(report["passed"], true, "{report:#}");
     assert_eq!(report["scenario"], "prove");
+    // The proof's own metrics say that a backup was just proven, and with what RTO.
+    let samples = crate::common::prometheus_samples(&proof_metrics);
+    let sample = |name: &str| samples.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    let proven_at = sample("vecdrill_backup_last_proven_timestamp_seconds").unwrap();
+    let finished = chrono::DateTime::parse_from_rfc3339(report["finished_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp() as f64;
+    assert_eq!(proven_at, finished);
+    let proven_rto = sample("vecdrill_backup_proven_rto_seconds").unwrap();
+    assert!((proven_rto * 1000.0 - report["rto_ms"].as_f64().unwrap()).abs() < 1.0);
     for (collection, count) in [("docs", 600), ("faq", 250)] {
         let step = report_step(&report, &format!("count {collection}"));
         assert_eq!(step["status"], "passed", "{step:#}");

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-mod runs;
+pub mod runs;
 
 pub use runs::of_run;
 

@@ -29,6 +29,11 @@ const BACKUP: Names = Names {
     duration: "vecdrill_backup_duration_seconds",
 };
 
+/// When the newest proven backup was proven, and the RTO that proof measured: written by a
+/// proof and by `check --max-unproven-age`, under the same names.
+pub const LAST_PROVEN: &str = "vecdrill_backup_last_proven_timestamp_seconds";
+pub const PROVEN_RTO: &str = "vecdrill_backup_proven_rto_seconds";
+
 /// The metrics of `run`. `last_success` is the newest successful run of the same scenario or
 /// repository (this one, when it passed), from the history.
 pub fn of_run(run: &RunRecord, last_success: Option<DateTime<Utc>>) -> Vec<Metric> {
@@ -116,6 +121,25 @@ pub fn of_run(run: &RunRecord, last_success: Option<DateTime<Utc>>) -> Vec<Metri
     for (name, help, value) in optional {
         if let Some(value) = value {
             out.push(metric(name, help, value));
+        }
+    }
+    // A proof is also its backup's evidence of restoring.
+    if run.scenario.as_deref() == Some(crate::drill::prove::SCENARIO_NAME) {
+        if let Some(at) = last_success {
+            out.push(Metric {
+                name: LAST_PROVEN,
+                help: "when the newest proven backup was proven (Unix time)",
+                labels: Vec::new(),
+                value: at.timestamp() as f64,
+            });
+        }
+        if let Some(rto) = run.rto_ms.filter(|_| run.passed) {
+            out.push(Metric {
+                name: PROVEN_RTO,
+                help: "restore plus start to healthy, as the newest proof measured it",
+                labels: Vec::new(),
+                value: seconds(rto),
+            });
         }
     }
     for objective in &run.objectives {
