@@ -101,6 +101,15 @@ pub fn left_by_ended_processes(parent: &Path, prefix: &str) -> Vec<std::path::Pa
         .collect()
 }
 
+/// Write `bytes` to `dest` whole or not at all (see [`persist`]).
+pub fn write(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut temp = create(dest)?;
+    temp.write_all(bytes)?;
+    let (file, temp_path) = temp.into_parts();
+    persist(&file, temp_path, dest)
+}
+
 /// Sync `file`'s bytes, rename it to `dest` and sync the directory, so that after a power cut
 /// `dest` is either the previous file or the whole new one.
 pub fn persist(file: &std::fs::File, path: TempPath, dest: &Path) -> io::Result<()> {

@@ -31,12 +31,35 @@ impl FromStr for HumanDuration {
                 return Self::from_secs(seconds);
             }
         }
-        humantime::parse_duration(text)
+        humantime::parse_duration(&months_spelled_out(text))
             .map_err(|err| {
                 format!("bad duration {text:?}: {err} (write it like 500ms, 30s, 5m, 2h or 7d)")
             })
             .and_then(Self::within_range)
     }
+}
+
+/// `12mo` as humantime reads months (`12months`, 30.44 days each); other text unchanged.
+fn months_spelled_out(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    while let Some(at) = rest.find("mo") {
+        let after = &rest[at + 2..];
+        let after_digit = rest[..at].ends_with(|c: char| c.is_ascii_digit());
+        let word_ends = !after.starts_with(|c: char| c.is_ascii_alphabetic());
+        out.push_str(&rest[..at]);
+        out.push_str(if after_digit && word_ends {
+            "months"
+        } else {
+            "mo"
+        });
+        rest = after;
+    }
+    if out.is_empty() {
+        return text.into();
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 /// The longest duration accepted anywhere: 100 years. Durations are added to clocks
@@ -150,12 +173,16 @@ mod tests {
             ("1h 30m", 5_400_000),
             ("2", 2_000),
             ("0.25", 250),
+            ("12mo", 12 * 2_630_016_000),
+            ("1y 6mo", 31_557_600_000 + 6 * 2_630_016_000),
+            ("2months", 2 * 2_630_016_000),
         ];
         for (text, ms) in cases {
             let parsed: HumanDuration = text.parse().unwrap();
             assert_eq!(parsed.0, Duration::from_millis(ms), "{text}");
         }
         assert!("five minutes".parse::<HumanDuration>().is_err());
+        assert!("6mon".parse::<HumanDuration>().is_err());
         assert!("-3".parse::<HumanDuration>().is_err());
     }
 

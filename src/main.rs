@@ -143,7 +143,7 @@ enum Command {
     Check(CheckArgs),
     /// The record of every drill and backup: list, show one, or a scenario's monthly trend.
     #[command(
-        after_help = "Examples:\n  vecdrill history --since 90d\n  vecdrill history --scenario snapshot-restore --json\n  vecdrill history show latest\n  vecdrill history trend --scenario snapshot-restore"
+        after_help = "Examples:\n  vecdrill history --since 90d\n  vecdrill history --scenario snapshot-restore --json\n  vecdrill history show latest\n  vecdrill history trend --scenario snapshot-restore\n  vecdrill history report --since 12mo --out drill-record.html"
     )]
     History(HistoryArgs),
     /// A scenario's baseline, which relative objectives (max_regression, min_of_baseline) compare with.

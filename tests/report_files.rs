@@ -340,3 +340,146 @@ fn the_page_check_catches_console_errors_and_resource_loads() {
         load.stderr
     );
 }
+
+/// `history report`: real drills, a backup and its proof recorded in a history, with copies
+/// of the drills dated one and two months back (a stand-in for the months a monthly drill
+/// takes), on one page that Chromium shows cleanly, every run linked to its own report.
+#[test]
+fn issue_22_the_history_report_is_one_clean_page_with_every_run_linked() {
+    use vecdrill::history::{History, RunFilter, RunKind};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history.sqlite");
+    let env = [("VECDRILL_HISTORY", history.display().to_string())];
+    let data = seeded_data_dir(tmp.path(), &[("docs", 400, 16)]);
+    let path = scenario(tmp.path(), &data, free_port());
+    run_scenario(&path, &tmp.path().join("reports"), &[], &env).expect_code(1);
+    let repo = crate::common::repo_url(&tmp.path().join("repo"));
+    let backup = crate::common::vecdrill_env(
+        [
+            "backup",
+            "--repo",
+            &repo,
+            "--chroma-dir",
+            data.to_str().unwrap(),
+        ],
+        &env,
+    );
+    backup.expect_code(0);
+    let server = format!(
+        "{} run --path {{dir}} --port {{port}}",
+        chroma_bin().display()
+    );
+    let reports = tmp.path().join("reports");
+    crate::common::vecdrill_env(
+        [
+            "prove",
+            "--repo",
+            &repo,
+            "latest",
+            "--server-cmd",
+            &server,
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .expect_code(0);
+    {
+        let mut kept = History::open(&history).unwrap();
+        let drills = kept
+            .runs(&RunFilter {
+                scenario: Some("report-files".into()),
+                kind: Some(RunKind::Drill),
+                since: None,
+            })
+            .unwrap();
+        assert_eq!(drills.len(), 1);
+        for months in [1, 2] {
+            let mut earlier = drills[0].clone();
+            earlier.id = format!("{}-{months}mo-earlier", earlier.id);
+            earlier.started_at -= chrono::Duration::days(31 * months);
+            earlier.finished_at -= chrono::Duration::days(31 * months);
+            kept.record(&earlier).unwrap();
+        }
+    }
+
+    let page = tmp.path().join("record/drills.html");
+    std::fs::create_dir_all(page.parent().unwrap()).unwrap();
+    let made = crate::common::vecdrill([
+        "history",
+        "report",
+        "--history",
+        history.to_str().unwrap(),
+        "--since",
+        "12mo",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    made.expect_code(0);
+    assert!(
+        made.stdout().contains("(4 drills, 1 backups)"),
+        "{}",
+        made.stdout()
+    );
+    let load = load_in_chromium(&page);
+    let problems = page_problems(&load.stderr, &load.url);
+    assert!(
+        problems.is_empty(),
+        "the page is not clean:\n{}",
+        problems.join("\n")
+    );
+    let dom = &load.dom;
+    for section in ["Scenario: report-files", "Scenario: prove"] {
+        assert!(dom.contains(section), "no {section}");
+    }
+    // Three months of the drill, each failing its 1us p99 objective; the objective drawn.
+    let latency = svg(dom, "latency-1");
+    assert_eq!(
+        latency.matches("class=\"point fail\"").count(),
+        9,
+        "{latency}"
+    );
+    assert!(latency.contains("objective search_p99 ≤ "), "{latency}");
+    let rto = svg(dom, "rto-1");
+    assert!(rto.contains("objective rto ≤ 2m"), "{rto}");
+    let months = &dom[dom.find("id=\"months-1\"").unwrap()..];
+    let months = &months[..months.find("</table>").unwrap()];
+    assert_eq!(
+        months.matches("<td class=\"num r-missed\">0</td>").count(),
+        3,
+        "{months}"
+    );
+    // The backup is fresh and proven.
+    let backups = &dom[dom.find("id=\"backups\"").unwrap()..];
+    assert!(
+        backups.contains("<td class=\"r-met\">yes</td>"),
+        "{backups}"
+    );
+    // Every run links to its own report.html, which is there.
+    let links: Vec<&str> = dom
+        .split("<a href=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert_eq!(links.len(), 4, "{dom}");
+    for link in links {
+        assert!(page.parent().unwrap().join(link).is_file(), "{link}");
+    }
+
+    // One scenario: the other is left out, the proof still says the backup is proven.
+    crate::common::vecdrill([
+        "history",
+        "report",
+        "--history",
+        history.to_str().unwrap(),
+        "--scenario",
+        "report-files",
+        "--out",
+        page.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let only = std::fs::read_to_string(&page).unwrap();
+    assert!(only.contains("Scenario: report-files") && !only.contains("Scenario: prove"));
+    assert!(only.contains("<td class=\"r-met\">yes</td>"));
+}

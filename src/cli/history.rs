@@ -69,11 +69,26 @@ pub enum HistoryCommand {
         /// Run id (or a unique prefix), or `latest`.
         run: String,
     },
-    /// A scenario's RTO and search p90, month by month, with the change from the month before.
+    /// A scenario's RTO, RPO and search p90, month by month, with the change from the month
+    /// before.
     Trend {
         /// The scenario's name (as `history` lists it).
         #[arg(long)]
         scenario: String,
+    },
+    /// One self-contained HTML page of the drill record: per scenario RTO, RPO and search
+    /// latency over time against objectives and baseline, the monthly trend and every run
+    /// linked; each repository's backup freshness and proven state.
+    Report {
+        /// Only this scenario's drills (backups are shown whatever the scenario).
+        #[arg(long = "scenario", value_name = "NAME")]
+        only: Option<String>,
+        /// Only runs that started within this long (e.g. 12mo, 90d).
+        #[arg(long = "since", value_name = "DUR")]
+        within: Option<HumanDuration>,
+        /// The page to write (replaced whole, never half-written).
+        #[arg(long, value_name = "FILE.html")]
+        out: PathBuf,
     },
 }
 
@@ -152,18 +167,25 @@ pub fn history(args: HistoryArgs) -> Result<i32, Failure> {
     match args.command {
         Some(HistoryCommand::Show { run }) => show(&history, &run, args.json),
         Some(HistoryCommand::Trend { scenario }) => trend(&history, &scenario, args.json),
+        Some(HistoryCommand::Report { only, within, out }) => {
+            report(&history, only.as_deref(), within, &out)
+        }
         None => list(&history, &args),
     }
+}
+
+/// The moment `within` before now.
+fn since(within: Option<HumanDuration>) -> Option<chrono::DateTime<chrono::Utc>> {
+    within
+        .and_then(|d| chrono::Duration::from_std(d.as_duration()).ok())
+        .map(|d| chrono::Utc::now() - d)
 }
 
 fn list(history: &History, args: &HistoryArgs) -> Result<i32, Failure> {
     let filter = RunFilter {
         scenario: args.scenario.clone(),
         kind: args.kind,
-        since: args
-            .since
-            .and_then(|d| chrono::Duration::from_std(d.as_duration()).ok())
-            .map(|d| chrono::Utc::now() - d),
+        since: since(args.since),
     };
     let runs = history.runs(&filter)?;
     if args.json {
@@ -277,6 +299,59 @@ fn trend(history: &History, scenario: &str, json: bool) -> Result<i32, Failure> 
     });
     say!("{scenario}: monthly medians");
     say!("{}", Table::new(rows).with(Style::rounded()));
+    Ok(exit::SUCCESS)
+}
+
+fn report(
+    history: &History,
+    only: Option<&str>,
+    within: Option<HumanDuration>,
+    out: &std::path::Path,
+) -> Result<i32, Failure> {
+    let since = since(within);
+    let runs = history.runs(&RunFilter {
+        scenario: None,
+        kind: None,
+        since,
+    })?;
+    let shown = |r: &&RunRecord| {
+        r.kind == RunKind::Drill && only.is_none_or(|only| r.scenario.as_deref() == Some(only))
+    };
+    let names: std::collections::BTreeSet<String> = (runs.iter().filter(shown))
+        .filter_map(|r| r.scenario.clone())
+        .collect();
+    let mut baselines = std::collections::BTreeMap::new();
+    for name in names {
+        if let Some(baseline) = history.baseline(&name)? {
+            baselines.insert(name, baseline);
+        }
+    }
+    let html = vecdrill::history::page::render(&vecdrill::history::page::PageInput {
+        runs: &runs,
+        scenario: only,
+        baselines: &baselines,
+        generated_at: chrono::Utc::now(),
+        since,
+        history: history.path(),
+        page_dir: vecdrill::atomic_file::parent(out),
+    });
+    let page_dir = vecdrill::atomic_file::parent(out);
+    std::fs::create_dir_all(page_dir)
+        .and_then(|()| vecdrill::atomic_file::write(out, html.as_bytes()))
+        .map_err(|e| Failure {
+            message: format!("cannot write {}: {e}", out.display()),
+            hint: Some("give another --out".into()),
+            code: exit::RUNTIME,
+        })?;
+    let drills = runs.iter().filter(shown).count();
+    if drills == 0 {
+        eprintln!("warning: no drill recorded in this period matches; the page shows backups only");
+    }
+    let backups = runs.iter().filter(|r| r.kind == RunKind::Backup).count();
+    say!(
+        "wrote {} ({drills} drills, {backups} backups)",
+        out.display()
+    );
     Ok(exit::SUCCESS)
 }
 

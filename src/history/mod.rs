@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::exit::{self, Classify};
 
+pub mod page;
 mod record;
 mod schema;
 pub mod trend;

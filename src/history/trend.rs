@@ -1,5 +1,6 @@
 //! Month-by-month trend of a scenario's drills: the figures a monthly recovery drill is
-//! judged on (RTO, search p90), each month's median with its change from the month before.
+//! judged on (RTO, RPO, search p90), each month's median with its change from the month
+//! before.
 
 use serde::Serialize;
 
@@ -15,6 +16,8 @@ pub struct TrendMonth {
     pub rto_ms: Option<f64>,
     /// Change from the previous month that measured it, in percent.
     pub rto_change_pct: Option<f64>,
+    pub rpo_ms: Option<f64>,
+    pub rpo_change_pct: Option<f64>,
     pub search_p90_ms: Option<f64>,
     pub search_p90_change_pct: Option<f64>,
 }
@@ -46,9 +49,10 @@ pub fn monthly(runs: &[RunRecord]) -> Vec<TrendMonth> {
             .push(run);
     }
     let mut out: Vec<TrendMonth> = Vec::new();
-    let (mut last_rto, mut last_p90) = (None, None);
+    let (mut last_rto, mut last_rpo, mut last_p90) = (None, None, None);
     for (month, runs) in months {
         let rto_ms = median(runs.iter().filter_map(|r| r.rto_ms).collect());
+        let rpo_ms = median(runs.iter().filter_map(|r| r.rpo_ms).collect());
         let search_p90_ms = median(runs.iter().filter_map(|r| r.p90_ms).collect());
         out.push(TrendMonth {
             month,
@@ -56,10 +60,13 @@ pub fn monthly(runs: &[RunRecord]) -> Vec<TrendMonth> {
             passed: runs.iter().filter(|r| r.passed).count(),
             rto_ms,
             rto_change_pct: change(rto_ms, last_rto),
+            rpo_ms,
+            rpo_change_pct: change(rpo_ms, last_rpo),
             search_p90_ms,
             search_p90_change_pct: change(search_p90_ms, last_p90),
         });
         last_rto = rto_ms.or(last_rto);
+        last_rpo = rpo_ms.or(last_rpo);
         last_p90 = search_p90_ms.or(last_p90);
     }
     out

@@ -45,15 +45,7 @@ pub static WRITERS: &[&dyn ReportWriter] =
 pub fn write_files(report: &DrillReport, run_dir: &Path) -> std::io::Result<()> {
     for writer in WRITERS {
         let text = writer.render(report)?;
-        write_atomic(&run_dir.join(writer.file_name()), text.as_bytes())?;
+        crate::atomic_file::write(&run_dir.join(writer.file_name()), text.as_bytes())?;
     }
     Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut temp = crate::atomic_file::create(path)?;
-    temp.write_all(bytes)?;
-    let (file, temp_path) = temp.into_parts();
-    crate::atomic_file::persist(&file, temp_path, path)
 }

@@ -28,9 +28,13 @@ mod timeline;
 
 use latency::*;
 use page::*;
-use svg::*;
-use tables::*;
 use timeline::*;
+
+// For other pages built of the same parts (`vecdrill history report`).
+pub(crate) use page::{fact, CSP};
+pub(crate) use svg::{nice_step, ticks, Anchor, Scale, Svg};
+pub(crate) use tables::{table, Cell, Column, Row};
+pub(crate) use timeline::time_step_ms;
 
 /// `report.html`.
 pub struct Html;
@@ -80,7 +84,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The inline style sheet.
-const STYLE: &str = include_str!("style.css");
+pub(crate) const STYLE: &str = include_str!("style.css");
 
 fn mark_name(mark: Mark) -> &'static str {
     match mark {

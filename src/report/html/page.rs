@@ -4,7 +4,7 @@ use super::*;
 
 /// Nothing may be loaded: not a font, an image or a style sheet. Inline styles are the only
 /// thing the page needs.
-pub(super) const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
+pub(crate) const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
 
 pub(super) fn head(html: &mut String, report: &DrillReport) {
     let verdict = report.verdict();
@@ -72,7 +72,7 @@ pub(super) fn summary(html: &mut String, report: &DrillReport) {
     html.push_str("</section>\n");
 }
 
-pub(super) fn fact(html: &mut String, term: &str, value: &str) {
+pub(crate) fn fact(html: &mut String, term: &str, value: &str) {
     let _ = writeln!(html, "<dt>{}</dt><dd>{}</dd>", escape(term), escape(value));
 }
 

@@ -4,19 +4,19 @@ use super::*;
 
 /// A linear map from a domain `d0..d1` to a range `r0..r1` of user units.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Scale {
-    pub(super) d0: f64,
-    pub(super) d1: f64,
-    pub(super) r0: f64,
-    pub(super) r1: f64,
+pub(crate) struct Scale {
+    pub(crate) d0: f64,
+    pub(crate) d1: f64,
+    pub(crate) r0: f64,
+    pub(crate) r1: f64,
 }
 
 impl Scale {
-    pub(super) fn new((d0, d1): (f64, f64), (r0, r1): (f64, f64)) -> Self {
+    pub(crate) fn new((d0, d1): (f64, f64), (r0, r1): (f64, f64)) -> Self {
         Self { d0, d1, r0, r1 }
     }
 
-    pub(super) fn at(&self, value: f64) -> f64 {
+    pub(crate) fn at(&self, value: f64) -> f64 {
         let width = self.d1 - self.d0;
         if width <= 0.0 {
             return self.r0;
@@ -26,7 +26,7 @@ impl Scale {
 }
 
 /// 0, step, 2·step, … up to `max`.
-pub(super) fn ticks(max: f64, step: f64) -> Vec<f64> {
+pub(crate) fn ticks(max: f64, step: f64) -> Vec<f64> {
     if step <= 0.0 || !step.is_finite() {
         return vec![0.0];
     }
@@ -35,7 +35,7 @@ pub(super) fn ticks(max: f64, step: f64) -> Vec<f64> {
 }
 
 /// A 1, 2 or 5 times a power of ten that cuts `span` into at most `count` pieces.
-pub(super) fn nice_step(span: f64, count: usize) -> f64 {
+pub(crate) fn nice_step(span: f64, count: usize) -> f64 {
     let raw = span / count.max(1) as f64;
     if raw <= 0.0 || !raw.is_finite() {
         return 1.0;
@@ -49,14 +49,14 @@ pub(super) fn nice_step(span: f64, count: usize) -> f64 {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Anchor {
+pub(crate) enum Anchor {
     Start,
     Middle,
     End,
 }
 
 impl Anchor {
-    pub(super) fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Start => "start",
             Self::Middle => "middle",
@@ -66,12 +66,12 @@ impl Anchor {
 }
 
 /// An inline SVG being written: coordinates in user units, every text escaped.
-pub(super) struct Svg {
-    pub(super) out: String,
+pub(crate) struct Svg {
+    pub(crate) out: String,
 }
 
 impl Svg {
-    pub(super) fn open(id: &str, width: f64, height: f64, label: &str) -> Self {
+    pub(crate) fn open(id: &str, width: f64, height: f64, label: &str) -> Self {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -81,45 +81,45 @@ impl Svg {
         Self { out }
     }
 
-    pub(super) fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         self.out.push_str("</svg>\n");
         self.out
     }
 
     /// A `<g>`; its `<title>` is the tooltip of everything in it.
-    pub(super) fn open_group(&mut self, class: &str, title: Option<&str>) {
+    pub(crate) fn open_group(&mut self, class: &str, title: Option<&str>) {
         let _ = write!(self.out, "<g class=\"{class}\">");
         if let Some(title) = title {
             let _ = write!(self.out, "<title>{}</title>", escape(title));
         }
     }
 
-    pub(super) fn close_group(&mut self) {
+    pub(crate) fn close_group(&mut self) {
         self.out.push_str("</g>\n");
     }
 
-    pub(super) fn rect(&mut self, x: f64, y: f64, width: f64, height: f64, class: &str) {
+    pub(crate) fn rect(&mut self, x: f64, y: f64, width: f64, height: f64, class: &str) {
         let _ = writeln!(
             self.out,
             "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{height:.1}\" />"
         );
     }
 
-    pub(super) fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, class: &str) {
+    pub(crate) fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, class: &str) {
         let _ = writeln!(
             self.out,
             "<line class=\"{class}\" x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" />"
         );
     }
 
-    pub(super) fn circle(&mut self, cx: f64, cy: f64, r: f64, class: &str) {
+    pub(crate) fn circle(&mut self, cx: f64, cy: f64, r: f64, class: &str) {
         let _ = writeln!(
             self.out,
             "<circle class=\"{class}\" cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{r:.1}\" />"
         );
     }
 
-    pub(super) fn polyline(&mut self, points: &[(f64, f64)], class: &str) {
+    pub(crate) fn polyline(&mut self, points: &[(f64, f64)], class: &str) {
         let points: Vec<String> = points
             .iter()
             .map(|(x, y)| format!("{x:.1},{y:.1}"))
@@ -131,7 +131,7 @@ impl Svg {
         );
     }
 
-    pub(super) fn text(&mut self, x: f64, y: f64, anchor: Anchor, class: &str, text: &str) {
+    pub(crate) fn text(&mut self, x: f64, y: f64, anchor: Anchor, class: &str, text: &str) {
         let _ = writeln!(
             self.out,
             "<text class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"{}\">{}</text>",

@@ -3,42 +3,53 @@
 use super::*;
 
 /// A table cell: text, escaped when written, and an optional CSS class.
-pub(super) struct Cell {
-    pub(super) text: String,
-    pub(super) class: Option<&'static str>,
+pub(crate) struct Cell {
+    pub(crate) text: String,
+    pub(crate) class: Option<&'static str>,
+    /// A link the text leads to (a relative path or `file:` URL, followed only when clicked).
+    pub(crate) href: Option<String>,
 }
 
 impl Cell {
-    pub(super) fn text(text: impl Into<String>) -> Self {
+    pub(crate) fn text(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
             class: None,
+            href: None,
         }
     }
 
-    pub(super) fn with_class(text: impl Into<String>, class: &'static str) -> Self {
+    pub(crate) fn link(text: impl Into<String>, href: String) -> Self {
+        Self {
+            href: Some(href),
+            ..Self::text(text)
+        }
+    }
+
+    pub(crate) fn with_class(text: impl Into<String>, class: &'static str) -> Self {
         Self {
             text: text.into(),
             class: Some(class),
+            href: None,
         }
     }
 }
 
 /// A table column: its heading, and whether it holds figures (aligned right).
-pub(super) struct Column {
-    pub(super) title: &'static str,
-    pub(super) figure: bool,
+pub(crate) struct Column {
+    pub(crate) title: &'static str,
+    pub(crate) figure: bool,
 }
 
 impl Column {
-    pub(super) fn text(title: &'static str) -> Self {
+    pub(crate) fn text(title: &'static str) -> Self {
         Self {
             title,
             figure: false,
         }
     }
 
-    pub(super) fn figure(title: &'static str) -> Self {
+    pub(crate) fn figure(title: &'static str) -> Self {
         Self {
             title,
             figure: true,
@@ -46,7 +57,7 @@ impl Column {
     }
 
     /// The class of this column's cells, with the cell's own class if it has one.
-    pub(super) fn class(&self, cell: Option<&str>) -> Option<String> {
+    pub(crate) fn class(&self, cell: Option<&str>) -> Option<String> {
         match (self.figure, cell) {
             (true, Some(class)) => Some(format!("num {class}")),
             (true, None) => Some("num".to_string()),
@@ -55,7 +66,7 @@ impl Column {
     }
 }
 
-pub(super) enum Row {
+pub(crate) enum Row {
     Cells(Vec<Cell>),
     /// A heading across the table that starts a group of rows.
     Group(&'static str),
@@ -63,7 +74,7 @@ pub(super) enum Row {
     Note(&'static str),
 }
 
-pub(super) fn table(html: &mut String, id: &str, columns: &[Column], rows: &[Row]) {
+pub(crate) fn table(html: &mut String, id: &str, columns: &[Column], rows: &[Row]) {
     let _ = write!(html, "<table id=\"{id}\">\n<thead><tr>");
     for column in columns {
         cell(html, "th", column.class(None).as_deref(), column.title);
@@ -75,7 +86,12 @@ pub(super) fn table(html: &mut String, id: &str, columns: &[Column], rows: &[Row
             Row::Cells(cells) => {
                 html.push_str("<tr>");
                 for (column, c) in columns.iter().zip(cells) {
-                    cell(html, "td", column.class(c.class).as_deref(), &c.text);
+                    match &c.href {
+                        Some(href) => {
+                            link_cell(html, column.class(c.class).as_deref(), &c.text, href)
+                        }
+                        None => cell(html, "td", column.class(c.class).as_deref(), &c.text),
+                    }
                 }
                 html.push_str("</tr>\n");
             }
@@ -99,7 +115,7 @@ pub(super) fn table(html: &mut String, id: &str, columns: &[Column], rows: &[Row
 }
 
 /// One `<td>` or `<th>`; `class` comes from this file, `text` from anywhere.
-pub(super) fn cell(html: &mut String, tag: &str, class: Option<&str>, text: &str) {
+pub(crate) fn cell(html: &mut String, tag: &str, class: Option<&str>, text: &str) {
     match class {
         Some(class) => {
             let _ = write!(html, "<{tag} class=\"{class}\">{}</{tag}>", escape(text));
@@ -108,4 +124,15 @@ pub(super) fn cell(html: &mut String, tag: &str, class: Option<&str>, text: &str
             let _ = write!(html, "<{tag}>{}</{tag}>", escape(text));
         }
     }
+}
+
+/// A `<td>` whose text is a link to `href`.
+fn link_cell(html: &mut String, class: Option<&str>, text: &str, href: &str) {
+    let class = class.map(|c| format!(" class=\"{c}\"")).unwrap_or_default();
+    let _ = write!(
+        html,
+        "<td{class}><a href=\"{}\">{}</a></td>",
+        escape(href),
+        escape(text)
+    );
 }

@@ -202,7 +202,7 @@ pub(super) fn legend(svg: &mut Svg, top: f64) {
 }
 
 /// Time tick spacing in milliseconds: a round duration giving at most about six ticks.
-pub(super) fn time_step_ms(span_ms: f64) -> f64 {
+pub(crate) fn time_step_ms(span_ms: f64) -> f64 {
     const STEPS_MS: &[f64] = &[
         1.0,
         2.0,
