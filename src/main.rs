@@ -19,7 +19,6 @@ use cli::repo::{
 };
 use cli::transfer::{ExportArgs, ImportArgs};
 use cli::Failure;
-use tracing_subscriber::EnvFilter;
 use vecdrill::exit;
 
 mod cli;
@@ -153,6 +152,27 @@ enum Command {
     Baseline(BaselineArgs),
 }
 
+/// Logs on stderr at `default_level`, or as `RUST_LOG` says (`info`, `vecdrill=debug,hyper=warn`).
+fn log_to_stderr(default_level: &str) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let from_env = std::env::var("RUST_LOG").ok().and_then(|spec| {
+        spec.parse::<Targets>()
+            .map_err(|e| {
+                eprintln!(
+                    "warning: RUST_LOG={spec:?} is not a log filter ({e}); using {default_level}"
+                )
+            })
+            .ok()
+    });
+    let filter =
+        from_env.unwrap_or_else(|| default_level.parse().expect("a bare level is a filter"));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.verbose {
@@ -160,12 +180,8 @@ fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    log_to_stderr(default_level);
+    vecdrill::net::use_ring_for_tls();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -31,7 +31,7 @@ pub async fn send(spec: &NotifySpec, payload: &Value) -> Result<u32, NotifyError
         attempts,
         reason,
     };
-    let client = reqwest::Client::builder()
+    let client = crate::net::client_builder()
         .timeout(spec.timeout.as_duration())
         .build()
         .map_err(|e| failed(0, e.to_string()))?;

@@ -55,7 +55,7 @@ fn get(
        + Send
        + Sync
        + 'static {
-    let client = reqwest::Client::new();
+    let client = vecdrill::net::client_builder().build().unwrap();
     move |_| {
         let request = client.get(&url);
         Box::pin(async move {

@@ -78,7 +78,9 @@ fn reference_embedding(embed: &str, text: &str) -> Vec<f32> {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         // The stand-in may be told to throttle or fail: ask until it answers.
         loop {
-            let response: Value = reqwest::Client::new()
+            let response: Value = vecdrill::net::client_builder()
+                .build()
+                .unwrap()
                 .post(format!("{embed}/v1/embeddings"))
                 .bearer_auth("sk-test-secret")
                 .json(&json!({"model": "standin-embed", "input": [text]}))

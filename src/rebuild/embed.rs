@@ -97,7 +97,7 @@ impl EmbeddingClient {
         } else {
             format!("{base}/v1/embeddings")
         };
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(settings.timeout)
             .build()

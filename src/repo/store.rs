@@ -97,6 +97,7 @@ impl Store {
                     .split_once('/')
                     .map(|(_, p)| p.trim_matches('/').to_string())
                     .unwrap_or_default();
+                crate::net::use_ring_for_tls();
                 let store: Arc<dyn ObjectStore> = match scheme {
                     "s3" | "s3a" => Arc::new(
                         object_store::aws::AmazonS3Builder::from_env()

@@ -64,7 +64,10 @@ impl Step for Http {
     async fn run(&self, _: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let method = reqwest::Method::from_bytes(self.method.to_uppercase().as_bytes())
             .map_err(|_| StepError::Setup(format!("unknown HTTP method {:?}", self.method)))?;
-        let mut request = reqwest::Client::new()
+        let client = crate::net::client_builder()
+            .build()
+            .map_err(|e| StepError::Setup(format!("cannot make an HTTP client: {e}")))?;
+        let mut request = client
             .request(method, &self.url)
             .timeout(self.timeout.as_duration());
         for (name, value) in &self.headers {

@@ -189,7 +189,7 @@ impl RailwayClient {
                     .filter(|u| !u.is_empty())
             })
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("vecdrill/", env!("CARGO_PKG_VERSION")))

@@ -145,7 +145,7 @@ impl ChromaClient {
     }
 
     pub fn with_database(url: &str, tenant: &str, database: &str) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(64)
