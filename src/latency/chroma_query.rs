@@ -1,6 +1,12 @@
 //! Search load against a Chroma collection: query vectors are drawn from the collection's own
 //! stored vectors and the request bodies are serialised once, up front, so the measuring side
 //! spends its time on the network and not on JSON.
+//!
+//! The load runs on a thread of its own with a single-threaded runtime and an HTTP client made
+//! there, as each of wrk's threads runs its own event loop: every connection, request and
+//! answer stays on that one thread. On the multi-threaded runtime an answer read by a
+//! connection's task woke the query's task on the other worker thread, a cross-thread wake-up
+//! per query taken from the server the machine's cores are measuring.
 
 use bytes::Bytes;
 use serde_json::json;
@@ -43,13 +49,64 @@ pub async fn run_search_load(
             bodies.push(Bytes::from(body.to_string()));
         }
     }
-    let bodies = std::sync::Arc::new(bodies);
-    let http = client.http().clone();
     let url = client.query_url(&collection.id).await?;
-    let summary = run_load(&load.plan, move |i| {
+    let plan = load.plan.clone();
+    let (mut answer, summary) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("vecdrill-load".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = answer.send(Err(format!("cannot start the load's runtime: {e}")));
+                    return;
+                }
+            };
+            let summary = runtime.block_on(async {
+                tokio::select! {
+                    summary = search(&plan, &url, bodies) => Some(summary),
+                    // Nobody waits for it any more (an interrupted drill): the load stops.
+                    () = answer.closed() => None,
+                }
+            });
+            if let Some(summary) = summary {
+                let _ = answer.send(summary);
+            }
+        });
+    let failed = |message: String| ChromaError::Api {
+        method: "POST".into(),
+        path: format!("collection {} query", load.collection),
+        status: 0,
+        error: "LoadGenerator".into(),
+        message,
+    };
+    spawned.map_err(|e| failed(format!("cannot start the load's thread: {e}")))?;
+    summary
+        .await
+        .map_err(|_| failed("the load's thread ended without a result".into()))?
+        .map_err(failed)
+}
+
+/// `plan`'s queries, `bodies` in turn, posted to `url` by a client of this runtime's own.
+async fn search(plan: &LoadPlan, url: &str, bodies: Vec<Bytes>) -> Result<LatencySummary, String> {
+    if bodies.is_empty() {
+        return Err("no stored vector could be read to query with".into());
+    }
+    let url = reqwest::Url::parse(url).map_err(|e| format!("bad query URL {url}: {e}"))?;
+    let http = crate::net::client_builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(120))
+        .pool_max_idle_per_host(plan.concurrency.max(1))
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let bodies = std::sync::Arc::new(bodies);
+    let summary = run_load(plan, move |i| {
         let body = bodies[(i % bodies.len() as u64) as usize].clone();
         let request = http
-            .post(&url)
+            .post(url.clone())
             .header("content-type", "application/json")
             .body(body);
         async move {
