@@ -51,12 +51,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn get(
     url: String,
-) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+) -> impl Fn(
+    usize,
+    u64,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
        + Send
        + Sync
        + 'static {
     let client = vecdrill::net::client_builder().build().unwrap();
-    move |_| {
+    move |_, _| {
         let request = client.get(&url);
         Box::pin(async move {
             let response = request.send().await.map_err(|e| e.to_string())?;

@@ -155,21 +155,23 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// Run `plan` against `op`, which performs operation number `i` and reports success.
+/// Run `plan` against `op`, which performs operation number `i` for worker `w` (`op(w, i)`:
+/// a worker's operations run one at a time, so it may keep a connection of its own) and
+/// reports success.
 pub async fn run_load<Op, Fut>(plan: &LoadPlan, op: Op) -> LatencySummary
 where
-    Op: Fn(u64) -> Fut + Send + Sync + 'static,
+    Op: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     let op = Arc::new(op);
     for i in 0..plan.warmup {
-        let _ = op(u64::MAX - i).await;
+        let _ = op(0, u64::MAX - i).await;
     }
     let concurrency = plan.concurrency.max(1);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
+    for worker in 0..concurrency {
         let (op, next, plan) = (op.clone(), next.clone(), plan.clone());
         workers.push(tokio::spawn(async move {
             let mut record = WorkerRecord {
@@ -191,7 +193,7 @@ where
                     tokio::time::sleep_until(at.into()).await;
                 }
                 let sent = Instant::now();
-                let result = op(i).await;
+                let result = op(worker, i).await;
                 let done = Instant::now();
                 record.last_done = done;
                 match result {
