@@ -152,7 +152,8 @@ enum Poster {
 
 impl Poster {
     fn new(url: &reqwest::Url, workers: usize) -> Result<Self, String> {
-        if url.scheme() != "http" {
+        // TLS, or credentials in the URL (reqwest sends them as basic auth): reqwest's client.
+        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
             let http = crate::net::client_builder()
                 .connect_timeout(Duration::from_secs(5))
                 .pool_max_idle_per_host(workers)
@@ -180,10 +181,8 @@ impl Poster {
             .map_err(|e| format!("cannot make the query request: {e}"))?
             .into_parts();
         Ok(Self::Plain {
-            address: format!(
-                "{}:{port}",
-                host.trim_start_matches('[').trim_end_matches(']')
-            ),
+            // `host_str` keeps an IPv6 address's brackets, as a socket address wants them.
+            address: format!("{host}:{port}"),
             request,
             connections: (0..workers).map(|_| Default::default()).collect(),
         })
@@ -359,6 +358,42 @@ mod tests {
             3,
             "a closed connection is replaced"
         );
+    }
+
+    #[test]
+    fn plain_http_is_addressed_as_the_url_says_and_credentials_go_through_reqwest() {
+        let plain = |url: &str| match poster_of(url) {
+            Poster::Plain {
+                address, request, ..
+            } => (
+                address,
+                request.uri.to_string(),
+                request.headers[http::header::HOST].clone(),
+            ),
+            Poster::Tls { .. } => panic!("{url}: not plain"),
+        };
+        assert_eq!(
+            plain("http://[::1]:8000/api/v2/q?x=1"),
+            (
+                "[::1]:8000".to_string(),
+                "/api/v2/q?x=1".to_string(),
+                "[::1]:8000".parse().unwrap()
+            )
+        );
+        assert_eq!(
+            plain("http://localhost/q"),
+            (
+                "localhost:80".to_string(),
+                "/q".to_string(),
+                "localhost".parse().unwrap()
+            )
+        );
+        for url in [
+            "https://chroma.example/q",
+            "http://user:secret@127.0.0.1:8000/q",
+        ] {
+            assert!(matches!(poster_of(url), Poster::Tls { .. }), "{url}");
+        }
     }
 
     #[tokio::test]
