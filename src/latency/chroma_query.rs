@@ -32,6 +32,9 @@ const QUERY_POOL: u64 = 256;
 const POOL_PAGES: u64 = 8;
 /// How long one query may take before it counts as an error.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
+/// The largest answer read: a query's answer is ids and distances (kilobytes); a server that
+/// sends more is broken, and is not given the memory to prove it.
+const LARGEST_ANSWER: usize = 16 << 20;
 
 pub struct SearchLoad {
     pub collection: String,
@@ -191,7 +194,7 @@ impl Poster {
     async fn post(&self, worker: usize, body: Bytes) -> Result<(), String> {
         let (status, answer) = match self {
             Self::Tls { http, url } => {
-                let response = http
+                let mut response = http
                     .post(url.clone())
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(body)
@@ -199,7 +202,14 @@ impl Poster {
                     .await
                     .map_err(|e| crate::net::describe_reqwest(&e))?;
                 let status = response.status();
-                (status, response.bytes().await.map_err(|e| e.to_string())?)
+                let mut answer = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+                    if answer.len() + chunk.len() > LARGEST_ANSWER {
+                        return Err(too_large());
+                    }
+                    answer.extend_from_slice(&chunk);
+                }
+                (status, Bytes::from(answer))
             }
             Self::Plain {
                 address,
@@ -225,11 +235,15 @@ impl Poster {
                     .await
                     .map_err(|e| e.to_string())?;
                 let status = response.status();
-                let answer = response
-                    .into_body()
+                let answer = http_body_util::Limited::new(response.into_body(), LARGEST_ANSWER)
                     .collect()
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(
+                        |e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                            Some(_) => too_large(),
+                            None => e.to_string(),
+                        },
+                    )?
                     .to_bytes();
                 // Kept for the next query only once it has served this one whole.
                 *slot = Some(sender);
@@ -245,6 +259,10 @@ impl Poster {
             ))
         }
     }
+}
+
+fn too_large() -> String {
+    format!("the answer is larger than {} MiB", LARGEST_ANSWER >> 20)
 }
 
 /// A keep-alive HTTP/1.1 connection to `address`, driven by a task of this runtime.
@@ -412,6 +430,10 @@ mod tests {
             err.starts_with("500 Internal Server Error: {\"error\": \"InternalError\"}"),
             "{err}"
         );
+        let huge: &'static str = Box::leak("x".repeat(LARGEST_ANSWER + 1).into_boxed_str());
+        let (url, _) = server("200 OK", huge, false).await;
+        let err = poster_of(&url).post(0, Bytes::new()).await.unwrap_err();
+        assert_eq!(err, too_large());
         let nobody = format!(
             "http://{}/q",
             std::net::TcpListener::bind("127.0.0.1:0")
