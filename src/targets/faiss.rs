@@ -7,6 +7,10 @@
 //! a `u64` length followed by the elements. The walk covers the flat, IVF (flat and PQ), HNSW
 //! (flat) and ID-map indexes and their nesting; for any other class the header is read and
 //! the structure reported as not walked.
+//!
+//! A file is read where the walk needs it, never whole: its small fields one by one, its
+//! arrays skipped and later streamed in blocks (probe queries, id digests), so memory stays
+//! a few megabytes for an index of any size.
 
 use std::path::Path;
 
@@ -37,16 +41,83 @@ pub enum FaissError {
 
 /// Inspect one index file.
 pub fn inspect(path: &Path) -> Result<FaissIndexInfo, FaissError> {
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| FaissError::Read {
-        file: file.clone(),
-        message: e.to_string(),
-    })?;
-    inspect_bytes(&bytes).map_err(|message| FaissError::Invalid { file, message })
+    let (file, source) = open(path)?;
+    walk(&source)
+        .map(|(info, _)| info)
+        .map_err(|message| FaissError::Invalid { file, message })
 }
 
 pub fn inspect_bytes(bytes: &[u8]) -> Result<FaissIndexInfo, String> {
-    walk(bytes).map(|(info, _)| info)
+    walk(&bytes).map(|(info, _)| info)
+}
+
+/// Bytes at offsets: an open file, or a whole index in memory.
+trait Source {
+    fn size(&self) -> u64;
+    fn read_at(&self, at: u64, into: &mut [u8]) -> std::io::Result<()>;
+}
+
+impl Source for &[u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_at(&self, at: u64, into: &mut [u8]) -> std::io::Result<()> {
+        let slice = usize::try_from(at)
+            .ok()
+            .and_then(|at| self.get(at..at.checked_add(into.len())?))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        into.copy_from_slice(slice);
+        Ok(())
+    }
+}
+
+/// A file and its size when opened.
+struct FileSource(std::fs::File, u64);
+
+impl Source for FileSource {
+    fn size(&self) -> u64 {
+        self.1
+    }
+
+    fn read_at(&self, at: u64, into: &mut [u8]) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.0, into, at)
+    }
+}
+
+fn open(path: &Path) -> Result<(String, FileSource), FaissError> {
+    let file = path.display().to_string();
+    let failed = |e: std::io::Error| FaissError::Read {
+        file: file.clone(),
+        message: e.to_string(),
+    };
+    let opened = std::fs::File::open(path).map_err(failed)?;
+    let size = opened.metadata().map_err(failed)?.len();
+    Ok((file, FileSource(opened, size)))
+}
+
+/// Bytes read per block when streaming an array.
+const BLOCK: usize = 1 << 20;
+
+/// `n` elements of `size` bytes from `at`, in blocks of whole elements, to `sink`.
+fn stream(
+    source: &dyn Source,
+    at: u64,
+    n: u64,
+    size: usize,
+    mut sink: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    let per_block = (BLOCK / size.max(1)).max(1) as u64;
+    let mut buffer = vec![0u8; (per_block.min(n) as usize) * size];
+    let mut done = 0u64;
+    while done < n {
+        let count = per_block.min(n - done);
+        let bytes = &mut buffer[..count as usize * size];
+        source.read_at(at + done * size as u64, bytes)?;
+        sink(bytes);
+        done += count;
+    }
+    Ok(())
 }
 
 /// What a backup records of an index's content, to compare a restored one with: for a flat
@@ -86,25 +157,35 @@ const NEIGHBOURS: usize = 10;
 
 /// Inspect one index file and read what a backup records of its content.
 pub fn inspect_content(path: &Path) -> Result<(FaissIndexInfo, IndexContent), FaissError> {
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| FaissError::Read {
-        file: file.clone(),
-        message: e.to_string(),
-    })?;
-    let (info, spans) = walk(&bytes).map_err(|message| FaissError::Invalid {
+    let (file, source) = open(path)?;
+    let (info, spans) = walk(&source).map_err(|message| FaissError::Invalid {
         file: file.clone(),
         message,
     })?;
-    Ok((info.clone(), content(&bytes, &info, &spans)))
+    let content = content(&source, &info, &spans).map_err(|e| FaissError::Read {
+        file,
+        message: e.to_string(),
+    })?;
+    Ok((info, content))
 }
 
-fn content(bytes: &[u8], info: &FaissIndexInfo, spans: &Spans) -> IndexContent {
-    let ids: Option<Vec<i64>> = spans.ids.map(|(at, n)| {
-        bytes[at..at + n as usize * 8]
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect()
-    });
+fn content(
+    source: &dyn Source,
+    info: &FaissIndexInfo,
+    spans: &Spans,
+) -> std::io::Result<IndexContent> {
+    let digest = |spans: &[(u64, u64)], with_counts: bool| -> std::io::Result<String> {
+        let mut digest = blake3::Hasher::new();
+        for &(at, n) in spans {
+            if with_counts {
+                digest.update(&n.to_le_bytes());
+            }
+            stream(source, at, n, 8, |bytes| {
+                digest.update(bytes);
+            })?;
+        }
+        Ok(digest.finalize().to_hex().to_string())
+    };
     let flat_on_top = info.kind.starts_with("IndexFlat")
         || (info.kind.starts_with("IndexIDMap")
             && info
@@ -112,81 +193,82 @@ fn content(bytes: &[u8], info: &FaissIndexInfo, spans: &Spans) -> IndexContent {
                 .as_deref()
                 .is_some_and(|i| i.starts_with("IndexFlat")));
     let probes = match (&spans.flat, flat_on_top) {
-        (Some(flat), true) => flat_probes(bytes, flat, ids.as_deref()),
+        (Some(flat), true) => flat_probes(source, flat, spans.ids)?,
         _ => Vec::new(),
     };
-    IndexContent {
+    Ok(IndexContent {
         probes,
-        ids_blake3: spans.ids.map(|(at, n)| {
-            blake3::hash(&bytes[at..at + n as usize * 8])
-                .to_hex()
-                .to_string()
-        }),
-        list_ids_blake3: spans.list_ids.as_ref().map(|lists| {
-            let mut digest = blake3::Hasher::new();
-            for &(at, n) in lists {
-                digest.update(&n.to_le_bytes());
-                digest.update(&bytes[at..at + n as usize * 8]);
-            }
-            digest.finalize().to_hex().to_string()
-        }),
-    }
+        ids_blake3: spans.ids.map(|ids| digest(&[ids], false)).transpose()?,
+        list_ids_blake3: (spans.list_ids.as_deref())
+            .map(|lists| digest(lists, true))
+            .transpose()?,
+    })
 }
 
 /// The first `PROBES` vectors of a flat index as queries, each with its exact `NEIGHBOURS`
-/// nearest (squared L2, or the largest inner product), labelled by `ids` when an ID map
-/// names them, else by position.
-fn flat_probes(bytes: &[u8], flat: &FlatSpan, ids: Option<&[i64]>) -> Vec<FlatProbe> {
+/// nearest (squared L2, or the largest inner product), labelled by the ID map's ids (`ids`:
+/// their offset and count) when there is one, else by position. One streaming pass.
+fn flat_probes(
+    source: &dyn Source,
+    flat: &FlatSpan,
+    ids: Option<(u64, u64)>,
+) -> std::io::Result<Vec<FlatProbe>> {
     let d = flat.d as usize;
-    let read = |i: usize, into: &mut Vec<f32>| {
-        into.clear();
-        into.extend(
-            bytes[flat.at + i * d * 4..flat.at + (i + 1) * d * 4]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
-        );
+    let floats = |bytes: &[u8]| -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect()
     };
-    let n = flat.ntotal as usize;
+    let n = flat.ntotal;
     let inner_product = flat.metric == "inner_product";
-    let queries: Vec<Vec<f32>> = (0..PROBES.min(n))
-        .map(|q| {
-            let mut v = Vec::with_capacity(d);
-            read(q, &mut v);
-            v
-        })
-        .collect();
-    // Each query's nearest so far, sorted by (score, position): one pass over the vectors.
-    let mut nearest: Vec<Vec<(f32, usize)>> =
+    let mut first = vec![0u8; PROBES.min(n as usize) * d * 4];
+    source.read_at(flat.at, &mut first)?;
+    let queries: Vec<Vec<f32>> = first.chunks_exact(d * 4).map(floats).collect();
+    // Each query's nearest so far, sorted by (score, position).
+    let mut nearest: Vec<Vec<(f32, u64)>> =
         vec![Vec::with_capacity(NEIGHBOURS + 1); queries.len()];
-    let mut v = Vec::with_capacity(d);
-    for i in 0..n {
-        read(i, &mut v);
-        for (query, best) in queries.iter().zip(&mut nearest) {
-            let score = if inner_product {
-                -query.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>()
-            } else {
-                query.iter().zip(&v).map(|(a, b)| (a - b) * (a - b)).sum()
-            };
-            let before = |c: &(f32, usize)| c.0.total_cmp(&score).then(c.1.cmp(&i)).is_lt();
-            let at = best.partition_point(before);
-            if at < NEIGHBOURS {
-                best.insert(at, (score, i));
-                best.truncate(NEIGHBOURS);
+    let mut i = 0u64;
+    stream(source, flat.at, n, d * 4, |block| {
+        for vector in block.chunks_exact(d * 4) {
+            let v = floats(vector);
+            for (query, best) in queries.iter().zip(&mut nearest) {
+                let score = if inner_product {
+                    -query.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>()
+                } else {
+                    query.iter().zip(&v).map(|(a, b)| (a - b) * (a - b)).sum()
+                };
+                let before = |c: &(f32, u64)| c.0.total_cmp(&score).then(c.1.cmp(&i)).is_lt();
+                let at = best.partition_point(before);
+                if at < NEIGHBOURS {
+                    best.insert(at, (score, i));
+                    best.truncate(NEIGHBOURS);
+                }
             }
+            i += 1;
         }
-    }
+    })?;
+    let label = |position: u64| -> std::io::Result<i64> {
+        match ids {
+            Some((at, count)) if position < count => {
+                let mut id = [0u8; 8];
+                source.read_at(at + position * 8, &mut id)?;
+                Ok(i64::from_le_bytes(id))
+            }
+            _ => Ok(position as i64),
+        }
+    };
     nearest
         .into_iter()
         .enumerate()
-        .map(|(q, best)| FlatProbe {
-            query: q as u64,
-            neighbours: best
-                .iter()
-                .map(|(_, i)| {
-                    ids.and_then(|ids| ids.get(*i).copied())
-                        .unwrap_or(*i as i64)
-                })
-                .collect(),
+        .map(|(q, best)| {
+            Ok(FlatProbe {
+                query: q as u64,
+                neighbours: best
+                    .iter()
+                    .map(|(_, i)| label(*i))
+                    .collect::<std::io::Result<_>>()?,
+            })
         })
         .collect()
 }
@@ -196,29 +278,29 @@ fn flat_probes(bytes: &[u8], flat: &FlatSpan, ids: Option<&[i64]>) -> Vec<FlatPr
 struct Spans {
     flat: Option<FlatSpan>,
     /// Offset and count of the ids.
-    ids: Option<(usize, u64)>,
+    ids: Option<(u64, u64)>,
     /// Offset and count of each inverted list's ids, in list order.
-    list_ids: Option<Vec<(usize, u64)>>,
+    list_ids: Option<Vec<(u64, u64)>>,
 }
 
 struct FlatSpan {
-    at: usize,
+    at: u64,
     d: u32,
     ntotal: u64,
     metric: String,
 }
 
-fn walk(bytes: &[u8]) -> Result<(FaissIndexInfo, Spans), String> {
+fn walk(source: &dyn Source) -> Result<(FaissIndexInfo, Spans), String> {
     let mut reader = Reader {
-        bytes,
+        source,
         at: 0,
         spans: Spans::default(),
     };
     let walked = reader.index()?;
-    if walked.structure_checked && reader.at != bytes.len() {
+    if walked.structure_checked && reader.at != source.size() {
         return Err(format!(
             "{} bytes after the end of the {} index (the file is not one faiss index)",
-            bytes.len() - reader.at,
+            source.size() - reader.at,
             walked.kind
         ));
     }
@@ -226,8 +308,8 @@ fn walk(bytes: &[u8]) -> Result<(FaissIndexInfo, Spans), String> {
 }
 
 struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+    source: &'a dyn Source,
+    at: u64,
     spans: Spans,
 }
 
@@ -238,49 +320,54 @@ struct Header {
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+    /// Pass over `n` bytes, which the file must hold.
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.source.size());
         let Some(end) = end else {
             return Err(format!(
                 "truncated: {what} needs {n} bytes at offset {} but the file is {} bytes",
                 self.at,
-                self.bytes.len()
+                self.source.size()
             ));
         };
-        let slice = &self.bytes[self.at..end];
         self.at = end;
-        Ok(slice)
+        Ok(())
+    }
+
+    fn field<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        let at = self.at;
+        self.skip(N as u64, what)?;
+        let mut bytes = [0u8; N];
+        self.source
+            .read_at(at, &mut bytes)
+            .map_err(|e| format!("{what}: {e}"))?;
+        Ok(bytes)
     }
 
     fn u8(&mut self, what: &str) -> Result<u8, String> {
-        Ok(self.take(1, what)?[0])
+        Ok(self.field::<1>(what)?[0])
     }
 
     fn i32(&mut self, what: &str) -> Result<i32, String> {
-        Ok(i32::from_le_bytes(
-            self.take(4, what)?.try_into().expect("4 bytes"),
-        ))
+        Ok(i32::from_le_bytes(self.field(what)?))
     }
 
     fn u64(&mut self, what: &str) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8, what)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.field(what)?))
     }
 
     fn fourcc(&mut self) -> Result<String, String> {
-        let code = self.take(4, "the index type code")?;
-        Ok(String::from_utf8_lossy(code).into_owned())
+        let code = self.field::<4>("the index type code")?;
+        Ok(String::from_utf8_lossy(&code).into_owned())
     }
 
     /// A faiss vector: `u64` element count, then the elements.
-    fn vector(&mut self, element: usize, what: &str) -> Result<u64, String> {
+    fn vector(&mut self, element: u64, what: &str) -> Result<u64, String> {
         let n = self.u64(what)?;
-        let bytes = usize::try_from(n)
-            .ok()
-            .and_then(|n| n.checked_mul(element))
+        let bytes = n
+            .checked_mul(element)
             .ok_or_else(|| format!("{what}: impossible length {n}"))?;
-        self.take(bytes, what)?;
+        self.skip(bytes, what)?;
         Ok(n)
     }
 
@@ -292,7 +379,7 @@ impl Reader<'_> {
         self.u8("is_trained")?;
         let metric = self.i32("the metric")?;
         if metric > 1 {
-            self.take(4, "the metric argument")?;
+            self.skip(4, "the metric argument")?;
         }
         if d <= 0 || ntotal > (1 << 48) {
             return Err(format!(
@@ -506,16 +593,11 @@ impl Reader<'_> {
         let mut total = 0u64;
         let mut list_ids = Vec::with_capacity(counts.len().min(1 << 16));
         for count in counts {
-            let size = |each: u64| {
-                count
-                    .checked_mul(each)
-                    .and_then(|b| usize::try_from(b).ok())
-                    .ok_or("an impossible list size")
-            };
-            self.take(size(code_size)?, "an inverted list's codes")?;
+            let size = |each: u64| count.checked_mul(each).ok_or("an impossible list size");
+            self.skip(size(code_size)?, "an inverted list's codes")?;
             list_ids.push((self.at, count));
-            self.take(size(8)?, "an inverted list's ids")?;
-            total += count;
+            self.skip(size(8)?, "an inverted list's ids")?;
+            total = total.checked_add(count).ok_or("an impossible list size")?;
         }
         self.spans.list_ids = Some(list_ids);
         Ok(total)
@@ -596,7 +678,7 @@ mod tests {
             vec![([1.1, 0.0], 2)],
         ];
         let bytes = ivf_flat(&lists);
-        let (info, _) = walk(&bytes).unwrap();
+        let (info, _) = walk(&bytes.as_slice()).unwrap();
         assert_eq!((info.kind.as_str(), info.ntotal), ("IndexIVFFlat", 3));
         assert!(info.structure_checked);
         let recorded = content_of(&bytes);
@@ -616,9 +698,41 @@ mod tests {
         }
     }
 
+    /// Bytes in memory that remember the largest read asked of them.
+    struct Counted<'a>(&'a [u8], std::cell::Cell<usize>);
+
+    impl Source for Counted<'_> {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, at: u64, into: &mut [u8]) -> std::io::Result<()> {
+            self.1.set(self.1.get().max(into.len()));
+            self.0.read_at(at, into)
+        }
+    }
+
+    #[test]
+    fn an_index_is_read_in_bounded_blocks_whatever_its_size() {
+        // 400,000 vectors in an ID map: 3.2 MB of vectors and 3.2 MB of ids.
+        let line: Vec<[f32; 2]> = (0..400_000).map(|i| [i as f32, 0.0]).collect();
+        let ids: Vec<i64> = (0..400_000).map(|i| 1_000_000 + i).collect();
+        let bytes = flat_l2(&line, Some(&ids));
+        let counted = Counted(&bytes, Default::default());
+        let (info, spans) = walk(&counted).unwrap();
+        assert_eq!(info.ntotal, 400_000);
+        let content = content(&counted, &info, &spans).unwrap();
+        assert!(counted.1.get() <= BLOCK, "a read of {} bytes", counted.1.get());
+        // The same answers as a reading of the whole: nearest of 3 are 3, 2, 4, 1, 5 ...
+        assert_eq!(content.probes[3].neighbours[..3], [1_000_003, 1_000_002, 1_000_004]);
+        assert_eq!(
+            content.ids_blake3.unwrap(),
+            blake3::hash(&bytes[bytes.len() - ids.len() * 8..]).to_hex().to_string()
+        );
+    }
+
     fn content_of(bytes: &[u8]) -> IndexContent {
-        let (info, spans) = walk(bytes).unwrap();
-        content(bytes, &info, &spans)
+        let (info, spans) = walk(&bytes).unwrap();
+        content(&bytes, &info, &spans).unwrap()
     }
 
     #[test]
