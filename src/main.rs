@@ -156,7 +156,9 @@ enum Command {
 fn log_to_stderr(default_level: &str) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
-    let set = std::env::var("RUST_LOG").ok().filter(|spec| !spec.trim().is_empty());
+    let set = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|spec| !spec.trim().is_empty());
     let from_env = set.and_then(|spec| {
         spec.parse::<Targets>()
             .map_err(|e| {

@@ -226,8 +226,7 @@ fn flat_probes(
     source.read_at(flat.at, &mut first)?;
     let queries: Vec<Vec<f32>> = first.chunks_exact(d * 4).map(floats).collect();
     // Each query's nearest so far, sorted by (score, position).
-    let mut nearest: Vec<Vec<(f32, u64)>> =
-        vec![Vec::with_capacity(NEIGHBOURS + 1); queries.len()];
+    let mut nearest: Vec<Vec<(f32, u64)>> = vec![Vec::with_capacity(NEIGHBOURS + 1); queries.len()];
     let mut i = 0u64;
     stream(source, flat.at, n, d * 4, |block| {
         for vector in block.chunks_exact(d * 4) {
@@ -721,12 +720,21 @@ mod tests {
         let (info, spans) = walk(&counted).unwrap();
         assert_eq!(info.ntotal, 400_000);
         let content = content(&counted, &info, &spans).unwrap();
-        assert!(counted.1.get() <= BLOCK, "a read of {} bytes", counted.1.get());
+        assert!(
+            counted.1.get() <= BLOCK,
+            "a read of {} bytes",
+            counted.1.get()
+        );
         // The same answers as a reading of the whole: nearest of 3 are 3, 2, 4, 1, 5 ...
-        assert_eq!(content.probes[3].neighbours[..3], [1_000_003, 1_000_002, 1_000_004]);
+        assert_eq!(
+            content.probes[3].neighbours[..3],
+            [1_000_003, 1_000_002, 1_000_004]
+        );
         assert_eq!(
             content.ids_blake3.unwrap(),
-            blake3::hash(&bytes[bytes.len() - ids.len() * 8..]).to_hex().to_string()
+            blake3::hash(&bytes[bytes.len() - ids.len() * 8..])
+                .to_hex()
+                .to_string()
         );
     }
 
