@@ -480,6 +480,21 @@ fn issue_22_the_history_report_is_one_clean_page_with_every_run_linked() {
     ])
     .expect_code(0);
     let only = std::fs::read_to_string(&page).unwrap();
+    let summary = crate::common::vecdrill([
+        "history",
+        "report",
+        "--history",
+        history.to_str().unwrap(),
+        "--scenario",
+        "report-files",
+        "--out",
+        page.to_str().unwrap(),
+        "--json",
+    ]);
+    summary.expect_code(0);
+    let summary = summary.json();
+    assert_eq!(summary["drills"], 3, "{summary}");
+    assert_eq!(summary["scenarios"], serde_json::json!(["report-files"]));
     assert!(only.contains("Scenario: report-files") && !only.contains("Scenario: prove"));
     assert!(only.contains("<td class=\"r-met\">yes</td>"));
 }

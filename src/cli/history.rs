@@ -168,7 +168,7 @@ pub fn history(args: HistoryArgs) -> Result<i32, Failure> {
         Some(HistoryCommand::Show { run }) => show(&history, &run, args.json),
         Some(HistoryCommand::Trend { scenario }) => trend(&history, &scenario, args.json),
         Some(HistoryCommand::Report { only, within, out }) => {
-            report(&history, only.as_deref(), within, &out)
+            report(&history, only.as_deref(), within, &out, args.json)
         }
         None => list(&history, &args),
     }
@@ -307,6 +307,7 @@ fn report(
     only: Option<&str>,
     within: Option<HumanDuration>,
     out: &std::path::Path,
+    json: bool,
 ) -> Result<i32, Failure> {
     let since = since(within);
     let runs = history.runs(&RunFilter {
@@ -317,11 +318,11 @@ fn report(
     let shown = |r: &&RunRecord| {
         r.kind == RunKind::Drill && only.is_none_or(|only| r.scenario.as_deref() == Some(only))
     };
-    let names: std::collections::BTreeSet<String> = (runs.iter().filter(shown))
+    let names_shown: std::collections::BTreeSet<String> = (runs.iter().filter(shown))
         .filter_map(|r| r.scenario.clone())
         .collect();
     let mut baselines = std::collections::BTreeMap::new();
-    for name in names {
+    for name in names_shown.iter().cloned() {
         if let Some(baseline) = history.baseline(&name)? {
             baselines.insert(name, baseline);
         }
@@ -348,10 +349,19 @@ fn report(
         eprintln!("warning: no drill recorded in this period matches; the page shows backups only");
     }
     let backups = runs.iter().filter(|r| r.kind == RunKind::Backup).count();
-    say!(
-        "wrote {} ({drills} drills, {backups} backups)",
-        out.display()
-    );
+    if json {
+        print_json(&serde_json::json!({
+            "out": out,
+            "drills": drills,
+            "backups": backups,
+            "scenarios": names_shown,
+        }));
+    } else {
+        say!(
+            "wrote {} ({drills} drills, {backups} backups)",
+            out.display()
+        );
+    }
     Ok(exit::SUCCESS)
 }
 
