@@ -325,8 +325,7 @@ fn scenario(
         ));
     }
     html.push_str("<h3>Month by month</h3>\n");
-    let owned: Vec<RunRecord> = runs.iter().map(|r| (*r).clone()).collect();
-    months_table(html, index, &trend::monthly(&owned));
+    months_table(html, index, &trend::monthly(runs.iter().copied()));
     html.push_str("<h3>Runs</h3>\n");
     runs_table(html, input, index, runs);
     html.push_str("</section>\n");
@@ -493,9 +492,16 @@ fn time_chart(
     svg.finish()
 }
 
+/// A figure, or a dash where none was measured.
+fn ms(value: Option<f64>) -> String {
+    value.map(format_ms).unwrap_or_else(|| "—".into())
+}
+
+fn change(value: Option<f64>) -> String {
+    value.map(format_change).unwrap_or_else(|| "—".into())
+}
+
 fn months_table(html: &mut String, index: usize, months: &[TrendMonth]) {
-    let ms = |v: Option<f64>| v.map(format_ms).unwrap_or_else(|| "—".into());
-    let change = |v: Option<f64>| v.map(format_change).unwrap_or_else(|| "—".into());
     let columns = [
         Column::text("Month"),
         Column::figure("Drills"),
@@ -531,7 +537,6 @@ fn months_table(html: &mut String, index: usize, months: &[TrendMonth]) {
 }
 
 fn runs_table(html: &mut String, input: &PageInput<'_>, index: usize, runs: &[&RunRecord]) {
-    let ms = |v: Option<f64>| v.map(format_ms).unwrap_or_else(|| "—".into());
     let columns = [
         Column::text("Started"),
         Column::text("Run"),

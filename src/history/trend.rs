@@ -40,7 +40,7 @@ fn change(now: Option<f64>, before: Option<f64>) -> Option<f64> {
 }
 
 /// `runs` in any order; months in time order.
-pub fn monthly(runs: &[RunRecord]) -> Vec<TrendMonth> {
+pub fn monthly<'a>(runs: impl IntoIterator<Item = &'a RunRecord>) -> Vec<TrendMonth> {
     let mut months: std::collections::BTreeMap<String, Vec<&RunRecord>> = Default::default();
     for run in runs {
         months

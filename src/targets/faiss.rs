@@ -214,23 +214,33 @@ fn flat_probes(
     ids: Option<(u64, u64)>,
 ) -> std::io::Result<Vec<FlatProbe>> {
     let d = flat.d as usize;
-    let floats = |bytes: &[u8]| -> Vec<f32> {
-        bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect()
+    let floats = |bytes: &[u8], into: &mut Vec<f32>| {
+        into.clear();
+        into.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+        );
     };
     let n = flat.ntotal;
     let inner_product = flat.metric == "inner_product";
     let mut first = vec![0u8; PROBES.min(n as usize) * d * 4];
     source.read_at(flat.at, &mut first)?;
-    let queries: Vec<Vec<f32>> = first.chunks_exact(d * 4).map(floats).collect();
+    let queries: Vec<Vec<f32>> = first
+        .chunks_exact(d * 4)
+        .map(|bytes| {
+            let mut query = Vec::with_capacity(d);
+            floats(bytes, &mut query);
+            query
+        })
+        .collect();
     // Each query's nearest so far, sorted by (score, position).
     let mut nearest: Vec<Vec<(f32, u64)>> = vec![Vec::with_capacity(NEIGHBOURS + 1); queries.len()];
     let mut i = 0u64;
+    let mut v = Vec::with_capacity(d);
     stream(source, flat.at, n, d * 4, |block| {
         for vector in block.chunks_exact(d * 4) {
-            let v = floats(vector);
+            floats(vector, &mut v);
             for (query, best) in queries.iter().zip(&mut nearest) {
                 let score = if inner_product {
                     -query.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>()
@@ -380,7 +390,9 @@ impl Reader<'_> {
         if metric > 1 {
             self.skip(4, "the metric argument")?;
         }
-        if d <= 0 || ntotal > (1 << 48) {
+        // A million dimensions is beyond any embedding: a larger one is a forged header,
+        // which would size every vector buffer.
+        if d <= 0 || d > (1 << 20) || ntotal > (1 << 48) {
             return Err(format!(
                 "implausible header: dimension {d}, ntotal {ntotal}"
             ));
