@@ -160,9 +160,64 @@ pub fn format_utc(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A moment as people give one on the command line: RFC 3339 (`2026-03-01T09:30:00Z`), the
+/// way vecdrill prints moments (`2026-03-01 09:30:00 UTC`, or without ` UTC`: UTC either way),
+/// `now`, or a duration before `now` (`5m ago`, `90s ago`).
+pub fn parse_moment(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let text = text.trim();
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Some(before) = text.strip_suffix("ago") {
+        let back: HumanDuration = before.trim().parse()?;
+        return chrono::Duration::from_std(back.0)
+            .ok()
+            .and_then(|back| now.checked_sub_signed(back))
+            .ok_or_else(|| format!("{text:?} is too long ago"));
+    }
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let plain = text.strip_suffix("UTC").unwrap_or(text).trim();
+    chrono::NaiveDateTime::parse_from_str(plain, "%Y-%m-%d %H:%M:%S")
+        .map(|at| at.and_utc())
+        .map_err(|_| {
+            format!(
+                "bad moment {text:?}: write it as 2026-03-01T09:30:00Z, 2026-03-01 09:30:00 (UTC), now, or 5m ago"
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_are_read_in_every_documented_spelling() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let at = |text: &str| parse_moment(text, now).map(|t| t.to_rfc3339());
+        assert_eq!(at("now").unwrap(), "2026-11-30T12:00:00+00:00");
+        assert_eq!(at("5m ago").unwrap(), "2026-11-30T11:55:00+00:00");
+        assert_eq!(at("5 minutes ago").unwrap(), "2026-11-30T11:55:00+00:00");
+        assert_eq!(
+            at("2026-11-30T13:00:00+01:00").unwrap(),
+            "2026-11-30T12:00:00+00:00"
+        );
+        assert_eq!(
+            at("2026-11-30 11:00:01 UTC").unwrap(),
+            "2026-11-30T11:00:01+00:00"
+        );
+        assert_eq!(
+            at("2026-11-30 11:00:01").unwrap(),
+            "2026-11-30T11:00:01+00:00"
+        );
+        assert!(at("yesterday").unwrap_err().contains("5m ago"));
+    }
 
     #[test]
     fn parses_the_spellings_people_use() {

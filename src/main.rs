@@ -70,6 +70,12 @@ enum Command {
         after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma \\\n      --mode hot --tag nightly --keep-last 24\n  # after writes, at most hourly\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma \\\n      --min-interval 1h\n  vecdrill backup --repo s3://bucket/store --faiss content_index.faiss \\\n      --faiss user_index.faiss --redis redis://127.0.0.1:6379 \\\n      --redis-prefix chimera-vectors:\n\nEvery copy is checked before it is committed (SQLite integrity_check, the HNSW files against their metadata, that every record can be rebuilt); a copy that fails exits 1, names the check, and leaves the repository as it was.\nExit codes: 0 backed up or skipped, 1 a check failed or the repository is damaged, 2 bad input, 3 could not run (storage, server, lock), 130 interrupted."
     )]
     Backup(BackupArgs),
+    /// Ship a running Chroma's write-ahead log to a repository continuously, so that a
+    /// restore can reach any second since the last base backup (`restore --at`).
+    #[command(
+        after_help = "Examples:\n  vecdrill follow --repo s3://bucket/chroma --chroma-dir /srv/chroma \\\n      --take-over-purge --base-every 24h \\\n      --metrics-file /var/lib/node/vecdrill.prom\n  # catch up once, from cron\n  vecdrill follow --repo file:///srv/backups --chroma-dir /srv/chroma \\\n      --take-over-purge --once\n\nChroma (0.5.23 or newer) purges its log once its segments have applied it; the follower turns that off (--take-over-purge is the consent), ships each new row within --interval, then purges what is shipped and applied. A base backup is taken when there is none, on --base-every, and after a gap (rows gone before they were shipped), which is also logged, counted in the metrics and posted to --notify. SIGTERM or SIGINT ships what is left, sets the purge switch back and exits 0.\nExit codes: 0 stopped cleanly, 2 bad input (no consent, a Chroma without the switch), 3 could not run."
+    )]
+    Follow(cli::follow::FollowArgs),
     /// Create a repository, encrypted (the default) or not.
     #[command(
         after_help = "Examples:\n  VECDRILL_PASSWORD_FILE=/etc/vecdrill/pw \\\n      vecdrill init --repo s3://bucket/chroma\n  vecdrill init --repo file:///srv/backups --encryption none\n\nAn encrypted repository seals every object it holds (XChaCha20-Poly1305) under a random key that the password unlocks (Argon2id); the password comes from --password-file, --password-command, VECDRILL_PASSWORD_FILE, VECDRILL_PASSWORD_COMMAND or VECDRILL_PASSWORD. Without it the backups cannot be read by anyone."
@@ -219,9 +225,13 @@ fn main() -> ExitCode {
 
 /// Run one command. SIGINT or SIGTERM cancels it (its working files are removed as they drop)
 /// and releases the repository locks it held: exit 130. A drill (and a proof, which is one)
-/// handles signals itself, to run its rollback steps and stop its server first.
+/// handles signals itself, to run its rollback steps and stop its server first, and so does a
+/// follower, to ship what is left and set Chroma's purge switch back.
 async fn dispatch_until_interrupted(command: Command) -> Result<i32, Failure> {
-    let result = if matches!(command, Command::Run(_) | Command::Prove(_)) {
+    let result = if matches!(
+        command,
+        Command::Run(_) | Command::Prove(_) | Command::Follow(_)
+    ) {
         dispatch(command).await
     } else {
         tokio::select! {
@@ -260,6 +270,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Bench(args) => cli::drill::bench(args).await,
         Command::Steps => Ok(cli::drill::list_steps()),
         Command::Backup(args) => cli::repo::backup(args).await,
+        Command::Follow(args) => cli::follow::follow(args).await,
         Command::Init(args) => cli::repo::init(args).await,
         Command::Key(args) => cli::key::run(args).await,
         Command::List(args) => cli::repo::list(args).await,

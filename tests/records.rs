@@ -2,10 +2,7 @@
 //! objectives, webhook notifications and Prometheus metrics files.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -14,7 +11,7 @@ use vecdrill::history::{History, RunKind, RunRecord};
 
 use crate::common::{
     backup_json, free_port, prometheus_samples, repo_url, report_objective, seeded_data_dir,
-    vecdrill, vecdrill_command, vecdrill_env, ChromaServer,
+    vecdrill, vecdrill_command, vecdrill_env, ChromaServer, Webhook,
 };
 
 /// A drill on a running Chroma: counts, probes and search latency, no service to manage.
@@ -414,66 +411,6 @@ fn a_regression_beyond_the_baseline_fails_the_drill_and_names_the_figure() {
     ]);
     refused.expect_code(2);
     assert!(refused.stderr().contains("no run \"no-such-run\""));
-}
-
-/// A webhook on loopback that answers with `statuses` in turn (then 200) and keeps every body.
-struct Webhook {
-    port: u16,
-    bodies: Arc<Mutex<Vec<Value>>>,
-    requests: Arc<Mutex<usize>>,
-}
-
-impl Webhook {
-    fn start(statuses: &[u16]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let requests = Arc::new(Mutex::new(0));
-        let (kept, counted) = (bodies.clone(), requests.clone());
-        let mut statuses = std::collections::VecDeque::from(statuses.to_vec());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                *counted.lock().unwrap() += 1;
-                let status = statuses.pop_front().unwrap_or(200);
-                if status == 200 {
-                    kept.lock()
-                        .unwrap()
-                        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                }
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-            }
-        });
-        Self {
-            port,
-            bodies,
-            requests,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hooks/secret-token", self.port)
-    }
-
-    fn bodies(&self) -> Vec<Value> {
-        self.bodies.lock().unwrap().clone()
-    }
 }
 
 #[test]

@@ -940,6 +940,7 @@ fn the_storage_round_trip_in_memory() {
             keep_safety_copies: 1,
             if_newer: false,
             dry_run: false,
+            then: None,
         };
         restore(RestoreSource::Repo(&repo), &request, &NoProgress)
             .await

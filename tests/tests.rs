@@ -10,6 +10,7 @@ mod durability;
 mod encryption;
 mod faiss_redis;
 mod faults;
+mod follow;
 mod formats;
 mod hostile;
 mod latency;

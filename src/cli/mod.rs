@@ -20,6 +20,7 @@ macro_rules! say_shown {
 
 pub mod check;
 pub mod drill;
+pub mod follow;
 pub mod history;
 pub mod key;
 pub mod observer;

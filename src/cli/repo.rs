@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::Utc;
 use clap::Args;
@@ -20,6 +21,7 @@ use vecdrill::repo::password::PasswordSources;
 use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
 use vecdrill::repo::{Repository, SourceChoice};
 use vecdrill::targets::chroma::capture::CaptureMode;
+use vecdrill::targets::chroma::{pitr, shipped};
 use vecdrill::targets::format_of;
 use vecdrill::targets::protect::{
     self, BackupOutcome, RestoreOutcome, RestoreRequest, RestoreSource,
@@ -222,11 +224,16 @@ pub struct RestoreArgs {
     #[arg(long, env = "VECDRILL_REPO")]
     pub repo: Option<String>,
     /// Backup id (or a unique prefix), or `latest`.
-    #[arg(required_unless_present = "archive")]
+    #[arg(required_unless_present_any = ["archive", "at"])]
     pub backup: Option<String>,
     /// Restore from a portable archive written by `vecdrill archive`.
     #[arg(long, conflicts_with = "backup")]
     pub archive: Option<PathBuf>,
+    /// Restore a Chroma source as it was at this moment, to the second: the newest base
+    /// backup before it plus the log `vecdrill follow` shipped (2026-03-01T09:30:00Z,
+    /// "2026-03-01 09:30:00" in UTC, or "5m ago"). `vecdrill list` shows the windows.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["backup", "archive", "if_newer"])]
+    pub at: Option<String>,
     #[command(flatten)]
     pub password: PasswordArgs,
     #[command(flatten)]
@@ -668,11 +675,18 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
         manifests.retain(|m| SourceChoice::names(named, m));
     }
     let proofs = repo.proofs().await?;
+    let chains = shipped::chains(&repo, &manifests).await?;
     if args.json {
         print_json(
             &manifests
                 .iter()
-                .map(|m| summary(m, proofs.get(&m.id)))
+                .map(|m| {
+                    let mut shown = summary(m, proofs.get(&m.id));
+                    if let Some(chain) = chains.iter().find(|c| c.base.id == m.id) {
+                        shown["log"] = log_json(chain);
+                    }
+                    shown
+                })
                 .collect::<Vec<_>>(),
         );
         return Ok(code);
@@ -702,7 +716,26 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
         })
         .collect();
     say_shown!("{}", Table::new(rows).with(Style::rounded()));
+    for (source, windows) in shipped::windows(&chains) {
+        say_shown!(
+            "{source} restores to any second (restore --at) of: {}",
+            pitr::describe_windows(&windows)
+        );
+    }
     Ok(code)
+}
+
+/// A backup's shipped log chain, as `list --json` shows it.
+fn log_json(chain: &shipped::Chain) -> serde_json::Value {
+    let (from, until) = (chain.from(), chain.until());
+    serde_json::json!({
+        "segments": chain.segments.len(),
+        "rows": chain.rows(),
+        "through": chain.through(),
+        "restores_from": (from <= until).then_some(from),
+        "restores_until": (from <= until).then_some(until),
+        "broken": chain.broken,
+    })
 }
 
 pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
@@ -852,7 +885,25 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         (None, Some(archive)) => RestoreSource::Archive(archive),
         (None, None) => unreachable!("checked above"),
     };
-    let backup = args.backup.clone().unwrap_or_else(|| "latest".into());
+    let mut backup = args.backup.clone().unwrap_or_else(|| "latest".into());
+    let point = match (&args.at, source) {
+        (Some(at), RestoreSource::Repo(repo)) => {
+            let at =
+                vecdrill::duration::parse_moment(at, chrono::Utc::now()).map_err(|e| Failure {
+                    message: format!("--at: {e}"),
+                    hint: None,
+                    code: exit::BAD_INPUT,
+                })?;
+            let choice = RestoreRequest::choice_for(&args.to, args.source.choice());
+            let point = pitr::choose(repo, &choice, at).await?;
+            backup = point.chain.base.id.clone();
+            Some((point, repo.clone()))
+        }
+        _ => None,
+    };
+    let replay = point
+        .as_ref()
+        .map(|(point, repo)| Arc::new(pitr::Replay::new(repo.clone(), point.clone())));
     let request = RestoreRequest {
         backup: backup.clone(),
         source: args.source.choice(),
@@ -864,6 +915,9 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         },
         if_newer: args.if_newer,
         dry_run: args.dry_run,
+        then: replay
+            .clone()
+            .map(|r| r as Arc<dyn vecdrill::targets::protect::StagedStep>),
     };
     let has_data = std::fs::read_dir(&args.to)
         .map(|mut d| d.next().is_some())
@@ -891,9 +945,43 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
     }
     let progress = for_terminal(args.json);
     let outcome = protect::restore(source, &request, progress.as_ref()).await?;
+    let point_in_time = match (&point, &replay) {
+        (Some((point, repo)), Some(replay)) => Some(match replay.replayed() {
+            Some(replayed) => serde_json::to_value(&replayed).unwrap_or_default(),
+            // A dry run: what would be replayed.
+            None => serde_json::json!({
+                "at": point.at,
+                "base": point.chain.base.id,
+                "rows": pitr::count_rows(repo, point).await?,
+            }),
+        }),
+        _ => None,
+    };
     if args.json {
-        print_json(&outcome);
+        let mut shown = serde_json::to_value(&outcome).unwrap_or_default();
+        if let (Some(map), Some(point)) = (shown.as_object_mut(), &point_in_time) {
+            map.insert("point_in_time".into(), point.clone());
+        }
+        print_json(&shown);
         return Ok(exit::SUCCESS);
+    }
+    if let Some(point) = &point_in_time {
+        let verb = if args.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        };
+        say!(
+            "{verb} {} as it was at {}: base {} and {} log row(s) shipped after it, which Chroma replays on start",
+            args.to.display(),
+            point["at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| format_utc(t.to_utc()))
+                .unwrap_or_default(),
+            printable(point["base"].as_str().unwrap_or_default()),
+            point["rows"]
+        );
     }
     match &outcome {
         RestoreOutcome::Restored {

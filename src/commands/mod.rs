@@ -3,6 +3,7 @@
 //! call these, so a command and its step can never disagree.
 
 pub mod backup;
+pub mod follow;
 pub mod verify;
 
 /// `export` (from a live server, a data directory or a backup) and `import`: collections as

@@ -72,6 +72,7 @@ impl Step for Restore {
             },
             if_newer: false,
             dry_run: false,
+            then: None,
         };
         match protect::restore(protect::RestoreSource::Repo(&repo), &request, &NoProgress).await? {
             RestoreOutcome::Restored {

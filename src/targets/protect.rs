@@ -53,6 +53,12 @@ pub enum ProtectError {
     Redis(#[from] crate::targets::redis::RedisError),
     #[error("{0}")]
     Input(String),
+    #[error("no backup and shipped log of {of} restores {at}; it can be restored to any second of: {windows}")]
+    Uncovered {
+        at: String,
+        of: String,
+        windows: String,
+    },
     #[error("the {which} command failed: {reason}")]
     Hook { which: String, reason: String },
     #[error("{file} kept changing while it was read ({attempts} attempts), so no backup was made")]
@@ -75,7 +81,7 @@ impl Classify for ProtectError {
             Self::ChecksFailed { .. } => exit::FAILED,
             Self::NewerChroma { .. } | Self::TargetInUse { .. } => exit::BAD_INPUT,
             Self::Redis(e) => e.exit_code(),
-            Self::Input(_) => exit::BAD_INPUT,
+            Self::Input(_) | Self::Uncovered { .. } => exit::BAD_INPUT,
             Self::Hook { .. } | Self::Unstable { .. } | Self::NoSpace { .. } => exit::RUNTIME,
         }
     }
@@ -96,6 +102,7 @@ impl Classify for ProtectError {
                 "something is still writing the index: pause the writer with --pre/--post commands, or back up after it saves".into(),
             ),
             Self::Hook { .. } => Some("run the command by hand to see why it fails".into()),
+            Self::Uncovered { .. } => Some("give --at a moment in one of those windows, or restore a backup by its id (`vecdrill list`); `vecdrill follow` ships the log so that every second since its base backup can be restored".into()),
             Self::NoSpace { .. } => Some("free space there (old `*.before-restore-*` safety copies are candidates), or restore to another --to; nothing was changed".into()),
             _ => None,
         }
@@ -198,15 +205,29 @@ pub struct RestoreRequest {
     pub keep_safety_copies: usize,
     pub if_newer: bool,
     pub dry_run: bool,
+    /// Work on the staged copy once its checks passed and before it is swapped in (a
+    /// point-in-time restore writes the shipped log into it); its checks join the restore's.
+    pub then: Option<std::sync::Arc<dyn StagedStep>>,
+}
+
+/// See [`RestoreRequest::then`].
+#[async_trait::async_trait]
+pub trait StagedStep: Send + Sync {
+    async fn apply(&self, staging: &Path) -> Result<Vec<CheckResult>, ProtectError>;
 }
 
 impl RestoreRequest {
     /// Whose backups `latest` means: the newest backup of the directory being restored, when
     /// it has any, else as `source` says (so `latest` never swaps in another database).
     pub fn choice(&self) -> crate::repo::SourceChoice {
+        Self::choice_for(&self.to, self.source.clone())
+    }
+
+    /// [`RestoreRequest::choice`] of a restore into `to`.
+    pub fn choice_for(to: &Path, source: crate::repo::SourceChoice) -> crate::repo::SourceChoice {
         crate::repo::SourceChoice {
-            path: Some(source_path(&self.to)),
-            ..self.source.clone()
+            path: Some(source_path(to)),
+            ..source
         }
     }
 }
@@ -320,7 +341,10 @@ pub async fn restore(
     // its swap, the previous data or the checked copy, is kept.)
     keep_interrupted_swaps(target);
     let staging = working_dir(target, "restore")?;
-    let checks = stage_and_check(source, &manifest, staging.path(), progress).await?;
+    let mut checks = stage_and_check(source, &manifest, staging.path(), progress).await?;
+    if let Some(step) = &request.then {
+        checks.extend(step.apply(staging.path()).await?);
+    }
     let swapped = swap_into(staging.path(), target, request.keep_safety_copies)?;
     // Now the live directory: it must outlive the handle.
     let _ = staging.keep();

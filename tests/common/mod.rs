@@ -997,3 +997,64 @@ pub fn vecdrill_on_terminal(args: &[&str], answers: &[&str], shell_after: Option
         output,
     }
 }
+
+/// A webhook on loopback that answers with `statuses` in turn (then 200) and keeps every body.
+pub struct Webhook {
+    pub port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    pub requests: std::sync::Arc<std::sync::Mutex<usize>>,
+}
+
+impl Webhook {
+    pub fn start(statuses: &[u16]) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(0));
+        let (kept, counted) = (bodies.clone(), requests.clone());
+        let mut statuses = std::collections::VecDeque::from(statuses.to_vec());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                use std::io::{BufRead, Read, Write};
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                *counted.lock().unwrap() += 1;
+                let status = statuses.pop_front().unwrap_or(200);
+                if status == 200 {
+                    kept.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null));
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Self {
+            port,
+            bodies,
+            requests,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hooks/secret-token", self.port)
+    }
+
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+}

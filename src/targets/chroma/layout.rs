@@ -77,6 +77,13 @@ pub struct ChromaLayout {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chroma_versions: Option<String>,
     pub collections: Vec<CollectionInfo>,
+    /// The newest row of the log: where this copy stands in it, what a shipped log chain
+    /// continues from (see `shipped`). None when nothing was ever logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<super::wal::LogHead>,
+    /// Whether `log_head` was read (manifests written before vecdrill read it lack both).
+    #[serde(default)]
+    pub log_recorded: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,11 +288,14 @@ pub fn inspect(dir: &Path) -> Result<ChromaLayout, LayoutError> {
             probes: Vec::new(),
         });
     }
+    let log_head = super::wal::head(&conn).map_err(err)?;
     Ok(ChromaLayout {
         journal_mode,
         schema,
         chroma_versions: Some(generation.versions().to_string()),
         collections,
+        log_head,
+        log_recorded: true,
     })
 }
 

@@ -8,11 +8,14 @@ mod integrity;
 pub mod layout;
 pub mod neighbours;
 pub mod offline;
+pub mod pitr;
 pub mod protect;
 pub mod release;
 pub mod schema;
+pub mod shipped;
 pub mod spec;
 pub mod state;
+pub mod wal;
 
 pub use client::{ChromaClient, ChromaError, Collection, Records};
 pub use state::{CollectionState, StateComparison, TargetState};

@@ -1,0 +1,469 @@
+//! Issue 23: `vecdrill follow` ships Chroma's write-ahead log, `restore --at` reaches any
+//! second it covers. Real servers, a real writer (Chroma's own Python client), and the
+//! restored directory served by Chroma again and read back whole.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{
+    chroma_bin, project_root, prometheus_samples, repo_url, vecdrill, vecdrill_command,
+    ChromaServer, Webhook,
+};
+
+/// The Python of the Chroma whose `chroma` command is `bin`.
+fn python_of(bin: &Path) -> PathBuf {
+    bin.with_file_name("python")
+}
+
+/// Run the writer fixture's `plan` against `server`: the writer's own record of what the
+/// database held at each mark.
+fn write(bin: &Path, server: &ChromaServer, plan: Value) -> Value {
+    let output = Command::new(python_of(bin))
+        .arg(project_root().join("tests/fixtures/log_writer.py"))
+        .args(["write", "127.0.0.1", &server.port.to_string()])
+        .arg(plan.to_string())
+        .output()
+        .expect("run the writer");
+    assert!(
+        output.status.success(),
+        "writer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the writer's record")
+}
+
+/// Every collection's records (id to document) as a server on `dir` answers them.
+fn served(bin: &Path, dir: &Path) -> Value {
+    let server = ChromaServer::start_with(bin, dir);
+    let output = Command::new(python_of(bin))
+        .arg(project_root().join("tests/fixtures/log_writer.py"))
+        .args(["dump", "127.0.0.1", &server.port.to_string()])
+        .output()
+        .expect("run the reader");
+    assert!(
+        output.status.success(),
+        "reader failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    server.stop();
+    serde_json::from_slice(&output.stdout).expect("the records")
+}
+
+fn follow_once(repo: &str, data: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "follow",
+        "--repo",
+        repo,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--take-over-purge",
+        "--once",
+        "--json",
+    ];
+    args.extend(extra);
+    vecdrill(args).expect_code(0).json()
+}
+
+fn restore_at(repo: &str, at: &str, to: &Path) -> crate::common::Run {
+    vecdrill([
+        "restore",
+        "--repo",
+        repo,
+        "--at",
+        at,
+        "--to",
+        to.to_str().unwrap(),
+        "--json",
+    ])
+}
+
+/// A whole second as `--at` takes it.
+fn second(mark: &Value) -> String {
+    let seconds = mark["second"].as_i64().expect("a mark's second");
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .unwrap()
+        .to_rfc3339()
+}
+
+fn sql(data: &Path, query: &str) -> String {
+    let conn = rusqlite::Connection::open(data.join("chroma.sqlite3")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut stmt = conn.prepare(query).unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        out.push(match row.get_ref(0).unwrap() {
+            rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            rusqlite::types::ValueRef::Null => "NULL".into(),
+            other => format!("{other:?}"),
+        });
+    }
+    out.join("\n")
+}
+
+fn purges_itself(data: &Path) -> bool {
+    sql(data, "SELECT config_json_str FROM embeddings_queue_config")
+        .contains("\"automatically_purge\":true")
+}
+
+#[test]
+fn issue_23_restore_at_each_moment_gives_back_exactly_what_the_writer_had_then() {
+    let bin = chroma_bin();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("chroma");
+    std::fs::create_dir(&data).unwrap();
+    let repo = repo_url(&tmp.path().join("repo"));
+    let server = ChromaServer::start_with(&bin, &data);
+
+    let before_base = write(
+        &bin,
+        &server,
+        json!([
+            {"create": "docs"},
+            {"add": "docs", "from": 0, "to": 30},
+            {"create": "keep"},
+            {"add": "keep", "from": 0, "to": 5},
+            {"mark": "m0"}
+        ]),
+    );
+    // The first follow takes the base backup, then ships nothing new.
+    let first = follow_once(&repo, &data, &[]);
+    assert_eq!(first["bases_taken"], 1, "{first:#}");
+    assert!(!purges_itself(&data), "--once keeps the purge taken over");
+
+    let mut record = write(
+        &bin,
+        &server,
+        json!([
+            {"add": "docs", "from": 30, "to": 60},
+            {"update": "docs", "from": 0, "to": 10},
+            {"mark": "m1"},
+            // Created after the base: a restore recreates it from the shipped catalog.
+            {"create": "late"},
+            {"add": "late", "from": 0, "to": 20},
+            {"delete": "docs", "from": 50, "to": 60},
+            {"mark": "m2"},
+            {"add": "late", "from": 20, "to": 25},
+            {"add": "keep", "from": 5, "to": 8}
+        ]),
+    );
+    let mut shipped = vec![follow_once(&repo, &data, &[])];
+    // Dropped once shipped: its rows leave the log, the chain goes on. The follower reads the
+    // catalog once per pass; one pass sees the drop before the next moment is marked.
+    write(&bin, &server, json!([{"drop": "late"}]));
+    shipped.push(follow_once(&repo, &data, &[]));
+    let phase = write(
+        &bin,
+        &server,
+        json!([
+            {"add": "docs", "from": 60, "to": 65},
+            {"mark": "m3"},
+            {"add": "keep", "from": 8, "to": 10}
+        ]),
+    );
+    record["marks"]["m3"] = phase["marks"]["m3"].clone();
+    shipped.push(follow_once(&repo, &data, &[]));
+    // The disaster: a collection the base has, dropped by mistake. Until a pass reads the
+    // catalog, whether it was there is not known.
+    let phase = write(
+        &bin,
+        &server,
+        json!([{"drop": "docs"}, {"mark": "unknown"}]),
+    );
+    record["marks"]["unknown"] = phase["marks"]["unknown"].clone();
+    shipped.push(follow_once(&repo, &data, &[]));
+    let phase = write(
+        &bin,
+        &server,
+        json!([{"add": "keep", "from": 10, "to": 12}, {"mark": "m4"}]),
+    );
+    record["marks"]["m4"] = phase["marks"]["m4"].clone();
+    shipped.push(follow_once(&repo, &data, &[]));
+    for pass in &shipped {
+        assert_eq!(pass["bases_taken"], 0, "{pass:#}");
+        assert_eq!(pass["gaps"], 0, "{pass:#}");
+        assert_eq!(pass["base"], first["base"], "{pass:#}");
+    }
+    server.stop();
+
+    for mark in ["m1", "m2", "m3"] {
+        let mark = &record["marks"][mark];
+        let to = tmp.path().join(format!("restored-{}", mark["second"]));
+        let restored = restore_at(&repo, &second(mark), &to).expect_code(0).json();
+        assert_eq!(restored["status"], "restored", "{restored:#}");
+        assert_eq!(
+            served(&bin, &to),
+            mark["state"],
+            "restore --at {} differs from the writer's record",
+            second(mark)
+        );
+    }
+    let m2 = restore_at(
+        &repo,
+        &second(&record["marks"]["m2"]),
+        &tmp.path().join("again"),
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(m2["point_in_time"]["created"], json!(["late"]), "{m2:#}");
+
+    // Before the base's newest write: nothing restores that second.
+    let early = chrono::DateTime::from_timestamp(
+        before_base["marks"]["m0"]["second"].as_i64().unwrap() - 60,
+        0,
+    )
+    .unwrap()
+    .to_rfc3339();
+    let refused = restore_at(&repo, &early, &tmp.path().join("early"));
+    refused.expect_code(2);
+    assert!(
+        refused
+            .stderr()
+            .contains("it can be restored to any second of:"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(!tmp.path().join("early").exists());
+
+    // Between the last read that saw the collection and the first that did not: refused.
+    let unknown = restore_at(
+        &repo,
+        &second(&record["marks"]["unknown"]),
+        &tmp.path().join("unknown"),
+    );
+    unknown.expect_code(2);
+    assert!(
+        unknown.stderr().contains("docs") && unknown.stderr().contains("is not known"),
+        "{}",
+        unknown.stderr()
+    );
+    assert!(!tmp.path().join("unknown").exists());
+
+    // After the base's collection was dropped: said, not restored wrong.
+    let dropped = restore_at(
+        &repo,
+        &second(&record["marks"]["m4"]),
+        &tmp.path().join("dropped"),
+    );
+    dropped.expect_code(2);
+    assert!(
+        dropped.stderr().contains("docs") && dropped.stderr().contains("deleted after base"),
+        "{}",
+        dropped.stderr()
+    );
+    assert!(!tmp.path().join("dropped").exists());
+
+    // The dry run says which base and how many rows, and changes nothing.
+    let plan = vecdrill([
+        "restore",
+        "--repo",
+        &repo,
+        "--at",
+        &second(&record["marks"]["m1"]),
+        "--to",
+        tmp.path().join("planned").to_str().unwrap(),
+        "--dry-run",
+        "--json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(plan["status"], "plan");
+    assert_eq!(plan["backup"], first["base"]);
+    // 30 adds and 10 updates after the base, one row each.
+    assert_eq!(plan["point_in_time"]["rows"], 40, "{plan:#}");
+    assert!(!tmp.path().join("planned").exists());
+}
+
+/// A follower as a process: started, then stopped by a signal.
+struct Follower {
+    child: Child,
+}
+
+impl Follower {
+    fn start(repo: &str, data: &Path, extra: &[&str]) -> Self {
+        let child = vecdrill_command()
+            .args(["follow", "--repo", repo, "--chroma-dir"])
+            .arg(data)
+            .args(["--take-over-purge", "--interval", "200ms", "--json"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the follower");
+        Self { child }
+    }
+
+    fn stop(self, signal: &str) -> (i32, Value) {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let output = self.child.wait_with_output().unwrap();
+        let code = output.status.code().unwrap_or(-1);
+        let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        assert!(
+            code != 0 || report.is_object(),
+            "stdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (code, report)
+    }
+}
+
+/// The samples of a metrics file by name (first label set).
+fn metric(path: &Path, name: &str) -> Option<f64> {
+    if !path.exists() {
+        return None;
+    }
+    prometheus_samples(path)
+        .into_iter()
+        .find(|(sample, _)| sample.starts_with(name))
+        .map(|(_, value)| value)
+}
+
+#[test]
+fn issue_23_a_running_follower_keeps_up_and_gives_the_purge_back_when_stopped() {
+    let bin = chroma_bin();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("chroma");
+    std::fs::create_dir(&data).unwrap();
+    let repo = repo_url(&tmp.path().join("repo"));
+    let metrics = tmp.path().join("follow.prom");
+    let server = ChromaServer::start_with(&bin, &data);
+    write(
+        &bin,
+        &server,
+        json!([{"create": "docs"}, {"add": "docs", "from": 0, "to": 10}]),
+    );
+    assert!(purges_itself(&data));
+
+    let follower = Follower::start(&repo, &data, &["--metrics-file", metrics.to_str().unwrap()]);
+    let record = write(
+        &bin,
+        &server,
+        json!([{"add": "docs", "from": 10, "to": 40}, {"delete": "docs", "from": 0, "to": 5}, {"mark": "end"}]),
+    );
+    let newest: f64 = sql(&data, "SELECT MAX(seq_id) FROM embeddings_queue")
+        .parse()
+        .unwrap();
+    // The follower ships on its own: wait (bounded) until it says it has the newest row.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&metrics, "vecdrill_log_last_shipped_seq") != Some(newest) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never shipped row {newest}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!purges_itself(&data), "following takes the purge over");
+    assert_eq!(metric(&metrics, "vecdrill_log_gaps_total"), Some(0.0));
+    let lag = metric(&metrics, "vecdrill_log_lag_seconds").unwrap();
+    assert!((0.0..60.0).contains(&lag), "lag {lag}");
+
+    let (code, report) = follower.stop("-TERM");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["purge_restored"], true, "{report:#}");
+    assert!(purges_itself(&data), "the purge switch is set back on");
+    assert_eq!(report["through"].as_f64(), Some(newest), "{report:#}");
+    server.stop();
+
+    let to = tmp.path().join("restored");
+    restore_at(&repo, &second(&record["marks"]["end"]), &to).expect_code(0);
+    assert_eq!(served(&bin, &to), record["marks"]["end"]["state"]);
+}
+
+#[test]
+fn issue_23_rows_gone_before_they_were_shipped_are_a_loud_gap_healed_by_a_new_base() {
+    let bin = chroma_bin();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("chroma");
+    std::fs::create_dir(&data).unwrap();
+    let repo = repo_url(&tmp.path().join("repo"));
+    let metrics = tmp.path().join("follow.prom");
+    let hook = Webhook::start(&[]);
+    let server = ChromaServer::start_with(&bin, &data);
+    // A vector index written every 10 records: Chroma can purge what it has applied.
+    write(
+        &bin,
+        &server,
+        json!([{"create": "docs", "sync": 10}, {"add": "docs", "from": 0, "to": 10}]),
+    );
+    let first = follow_once(&repo, &data, &[]);
+    // The purge switch is turned back on behind the follower's back (a restart with the
+    // default configuration), and Chroma purges rows nobody shipped.
+    sql(
+        &data,
+        "UPDATE embeddings_queue_config SET config_json_str = '{\"automatically_purge\":true,\"_type\":\"EmbeddingsQueueConfigurationInternal\"}' RETURNING id",
+    );
+    let record = write(
+        &bin,
+        &server,
+        json!([
+            {"add": "docs", "from": 10, "to": 15},
+            {"mark": "mid"},
+            {"add": "docs", "from": 15, "to": 40},
+            {"mark": "m1"}
+        ]),
+    );
+    let through = first["through"].as_i64().unwrap();
+    assert_eq!(
+        sql(
+            &data,
+            &format!("SELECT COUNT(*) FROM embeddings_queue WHERE seq_id = {through}")
+        ),
+        "0",
+        "Chroma purged the rows it applied"
+    );
+    let url = hook.url();
+    let healed = follow_once(
+        &repo,
+        &data,
+        &[
+            "--notify",
+            &url,
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(healed["gaps"], 1, "{healed:#}");
+    assert_eq!(healed["bases_taken"], 1, "{healed:#}");
+    assert_ne!(healed["base"], first["base"]);
+    assert_eq!(metric(&metrics, "vecdrill_log_gaps_total"), Some(1.0));
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["event"], "log_gap");
+    assert!(
+        bodies[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("gap in the shipped log"),
+        "{bodies:?}"
+    );
+    server.stop();
+
+    // The new base holds what the live database held then; a moment between the old chain's
+    // last read and the new base, inside the gap, is refused.
+    let to = tmp.path().join("restored");
+    let base = healed["base"].as_str().unwrap();
+    crate::common::restore_run(&repo, base, &to, &[]).expect_code(0);
+    assert_eq!(served(&bin, &to), record["marks"]["m1"]["state"]);
+    let inside = restore_at(
+        &repo,
+        &second(&record["marks"]["mid"]),
+        &tmp.path().join("gap"),
+    );
+    inside.expect_code(2);
+    assert!(
+        inside
+            .stderr()
+            .contains("it can be restored to any second of:"),
+        "{}",
+        inside.stderr()
+    );
+    assert!(!tmp.path().join("gap").exists());
+}
