@@ -244,6 +244,77 @@ pub async fn unproven_age(
     (check, metrics)
 }
 
+/// How far behind the newest write each Chroma source's shipped log is (`vecdrill follow`):
+/// the time since its newest chain's last read, failing above `max_lag` and for a Chroma
+/// source with no shipped log at all.
+pub async fn log_lag(repo_url: &str, max_lag: Duration, source: Option<&str>) -> Check {
+    let failed = |detail: String| Check {
+        name: "log_lag",
+        passed: false,
+        detail,
+        value: None,
+    };
+    let repo = match Repository::open(repo_url).await {
+        Ok(repo) => repo,
+        Err(err) => return failed(format!("cannot open {repo_url}: {err}")),
+    };
+    let newest = match newest_per_source(&repo, repo_url, source).await {
+        Ok(newest) => newest,
+        Err(detail) => return failed(detail),
+    };
+    let manifests = match repo.manifests().await {
+        Ok(manifests) => manifests,
+        Err(err) => return failed(format!("cannot read every backup: {err}")),
+    };
+    let chains = match crate::targets::chroma::shipped::chains(&repo, &manifests).await {
+        Ok(chains) => chains,
+        Err(err) => return failed(format!("cannot read the shipped log: {err}")),
+    };
+    let mut lags = Vec::new();
+    let mut late = Vec::new();
+    for manifest in newest.iter().filter(|m| m.source.kind == "chroma") {
+        let label = manifest.source_label();
+        let shipped = chains
+            .iter()
+            .filter(|c| c.base.source_label() == label)
+            .map(|c| c.read_until())
+            .max();
+        let Some(shipped) = shipped else {
+            late.push(format!(
+                "{label}: no log shipped (is `vecdrill follow` running?)"
+            ));
+            continue;
+        };
+        let lag = (Utc::now() - shipped).to_std().unwrap_or_default();
+        lags.push(lag);
+        if lag > max_lag {
+            late.push(format!(
+                "{label}: log shipped up to {}, {} ago",
+                crate::duration::format_utc(shipped),
+                crate::duration::format_duration(lag)
+            ));
+        }
+    }
+    if lags.is_empty() && late.is_empty() {
+        return failed("no Chroma source in the repository".into());
+    }
+    let longest = lags.iter().max().copied();
+    Check {
+        name: "log_lag",
+        passed: late.is_empty(),
+        detail: if late.is_empty() {
+            format!(
+                "{} source(s)' logs shipped within {}",
+                lags.len(),
+                crate::duration::format_duration(max_lag)
+            )
+        } else {
+            late.join("; ")
+        },
+        value: longest.map(|l| l.as_secs_f64()),
+    }
+}
+
 /// Disk use of the filesystem holding `dir`, as `df` computes it, against `max_percent`.
 pub fn disk_use(dir: &Path, max_percent: Option<f64>) -> Check {
     let stats = match nix::sys::statvfs::statvfs(dir) {
@@ -297,6 +368,10 @@ pub fn metrics(checks: &[Check]) -> Vec<Metric> {
                 "unproven_age" => (
                     "vecdrill_backup_unproven_seconds",
                     "how long the newest backup has gone unproven (0 when proven)",
+                ),
+                "log_lag" => (
+                    "vecdrill_log_lag_seconds",
+                    "seconds since the moment up to which the log is shipped",
                 ),
                 _ => (
                     "vecdrill_disk_used_ratio",

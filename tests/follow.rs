@@ -276,6 +276,47 @@ fn issue_23_restore_at_each_moment_gives_back_exactly_what_the_writer_had_then()
     // 30 adds and 10 updates after the base, one row each.
     assert_eq!(plan["point_in_time"]["rows"], 40, "{plan:#}");
     assert!(!tmp.path().join("planned").exists());
+
+    // verify reads every chain back; a damaged segment breaks its chain there, and a moment
+    // past the break is refused while one before it still restores.
+    let verified = vecdrill(["verify", "--repo", &repo]);
+    verified.expect_code(0);
+    assert!(
+        verified.stdout().contains("log_chain"),
+        "{}",
+        verified.stdout()
+    );
+    let chain_dir = tmp
+        .path()
+        .join("repo/logs")
+        .join(first["base"].as_str().unwrap());
+    let mut segments = crate::common::names_in(&chain_dir);
+    segments.sort();
+    assert_eq!(segments.len(), 6, "{segments:?}");
+    crate::common::flip_byte(&chain_dir.join(&segments[2]), 200);
+    let verified = vecdrill(["verify", "--repo", &repo]);
+    verified.expect_code(1);
+    assert!(
+        verified.stdout().contains("then breaks")
+            && verified
+                .stdout()
+                .contains(&segments[2].replace(".json", "")),
+        "{}",
+        verified.stdout()
+    );
+    restore_at(
+        &repo,
+        &second(&record["marks"]["m1"]),
+        &tmp.path().join("before-break"),
+    )
+    .expect_code(0);
+    let past = restore_at(
+        &repo,
+        &second(&record["marks"]["m3"]),
+        &tmp.path().join("past"),
+    );
+    past.expect_code(2);
+    assert!(!tmp.path().join("past").exists());
 }
 
 /// A follower as a process: started, then stopped by a signal.
@@ -466,4 +507,27 @@ fn issue_23_rows_gone_before_they_were_shipped_are_a_loud_gap_healed_by_a_new_ba
         inside.stderr()
     );
     assert!(!tmp.path().join("gap").exists());
+
+    // The shipped log is checked like the backups: behind by more than asked fails.
+    let check = |max: &str| {
+        vecdrill(["check", "--repo", &repo, "--max-log-lag", max, "--json"]).json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "log_lag")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(check("1h")["passed"], true);
+    assert_eq!(check("0s")["passed"], false);
+
+    // The old base's chain goes with it when the base is pruned.
+    vecdrill(["prune", "--repo", &repo, "--keep-last", "1"]).expect_code(0);
+    let chains = crate::common::names_in(&tmp.path().join("repo/logs"));
+    assert_eq!(chains, vec![base.to_string()]);
+    assert!(!tmp
+        .path()
+        .join("repo/follow")
+        .join(format!("{}.json", first["base"].as_str().unwrap()))
+        .exists());
 }

@@ -35,6 +35,10 @@ pub struct CheckArgs {
     /// longer than this since it was made, e.g. 2d.
     #[arg(long, requires = "repo")]
     pub max_unproven_age: Option<HumanDuration>,
+    /// Fail when a Chroma source's shipped log (`vecdrill follow`) is further behind than
+    /// this, or has none, e.g. 1m.
+    #[arg(long, value_name = "DUR", requires = "repo")]
+    pub max_log_lag: Option<HumanDuration>,
     /// Check only this source's backups (HOST:PATH as `list` shows it, or the path alone).
     #[arg(long, value_name = "SOURCE", requires = "repo")]
     pub source: Option<String>,
@@ -98,6 +102,9 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
             health::unproven_age(repo, max.as_duration(), args.source.as_deref()).await;
         checks.push(check);
         more_metrics = metrics;
+    }
+    if let (Some(repo), Some(max)) = (&args.repo, args.max_log_lag) {
+        checks.push(health::log_lag(repo, max.as_duration(), args.source.as_deref()).await);
     }
     if let Some(dir) = &args.data_dir {
         checks.push(health::disk_use(dir, args.max_disk_use));

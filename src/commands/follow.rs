@@ -326,6 +326,21 @@ where
         }
         let last = options.once || stopping;
         if last_state.is_none_or(|at| at.elapsed() >= STATE_EVERY) || last {
+            // A prune may have removed the base (a newer backup of the source was kept in
+            // its place): its chain would go with it.
+            if repo
+                .store
+                .size(&crate::repo::manifest_key(&following.base.id))
+                .await?
+                .is_none()
+            {
+                tracing::warn!(
+                    "base backup {} was removed (pruned?): a new base is taken",
+                    following.base.id
+                );
+                following = new_base(repo, options, progress, report).await?;
+                continue;
+            }
             let state = FollowState {
                 kind: shipped::FOLLOW_KIND.into(),
                 version: FORMAT_VERSION,
@@ -364,6 +379,9 @@ where
         }
     }
 }
+
+/// How many times a base backup waits [`STATE_EVERY`] for a lock before the follower gives up.
+const LOCK_WAITS: u32 = 120;
 
 /// How often the follower's state is rewritten while nothing new is shipped: the moment the
 /// chain covers moves on that often.
@@ -479,7 +497,19 @@ async fn new_base(
         max_write_stall: options.max_write_stall,
         min_interval: None,
     };
-    let outcome = source.back_up(repo, &settings, None, progress).await?;
+    // A prune holds the repository for a while: wait for it (the rows wait in the log,
+    // which nobody purges meanwhile).
+    let mut waited = 0;
+    let outcome = loop {
+        match source.back_up(repo, &settings, None, progress).await {
+            Err(ProtectError::Repo(RepoError::Locked { holder })) if waited < LOCK_WAITS => {
+                waited += 1;
+                tracing::warn!("the base backup waits: the repository is locked by {holder}");
+                tokio::time::sleep(STATE_EVERY).await;
+            }
+            other => break other?,
+        }
+    };
     let BackupOutcome::Created { manifest } = outcome else {
         unreachable!("a backup without --min-interval is never skipped")
     };

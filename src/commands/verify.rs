@@ -73,7 +73,7 @@ pub async fn verify(
     )
     .await?;
     report.add_damaged(&damaged);
-    let read_back = crate::targets::read_back_checks(
+    let mut read_back = crate::targets::read_back_checks(
         repo,
         &manifests,
         options.read_data,
@@ -82,5 +82,33 @@ pub async fn verify(
         progress,
     )
     .await?;
+    read_back.extend(log_chain_checks(repo, &manifests).await?);
     Ok(Verification { report, read_back })
+}
+
+/// Each shipped log chain read back whole (every segment opened, checked and continuing the
+/// one before): a chain that breaks restores only up to its break.
+async fn log_chain_checks(
+    repo: &Repository,
+    manifests: &[crate::repo::format::Manifest],
+) -> Result<Vec<(String, CheckResult)>, RepoError> {
+    use crate::targets::chroma::shipped;
+    let chains = shipped::chains(repo, manifests).await?;
+    Ok(chains
+        .iter()
+        .map(|chain| {
+            let detail = format!(
+                "{} segment(s), {} row(s), restores {} to {}",
+                chain.segments.len(),
+                chain.rows(),
+                crate::duration::format_utc(chain.from()),
+                crate::duration::format_utc(chain.until())
+            );
+            let result = match &chain.broken {
+                None => Ok(detail),
+                Some(broken) => Err(format!("{detail}, then breaks: {broken}")),
+            };
+            (chain.base.id.clone(), CheckResult::of("log_chain", result))
+        })
+        .collect())
 }

@@ -204,6 +204,20 @@ pub fn proof_key(backup: &str) -> String {
     format!("proofs/{backup}.json")
 }
 
+/// Where the log shipped after backup `id` is kept (a Chroma follower's segments): it belongs
+/// to the backup and goes with it.
+pub fn log_chain_dir(id: &str) -> String {
+    format!("{LOGS_DIR}/{id}")
+}
+
+pub const LOGS_DIR: &str = "logs";
+pub const FOLLOW_DIR: &str = "follow";
+
+/// The follower's state of the chain continuing backup `id`.
+pub fn follow_state_key(id: &str) -> String {
+    format!("{FOLLOW_DIR}/{id}.json")
+}
+
 pub fn pack_key(pack: &str) -> String {
     format!("packs/{}/{pack}", pack.get(..2).unwrap_or("__"))
 }

@@ -14,7 +14,10 @@ use serde::Serialize;
 use super::format::{limits, ChunkId, Manifest};
 use super::index::ChunkIndex;
 use super::pack::{open_pack, PackBuilder};
-use super::{index_key, lock, manifest_key, pack_key, proof_key, RepoError, Repository};
+use super::{
+    follow_state_key, index_key, lock, manifest_key, pack_key, proof_key, RepoError, Repository,
+    LOGS_DIR,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct RetentionPolicy {
@@ -169,6 +172,8 @@ pub struct PruneReport {
     pub deferred: Vec<String>,
     pub packs_deleted: u64,
     pub packs_rewritten: u64,
+    /// Objects of the log shipped after removed backups (see `vecdrill follow`).
+    pub log_objects_deleted: u64,
     pub bytes_freed: u64,
 }
 
@@ -227,6 +232,26 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
         for id in &removed {
             repo.store.delete(&manifest_key(id)).await?;
             repo.store.delete(&proof_key(id)).await?;
+        }
+    }
+    // The log shipped after a removed backup goes with it, and so does a chain whose backup
+    // is gone (a prune killed between the two): a chain is only restored from its backup.
+    let kept: HashSet<&str> = remaining.iter().map(|m| m.id.as_str()).collect();
+    for object in repo.store.list(LOGS_DIR).await? {
+        let chain = object
+            .key
+            .strip_prefix(LOGS_DIR)
+            .and_then(|k| k.strip_prefix('/'))
+            .and_then(|k| k.split('/').next())
+            .unwrap_or_default();
+        if kept.contains(chain) {
+            continue;
+        }
+        report.log_objects_deleted += 1;
+        report.bytes_freed += object.size;
+        if !options.dry_run {
+            repo.store.delete(&object.key).await?;
+            repo.store.delete(&follow_state_key(chain)).await?;
         }
     }
     for (name, pack) in &index.packs {

@@ -18,20 +18,17 @@ use super::wal::{Catalog, LogHead, LogRow};
 use crate::repo::format::{self, Manifest, Sealed, Source, Stored};
 use crate::repo::{load_stored, RepoError, Repository};
 
-pub const LOGS_DIR: &str = "logs";
-pub const FOLLOW_DIR: &str = "follow";
+pub use crate::repo::{FOLLOW_DIR, LOGS_DIR};
 pub const SEGMENT_KIND: &str = "vecdrill-log-segment";
 pub const FOLLOW_KIND: &str = "vecdrill-follow-state";
 /// Rows per segment at most: a segment stays a few tens of MiB even with large vectors.
 pub const MAX_SEGMENT_ROWS: usize = 10_000;
 
 pub fn segment_key(base: &str, number: u64) -> String {
-    format!("{LOGS_DIR}/{base}/{number:010}.json")
+    format!("{}/{number:010}.json", crate::repo::log_chain_dir(base))
 }
 
-pub fn follow_key(base: &str) -> String {
-    format!("{FOLLOW_DIR}/{base}.json")
-}
+pub use crate::repo::follow_state_key as follow_key;
 
 /// One shipped piece of a chain.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +217,11 @@ impl Chain {
     /// own time when it has no segment. Log times are whole seconds, so a row of the second
     /// a read began in may have been logged after it.
     pub fn until(&self) -> DateTime<Utc> {
+        whole_second(self.read_until()) - chrono::Duration::seconds(1)
+    }
+
+    /// The moment up to which every row logged is in the base or the chain: its last read.
+    pub fn read_until(&self) -> DateTime<Utc> {
         let mut read = self.base.created_at;
         if let Some(last) = self.segments.last() {
             read = read.max(last.read_at);
@@ -229,7 +231,7 @@ impl Chain {
                 }
             }
         }
-        whole_second(read) - chrono::Duration::seconds(1)
+        read
     }
 
     pub fn through(&self) -> i64 {
@@ -252,7 +254,7 @@ pub fn whole_second(moment: DateTime<Utc>) -> DateTime<Utc> {
 
 /// The segment numbers stored for chain `base`, in order.
 pub async fn stored_numbers(repo: &Repository, base: &str) -> Result<Vec<u64>, RepoError> {
-    let prefix = format!("{LOGS_DIR}/{base}");
+    let prefix = crate::repo::log_chain_dir(base);
     let mut numbers: Vec<u64> = repo
         .store
         .list(&prefix)
