@@ -531,3 +531,92 @@ fn issue_23_rows_gone_before_they_were_shipped_are_a_loud_gap_healed_by_a_new_ba
         .join(format!("{}.json", first["base"].as_str().unwrap()))
         .exists());
 }
+
+#[test]
+fn issue_23_every_chroma_line_with_the_purge_switch_is_followed_and_restored_to_a_moment() {
+    use crate::versions::{older_versions, wanted, Chroma};
+    let mut lines: Vec<Chroma> = older_versions()
+        .iter()
+        .filter(|v| wanted(v))
+        .map(|v| Chroma::older(v))
+        .collect();
+    lines.push(Chroma::main());
+    let mut followed = Vec::new();
+    for chroma in lines {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("chroma");
+        std::fs::create_dir(&data).unwrap();
+        let repo = repo_url(&tmp.path().join("repo"));
+        let server = ChromaServer::start_with(&chroma.bin, &data);
+        write(
+            &chroma.bin,
+            &server,
+            json!([{"create": "docs"}, {"add": "docs", "from": 0, "to": 20}]),
+        );
+        let args = [
+            "follow",
+            "--repo",
+            &repo,
+            "--chroma-dir",
+            data.to_str().unwrap(),
+            "--take-over-purge",
+            "--once",
+            "--json",
+        ];
+        let switch = purge_switch_of(&data);
+        if switch.is_none() {
+            // 0.4 (and 0.5 before 0.5.23): no switch, so no following.
+            let refused = vecdrill(args);
+            refused.expect_code(2);
+            assert!(
+                refused.stderr().contains("0.5.23"),
+                "Chroma {}: {}",
+                chroma.version,
+                refused.stderr()
+            );
+            assert!(!tmp.path().join("repo/logs").exists());
+            assert!(
+                chroma.version.starts_with("0.4."),
+                "Chroma {} has no purge switch",
+                chroma.version
+            );
+            continue;
+        }
+        vecdrill(args).expect_code(0);
+        let record = write(
+            &chroma.bin,
+            &server,
+            json!([
+                {"add": "docs", "from": 20, "to": 40},
+                {"update": "docs", "from": 0, "to": 5},
+                {"delete": "docs", "from": 35, "to": 40},
+                {"create": "late"},
+                {"add": "late", "from": 0, "to": 10},
+                {"mark": "m1"},
+                {"add": "docs", "from": 40, "to": 45}
+            ]),
+        );
+        let shipped = vecdrill(args).expect_code(0).json();
+        assert_eq!(shipped["gaps"], 0, "Chroma {}: {shipped:#}", chroma.version);
+        server.stop();
+        let to = tmp.path().join("restored");
+        restore_at(&repo, &second(&record["marks"]["m1"]), &to).expect_code(0);
+        assert_eq!(
+            served(&chroma.bin, &to),
+            record["marks"]["m1"]["state"],
+            "Chroma {}: restore --at differs from the writer's record",
+            chroma.version
+        );
+        followed.push(chroma.version);
+    }
+    assert!(!followed.is_empty(), "no Chroma line was followed");
+}
+
+/// Whether Chroma in `data` has the purge switch (0.5.23 onward) and how it is set.
+fn purge_switch_of(data: &Path) -> Option<bool> {
+    let has = sql(
+        data,
+        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'embeddings_queue_config'",
+    );
+    (has == "1").then(|| purges_itself(data))
+}

@@ -20,15 +20,15 @@ use crate::common::{
 use crate::transfer::{embedding, export_api};
 
 /// One installed Chroma: its server command and its Python.
-struct Chroma {
-    version: String,
-    bin: PathBuf,
-    python: PathBuf,
+pub(crate) struct Chroma {
+    pub version: String,
+    pub bin: PathBuf,
+    pub python: PathBuf,
 }
 
 impl Chroma {
     /// The main version, from the project's `.venv`.
-    fn main() -> Self {
+    pub fn main() -> Self {
         let bin = chroma_bin();
         let python = bin.with_file_name("python");
         let version = version_of(&python);
@@ -40,7 +40,7 @@ impl Chroma {
     }
 
     /// An older line, from its cached virtual environment.
-    fn older(version: &str) -> Self {
+    pub fn older(version: &str) -> Self {
         let venvs = std::env::var_os("VECDRILL_VENVS")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -94,7 +94,7 @@ fn version_of(python: &Path) -> String {
 }
 
 /// The older lines `.ci/chroma-versions` lists.
-fn older_versions() -> Vec<String> {
+pub(crate) fn older_versions() -> Vec<String> {
     let listed = std::fs::read_to_string(project_root().join(".ci/chroma-versions")).unwrap();
     listed
         .lines()
@@ -106,7 +106,7 @@ fn older_versions() -> Vec<String> {
 }
 
 /// Whether `VECDRILL_CHROMA_VERSIONS` (when set) names `version`.
-fn wanted(version: &str) -> bool {
+pub(crate) fn wanted(version: &str) -> bool {
     match std::env::var("VECDRILL_CHROMA_VERSIONS") {
         Ok(list) => list.split_whitespace().any(|v| v == version),
         Err(_) => true,
