@@ -17,7 +17,7 @@ use std::process::Command;
 use crate::common::{copy_tree, files_under, repo_url, seeded_data_dir, tree_hashes, vecdrill};
 
 /// System call kinds a kill point is counted in.
-const KINDS: &[(&str, &str)] = &[
+pub(crate) const KINDS: &[(&str, &str)] = &[
     ("rename", "rename,renameat,renameat2"),
     ("fsync", "fsync,fdatasync"),
     ("unlink", "unlink,unlinkat,rmdir"),
@@ -30,7 +30,7 @@ const KINDS: &[(&str, &str)] = &[
 ];
 
 /// The Ns tried for each kind: a bounded spread in CI, every N up to 40 in full.
-fn counts() -> Vec<u32> {
+pub(crate) fn counts() -> Vec<u32> {
     if std::env::var("VECDRILL_FAULTS").as_deref() == Ok("full") {
         (1..=40).collect()
     } else {
@@ -40,7 +40,7 @@ fn counts() -> Vec<u32> {
 
 /// Run `vecdrill ARGS` under strace, killed on entering the `n`th call of `syscalls` of some
 /// thread; whether it was killed (it may finish first).
-fn killed_at(syscalls: &str, n: u32, args: &[&str]) -> bool {
+pub(crate) fn killed_at(syscalls: &str, n: u32, args: &[&str]) -> bool {
     let history = tempfile::tempdir().unwrap();
     killed_at_with_history(syscalls, n, args, &history.path().join("history.sqlite"))
 }

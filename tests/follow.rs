@@ -620,3 +620,127 @@ fn purge_switch_of(data: &Path) -> Option<bool> {
     );
     (has == "1").then(|| purges_itself(data))
 }
+
+/// Every record of every collection in the Chroma directory `dir`, read offline (the log
+/// still to replay included), by collection and id.
+fn records_in(dir: &Path, scratch: &Path) -> std::collections::BTreeMap<String, Value> {
+    let out = scratch.join("records.jsonl");
+    vecdrill([
+        "export",
+        "--chroma-dir",
+        dir.to_str().unwrap(),
+        "--all",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let export = crate::common::read_export(&out);
+    std::fs::remove_file(&out).unwrap();
+    export
+        .records
+        .iter()
+        .map(|(name, records)| {
+            (
+                name.clone(),
+                serde_json::to_value(crate::common::by_id(records)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn issue_23_a_follower_killed_at_counted_calls_loses_no_row_and_ships_none_twice() {
+    use crate::common::copy_tree;
+    use crate::faults::{counts, killed_at, KINDS};
+    let bin = chroma_bin();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("chroma");
+    let repo_dir = tmp.path().join("repo");
+    std::fs::create_dir(&data).unwrap();
+    let repo = repo_url(&repo_dir);
+    let server = ChromaServer::start_with(&bin, &data);
+    write(
+        &bin,
+        &server,
+        // A vector index written every 10 records: the follower purges what it applied.
+        json!([{"create": "docs", "sync": 10}, {"add": "docs", "from": 0, "to": 20}]),
+    );
+    follow_once(&repo, &data, &[]);
+    let record = write(
+        &bin,
+        &server,
+        json!([
+            {"add": "docs", "from": 20, "to": 50},
+            {"update": "docs", "from": 0, "to": 5},
+            {"create": "late", "sync": 10},
+            {"add": "late", "from": 0, "to": 10},
+            {"delete": "docs", "from": 45, "to": 50},
+            {"mark": "m1"}
+        ]),
+    );
+    server.stop();
+    // Every kill point starts from the same data and repository, at the same paths (a
+    // chain belongs to the path it follows).
+    let (pristine_data, pristine_repo) = (tmp.path().join("p-chroma"), tmp.path().join("p-repo"));
+    copy_tree(&data, &pristine_data);
+    copy_tree(&repo_dir, &pristine_repo);
+    let reset = || {
+        for (live, pristine) in [(&data, &pristine_data), (&repo_dir, &pristine_repo)] {
+            std::fs::remove_dir_all(live).unwrap();
+            copy_tree(pristine, live);
+        }
+    };
+    let m1 = second(&record["marks"]["m1"]);
+    let follow_args = [
+        "follow",
+        "--repo",
+        &repo,
+        "--chroma-dir",
+        data.to_str().unwrap(),
+        "--take-over-purge",
+        "--once",
+    ];
+
+    // What an uninterrupted follower makes restorable, proven against the writer's record.
+    let uninterrupted = follow_once(&repo, &data, &[]);
+    assert!(
+        uninterrupted["rows_purged"].as_u64().unwrap() > 0,
+        "{uninterrupted:#}"
+    );
+    let reference_dir = tmp.path().join("reference");
+    restore_at(&repo, &m1, &reference_dir).expect_code(0);
+    assert_eq!(served(&bin, &reference_dir), record["marks"]["m1"]["state"]);
+    let reference = records_in(&reference_dir, tmp.path());
+
+    let mut kills = 0;
+    let mut by_kind = std::collections::BTreeMap::new();
+    for (kind, syscalls) in KINDS
+        .iter()
+        .filter(|(kind, _)| matches!(*kind, "rename" | "fsync" | "unlink" | "write"))
+    {
+        for n in counts() {
+            reset();
+            let killed = killed_at(syscalls, n, &follow_args);
+            // The next follower finds the chain as the killed one left it and finishes it.
+            let next = follow_once(&repo, &data, &[]);
+            let at = format!("killed at {kind} {n}");
+            assert_eq!(next["gaps"], 0, "{at}: {next:#}");
+            assert_eq!(next["bases_taken"], 0, "{at}: {next:#}");
+            let verified = vecdrill(["verify", "--repo", &repo]);
+            assert_eq!(verified.code(), 0, "{at}: {}", verified.stdout());
+            let to = tmp.path().join("restored");
+            let _ = std::fs::remove_dir_all(&to);
+            restore_at(&repo, &m1, &to).expect_code(0);
+            assert_eq!(records_in(&to, tmp.path()), reference, "{at}");
+            if !killed {
+                break;
+            }
+            kills += 1;
+            *by_kind.entry(*kind).or_insert(0) += 1;
+        }
+    }
+    // Every kind of call is met by a kill: the segment's write and rename, the purge's
+    // journal and its removal.
+    assert_eq!(by_kind.len(), 4, "kills by kind: {by_kind:?}");
+    assert!(kills >= 10, "only {kills} kills landed: {by_kind:?}");
+}

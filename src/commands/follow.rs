@@ -137,6 +137,11 @@ pub async fn follow<F>(
 where
     F: std::future::Future<Output = ()>,
 {
+    // Read-write first: a transaction a killed writer (a follower's purge, the server) left
+    // in the rollback journal is rolled back by the first read-write reader, and read-only
+    // readers (the version check, the base backup's copy) cannot do that.
+    let mut live = LiveLog::open(&options.dir)?;
+    let switch = live.purge_switch()?;
     let generation = layout::generation(&options.dir)?;
     if generation < Generation::Chroma05 {
         return Err(FollowError::Refused(format!(
@@ -145,8 +150,7 @@ where
             generation.versions()
         )));
     }
-    let mut live = LiveLog::open(&options.dir)?;
-    let Some(switch) = live.purge_switch()? else {
+    let Some(switch) = switch else {
         return Err(FollowError::Refused(format!(
             "the Chroma of {} has no purge switch (embeddings_queue_config came with 0.5.23), so its log cannot be followed without losing rows; upgrade Chroma to 0.5.23 or newer",
             options.dir.display()
