@@ -201,6 +201,8 @@ fn issue_23_restore_at_each_moment_gives_back_exactly_what_the_writer_had_then()
             "restore --at {} differs from the writer's record",
             second(mark)
         );
+        // The follower's base had the purge off; the restored database purges as before.
+        assert!(purges_itself(&to));
     }
     let m2 = restore_at(
         &repo,
@@ -492,6 +494,7 @@ fn issue_23_rows_gone_before_they_were_shipped_are_a_loud_gap_healed_by_a_new_ba
     let to = tmp.path().join("restored");
     let base = healed["base"].as_str().unwrap();
     crate::common::restore_run(&repo, base, &to, &[]).expect_code(0);
+    assert!(purges_itself(&to), "a plain restore of a follower's base gives the purge back");
     assert_eq!(served(&bin, &to), record["marks"]["m1"]["state"]);
     let inside = restore_at(
         &repo,
@@ -743,4 +746,52 @@ fn issue_23_a_follower_killed_at_counted_calls_loses_no_row_and_ships_none_twice
     // journal and its removal.
     assert_eq!(by_kind.len(), 4, "kills by kind: {by_kind:?}");
     assert!(kills >= 10, "only {kills} kills landed: {by_kind:?}");
+}
+
+/// `scenarios/point-in-time.yaml` with its data, repository and port in `dir`.
+fn point_in_time_drill(dir: &Path, extra: &[String]) -> crate::common::Run {
+    let mut vars = vec![
+        format!("data_dir={}", dir.join("chroma").display()),
+        format!("repo=file://{}", dir.join("repo").display()),
+        format!("port={}", crate::common::free_port()),
+        format!("chroma={}", chroma_bin().display()),
+        "records=500".to_string(),
+    ];
+    vars.extend(extra.iter().cloned());
+    crate::common::run_scenario(
+        &project_root().join("scenarios/point-in-time.yaml"),
+        &dir.join("reports"),
+        &vars,
+        &[],
+    )
+}
+
+#[test]
+fn issue_23_the_point_in_time_drill_brings_back_every_acknowledged_write_and_none_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = point_in_time_drill(tmp.path(), &[]);
+    run.expect_code(0);
+    let report = run.json();
+    let compared = &crate::common::report_step(&report, "writes_back")["outputs"];
+    assert!(
+        compared["acknowledged"].as_u64().unwrap() > 10,
+        "{compared:#}"
+    );
+    assert_eq!(compared["wrong"], 0, "{compared:#}");
+    // The seeded records and the writer's, exactly.
+    assert_eq!(
+        compared["count"].as_u64().unwrap(),
+        500 + compared["expected_records"].as_u64().unwrap(),
+        "{compared:#}"
+    );
+    let rpo = crate::common::report_objective(&report, "rpo");
+    assert_eq!(rpo["passed"], true, "{rpo:#}");
+    // A second before the drop, to the second: between one and three seconds of writes.
+    let measured = rpo["measured_value"].as_f64().unwrap();
+    assert!((1000.0..3000.0).contains(&measured), "{rpo:#}");
+    // The purge switch is Chroma's again once the drill is over.
+    assert!(purges_itself(&tmp.path().join("chroma")));
+    // The writer's record is in the report directory.
+    let run_dir = report["run_dir"].as_str().unwrap();
+    assert!(Path::new(run_dir).join("writes.json").is_file());
 }

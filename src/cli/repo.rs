@@ -901,9 +901,14 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         }
         _ => None,
     };
-    let replay = point
-        .as_ref()
-        .map(|(point, repo)| Arc::new(pitr::Replay::new(repo.clone(), point.clone())));
+    // Every restore from a repository: a Chroma base a follower took gets its purge switch
+    // back; with --at, the shipped log is replayed into it.
+    let replay = repo.as_ref().map(|repo| {
+        Arc::new(pitr::ChromaStaging::new(
+            repo.clone(),
+            point.as_ref().map(|(point, _)| point.clone()),
+        ))
+    });
     let request = RestoreRequest {
         backup: backup.clone(),
         source: args.source.choice(),

@@ -191,6 +191,7 @@ pub async fn run(
             runner.execute(spec, Phase::Rollback, index, total).await;
         }
     }
+    runner.memory.stop_background().await;
     if let Some(service) = runner.service.as_mut() {
         service.shutdown().await;
     }

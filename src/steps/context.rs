@@ -27,6 +27,30 @@ pub struct Memory {
     pub restored: Option<(String, DateTime<Utc>)>,
     /// Records sampled by `sample_records`, by name.
     pub samples: BTreeMap<String, super::records::Sample>,
+    /// The follower and the writer running beside the drill (`follow`, `writes`).
+    pub follower: Option<super::follow::RunningFollower>,
+    pub writer: Option<super::writes::RunningWriter>,
+    /// The writer's record, once it stopped.
+    pub writes: Option<crate::targets::chroma::writes::WriteLog>,
+    /// The end of the second the last restore to a moment restored.
+    pub point_in_time: Option<DateTime<Utc>>,
+}
+
+impl Memory {
+    /// Stop what still runs beside the drill: the writer, then the follower (which ships what
+    /// is left and sets Chroma's purge switch back).
+    pub async fn stop_background(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            if let Err(err) = writer.stop().await {
+                tracing::warn!("{err}");
+            }
+        }
+        if let Some(follower) = self.follower.take() {
+            if let Err(err) = follower.stop().await {
+                tracing::warn!("{err}");
+            }
+        }
+    }
 }
 
 pub struct StepContext<'a> {

@@ -16,6 +16,7 @@ mod context;
 mod count;
 mod export;
 mod fault;
+mod follow;
 mod heartbeat;
 mod http;
 mod import;
@@ -34,6 +35,7 @@ mod state;
 mod verify;
 mod volume_backup;
 mod wait_healthy;
+mod writes;
 
 pub use context::{Memory, StepContext};
 pub use neighbours::{parse_min_recall, DEFAULT_MIN_RECALL};
@@ -206,6 +208,9 @@ pub static KINDS: &[StepKind] = &[
     seed::KIND,
     backup::KIND,
     restore::KIND,
+    follow::KIND,
+    writes::KIND,
+    writes::COMPARE,
     verify::KIND,
     prove::KIND,
     export::KIND,

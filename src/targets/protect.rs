@@ -213,7 +213,12 @@ pub struct RestoreRequest {
 /// See [`RestoreRequest::then`].
 #[async_trait::async_trait]
 pub trait StagedStep: Send + Sync {
-    async fn apply(&self, staging: &Path) -> Result<Vec<CheckResult>, ProtectError>;
+    /// Work on `staging`, which holds backup `manifest`, restored and checked.
+    async fn apply(
+        &self,
+        staging: &Path,
+        manifest: &Manifest,
+    ) -> Result<Vec<CheckResult>, ProtectError>;
 }
 
 impl RestoreRequest {
@@ -343,7 +348,7 @@ pub async fn restore(
     let staging = working_dir(target, "restore")?;
     let mut checks = stage_and_check(source, &manifest, staging.path(), progress).await?;
     if let Some(step) = &request.then {
-        checks.extend(step.apply(staging.path()).await?);
+        checks.extend(step.apply(staging.path(), &manifest).await?);
     }
     let swapped = swap_into(staging.path(), target, request.keep_safety_copies)?;
     // Now the live directory: it must outlive the handle.

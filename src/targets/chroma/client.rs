@@ -566,6 +566,20 @@ impl ChromaClient {
         self.write(collection_id, "add", records).await
     }
 
+    pub async fn update(&self, collection_id: &str, records: &Records) -> Result<(), ChromaError> {
+        self.write(collection_id, "update", records).await
+    }
+
+    /// Delete the records `ids`.
+    pub async fn delete_records(
+        &self,
+        collection_id: &str,
+        ids: &[String],
+    ) -> Result<(), ChromaError> {
+        self.write(collection_id, "delete", &json!({ "ids": ids }))
+            .await
+    }
+
     /// Upsert any body of Chroma's shape (`ids`, `embeddings`, optional `documents`,
     /// `metadatas`, `uris`, each entry possibly null).
     pub async fn upsert<T: Serialize>(

@@ -16,6 +16,7 @@ pub mod shipped;
 pub mod spec;
 pub mod state;
 pub mod wal;
+pub mod writes;
 
 pub use client::{ChromaClient, ChromaError, Collection, Records};
 pub use state::{CollectionState, StateComparison, TargetState};

@@ -331,16 +331,18 @@ fn wal_failed(err: WalError) -> ProtectError {
     }
 }
 
-/// A point-in-time restore's work on the staged base: [`write_into`], then the counts Chroma
-/// will answer once it has replayed the rows, read back from the copy.
-pub struct Replay {
+/// A Chroma restore's work on the staged copy from a repository: the purge switch a
+/// follower turned off while it took the backup given back as it was before, and for a
+/// point-in-time restore, [`write_into`], then the counts Chroma will answer once it has
+/// replayed the rows, read back from the copy.
+pub struct ChromaStaging {
     repo: Repository,
-    point: PointInTime,
+    point: Option<PointInTime>,
     done: std::sync::Mutex<Option<Replayed>>,
 }
 
-impl Replay {
-    pub fn new(repo: Repository, point: PointInTime) -> Self {
+impl ChromaStaging {
+    pub fn new(repo: Repository, point: Option<PointInTime>) -> Self {
         Self {
             repo,
             point,
@@ -355,10 +357,38 @@ impl Replay {
 }
 
 #[async_trait::async_trait]
-impl crate::targets::protect::StagedStep for Replay {
-    async fn apply(&self, staging: &Path) -> Result<Vec<CheckResult>, ProtectError> {
-        let replayed = write_into(&self.repo, &self.point, staging).await?;
-        let mut checks = vec![replayed.check()];
+impl crate::targets::protect::StagedStep for ChromaStaging {
+    async fn apply(
+        &self,
+        staging: &Path,
+        manifest: &crate::repo::format::Manifest,
+    ) -> Result<Vec<CheckResult>, ProtectError> {
+        if manifest.source.kind != "chroma" {
+            return Ok(Vec::new());
+        }
+        let mut checks = Vec::new();
+        // A follower took this backup with Chroma's purge off: the copy purges as the
+        // database did before following began.
+        if let Some(purge) = shipped::load_state(&self.repo, &manifest.id)
+            .await?
+            .and_then(|state| state.purge_was)
+        {
+            StagedLog::open(staging)
+                .and_then(|staged| staged.set_purge_switch(purge))
+                .map_err(wal_failed)?;
+            checks.push(CheckResult {
+                name: "purge_switch".into(),
+                passed: true,
+                detail: format!(
+                    "automatically_purge set back to {purge}, as it was before `vecdrill follow` took it over"
+                ),
+            });
+        }
+        let Some(point) = &self.point else {
+            return Ok(checks);
+        };
+        let replayed = write_into(&self.repo, point, staging).await?;
+        checks.push(replayed.check());
         let dir = staging.to_path_buf();
         let layout = tokio::task::spawn_blocking(move || super::layout::inspect(&dir))
             .await

@@ -229,36 +229,7 @@ impl LiveLog {
 
     /// Set Chroma's purge switch, keeping the rest of its configuration as it is.
     pub fn set_purge_switch(&self, purge: bool) -> Result<(), WalError> {
-        let current: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT config_json_str FROM embeddings_queue_config WHERE id = 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?
-            .flatten();
-        let mut config = current
-            .and_then(|t| serde_json::from_str::<serde_json::Map<String, Value>>(&t).ok())
-            .unwrap_or_else(|| {
-                let mut map = serde_json::Map::new();
-                map.insert(
-                    "_type".into(),
-                    Value::String("EmbeddingsQueueConfigurationInternal".into()),
-                );
-                map
-            });
-        config.insert("automatically_purge".into(), Value::Bool(purge));
-        let text = Value::Object(config).to_string();
-        self.conn
-            .execute(
-                "INSERT INTO embeddings_queue_config (id, config_json_str) VALUES (1, ?1)
-                 ON CONFLICT(id) DO UPDATE SET config_json_str = excluded.config_json_str",
-                [&text],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        set_purge_switch(&self.conn, purge).map_err(|e| self.err(e))
     }
 
     /// Up to `limit` rows past `after`, oldest first, with the catalog as it stood when they
@@ -333,6 +304,36 @@ impl LiveLog {
             )
             .map_err(|e| self.err(e))
     }
+}
+
+/// See [`LiveLog::set_purge_switch`].
+fn set_purge_switch(conn: &Connection, purge: bool) -> rusqlite::Result<()> {
+    let current: Option<String> = conn
+        .query_row(
+            "SELECT config_json_str FROM embeddings_queue_config WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    let mut config = current
+        .and_then(|t| serde_json::from_str::<serde_json::Map<String, Value>>(&t).ok())
+        .unwrap_or_else(|| {
+            let mut map = serde_json::Map::new();
+            map.insert(
+                "_type".into(),
+                Value::String("EmbeddingsQueueConfigurationInternal".into()),
+            );
+            map
+        });
+    config.insert("automatically_purge".into(), Value::Bool(purge));
+    let text = Value::Object(config).to_string();
+    conn.execute(
+        "INSERT INTO embeddings_queue_config (id, config_json_str) VALUES (1, ?1)
+         ON CONFLICT(id) DO UPDATE SET config_json_str = excluded.config_json_str",
+        [&text],
+    )?;
+    Ok(())
 }
 
 fn rows_after(conn: &Connection, after: i64, limit: usize) -> rusqlite::Result<Vec<LogRow>> {
@@ -467,6 +468,11 @@ impl StagedLog {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// Give the copy Chroma's purge switch as `purge` (a base a follower took has it off).
+    pub fn set_purge_switch(&self, purge: bool) -> Result<(), WalError> {
+        set_purge_switch(&self.conn, purge).map_err(|e| self.err(e))
     }
 
     /// The newest row of the copy's log.
