@@ -494,7 +494,10 @@ fn issue_23_rows_gone_before_they_were_shipped_are_a_loud_gap_healed_by_a_new_ba
     let to = tmp.path().join("restored");
     let base = healed["base"].as_str().unwrap();
     crate::common::restore_run(&repo, base, &to, &[]).expect_code(0);
-    assert!(purges_itself(&to), "a plain restore of a follower's base gives the purge back");
+    assert!(
+        purges_itself(&to),
+        "a plain restore of a follower's base gives the purge back"
+    );
     assert_eq!(served(&bin, &to), record["marks"]["m1"]["state"]);
     let inside = restore_at(
         &repo,
