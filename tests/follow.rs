@@ -798,3 +798,65 @@ fn issue_23_the_point_in_time_drill_brings_back_every_acknowledged_write_and_non
     let run_dir = report["run_dir"].as_str().unwrap();
     assert!(Path::new(run_dir).join("writes.json").is_file());
 }
+
+#[test]
+fn issue_23_a_moment_is_proven_as_a_backup_is_served_and_counted_in_a_sandbox() {
+    let bin = chroma_bin();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("chroma");
+    std::fs::create_dir(&data).unwrap();
+    let repo = repo_url(&tmp.path().join("repo"));
+    let server = ChromaServer::start_with(&bin, &data);
+    write(
+        &bin,
+        &server,
+        json!([{"create": "docs"}, {"add": "docs", "from": 0, "to": 30}]),
+    );
+    let first = follow_once(&repo, &data, &[]);
+    let record = write(
+        &bin,
+        &server,
+        json!([
+            {"add": "docs", "from": 30, "to": 50},
+            {"delete": "docs", "from": 0, "to": 5},
+            {"create": "late"},
+            {"add": "late", "from": 0, "to": 7},
+            {"mark": "m1"},
+            {"add": "docs", "from": 50, "to": 60}
+        ]),
+    );
+    follow_once(&repo, &data, &[]);
+    server.stop();
+    let server_cmd = format!("{} run --path {{dir}} --port {{port}}", bin.display());
+    let reports = tmp.path().join("reports");
+    let run = vecdrill([
+        "prove",
+        "--repo",
+        &repo,
+        "--at",
+        &second(&record["marks"]["m1"]),
+        "--server-cmd",
+        &server_cmd,
+        "--report-dir",
+        reports.to_str().unwrap(),
+        "--json",
+    ]);
+    run.expect_code(0);
+    let report = run.json();
+    let counts = &crate::common::report_step(&report, "counts")["outputs"]["counts"];
+    // The moment's counts, not the base's (30 records in docs, no late).
+    assert_eq!(counts, &json!({"docs": 45, "late": 7}), "{report:#}");
+    assert_eq!(
+        crate::common::report_step(&report, "records")["status"],
+        "passed"
+    );
+    // A moment's proof is not the base backup's.
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
+    let base = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == first["base"])
+        .unwrap();
+    assert!(base["proof"].is_null(), "{base:#}");
+}

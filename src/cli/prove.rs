@@ -38,6 +38,13 @@ pub struct ProveArgs {
     /// enough for random vectors (README: "Proof"); raise it for real embeddings].
     #[arg(long, value_parser = vecdrill::steps::parse_min_recall)]
     pub min_recall: Option<f64>,
+    /// Prove a Chroma source as it was at this moment (as `restore --at` takes it) instead:
+    /// the base backup and the log `vecdrill follow` shipped, restored into the sandbox and
+    /// served; each collection's count must be what the restored files hold and sampled
+    /// records equal. Such a proof is reported and recorded in the history, not kept beside
+    /// the backup.
+    #[arg(long, value_name = "TIME", conflicts_with = "backup")]
+    pub at: Option<String>,
     /// Keep the sandbox (its path is in the report) instead of removing it.
     #[arg(long)]
     pub keep: bool,
@@ -53,7 +60,22 @@ pub struct ProveArgs {
 
 pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
     let repo = args.repo.open().await?;
-    let manifests = if args.backup == UNPROVEN {
+    let at = match &args.at {
+        Some(text) => {
+            let at = vecdrill::duration::parse_moment(text, chrono::Utc::now()).map_err(|e| {
+                Failure {
+                    message: format!("--at: {e}"),
+                    hint: None,
+                    code: vecdrill::exit::BAD_INPUT,
+                }
+            })?;
+            Some(vecdrill::targets::chroma::pitr::choose(&repo, &args.source.choice(), at).await?)
+        }
+        None => None,
+    };
+    let manifests = if let Some(point) = &at {
+        vec![point.chain.base.clone()]
+    } else if args.backup == UNPROVEN {
         unproven(&repo, &args.source).await?
     } else {
         vec![repo.backup(&args.backup, &args.source.choice()).await?]
@@ -78,6 +100,7 @@ pub async fn prove(args: ProveArgs) -> Result<i32, Failure> {
                     server_command: args.server_cmd.clone(),
                     rto: args.rto,
                     min_recall: args.min_recall.unwrap_or(DEFAULT_MIN_RECALL),
+                    at: at.as_ref().map(|point| point.at),
                 },
                 keep: args.keep,
                 report_dir: args.report_dir.clone(),
@@ -149,7 +172,10 @@ pub async fn prove_backup(
         eprintln!("the sandbox is kept: {}", keep(prepared.sandbox).display());
     }
     let report = report?;
-    prove::keep_verdict(repo, &report, &manifest.id).await?;
+    // A proof of a moment is not a proof of the backup it started from.
+    if how.settings.at.is_none() {
+        prove::keep_verdict(repo, &report, &manifest.id).await?;
+    }
     Ok(report)
 }
 

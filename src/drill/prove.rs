@@ -50,6 +50,8 @@ pub struct ProveRequest<'a> {
     pub rto: Option<HumanDuration>,
     /// Each collection's least mean recall of the backup's probe queries.
     pub min_recall: f64,
+    /// See [`ProveSettings::at`].
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,7 @@ pub fn prepare(
         server_command: settings.server_command.as_deref(),
         rto: settings.rto,
         min_recall: settings.min_recall,
+        at: settings.at,
     })?;
     Ok(Prepared { sandbox, scenario })
 }
@@ -238,10 +241,17 @@ pub fn scenario(request: &ProveRequest<'_>) -> Result<Scenario, ProveError> {
     let id = &request.manifest.id;
     Ok(Scenario {
         name: SCENARIO_NAME.into(),
-        description: Some(format!(
-            "backup {id} of {} restored into a sandbox and served by a real server",
-            request.manifest.source.path
-        )),
+        description: Some(match request.at {
+            Some(at) => format!(
+                "{} as it was at {}: backup {id} and the log shipped after it, restored into a sandbox and served by a real server",
+                request.manifest.source.path,
+                crate::duration::format_utc(at)
+            ),
+            None => format!(
+                "backup {id} of {} restored into a sandbox and served by a real server",
+                request.manifest.source.path
+            ),
+        }),
         path: PathBuf::from(format!("prove {id}")),
         vars: Default::default(),
         target,
@@ -269,7 +279,13 @@ fn service(command: String) -> ServiceSpec {
 
 /// The drill's first and second steps, whatever the kind: the clock starts (a real restore's
 /// RTO starts before it downloads anything), and the backup is restored into the sandbox.
-fn begin_and_restore(id: &str) -> [StepSpec; 2] {
+fn begin_and_restore(id: &str, at: Option<chrono::DateTime<chrono::Utc>>) -> [StepSpec; 2] {
+    let mut restore = vec![("backup", id.into()), ("keep_safety_copy", false.into())];
+    if let Some(at) = at {
+        // The restore step takes the moment whose second ends at `at`.
+        let end = at + chrono::Duration::seconds(1);
+        restore.push(("at", end.to_rfc3339().into()));
+    }
     [
         step(
             "begin",
@@ -277,12 +293,7 @@ fn begin_and_restore(id: &str) -> [StepSpec; 2] {
             yaml(&[("duration", "0s".into())]),
             Some(Mark::Disaster),
         ),
-        step(
-            "restore",
-            "restore",
-            yaml(&[("backup", id.into()), ("keep_safety_copy", false.into())]),
-            None,
-        ),
+        step("restore", "restore", yaml(&restore), None),
     ]
 }
 
@@ -320,7 +331,7 @@ fn chroma_drill(request: &ProveRequest<'_>) -> Result<(TargetSpec, Vec<StepSpec>
         .iter()
         .map(|(name, probes)| (name, probes.iter().map(|p| &p.record).collect()))
         .collect();
-    let mut steps = begin_and_restore(id).to_vec();
+    let mut steps = begin_and_restore(id, request.at).to_vec();
     steps.extend([
         // Read before the server starts on the directory (and may compact it).
         step(
@@ -341,6 +352,19 @@ fn chroma_drill(request: &ProveRequest<'_>) -> Result<(TargetSpec, Vec<StepSpec>
             Some(Mark::Recovered),
         ),
     ]);
+    if request.at.is_some() {
+        // A moment's counts are what the restored files hold once their log is replayed
+        // (read before the server starts); the backup's probes are of the base, not of the
+        // moment, so search is not judged.
+        steps.push(step(
+            "counts",
+            "count",
+            yaml(&[("equals_sample", "records".into())]),
+            None,
+        ));
+        steps.push(step("records", "compare_records", yaml(&[]), None));
+        return Ok((target, steps));
+    }
     for (collection, count) in counts {
         steps.push(step(
             &format!("count {collection}"),
@@ -434,7 +458,7 @@ fn faiss_redis_drill(
         steps.push(step("redis_empty", "start", yaml(&[]), None));
         steps.push(step("redis_up", "wait_healthy", yaml(&[]), None));
     }
-    steps.extend(begin_and_restore(id));
+    steps.extend(begin_and_restore(id, None));
     let indexes_mark = (!redis).then_some(Mark::Recovered);
     if redis {
         steps.push(step(

@@ -27,6 +27,8 @@ pub struct Memory {
     pub restored: Option<(String, DateTime<Utc>)>,
     /// Records sampled by `sample_records`, by name.
     pub samples: BTreeMap<String, super::records::Sample>,
+    /// Each sample's per-collection counts as its files say a server must answer them.
+    pub sample_counts: BTreeMap<String, BTreeMap<String, u64>>,
     /// The follower and the writer running beside the drill (`follow`, `writes`).
     pub follower: Option<super::follow::RunningFollower>,
     pub writer: Option<super::writes::RunningWriter>,

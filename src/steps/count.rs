@@ -22,6 +22,10 @@ pub struct Count {
     /// Name of a state captured earlier; counts must equal it.
     #[serde(default)]
     equals: Option<String>,
+    /// Name of a `sample_records` sample: counts must equal what its files said, read
+    /// before the server started on them.
+    #[serde(default)]
+    equals_sample: Option<String>,
     /// Pass when there is no collection at all; otherwise that fails.
     #[serde(default)]
     allow_empty: bool,
@@ -29,7 +33,7 @@ pub struct Count {
 
 pub const KIND: StepKind = StepKind {
     name: "count",
-    summary: "record counts per collection; check `exact`, `min` or `equals: STATE`",
+    summary: "record counts per collection; check `exact`, `min`, `equals: STATE` or `equals_sample: SAMPLE`",
     outputs: &["total", "collections", "counts"],
     needs_service: false,
     targets: &[TargetKind::Chroma],
@@ -84,6 +88,27 @@ impl Step for Count {
                     None => problems.push(format!("{name:?} is missing (had {expected})")),
                     Some(actual) if *actual != expected => {
                         problems.push(format!("{name:?} has {actual}, captured {expected}"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Some(sample) = &self.equals_sample {
+            let read = ctx.memory.sample_counts.get(sample).ok_or_else(|| {
+                StepError::Setup(format!(
+                    "no sample named {sample:?} was read before this step (`sample_records`)"
+                ))
+            })?;
+            for (name, expected) in read {
+                if self.collection.as_ref().is_some_and(|c| c != name) {
+                    continue;
+                }
+                match counts.get(name) {
+                    None => {
+                        problems.push(format!("{name:?} is missing (its files hold {expected})"))
+                    }
+                    Some(actual) if actual != expected => {
+                        problems.push(format!("{name:?} has {actual}, its files hold {expected}"))
                     }
                     Some(_) => {}
                 }

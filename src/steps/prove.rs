@@ -21,6 +21,9 @@ pub struct ProveSettings {
     pub rto: Option<HumanDuration>,
     /// Each collection's least mean recall of the backup's probe queries.
     pub min_recall: f64,
+    /// Prove the source as it was at the end of this whole second instead (a Chroma backup
+    /// and the log shipped after it; see `restore --at`).
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for ProveSettings {
@@ -29,6 +32,7 @@ impl Default for ProveSettings {
             server_command: None,
             rto: None,
             min_recall: super::DEFAULT_MIN_RECALL,
+            at: None,
         }
     }
 }
@@ -112,6 +116,7 @@ impl Step for Prove {
             server_command: self.server_cmd.clone(),
             rto: self.rto,
             min_recall: self.min_recall,
+            at: None,
         };
         let (proof, run_dir) = prover.prove(&repo, &url, &manifest, &settings).await?;
         let out = outputs! {

@@ -61,10 +61,11 @@ impl Step for SampleRecords {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let dir = ctx.data_dir(self.data_dir.as_deref())?;
         let (per_collection, also) = (self.per_collection.max(1), self.also.clone());
-        let sample = tokio::task::spawn_blocking(move || read_sample(&dir, per_collection, &also))
-            .await
-            .map_err(|e| StepError::Setup(format!("sampling task: {e}")))?
-            .map_err(StepError::Check)?;
+        let (sample, counts) =
+            tokio::task::spawn_blocking(move || read_sample(&dir, per_collection, &also))
+                .await
+                .map_err(|e| StepError::Setup(format!("sampling task: {e}")))?
+                .map_err(StepError::Check)?;
         let records: usize = sample.values().map(Vec::len).sum();
         if records == 0 {
             return Err(ctx.nothing_to_check("sampled no record: the directory holds none"));
@@ -75,19 +76,26 @@ impl Step for SampleRecords {
             "records" => records,
         };
         ctx.memory.samples.insert(self.name.clone(), sample);
+        ctx.memory.sample_counts.insert(self.name.clone(), counts);
         Ok(out)
     }
 }
 
 /// Up to `per_collection` records of each collection, every (count / per_collection)th in
-/// the order Chroma pages them, and those `also` names.
+/// the order Chroma pages them, and those `also` names; with each collection's count as the
+/// files say a server must answer it (its log replayed).
 fn read_sample(
     dir: &std::path::Path,
     per_collection: usize,
     also: &BTreeMap<String, Vec<String>>,
-) -> Result<Sample, String> {
+) -> Result<(Sample, BTreeMap<String, u64>), String> {
     let db = OfflineDatabase::open(dir).map_err(|e| e.to_string())?;
     let mut sample = Sample::new();
+    let counts = db
+        .collections()
+        .iter()
+        .map(|c| (c.info.name.clone(), c.info.count))
+        .collect();
     for collection in db.collections() {
         let stride = (collection.info.count as usize / per_collection).max(1);
         let named: std::collections::HashSet<&str> = also
@@ -108,7 +116,7 @@ fn read_sample(
         })?;
         sample.insert(collection.info.name.clone(), picked);
     }
-    Ok(sample)
+    Ok((sample, counts))
 }
 
 #[derive(Deserialize)]
