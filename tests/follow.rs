@@ -123,7 +123,8 @@ fn issue_23_restore_at_each_moment_gives_back_exactly_what_the_writer_had_then()
         &bin,
         &server,
         json!([
-            {"create": "docs"},
+            // Its vector index written every 10 records: files a drop must remove.
+            {"create": "docs", "sync": 10},
             {"add": "docs", "from": 0, "to": 30},
             {"create": "keep"},
             {"add": "keep", "from": 0, "to": 5},
@@ -245,19 +246,27 @@ fn issue_23_restore_at_each_moment_gives_back_exactly_what_the_writer_had_then()
     );
     assert!(!tmp.path().join("unknown").exists());
 
-    // After the base's collection was dropped: said, not restored wrong.
-    let dropped = restore_at(
-        &repo,
-        &second(&record["marks"]["m4"]),
-        &tmp.path().join("dropped"),
+    // After a collection the base holds was dropped: dropped from the restored copy too
+    // (its records, segments and vector index files), and the copy passes every check.
+    let dropped = tmp.path().join("dropped");
+    let restored = restore_at(&repo, &second(&record["marks"]["m4"]), &dropped)
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        restored["point_in_time"]["dropped"],
+        json!(["docs"]),
+        "{restored:#}"
     );
-    dropped.expect_code(2);
-    assert!(
-        dropped.stderr().contains("docs") && dropped.stderr().contains("deleted after base"),
-        "{}",
-        dropped.stderr()
+    let before_drop = tmp
+        .path()
+        .join(format!("restored-{}", record["marks"]["m3"]["second"]));
+    let docs_index = sql(
+        &before_drop,
+        "SELECT s.id FROM segments s JOIN collections c ON c.id = s.collection WHERE c.name = 'docs' AND s.scope = 'VECTOR'",
     );
-    assert!(!tmp.path().join("dropped").exists());
+    assert!(before_drop.join(&docs_index).is_dir(), "{docs_index}");
+    assert!(!dropped.join(&docs_index).exists());
+    assert_eq!(served(&bin, &dropped), record["marks"]["m4"]["state"]);
 
     // The dry run says which base and how many rows, and changes nothing.
     let plan = vecdrill([

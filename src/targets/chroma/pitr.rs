@@ -95,6 +95,8 @@ pub struct Replayed {
     pub created: Vec<String>,
     /// Collections renamed or whose metadata changed after the base.
     pub changed: Vec<String>,
+    /// Collections the base holds that were dropped by the moment.
+    pub dropped: Vec<String>,
 }
 
 impl Replayed {
@@ -107,11 +109,11 @@ impl Replayed {
                 self.rows,
                 crate::duration::format_utc(self.at),
                 self.base,
-                if self.created.is_empty() {
-                    String::new()
-                } else {
-                    format!("; collections recreated: {}", self.created.join(", "))
-                }
+                [("recreated", &self.created), ("dropped", &self.dropped)]
+                    .iter()
+                    .filter(|(_, names)| !names.is_empty())
+                    .map(|(what, names)| format!("; collections {what}: {}", names.join(", ")))
+                    .collect::<String>()
             ),
         }
     }
@@ -251,13 +253,12 @@ pub async fn write_into(
     .await?;
     if let Some(catalog) = &catalog {
         let reconciled = staged.reconcile(catalog).map_err(wal_failed)?;
-        if !reconciled.deleted.is_empty() {
-            return Err(ProtectError::Input(format!(
-                "collection(s) {} were deleted after base {} and before {}; restoring to that moment would bring them back, which vecdrill cannot undo offline yet: restore --at a moment after a base taken since the deletion (`vecdrill list` shows the windows), or delete them with the client after this restore",
-                reconciled.deleted.join(", "),
-                point.chain.base.id,
-                crate::duration::format_utc(point.at)
-            )));
+        // Dropped after the base and before the moment: dropped from the copy too.
+        for (id, name) in &reconciled.deleted {
+            for segment in staged.drop_collection(id).map_err(wal_failed)? {
+                remove_segment_dir(staging, &segment)?;
+            }
+            replayed.dropped.push(name.clone());
         }
         replayed.created = reconciled.created;
         replayed.changed = reconciled.changed;
@@ -314,6 +315,27 @@ pub async fn write_into(
         replayed.rows -= staged.remove_rows_of(id, base_head).map_err(wal_failed)?;
     }
     Ok(replayed)
+}
+
+/// Remove a dropped collection's vector segment directory from the copy: a directory
+/// directly under it, named as Chroma names segments (a forged name never reaches a path).
+fn remove_segment_dir(staging: &Path, segment: &str) -> Result<(), ProtectError> {
+    let plain = !segment.is_empty()
+        && segment.len() <= 64
+        && segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if !plain {
+        return Err(RepoError::Corrupt {
+            what: "the restored database".into(),
+            detail: format!("segment id {segment:?} is not a segment name"),
+        }
+        .into());
+    }
+    let dir = staging.join(segment);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&dir)
+            .map_err(|e| RepoError::io(format!("cannot remove {}", dir.display()), e).into()),
+        _ => Ok(()),
+    }
 }
 
 fn wal_failed(err: WalError) -> ProtectError {
@@ -389,10 +411,26 @@ impl crate::targets::protect::StagedStep for ChromaStaging {
         };
         let replayed = write_into(&self.repo, point, staging).await?;
         checks.push(replayed.check());
+        // The copy was written to: every check a backup passes, run again on it.
         let dir = staging.to_path_buf();
-        let layout = tokio::task::spawn_blocking(move || super::layout::inspect(&dir))
-            .await
-            .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))??;
+        let (rechecked, layout) = tokio::task::spawn_blocking(move || {
+            super::layout::run_checks(&dir, super::layout::CheckPlan::FULL)
+        })
+        .await
+        .map_err(|e| RepoError::io("check task", std::io::Error::other(e)))?;
+        let failed = crate::targets::protect::failures(&rechecked);
+        if !failed.is_empty() {
+            return Err(ProtectError::ChecksFailed {
+                what: format!(
+                    "backup {} with the log up to {} written in",
+                    point.chain.base.id,
+                    crate::duration::format_utc(point.at)
+                ),
+                action: "restored",
+                failed,
+            });
+        }
+        let layout = layout?;
         checks.extend(layout.collections.iter().map(|c| CheckResult {
             name: format!("count:{}", c.name),
             passed: true,

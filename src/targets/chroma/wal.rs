@@ -562,7 +562,7 @@ impl StagedLog {
         reconciled.deleted = have_ids
             .iter()
             .filter(|(id, _)| !wanted_ids.contains_key(*id))
-            .map(|(_, name)| name.clone())
+            .map(|(id, name)| (id.clone(), name.clone()))
             .collect();
         tx.commit().map_err(err)?;
         Ok(reconciled)
@@ -605,6 +605,74 @@ impl StagedLog {
             )
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
+    }
+
+    /// Drop collection `id` from the copy as Chroma drops one: its log rows, its metadata
+    /// segment's records (with their metadata and full-text rows), its segments' watermarks and
+    /// metadata, its segments, its metadata and itself. Returns its vector segments' ids,
+    /// whose directories the caller removes.
+    pub fn drop_collection(&mut self, id: &str) -> Result<Vec<String>, WalError> {
+        let path = self.path.clone();
+        let err = |source| WalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let has_table = |name: &str| -> rusqlite::Result<bool> {
+            tx.query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+        };
+        let segments: Vec<(String, String)> = tx
+            .prepare("SELECT id, scope FROM segments WHERE collection = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(err)?;
+        tx.execute(
+            "DELETE FROM embeddings_queue WHERE substr(topic, -length(?1) - 1) = '/' || ?1",
+            [id],
+        )
+        .map_err(err)?;
+        for (segment, _) in &segments {
+            let records = "SELECT id FROM embeddings WHERE segment_id = ?1";
+            for (table, key) in [
+                ("embedding_metadata", "id"),
+                ("embedding_metadata_array", "id"),
+                ("embedding_fulltext_search", "rowid"),
+            ] {
+                if has_table(table).map_err(err)? {
+                    tx.execute(
+                        &format!("DELETE FROM \"{table}\" WHERE {key} IN ({records})"),
+                        [segment],
+                    )
+                    .map_err(err)?;
+                }
+            }
+            for statement in [
+                "DELETE FROM embeddings WHERE segment_id = ?1",
+                "DELETE FROM max_seq_id WHERE segment_id = ?1",
+                "DELETE FROM segment_metadata WHERE segment_id = ?1",
+            ] {
+                tx.execute(statement, [segment]).map_err(err)?;
+            }
+        }
+        for statement in [
+            "DELETE FROM segments WHERE collection = ?1",
+            "DELETE FROM collection_metadata WHERE collection_id = ?1",
+            "DELETE FROM collections WHERE id = ?1",
+        ] {
+            tx.execute(statement, [id]).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(segments
+            .into_iter()
+            .filter(|(_, scope)| scope == "VECTOR")
+            .map(|(segment, _)| segment)
+            .collect())
     }
 
     /// The copy's collections, id to name.
@@ -689,8 +757,8 @@ fn create_collection(
 pub struct Reconciled {
     pub created: Vec<String>,
     pub changed: Vec<String>,
-    /// In the copy, but deleted by the time the catalog was read.
-    pub deleted: Vec<String>,
+    /// In the copy, but deleted by the time the catalog was read: id and name.
+    pub deleted: Vec<(String, String)>,
 }
 
 fn rows_of<'c>(catalog: &'c Catalog, table: &str) -> &'c [BTreeMap<String, Value>] {
