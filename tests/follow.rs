@@ -394,11 +394,27 @@ fn issue_23_a_running_follower_keeps_up_and_gives_the_purge_back_when_stopped() 
     );
     assert!(purges_itself(&data));
 
-    let follower = Follower::start(&repo, &data, &["--metrics-file", metrics.to_str().unwrap()]);
+    // A new base every 2 s: the writes below span at least one.
+    let follower = Follower::start(
+        &repo,
+        &data,
+        &[
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+            "--base-every",
+            "2s",
+        ],
+    );
     let record = write(
         &bin,
         &server,
-        json!([{"add": "docs", "from": 10, "to": 40}, {"delete": "docs", "from": 0, "to": 5}, {"mark": "end"}]),
+        json!([
+            {"add": "docs", "from": 10, "to": 20},
+            {"mark": "early"},
+            {"add": "docs", "from": 20, "to": 40},
+            {"delete": "docs", "from": 0, "to": 5},
+            {"mark": "end"}
+        ]),
     );
     let newest: f64 = sql(&data, "SELECT MAX(seq_id) FROM embeddings_queue")
         .parse()
@@ -424,9 +440,19 @@ fn issue_23_a_running_follower_keeps_up_and_gives_the_purge_back_when_stopped() 
     assert_eq!(report["through"].as_f64(), Some(newest), "{report:#}");
     server.stop();
 
-    let to = tmp.path().join("restored");
-    restore_at(&repo, &second(&record["marks"]["end"]), &to).expect_code(0);
-    assert_eq!(served(&bin, &to), record["marks"]["end"]["state"]);
+    assert!(report["bases_taken"].as_u64().unwrap() >= 2, "{report:#}");
+
+    // Either side of a base taken while following: each moment from its own chain.
+    let mut bases = Vec::new();
+    for mark in ["early", "end"] {
+        let to = tmp.path().join(format!("restored-{mark}"));
+        let restored = restore_at(&repo, &second(&record["marks"][mark]), &to)
+            .expect_code(0)
+            .json();
+        bases.push(restored["backup"].clone());
+        assert_eq!(served(&bin, &to), record["marks"][mark]["state"], "{mark}");
+    }
+    assert_ne!(bases[0], bases[1], "the two moments came from one base");
 }
 
 #[test]
