@@ -280,6 +280,13 @@ where
             following = new_base(repo, options, progress, report).await?;
             continue;
         }
+        // What a restore would refuse is refused here, loudly, rather than shipped.
+        if let Some(bad) = rows.iter().find_map(|row| row.validate().err()) {
+            return Err(FollowError::Refused(format!(
+                "the log of {} holds a row vecdrill cannot restore ({bad}); nothing past it was shipped",
+                options.dir.display()
+            )));
+        }
         let changed = following.catalog.as_ref() != Some(&catalog);
         let full = rows.len() == MAX_SEGMENT_ROWS;
         if !rows.is_empty() || changed {

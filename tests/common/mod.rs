@@ -120,6 +120,14 @@ impl ChromaServer {
         self.terminate();
     }
 
+    /// A crash: SIGKILL, waiting for the process to be gone.
+    pub fn crash(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg(child.id().to_string()).status();
