@@ -77,12 +77,8 @@ pub async fn backup_age(repo_url: &str, max_age: Option<Duration>, source: Optio
         detail,
         value: None,
     };
-    let repo = match Repository::open(repo_url).await {
-        Ok(repo) => repo,
-        Err(err) => return failed(format!("cannot open {repo_url}: {err}")),
-    };
-    let manifests = match newest_per_source(&repo, repo_url, source).await {
-        Ok(manifests) => manifests,
+    let (_, manifests) = match open_newest(repo_url, source).await {
+        Ok(opened) => opened,
         Err(detail) => return failed(detail),
     };
     let newest: Vec<&Manifest> = manifests.iter().collect();
@@ -132,6 +128,19 @@ pub async fn backup_age(repo_url: &str, max_age: Option<Duration>, source: Optio
 
 /// Each source's newest backup (of `source` only, when named). A damaged manifest could be a
 /// newest backup, whose age is unknown: no answer then.
+/// The repository at `repo_url`, opened, and each source's newest backup (see
+/// [`newest_per_source`]); why not, as a check's detail.
+async fn open_newest(
+    repo_url: &str,
+    source: Option<&str>,
+) -> Result<(Repository, Vec<Manifest>), String> {
+    let repo = Repository::open(repo_url)
+        .await
+        .map_err(|err| format!("cannot open {repo_url}: {err}"))?;
+    let newest = newest_per_source(&repo, repo_url, source).await?;
+    Ok((repo, newest))
+}
+
 async fn newest_per_source(
     repo: &Repository,
     repo_url: &str,
@@ -178,12 +187,8 @@ pub async fn unproven_age(
         detail,
         value: None,
     };
-    let repo = match Repository::open(repo_url).await {
-        Ok(repo) => repo,
-        Err(err) => return (failed(format!("cannot open {repo_url}: {err}")), Vec::new()),
-    };
-    let newest = match newest_per_source(&repo, repo_url, source).await {
-        Ok(newest) => newest,
+    let (repo, newest) = match open_newest(repo_url, source).await {
+        Ok(opened) => opened,
         Err(detail) => return (failed(detail), Vec::new()),
     };
     let proofs = match repo.proofs().await {
@@ -254,12 +259,8 @@ pub async fn log_lag(repo_url: &str, max_lag: Duration, source: Option<&str>) ->
         detail,
         value: None,
     };
-    let repo = match Repository::open(repo_url).await {
-        Ok(repo) => repo,
-        Err(err) => return failed(format!("cannot open {repo_url}: {err}")),
-    };
-    let newest = match newest_per_source(&repo, repo_url, source).await {
-        Ok(newest) => newest,
+    let (repo, newest) = match open_newest(repo_url, source).await {
+        Ok(opened) => opened,
         Err(detail) => return failed(detail),
     };
     let manifests = match repo.manifests().await {

@@ -52,8 +52,9 @@ fn served(bin: &Path, dir: &Path) -> Value {
     serde_json::from_slice(&output.stdout).expect("the records")
 }
 
-fn follow_once(repo: &str, data: &Path, extra: &[&str]) -> Value {
-    let mut args = vec![
+/// `vecdrill follow --repo REPO --chroma-dir DATA --take-over-purge --once --json`.
+fn follow_once_args(repo: &str, data: &Path) -> Vec<String> {
+    [
         "follow",
         "--repo",
         repo,
@@ -62,8 +63,14 @@ fn follow_once(repo: &str, data: &Path, extra: &[&str]) -> Value {
         "--take-over-purge",
         "--once",
         "--json",
-    ];
-    args.extend(extra);
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn follow_once(repo: &str, data: &Path, extra: &[&str]) -> Value {
+    let mut args = follow_once_args(repo, data);
+    args.extend(extra.iter().map(|a| a.to_string()));
     vecdrill(args).expect_code(0).json()
 }
 
@@ -596,20 +603,11 @@ fn issue_23_every_chroma_line_with_the_purge_switch_is_followed_and_restored_to_
             &server,
             json!([{"create": "docs"}, {"add": "docs", "from": 0, "to": 20}]),
         );
-        let args = [
-            "follow",
-            "--repo",
-            &repo,
-            "--chroma-dir",
-            data.to_str().unwrap(),
-            "--take-over-purge",
-            "--once",
-            "--json",
-        ];
+        let args = follow_once_args(&repo, &data);
         let switch = purge_switch_of(&data);
         if switch.is_none() {
             // 0.4 (and 0.5 before 0.5.23): no switch, so no following.
-            let refused = vecdrill(args);
+            let refused = vecdrill(&args);
             refused.expect_code(2);
             assert!(
                 refused.stderr().contains("0.5.23"),
@@ -625,7 +623,7 @@ fn issue_23_every_chroma_line_with_the_purge_switch_is_followed_and_restored_to_
             );
             continue;
         }
-        vecdrill(args).expect_code(0);
+        vecdrill(&args).expect_code(0);
         let record = write(
             &chroma.bin,
             &server,
@@ -639,7 +637,7 @@ fn issue_23_every_chroma_line_with_the_purge_switch_is_followed_and_restored_to_
                 {"add": "docs", "from": 40, "to": 45}
             ]),
         );
-        let shipped = vecdrill(args).expect_code(0).json();
+        let shipped = vecdrill(&args).expect_code(0).json();
         assert_eq!(shipped["gaps"], 0, "Chroma {}: {shipped:#}", chroma.version);
         server.stop();
         let to = tmp.path().join("restored");
@@ -734,15 +732,8 @@ fn issue_23_a_follower_killed_at_counted_calls_loses_no_row_and_ships_none_twice
         }
     };
     let m1 = second(&record["marks"]["m1"]);
-    let follow_args = [
-        "follow",
-        "--repo",
-        &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-        "--take-over-purge",
-        "--once",
-    ];
+    let follow_args = follow_once_args(&repo, &data);
+    let follow_args: Vec<&str> = follow_args.iter().map(String::as_str).collect();
 
     // What an uninterrupted follower makes restorable, proven against the writer's record.
     let uninterrupted = follow_once(&repo, &data, &[]);
@@ -914,22 +905,14 @@ fn issue_23_the_shipped_log_of_an_encrypted_repository_reveals_nothing() {
         &server,
         json!([{"create": "docs"}, {"add": "docs", "from": 0, "to": 5}]),
     );
-    let follow = [
-        "follow",
-        "--repo",
-        &repo,
-        "--chroma-dir",
-        data.to_str().unwrap(),
-        "--take-over-purge",
-        "--once",
-    ];
-    crate::common::vecdrill_env(follow, &password).expect_code(0);
+    let follow = follow_once_args(&repo, &data);
+    crate::common::vecdrill_env(&follow, &password).expect_code(0);
     let record = write(
         &bin,
         &server,
         json!([{"create": "secretive"}, {"add": "secretive", "from": 0, "to": 5}, {"mark": "m1"}]),
     );
-    crate::common::vecdrill_env(follow, &password).expect_code(0);
+    crate::common::vecdrill_env(&follow, &password).expect_code(0);
     server.stop();
     assert!(!crate::common::names_in(&repo_dir.join("logs")).is_empty());
     // No document, record id or collection name written after the base is readable in any

@@ -8,19 +8,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::sync::{oneshot, watch};
 
-use super::{Outputs, Step, StepContext, StepError, StepKind};
+use super::{Action, Outputs, Step, StepContext, StepError, StepKind};
 use crate::commands::follow::{follow, FollowError, FollowObserver, FollowOptions, FollowReport};
 use crate::duration::HumanDuration;
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::targets::spec::TargetKind;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Action {
-    Start,
-    Stop,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -41,6 +41,15 @@ pub use context::{Memory, StepContext};
 pub use neighbours::{parse_min_recall, DEFAULT_MIN_RECALL};
 pub use prove::{ProveSettings, Prover};
 
+/// What a step that runs something beside the drill is asked to do with it (`follow`,
+/// `writes`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Action {
+    Start,
+    Stop,
+}
+
 /// The default of every step parameter that names a backup: the newest one.
 fn latest() -> String {
     "latest".into()

@@ -10,19 +10,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::{Objective, Outputs, Step, StepContext, StepError, StepKind};
+use super::{Action, Objective, Outputs, Step, StepContext, StepError, StepKind};
 use crate::duration::HumanDuration;
 use crate::outputs;
 use crate::targets::chroma::writes::{write_until, WriteLog, WriterSettings};
 use crate::targets::chroma::ChromaError;
 use crate::targets::spec::TargetKind;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Action {
-    Start,
-    Stop,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
