@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::schema::{self, Generation};
 use crate::repo::format::CheckResult;
 
-pub const SQLITE_FILE: &str = "chroma.sqlite3";
+pub use super::schema::SQLITE_FILE;
 /// The files of a flushed HNSW segment directory besides its metadata.
 pub const HNSW_FILES: [&str; 4] = [
     "header.bin",

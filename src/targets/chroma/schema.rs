@@ -22,6 +22,9 @@ use rusqlite::types::{FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
+/// The database in a Chroma persistent directory.
+pub const SQLITE_FILE: &str = "chroma.sqlite3";
+
 /// The newest migration of each set vecdrill knows how to read (Chroma 1.5).
 const KNOWN: [(&str, i64); 3] = [("embeddings_queue", 2), ("metadb", 6), ("sysdb", 10)];
 

@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::layout::SQLITE_FILE;
+use super::schema::SQLITE_FILE;
 
 /// One row of `embeddings_queue`, exactly as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
