@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod closed_stdout;
+mod docker;
 mod drill;
 mod durability;
 mod encryption;

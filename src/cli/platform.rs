@@ -8,6 +8,7 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 use vecdrill::duration::HumanDuration;
 use vecdrill::exit;
+use vecdrill::platform::docker::{DockerService, DockerSpec};
 use vecdrill::platform::railway::client::Deployment;
 use vecdrill::platform::railway::{RailwayService, RailwaySpec};
 use vecdrill::platform::ServiceSpec;
@@ -82,6 +83,15 @@ pub struct PlatformTarget {
     /// Service id or name.
     #[arg(long, global = true)]
     pub service: Option<String>,
+    /// A container's name or id instead: the Docker Engine API (DOCKER_HOST, default the
+    /// local socket) starts, stops, restarts and inspects it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "CONTAINER",
+        conflicts_with = "service"
+    )]
+    pub docker: Option<String>,
     /// GraphQL endpoint (default RAILWAY_API_URL, else Railway's).
     #[arg(long, global = true)]
     pub endpoint: Option<String>,
@@ -94,6 +104,102 @@ pub struct PlatformTarget {
     /// Print the outcome as JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// The container, when `--docker` names one or the scenario's service is `kind: docker`.
+fn docker_spec(target: &PlatformTarget) -> Result<Option<DockerSpec>, Failure> {
+    if let Some(container) = &target.docker {
+        return Ok(Some(DockerSpec {
+            container: Some(container.clone()),
+            compose_project: None,
+            compose_service: None,
+            timeout: target.timeout,
+        }));
+    }
+    let Some(path) = &target.scenario else {
+        return Ok(None);
+    };
+    let options = LoadOptions {
+        overrides: &target.vars,
+        ..LoadOptions::default()
+    };
+    Ok(
+        match scenario::load_file(path, &options)?.target.service() {
+            Some(ServiceSpec::Docker(spec)) => Some(spec.clone()),
+            _ => None,
+        },
+    )
+}
+
+/// `platform status|restart|stop|start` of a container, each waited for as a drill waits.
+async fn docker(
+    action: PlatformAction,
+    spec: DockerSpec,
+    target: &PlatformTarget,
+) -> Result<i32, Failure> {
+    use vecdrill::platform::Service;
+    let unsupported = |what: &str| {
+        Failure {
+        message: format!("`platform {what}` is Railway's; a container has no deployments or volume backups"),
+        hint: Some("use `platform status|restart|stop|start`; `vecdrill backup` backs up the container's data".into()),
+        code: exit::BAD_INPUT,
+    }
+    };
+    match &action {
+        PlatformAction::Redeploy => return Err(unsupported("redeploy")),
+        PlatformAction::Backup(_) => return Err(unsupported("backup")),
+        _ => {}
+    }
+    let named = spec.named();
+    if matches!(action, PlatformAction::Restart | PlatformAction::Stop) && !target.yes {
+        confirm(&format!("{} {named}?", verb(&action)))?;
+    }
+    let log = std::env::temp_dir().join(format!("vecdrill-platform-{}.log", std::process::id()));
+    let mut service = DockerService::new(
+        spec,
+        vecdrill::platform::ServiceEnv {
+            log_path: log.clone(),
+            listen_addr: None,
+        },
+    );
+    let began = Instant::now();
+    let done = match action {
+        PlatformAction::Restart => service.restart().await,
+        PlatformAction::Stop => service.stop().await,
+        PlatformAction::Start => service.start().await,
+        _ => Ok(()),
+    };
+    let _ = std::fs::remove_file(&log);
+    done?;
+    let status = service.status().await?;
+    let seconds = began.elapsed().as_secs_f64();
+    if target.json {
+        print_json(&serde_json::json!({
+            "action": verb(&action).to_lowercase(),
+            "container": status,
+            "seconds": seconds,
+        }));
+    } else {
+        say_shown!(
+            "container {} ({}): {}{}{}, {} restart(s)",
+            status.container,
+            status.id.get(..12).unwrap_or(&status.id),
+            status.status,
+            status
+                .health
+                .as_ref()
+                .map(|h| format!(", {h}"))
+                .unwrap_or_default(),
+            status
+                .exit_code
+                .filter(|c| *c != 0)
+                .map(|c| format!(", exit code {c}"))
+                .unwrap_or_default(),
+            status.restarts
+        );
+        say!("{} in {seconds:.1}s", verb(&action));
+    }
+    Ok(exit::SUCCESS)
 }
 
 /// The Railway service from a scenario or from flags (flags override the scenario).
@@ -152,6 +258,9 @@ fn spec(target: &PlatformTarget) -> Result<RailwaySpec, Failure> {
 
 pub async fn platform(args: PlatformArgs) -> Result<i32, Failure> {
     let target = args.target;
+    if let Some(spec) = docker_spec(&target)? {
+        return docker(args.action, spec, &target).await;
+    }
     let spec = spec(&target)?;
     let action = args.action;
     if let PlatformAction::Backup(backup) = &action {

@@ -16,7 +16,7 @@ pub mod timeline;
 
 use crate::duration::millis;
 use crate::exit::{self, Classify};
-use crate::platform::{self, Service, ServiceEnv};
+use crate::platform::{self, Service, ServiceEnv, ServiceSpec};
 use crate::scenario::{Scenario, StepSpec};
 use crate::steps::{Memory, Outputs, StepContext};
 use outcome::{DrillReport, Failure, ReportParts};
@@ -148,6 +148,12 @@ pub async fn run(
 ) -> Result<DrillReport, DrillError> {
     let started_at = Utc::now();
     let clock = Instant::now();
+    let discovered = discover_data_dir(scenario).await;
+    let (scenario, data_dir_problem) = match &discovered {
+        Ok(Some(found)) => (found, None),
+        Ok(None) => (scenario, None),
+        Err(problem) => (scenario, Some(problem.clone())),
+    };
     let run_dir = create_run_dir(&options.report_dir, &scenario.name, started_at)?;
     observer.run_started(scenario, &run_dir);
     let target = &scenario.target;
@@ -165,7 +171,10 @@ pub async fn run(
         scenario,
         live,
         service,
-        memory: Memory::default(),
+        memory: Memory {
+            data_dir_problem,
+            ..Memory::default()
+        },
         outputs: Default::default(),
         timeline: Timeline::default(),
         run_dir: run_dir.clone(),
@@ -246,6 +255,34 @@ pub async fn run(
         baseline: options.baseline.clone(),
     });
     Ok(report)
+}
+
+/// A Chroma target in a container (`service: { kind: docker }`) with no `data_dir`: the
+/// scenario with the host directory of the container's data mount as its `data_dir`; none when
+/// there is nothing to find, why when finding it failed.
+async fn discover_data_dir(scenario: &Scenario) -> Result<Option<Scenario>, String> {
+    let (crate::targets::spec::TargetSpec::Chroma(spec), Some(ServiceSpec::Docker(docker))) =
+        (&scenario.target, scenario.target.service())
+    else {
+        return Ok(None);
+    };
+    if spec.data_dir.is_some() {
+        return Ok(None);
+    }
+    let env = ServiceEnv {
+        log_path: std::env::temp_dir().join("vecdrill-discovery.log"),
+        listen_addr: None,
+    };
+    let mut service = crate::platform::docker::DockerService::new(docker.clone(), env);
+    let (dir, mount) = service.data_dir().await.map_err(|e| {
+        format!("the data directory was to be found from the container's mounts: {e}")
+    })?;
+    tracing::info!("data_dir: {} (the container's {mount})", dir.display());
+    let mut found = scenario.clone();
+    if let crate::targets::spec::TargetSpec::Chroma(spec) = &mut found.target {
+        spec.data_dir = Some(dir);
+    }
+    Ok(Some(found))
 }
 
 /// Age of the restored backup at the `disaster` mark, when the run restored one.

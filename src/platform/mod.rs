@@ -19,6 +19,7 @@ pub enum ServiceSpec {
     Process(process::ProcessSpec),
     Shell(shell::ShellSpec),
     Railway(railway::RailwaySpec),
+    Docker(docker::DockerSpec),
 }
 
 impl ServiceSpec {
@@ -31,6 +32,7 @@ impl ServiceSpec {
                 s.start.as_deref().unwrap_or("-"),
                 s.stop.as_deref().unwrap_or("-")
             ),
+            Self::Docker(d) => format!("docker: {}", d.named()),
             Self::Railway(r) => format!(
                 "Railway service {} (project {}, environment {})",
                 r.service,
@@ -46,10 +48,12 @@ impl ServiceSpec {
             Self::Process(p) => format!("process: {}", p.command),
             Self::Shell(_) => "shell".to_string(),
             Self::Railway(r) => format!("railway: service {}", r.service),
+            Self::Docker(d) => format!("docker: {}", d.named()),
         }
     }
 }
 
+pub mod docker;
 pub mod process;
 pub mod railway;
 pub mod shell;
@@ -61,6 +65,13 @@ pub enum PlatformError {
     Failed { service: String, message: String },
     #[error("{service}: not supported: {message}")]
     Unsupported { service: String, message: String },
+    /// The platform itself cannot be reached (a stopped Docker daemon).
+    #[error("{service}: {message}")]
+    Unreachable {
+        service: String,
+        message: String,
+        hint: String,
+    },
     #[error("{service}: {context}: {source}")]
     Io {
         service: String,
@@ -74,6 +85,13 @@ impl Classify for PlatformError {
         match self {
             Self::Unsupported { .. } => exit::BAD_INPUT,
             _ => exit::RUNTIME,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Unreachable { hint, .. } => Some(hint.clone()),
+            _ => None,
         }
     }
 }
@@ -123,6 +141,7 @@ pub fn build(spec: &ServiceSpec, env: ServiceEnv) -> Box<dyn Service> {
         ServiceSpec::Process(spec) => Box::new(process::ProcessService::new(spec.clone(), env)),
         ServiceSpec::Shell(spec) => Box::new(shell::ShellService::new(spec.clone(), env)),
         ServiceSpec::Railway(spec) => Box::new(railway::RailwayService::new(spec.clone())),
+        ServiceSpec::Docker(spec) => Box::new(docker::DockerService::new(spec.clone(), env)),
     }
 }
 

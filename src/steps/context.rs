@@ -36,6 +36,8 @@ pub struct Memory {
     pub writes: Option<crate::targets::chroma::writes::WriteLog>,
     /// The end of the second the last restore to a moment restored.
     pub point_in_time: Option<DateTime<Utc>>,
+    /// Why the target's data directory could not be found (a container's mounts).
+    pub data_dir_problem: Option<String>,
 }
 
 impl Memory {
@@ -138,9 +140,12 @@ impl<'a> StepContext<'a> {
         own.or(self.target.data_dir())
             .map(Path::to_path_buf)
             .ok_or_else(|| {
-                StepError::Setup(
-                    "no data directory: add `data_dir:` to the target or to the step".into(),
-                )
+                StepError::Setup(match &self.memory.data_dir_problem {
+                    Some(problem) => format!("no data directory: {problem}"),
+                    None => {
+                        "no data directory: add `data_dir:` to the target or to the step".into()
+                    }
+                })
             })
     }
 

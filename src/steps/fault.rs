@@ -2,7 +2,8 @@
 //!
 //! - `kill`: SIGKILL the service (a crash, not a clean stop);
 //! - `delete_collection`: drop a collection through the API;
-//! - `corrupt_file`: invert `length` bytes at `offset` (every byte is guaranteed to change);
+//! - `corrupt_file`: invert `length` bytes at `offset` of `path`, or of `file` inside the
+//!   target's data directory (every byte is guaranteed to change);
 //! - `delete_file`: remove a file (or, with `recursive: true`, a directory).
 
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -24,7 +25,11 @@ pub enum Fault {
         collection: String,
     },
     CorruptFile {
-        path: PathBuf,
+        /// The file, or (`file`) one inside the target's data directory.
+        #[serde(default)]
+        path: Option<PathBuf>,
+        #[serde(default)]
+        file: Option<PathBuf>,
         #[serde(default)]
         offset: u64,
         #[serde(default = "default_length")]
@@ -41,6 +46,33 @@ pub enum Fault {
 
 fn default_length() -> u64 {
     4096
+}
+
+/// The file a fault acts on: `path` as given, or `file` inside the target's data directory
+/// (a container's, found from its mounts, has no path a scenario could write).
+fn file_of(
+    ctx: &StepContext<'_>,
+    path: Option<&std::path::Path>,
+    file: Option<&std::path::Path>,
+) -> Result<PathBuf, StepError> {
+    match (path, file) {
+        (Some(path), None) => Ok(path.to_path_buf()),
+        (None, Some(file)) => {
+            let inside = file
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(StepError::Setup(format!(
+                    "`file: {}` must name a file inside the data directory (no `..`, not absolute)",
+                    file.display()
+                )));
+            }
+            Ok(ctx.data_dir(None)?.join(file))
+        }
+        _ => Err(StepError::Setup(
+            "give `path` (any file) or `file` (one inside the target's data directory)".into(),
+        )),
+    }
 }
 
 pub const KIND: StepKind = StepKind {
@@ -73,10 +105,12 @@ impl Step for Fault {
             }
             Fault::CorruptFile {
                 path,
+                file,
                 offset,
                 length,
             } => {
-                let (path, offset, length) = (path.clone(), *offset, *length);
+                let path = file_of(ctx, path.as_deref(), file.as_deref())?;
+                let (offset, length) = (*offset, *length);
                 let changed = tokio::task::spawn_blocking(move || corrupt(&path, offset, length))
                     .await
                     .map_err(|e| StepError::Setup(format!("corruption task failed: {e}")))??;

@@ -1,0 +1,264 @@
+//! Issue 24: Chroma in a container, driven through the Docker Engine API. A real `dockerd`
+//! (`.ci/setup` starts one when none runs) and real Chroma servers in containers: the image is
+//! an empty root (`vecdrill-test-base`, imported by `.ci/setup`, since no image can be pulled
+//! here) into which the host's system directories and the project's `.venv` are mounted
+//! read-only; the data is a named volume or a bind mount, as users run it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{free_port, project_root, vecdrill, vecdrill_env};
+
+/// How a container holds Chroma's data.
+enum DataMount {
+    Volume(String),
+    Bind(PathBuf),
+}
+
+/// A Chroma server in a container, removed (with its volume) when dropped.
+struct ChromaContainer {
+    name: String,
+    port: u16,
+    volume: Option<String>,
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker client runs (bash .ci/setup installs Docker)")
+}
+
+/// Read-only mounts of what the project's Chroma needs from the host.
+fn host_mounts() -> Vec<String> {
+    let venv = project_root().join(".venv");
+    let python = std::fs::canonicalize(venv.join("bin/python")).expect(".venv's python");
+    // The interpreter's own prefix (its standard library), wherever the venv was made from.
+    let prefix = python
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let mut dirs: Vec<PathBuf> = ["/bin", "/lib", "/lib64", "/usr", "/etc"]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|d| d.exists())
+        .collect();
+    dirs.push(prefix);
+    dirs.push(venv);
+    dirs.iter()
+        .flat_map(|d| {
+            [
+                "-v".to_string(),
+                format!("{}:{}:ro", d.display(), d.display()),
+            ]
+        })
+        .collect()
+}
+
+impl ChromaContainer {
+    /// `docker run` a Chroma server (or `command` instead) with its data at /data.
+    fn run(name: &str, data: DataMount, command: Option<&[&str]>) -> Self {
+        let port = free_port();
+        let _ = docker(&["rm", "-f", name]);
+        let (mount, volume) = match &data {
+            DataMount::Volume(volume) => (format!("{volume}:/data"), Some(volume.clone())),
+            DataMount::Bind(dir) => (format!("{}:/data", dir.display()), None),
+        };
+        let chroma = project_root().join(".venv/bin/chroma");
+        let port_text = port.to_string();
+        let default = [
+            chroma.to_str().unwrap(),
+            "run",
+            "--path",
+            "/data",
+            "--port",
+            &port_text,
+        ];
+        let mut args: Vec<String> = ["run", "-d", "--name", name, "--network", "host"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(["-e".into(), "ANONYMIZED_TELEMETRY=False".into()]);
+        args.extend(host_mounts());
+        args.extend(["-v".into(), mount, "vecdrill-test-base".into()]);
+        args.extend(command.unwrap_or(&default).iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = docker(&args);
+        assert!(
+            out.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            name: name.to_string(),
+            port,
+            volume,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while !crate::common::port_is_open(self.port) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never listened",
+                self.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// `count` records of `dim` dimensions in `collection`, through the API.
+    fn seed(&self, collection: &str, count: u64) {
+        self.wait_healthy();
+        vecdrill([
+            "seed",
+            "--url",
+            &self.url(),
+            "--collection",
+            collection,
+            "--count",
+            &count.to_string(),
+            "--dim",
+            "16",
+        ])
+        .expect_code(0);
+    }
+}
+
+impl Drop for ChromaContainer {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+        if let Some(volume) = &self.volume {
+            let _ = docker(&["volume", "rm", "-f", volume]);
+        }
+    }
+}
+
+/// A name no other test run uses.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), free_port())
+}
+
+fn drill(scenario: &str, container: &ChromaContainer, extra: &[String]) -> serde_json::Value {
+    let reports = tempfile::tempdir().unwrap().keep();
+    let mut vars = vec![
+        format!("container={}", container.name),
+        format!("url={}", container.url()),
+        "expected_min=500".to_string(),
+    ];
+    vars.extend(extra.iter().cloned());
+    let run = crate::common::run_scenario(&project_root().join(scenario), &reports, &vars, &[]);
+    run.expect_code(0);
+    run.json()
+}
+
+#[test]
+fn issue_24_the_restart_drill_runs_through_the_docker_api() {
+    let container = ChromaContainer::run(
+        &unique("vecdrill-restart"),
+        DataMount::Volume(unique("vecdrill-restart-data")),
+        None,
+    );
+    container.seed("docs", 600);
+    let report = drill("scenarios/docker/restart.yaml", &container, &[]);
+    assert_eq!(report["passed"], true);
+    let split = &report["rto_split"];
+    assert!(split["platform_ms"].as_f64().unwrap() > 0.0, "{split}");
+    // The container's own log, copied into the run's service.log.
+    let log =
+        std::fs::read_to_string(Path::new(report["run_dir"].as_str().unwrap()).join("service.log"))
+            .unwrap();
+    assert!(
+        log.contains("8000") || log.contains(&container.port.to_string()),
+        "{log}"
+    );
+}
+
+#[test]
+fn issue_24_the_snapshot_restore_drill_finds_the_data_mount_and_restores_into_it() {
+    for mount in ["volume", "bind"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let bind = tmp.path().join("chroma-data");
+        std::fs::create_dir(&bind).unwrap();
+        let data = match mount {
+            "volume" => DataMount::Volume(unique("vecdrill-snapshot-data")),
+            _ => DataMount::Bind(bind.clone()),
+        };
+        let container = ChromaContainer::run(&unique("vecdrill-snapshot"), data, None);
+        container.seed("docs", 600);
+        let repo = format!("repo=file://{}", tmp.path().join("repo").display());
+        let report = drill(
+            "scenarios/docker/snapshot-restore.yaml",
+            &container,
+            &[repo],
+        );
+        assert_eq!(report["passed"], true, "{mount}");
+        // The backup is of the mount's host side, found from the container's inspection.
+        let listed = vecdrill([
+            "list",
+            "--repo",
+            &format!("file://{}", tmp.path().join("repo").display()),
+            "--json",
+        ])
+        .json();
+        let source = listed[0]["source"].as_str().unwrap().to_string();
+        let expected = match mount {
+            "volume" => "/_data".to_string(),
+            _ => std::fs::canonicalize(&bind).unwrap().display().to_string(),
+        };
+        assert!(source.ends_with(&expected), "{mount}: backed up {source}");
+        // The restore put the backup into that directory: the corrupted file is whole again.
+        let host_dir = source.split_once(':').unwrap().1;
+        let header = std::fs::read(Path::new(host_dir).join("chroma.sqlite3")).unwrap();
+        assert!(header.starts_with(b"SQLite format 3\0"), "{mount}");
+    }
+}
+
+#[test]
+fn issue_24_a_container_that_crashes_on_start_fails_with_its_exit_code_and_log() {
+    let name = unique("vecdrill-crash");
+    let _ = docker(&["rm", "-f", &name]);
+    let mut args = vec!["create".to_string(), "--name".into(), name.clone()];
+    args.extend(host_mounts());
+    args.extend(
+        [
+            "vecdrill-test-base",
+            "/bin/sh",
+            "-c",
+            "echo cannot open the persist directory >&2; exit 3",
+        ]
+        .map(String::from),
+    );
+    let created = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(created.status.success());
+    let run = vecdrill(["platform", "start", "--docker", &name, "--timeout", "30s"]);
+    let _ = docker(&["rm", "-f", &name]);
+    run.expect_code(3);
+    let stderr = run.stderr();
+    assert!(stderr.contains("exit code 3"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the persist directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn issue_24_a_stopped_daemon_is_exit_3_with_a_hint() {
+    let run = vecdrill_env(
+        ["platform", "status", "--docker", "chroma"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock".to_string())],
+    );
+    run.expect_code(3);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: start the Docker daemon"), "{stderr}");
+}
