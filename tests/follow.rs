@@ -13,6 +13,28 @@ use crate::common::{
     ChromaServer, Webhook,
 };
 
+/// A fresh Chroma directory served by a server of `bin`, and where its repository goes.
+struct Live {
+    tmp: tempfile::TempDir,
+    data: PathBuf,
+    repo: String,
+    server: ChromaServer,
+}
+
+fn live(bin: &Path) -> Live {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("chroma");
+    std::fs::create_dir(&data).unwrap();
+    let repo = repo_url(&tmp.path().join("repo"));
+    let server = ChromaServer::start_with(bin, &data);
+    Live {
+        tmp,
+        data,
+        repo,
+        server,
+    }
+}
+
 /// The Python of the Chroma whose `chroma` command is `bin`.
 fn python_of(bin: &Path) -> PathBuf {
     bin.with_file_name("python")
@@ -120,11 +142,12 @@ fn purges_itself(data: &Path) -> bool {
 #[test]
 fn issue_23_restore_at_each_moment_gives_back_exactly_what_the_writer_had_then() {
     let bin = chroma_bin();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("chroma");
-    std::fs::create_dir(&data).unwrap();
-    let repo = repo_url(&tmp.path().join("repo"));
-    let server = ChromaServer::start_with(&bin, &data);
+    let Live {
+        tmp,
+        data,
+        repo,
+        server,
+    } = live(&bin);
 
     let before_base = write(
         &bin,
@@ -388,12 +411,13 @@ fn metric(path: &Path, name: &str) -> Option<f64> {
 #[test]
 fn issue_23_a_running_follower_keeps_up_and_gives_the_purge_back_when_stopped() {
     let bin = chroma_bin();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("chroma");
-    std::fs::create_dir(&data).unwrap();
-    let repo = repo_url(&tmp.path().join("repo"));
+    let Live {
+        tmp,
+        data,
+        repo,
+        server,
+    } = live(&bin);
     let metrics = tmp.path().join("follow.prom");
-    let server = ChromaServer::start_with(&bin, &data);
     write(
         &bin,
         &server,
@@ -467,13 +491,14 @@ fn issue_23_a_running_follower_keeps_up_and_gives_the_purge_back_when_stopped() 
 #[test]
 fn issue_23_rows_gone_before_they_were_shipped_are_a_loud_gap_healed_by_a_new_base() {
     let bin = chroma_bin();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("chroma");
-    std::fs::create_dir(&data).unwrap();
-    let repo = repo_url(&tmp.path().join("repo"));
+    let Live {
+        tmp,
+        data,
+        repo,
+        server,
+    } = live(&bin);
     let metrics = tmp.path().join("follow.prom");
     let hook = Webhook::start(&[]);
-    let server = ChromaServer::start_with(&bin, &data);
     // A vector index written every 10 records: Chroma can purge what it has applied.
     write(
         &bin,
@@ -593,11 +618,12 @@ fn issue_23_every_chroma_line_with_the_purge_switch_is_followed_and_restored_to_
     lines.push(Chroma::main());
     let mut followed = Vec::new();
     for chroma in lines {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("chroma");
-        std::fs::create_dir(&data).unwrap();
-        let repo = repo_url(&tmp.path().join("repo"));
-        let server = ChromaServer::start_with(&chroma.bin, &data);
+        let Live {
+            tmp,
+            data,
+            repo,
+            server,
+        } = live(&chroma.bin);
         write(
             &chroma.bin,
             &server,
@@ -830,11 +856,12 @@ fn issue_23_the_point_in_time_drill_brings_back_every_acknowledged_write_and_non
 #[test]
 fn issue_23_a_moment_is_proven_as_a_backup_is_served_and_counted_in_a_sandbox() {
     let bin = chroma_bin();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("chroma");
-    std::fs::create_dir(&data).unwrap();
-    let repo = repo_url(&tmp.path().join("repo"));
-    let server = ChromaServer::start_with(&bin, &data);
+    let Live {
+        tmp,
+        data,
+        repo,
+        server,
+    } = live(&bin);
     write(
         &bin,
         &server,
@@ -892,14 +919,15 @@ fn issue_23_a_moment_is_proven_as_a_backup_is_served_and_counted_in_a_sandbox() 
 #[test]
 fn issue_23_the_shipped_log_of_an_encrypted_repository_reveals_nothing() {
     let bin = chroma_bin();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("chroma");
-    std::fs::create_dir(&data).unwrap();
+    let Live {
+        tmp,
+        data,
+        repo,
+        server,
+    } = live(&bin);
     let repo_dir = tmp.path().join("repo");
-    let repo = repo_url(&repo_dir);
     let password = [("VECDRILL_PASSWORD", "correct horse battery".to_string())];
     crate::common::vecdrill_env(["init", "--repo", &repo], &password).expect_code(0);
-    let server = ChromaServer::start_with(&bin, &data);
     write(
         &bin,
         &server,
