@@ -262,3 +262,45 @@ fn issue_24_a_stopped_daemon_is_exit_3_with_a_hint() {
     );
     assert!(stderr.contains("hint: start the Docker daemon"), "{stderr}");
 }
+
+#[test]
+fn issue_24_backup_docker_finds_the_volume_and_stops_and_starts_the_container_for_a_cold_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let container = ChromaContainer::run(
+        &unique("vecdrill-backup"),
+        DataMount::Volume(unique("vecdrill-backup-data")),
+        None,
+    );
+    container.seed("docs", 300);
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let run = vecdrill([
+        "backup",
+        "--repo",
+        &repo,
+        "--docker",
+        &container.name,
+        "--mode",
+        "cold",
+        "--json",
+    ]);
+    run.expect_code(0);
+    let backup = run.json();
+    let manifest = &backup["backup"]["manifest"];
+    assert_eq!(manifest["capture"]["mode"], "cold", "{backup:#}");
+    assert!(
+        manifest["source"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/_data"),
+        "{backup:#}"
+    );
+    assert!(
+        run.stderr().contains("data directory:") && run.stderr().contains("volume"),
+        "{}",
+        run.stderr()
+    );
+    // Started again: the server answers with the same records.
+    container.wait_healthy();
+    let status = vecdrill(["platform", "status", "--docker", &container.name, "--json"]).json();
+    assert_eq!(status["container"]["status"], "running", "{status:#}");
+}

@@ -13,6 +13,7 @@ use vecdrill::duration::{format_utc, HumanDuration};
 use vecdrill::exit;
 use vecdrill::history::{backup_record, BackupRun};
 use vecdrill::notify::{NotifyOn, NotifySpec};
+use vecdrill::platform::docker::{DockerService, DockerSpec};
 use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::shell::ShellSpec;
 use vecdrill::platform::{Service, ServiceEnv};
@@ -99,8 +100,13 @@ pub struct BackupArgs {
     pub repo: RepoArg,
     /// The Chroma persistent directory (the one `chroma run --path` uses). Links are never
     /// followed: a symbolic link anywhere inside it is refused (exit 2), in every mode.
-    #[arg(long, required_unless_present_any = ["faiss", "redis"], conflicts_with_all = ["faiss", "redis"])]
+    #[arg(long, required_unless_present_any = ["faiss", "redis", "docker"], conflicts_with_all = ["faiss", "redis"])]
     pub chroma_dir: Option<PathBuf>,
+    /// A Chroma running in this container (name or id): its data directory is found from the
+    /// container's mounts (unless --chroma-dir gives it), and `--mode cold` stops and starts
+    /// it through the Docker Engine API (DOCKER_HOST, default the local socket).
+    #[arg(long, value_name = "CONTAINER", conflicts_with_all = ["faiss", "redis", "stop_cmd"])]
+    pub docker: Option<String>,
     /// A FAISS index file (repeatable): stored under its file name, read with a stability check.
     #[arg(long)]
     pub faiss: Vec<PathBuf>,
@@ -468,6 +474,12 @@ fn created(result: &Result<(BackupOutcome, Rotation), Failure>) -> Option<&Manif
 fn backup_target(args: &BackupArgs) -> String {
     match (&args.chroma_dir, &args.redis) {
         (Some(dir), _) => format!("chroma {}", dir.display()),
+        (None, _) if args.docker.is_some() => {
+            format!(
+                "chroma in container {}",
+                args.docker.as_deref().unwrap_or_default()
+            )
+        }
         (None, redis) => format!(
             "faiss_redis {}{}",
             args.faiss
@@ -506,7 +518,32 @@ async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), F
         ))),
         _ => None,
     };
-    let source: Box<dyn BackupSource> = match &args.chroma_dir {
+    let mut chroma_dir = args.chroma_dir.clone();
+    if let Some(container) = &args.docker {
+        let mut docker = DockerService::new(
+            DockerSpec {
+                container: Some(container.clone()),
+                compose_project: None,
+                compose_service: None,
+                timeout: HumanDuration(std::time::Duration::from_secs(120)),
+            },
+            ServiceEnv {
+                log_path: std::env::temp_dir().join("vecdrill-backup-service.log"),
+                listen_addr: None,
+            },
+        );
+        if chroma_dir.is_none() {
+            let (dir, mount) = docker.data_dir().await?;
+            eprintln!(
+                "data directory: {} (the container's {})",
+                dir.display(),
+                printable(&mount)
+            );
+            chroma_dir = Some(dir);
+        }
+        service = Some(Box::new(docker));
+    }
+    let source: Box<dyn BackupSource> = match &chroma_dir {
         Some(dir) => Box::new(ChromaSource {
             dir: dir.clone(),
             mode: args.mode,
