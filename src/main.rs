@@ -69,7 +69,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma\n  vecdrill backup --repo s3://bucket/chroma --chroma-dir /srv/chroma \\\n      --mode hot --tag nightly --keep-last 24\n  # after writes, at most hourly\n  vecdrill backup --repo file:///srv/backups --chroma-dir /srv/chroma \\\n      --min-interval 1h\n  vecdrill backup --repo s3://bucket/store --faiss content_index.faiss \\\n      --faiss user_index.faiss --redis redis://127.0.0.1:6379 \\\n      --redis-prefix chimera-vectors:\n\nEvery copy is checked before it is committed (SQLite integrity_check, the HNSW files against their metadata, that every record can be rebuilt); a copy that fails exits 1, names the check, and leaves the repository as it was.\nExit codes: 0 backed up or skipped, 1 a check failed or the repository is damaged, 2 bad input, 3 could not run (storage, server, lock), 130 interrupted."
     )]
-    Backup(BackupArgs),
+    Backup(Box<BackupArgs>),
     /// Ship a running Chroma's write-ahead log to a repository continuously, so that a
     /// restore can reach any second since the last base backup (`restore --at`).
     #[command(
@@ -269,7 +269,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Seed(args) => cli::drill::seed_command(args).await,
         Command::Bench(args) => cli::drill::bench(args).await,
         Command::Steps => Ok(cli::drill::list_steps()),
-        Command::Backup(args) => cli::repo::backup(args).await,
+        Command::Backup(args) => cli::repo::backup(*args).await,
         Command::Follow(args) => cli::follow::follow(args).await,
         Command::Init(args) => cli::repo::init(args).await,
         Command::Key(args) => cli::key::run(args).await,
