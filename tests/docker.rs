@@ -304,3 +304,55 @@ fn issue_24_backup_docker_finds_the_volume_and_stops_and_starts_the_container_fo
     let status = vecdrill(["platform", "status", "--docker", &container.name, "--json"]).json();
     assert_eq!(status["container"]["status"], "running", "{status:#}");
 }
+
+#[test]
+fn issue_24_the_compose_sidecar_restores_on_start_only_into_an_empty_volume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = project_root().join("runbooks/docker/restore-if-empty.sh");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_vecdrill")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let repo = format!("file://{}", tmp.path().join("repo").display());
+    let data = tmp.path().join("data");
+    let run = |data: &Path| {
+        Command::new("sh")
+            .arg(&script)
+            .env("PATH", &path)
+            .env("VECDRILL_REPO", &repo)
+            .env("DATA_DIR", data)
+            .env("VECDRILL_HISTORY", tmp.path().join("history.sqlite"))
+            .output()
+            .unwrap()
+    };
+    // No backup yet: a first deployment starts empty.
+    let first = run(&data);
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stdout).contains("starting empty"));
+    assert!(!data.join("chroma.sqlite3").exists());
+
+    // A backup of the volume exists and the volume is empty: restored.
+    let source = crate::common::seeded_data_dir(&tmp.path().join("seed"), &[("docs", 50, 8)]);
+    crate::common::copy_tree(&source, &data);
+    crate::common::backup_json(&repo, &data, &[]);
+    let before = crate::common::tree_hashes(&data);
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    let restored = run(&data);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(crate::common::tree_hashes(&data), before);
+
+    // A volume that holds a database is left alone.
+    std::fs::write(data.join("marker"), b"mine").unwrap();
+    let after = crate::common::tree_hashes(&data);
+    let left = run(&data);
+    assert!(left.status.success());
+    assert!(String::from_utf8_lossy(&left.stdout).contains("nothing restored"));
+    assert_eq!(crate::common::tree_hashes(&data), after);
+}
