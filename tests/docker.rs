@@ -303,6 +303,28 @@ fn issue_24_backup_docker_finds_the_volume_and_stops_and_starts_the_container_fo
     container.wait_healthy();
     let status = vecdrill(["platform", "status", "--docker", &container.name, "--json"]).json();
     assert_eq!(status["container"]["status"], "running", "{status:#}");
+
+    // Restore into the container's volume: refused while its server runs, done once stopped.
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--repo",
+            &repo,
+            "latest",
+            "--docker",
+            &container.name,
+        ];
+        args.extend(extra);
+        vecdrill(args)
+    };
+    let refused = restore(&["--yes"]);
+    refused.expect_code(2);
+    assert!(refused.stderr().contains("in use"), "{}", refused.stderr());
+    vecdrill(["platform", "stop", "--docker", &container.name, "--yes"]).expect_code(0);
+    restore(&["--yes", "--no-safety-backup"]).expect_code(0);
+    vecdrill(["platform", "start", "--docker", &container.name]).expect_code(0);
+    let counted = vecdrill(["check", "--url", &container.url(), "--json"]);
+    counted.expect_code(0);
 }
 
 #[test]

@@ -247,8 +247,13 @@ pub struct RestoreArgs {
     /// The directory to restore into; its current contents are kept as a safety copy. It must
     /// end in the directory's own name and not be a symbolic link (give the directory it
     /// points to): the restore swaps a new directory in at this path.
-    #[arg(long)]
-    pub to: PathBuf,
+    #[arg(long, required_unless_present = "docker")]
+    pub to: Option<PathBuf>,
+    /// Restore into the data directory of the Chroma in this container (name or id), found
+    /// from its mounts as `backup --docker` finds it; stop the container first
+    /// (`vecdrill platform stop --docker CONTAINER`).
+    #[arg(long, value_name = "CONTAINER", conflicts_with = "to")]
+    pub docker: Option<String>,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
@@ -495,6 +500,37 @@ fn backup_target(args: &BackupArgs) -> String {
     }
 }
 
+/// A container's Chroma service, for the commands that take `--docker`.
+fn container_service(container: &str) -> DockerService {
+    DockerService::new(
+        DockerSpec {
+            container: Some(container.to_string()),
+            compose_project: None,
+            compose_service: None,
+            timeout: HumanDuration(std::time::Duration::from_secs(120)),
+        },
+        ServiceEnv {
+            log_path: std::env::temp_dir().join("vecdrill-docker-service.log"),
+            listen_addr: None,
+        },
+    )
+}
+
+/// The host directory of the container's Chroma data, said on stderr with its mount.
+async fn found_data_dir(docker: &mut DockerService) -> Result<PathBuf, Failure> {
+    let (dir, mount) = docker.data_dir().await?;
+    eprintln!(
+        "data directory: {} (the container's {})",
+        dir.display(),
+        printable(&mount)
+    );
+    Ok(dir)
+}
+
+async fn container_data_dir(container: &str) -> Result<PathBuf, Failure> {
+    found_data_dir(&mut container_service(container)).await
+}
+
 /// Take the backup, then rotate when asked.
 async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), Failure> {
     use vecdrill::commands::backup::{
@@ -520,26 +556,9 @@ async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), F
     };
     let mut chroma_dir = args.chroma_dir.clone();
     if let Some(container) = &args.docker {
-        let mut docker = DockerService::new(
-            DockerSpec {
-                container: Some(container.clone()),
-                compose_project: None,
-                compose_service: None,
-                timeout: HumanDuration(std::time::Duration::from_secs(120)),
-            },
-            ServiceEnv {
-                log_path: std::env::temp_dir().join("vecdrill-backup-service.log"),
-                listen_addr: None,
-            },
-        );
+        let mut docker = container_service(container);
         if chroma_dir.is_none() {
-            let (dir, mount) = docker.data_dir().await?;
-            eprintln!(
-                "data directory: {} (the container's {})",
-                dir.display(),
-                printable(&mount)
-            );
-            chroma_dir = Some(dir);
+            chroma_dir = Some(found_data_dir(&mut docker).await?);
         }
         service = Some(Box::new(docker));
     }
@@ -909,6 +928,11 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             })
         }
     };
+    let to = match (&args.to, &args.docker) {
+        (Some(to), _) => to.clone(),
+        (None, Some(container)) => container_data_dir(container).await?,
+        (None, None) => unreachable!("clap requires --to or --docker"),
+    };
     let archive = match &args.archive {
         Some(path) => Some(vecdrill::repo::archive::Archive::open(
             path,
@@ -931,7 +955,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
                     hint: None,
                     code: exit::BAD_INPUT,
                 })?;
-            let choice = RestoreRequest::choice_for(&args.to, args.source.choice());
+            let choice = RestoreRequest::choice_for(&to, args.source.choice());
             let point = pitr::choose(repo, &choice, at).await?;
             backup = point.chain.base.id.clone();
             Some((point, repo.clone()))
@@ -949,7 +973,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
     let request = RestoreRequest {
         backup: backup.clone(),
         source: args.source.choice(),
-        to: args.to.clone(),
+        to: to.clone(),
         keep_safety_copies: if args.no_safety_backup {
             0
         } else {
@@ -961,7 +985,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
             .clone()
             .map(|r| r as Arc<dyn vecdrill::targets::protect::StagedStep>),
     };
-    let has_data = std::fs::read_dir(&args.to)
+    let has_data = std::fs::read_dir(&to)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
     if has_data && !args.yes && !args.dry_run && !args.if_newer && std::io::stdin().is_terminal() {
@@ -971,7 +995,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         };
         let question = format!(
             "Replace {} with backup {} ({})? The current data {}",
-            args.to.display(),
+            to.display(),
             manifest.id,
             format_utc(manifest.created_at),
             if args.no_safety_backup {
@@ -1015,7 +1039,7 @@ pub async fn restore(args: RestoreArgs) -> Result<i32, Failure> {
         };
         say!(
             "{verb} {} as it was at {}: base {} and {} log row(s) shipped after it, which Chroma replays on start",
-            args.to.display(),
+            to.display(),
             point["at"]
                 .as_str()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())

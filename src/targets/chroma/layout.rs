@@ -574,9 +574,13 @@ fn log_replayable(c: &CollectionInfo, hnsw_elements: u64) -> Result<String, Stri
 
 /// Processes holding `dir/chroma.sqlite3` open (Linux /proc), as "pid (command)".
 pub fn holders(dir: &Path) -> Vec<String> {
-    let Ok(target) = dir.join(SQLITE_FILE).canonicalize() else {
+    use std::os::unix::fs::MetadataExt;
+    // By the file itself (device and inode), not its path: a server in a container opened it
+    // under the path its own mounts give it.
+    let Ok(target) = std::fs::metadata(dir.join(SQLITE_FILE)) else {
         return Vec::new();
     };
+    let target = (target.dev(), target.ino());
     let me = std::process::id().to_string();
     let mut found = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
@@ -592,7 +596,7 @@ pub fn holders(dir: &Path) -> Vec<String> {
         };
         let holds = fds
             .flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|p| p == target));
+            .any(|fd| std::fs::metadata(fd.path()).is_ok_and(|m| (m.dev(), m.ino()) == target));
         if holds {
             let command = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
             found.push(format!("{pid} ({})", command.trim()));
