@@ -378,3 +378,72 @@ fn issue_24_the_compose_sidecar_restores_on_start_only_into_an_empty_volume() {
     assert!(String::from_utf8_lossy(&left.stdout).contains("nothing restored"));
     assert_eq!(crate::common::tree_hashes(&data), after);
 }
+
+#[test]
+fn issue_24_a_compose_service_is_found_by_its_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = unique("shop");
+    let start = |name: &str| {
+        let mut args: Vec<String> = ["run", "-d", "--name", name]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for label in [
+            format!("com.docker.compose.project={project}"),
+            "com.docker.compose.service=chroma".to_string(),
+        ] {
+            args.extend(["--label".to_string(), label]);
+        }
+        args.extend(host_mounts());
+        args.extend(["vecdrill-test-base", "/bin/sh", "-c", "sleep 600"].map(String::from));
+        let out = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let scenario = tmp.path().join("compose.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: compose\ntarget:\n  kind: chroma\n  url: http://127.0.0.1:1\n  service:\n    kind: docker\n    compose_project: {project}\n    compose_service: chroma\nsteps:\n  - {{ do: start }}\n"
+        ),
+    )
+    .unwrap();
+    let status = || {
+        vecdrill([
+            "platform",
+            "status",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    // None yet: said so, naming how Compose would create it.
+    let none = status();
+    none.expect_code(3);
+    assert!(
+        none.stderr().contains("Compose runs no container"),
+        "{}",
+        none.stderr()
+    );
+    let first = unique("shop-chroma-1");
+    start(&first);
+    let found = status();
+    let _ = docker(&["rm", "-f", &first]).status;
+    found.expect_code(0);
+    assert_eq!(found.json()["container"]["container"], first);
+    // Two: ambiguous, refused.
+    let (a, b) = (unique("shop-chroma-a"), unique("shop-chroma-b"));
+    start(&a);
+    start(&b);
+    let two = status();
+    let _ = docker(&["rm", "-f", &a, &b]).status;
+    two.expect_code(3);
+    assert!(
+        two.stderr().contains("runs 2 containers"),
+        "{}",
+        two.stderr()
+    );
+}
