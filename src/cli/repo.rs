@@ -518,7 +518,9 @@ fn container_service(container: &str) -> DockerService {
 
 /// The host directory of the container's Chroma data, said on stderr with its mount.
 async fn found_data_dir(docker: &mut DockerService) -> Result<PathBuf, Failure> {
-    let (dir, mount) = docker.data_dir().await?;
+    let (dir, mount) = docker
+        .data_dir(vecdrill::targets::chroma::schema::SQLITE_FILE)
+        .await?;
     eprintln!(
         "data directory: {} (the container's {})",
         dir.display(),

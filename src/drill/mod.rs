@@ -274,9 +274,12 @@ async fn discover_data_dir(scenario: &Scenario) -> Result<Option<Scenario>, Stri
         listen_addr: None,
     };
     let mut service = crate::platform::docker::DockerService::new(docker.clone(), env);
-    let (dir, mount) = service.data_dir().await.map_err(|e| {
-        format!("the data directory was to be found from the container's mounts: {e}")
-    })?;
+    let (dir, mount) = service
+        .data_dir(crate::targets::chroma::schema::SQLITE_FILE)
+        .await
+        .map_err(|e| {
+            format!("the data directory was to be found from the container's mounts: {e}")
+        })?;
     tracing::info!("data_dir: {} (the container's {mount})", dir.display());
     let mut found = scenario.clone();
     if let crate::targets::spec::TargetSpec::Chroma(spec) = &mut found.target {

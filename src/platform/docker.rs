@@ -363,17 +363,14 @@ impl DockerService {
         })
     }
 
-    /// The host directory holding the container's Chroma data: the mount (bind mount or
-    /// named volume) whose host side holds `chroma.sqlite3`, else the one mounted where the
-    /// server's `--path` (or `PERSIST_DIRECTORY`) says the data is; and which mount it was.
-    pub async fn data_dir(&mut self) -> Result<(PathBuf, String), PlatformError> {
+    /// The host directory holding the container's data: the mount (bind mount or named
+    /// volume) whose host side holds the file `marker` (a database's own file), else the one
+    /// mounted where the server's `--path` (or `PERSIST_DIRECTORY`) says the data is; and
+    /// which mount it was.
+    pub async fn data_dir(&mut self, marker: &str) -> Result<(PathBuf, String), PlatformError> {
         let inspected = self.inspect().await?;
         let mounts = inspected.mounts.unwrap_or_default();
-        let holds_data = |source: &str| {
-            std::path::Path::new(source)
-                .join(crate::targets::chroma::schema::SQLITE_FILE)
-                .is_file()
-        };
+        let holds_data = |source: &str| std::path::Path::new(source).join(marker).is_file();
         let config = inspected.config.unwrap_or_default();
         let mut args: Vec<String> = config.entrypoint.unwrap_or_default();
         args.extend(config.cmd.unwrap_or_default());
@@ -414,7 +411,7 @@ impl DockerService {
                 .copied(),
             many => {
                 return Err(self.failed(format!(
-                    "{} of its mounts hold a Chroma database: {}; give the target's `data_dir`",
+                    "{} of its mounts hold {marker}: {}; give the target's `data_dir`",
                     many.len(),
                     many.iter()
                         .map(|m| described(m))
@@ -426,7 +423,7 @@ impl DockerService {
         match chosen.and_then(|m| Some((PathBuf::from(m.source.clone()?), described(m)))) {
             Some(found) => Ok(found),
             None => Err(self.failed(format!(
-                "none of its mounts holds Chroma's data ({}); give the target's `data_dir`",
+                "none of its mounts holds {marker} ({}); give the target's `data_dir`",
                 if mounts.is_empty() {
                     "it has none".to_string()
                 } else {
