@@ -38,6 +38,10 @@ struct Cli {
     /// More logging on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Print nothing when the command succeeds (for cron, which mails what a job prints);
+    /// when it fails, everything it said on stderr and its error, as without --quiet.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -198,7 +202,17 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::RUNTIME as u8);
         }
     };
-    let code = match runtime.block_on(dispatch_until_interrupted(cli.command)) {
+    let quiet = if cli.quiet {
+        cli::quiet::Quiet::begin()
+    } else {
+        None
+    };
+    let result = runtime.block_on(dispatch_until_interrupted(cli.command));
+    let failed = !matches!(result, Ok(exit::SUCCESS)) || cli::stdout_failure().is_some();
+    if let Some(quiet) = quiet {
+        quiet.end(failed);
+    }
+    let code = match result {
         Ok(code) => code,
         Err(failure) => {
             // Messages can quote what a repository or server holds: shown escaped.

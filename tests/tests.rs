@@ -18,6 +18,7 @@ mod latency;
 mod mutation;
 mod new_user;
 mod prove;
+mod quiet;
 mod railway;
 mod rebuild;
 mod records;

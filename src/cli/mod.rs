@@ -28,6 +28,7 @@ pub mod platform;
 pub mod progress;
 pub mod prompt;
 pub mod prove;
+pub mod quiet;
 pub mod rebuild;
 pub mod records;
 pub mod repo;
