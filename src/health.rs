@@ -316,6 +316,96 @@ pub async fn log_lag(repo_url: &str, max_lag: Duration, source: Option<&str>) ->
     }
 }
 
+/// Redis answers PING (seed 003), with the keys under each of `prefixes` when asked; the
+/// value is the round trip in seconds.
+pub async fn redis(url: &str, prefixes: &[String]) -> Check {
+    let shown = crate::redaction::redact_url(url);
+    let failed = |detail: String| Check {
+        name: "redis",
+        passed: false,
+        detail,
+        value: None,
+    };
+    let began = std::time::Instant::now();
+    let redis = match crate::targets::redis::RedisTarget::new(url) {
+        Ok(redis) => redis,
+        Err(err) => return failed(format!("{shown}: {err}")),
+    };
+    let keys = match redis.dbsize().await {
+        Ok(keys) => keys,
+        Err(err) => return failed(format!("{shown} does not answer: {err}")),
+    };
+    let round_trip = began.elapsed();
+    let counts = match redis.count_prefixes(prefixes).await {
+        Ok(counts) => counts,
+        Err(err) => return failed(format!("{shown}: cannot count keys: {err}")),
+    };
+    let counted = counts
+        .iter()
+        .map(|(prefix, n)| format!("; {n} under {prefix:?}"))
+        .collect::<String>();
+    Check {
+        name: "redis",
+        passed: true,
+        detail: format!(
+            "{shown} answered in {} ({keys} keys{counted})",
+            crate::duration::format_duration(round_trip)
+        ),
+        value: Some(round_trip.as_secs_f64()),
+    }
+}
+
+/// The repository's object store answers: its config read back, timed (seed 003's storage
+/// connectivity); the value is the seconds it took.
+pub async fn object_store(repo_url: &str) -> Check {
+    let began = std::time::Instant::now();
+    match Repository::open(repo_url).await {
+        Ok(_) => Check {
+            name: "object_store",
+            passed: true,
+            detail: format!(
+                "{repo_url} answered in {}",
+                crate::duration::format_duration(began.elapsed())
+            ),
+            value: Some(began.elapsed().as_secs_f64()),
+        },
+        Err(err) => Check {
+            name: "object_store",
+            passed: false,
+            detail: format!("{repo_url}: {err}"),
+            value: None,
+        },
+    }
+}
+
+/// Each FAISS index file is there and parses whole.
+pub fn faiss(paths: &[std::path::PathBuf]) -> Check {
+    let mut read = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        match crate::targets::faiss::inspect(path) {
+            Ok(info) => read.push(format!(
+                "{}: {} of {} vectors, dimension {}",
+                path.display(),
+                info.kind,
+                info.ntotal,
+                info.dimension
+            )),
+            Err(err) => problems.push(err.to_string()),
+        }
+    }
+    Check {
+        name: "faiss",
+        passed: problems.is_empty(),
+        detail: if problems.is_empty() {
+            read.join("; ")
+        } else {
+            problems.join("; ")
+        },
+        value: None,
+    }
+}
+
 /// Disk use of the filesystem holding `dir`, as `df` computes it, against `max_percent`.
 pub fn disk_use(dir: &Path, max_percent: Option<f64>) -> Check {
     let stats = match nix::sys::statvfs::statvfs(dir) {
@@ -369,6 +459,11 @@ pub fn metrics(checks: &[Check]) -> Vec<Metric> {
                 "unproven_age" => (
                     "vecdrill_backup_unproven_seconds",
                     "how long the newest backup has gone unproven (0 when proven)",
+                ),
+                "redis" => ("vecdrill_redis_seconds", "Redis PING round trip"),
+                "object_store" => (
+                    "vecdrill_object_store_seconds",
+                    "time to read the repository's config from its object store",
                 ),
                 "log_lag" => (
                     "vecdrill_log_lag_seconds",

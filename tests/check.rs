@@ -31,9 +31,9 @@ fn check_passes_on_a_healthy_setup_and_fails_on_a_stale_backup_and_a_dead_server
     ]);
     healthy.expect_code(0);
     let report = healthy.json();
-    assert_eq!(report["checks"].as_array().unwrap().len(), 3);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 4);
     let samples = prometheus_samples(&metrics);
-    for check in ["heartbeat", "backup_age", "disk_use"] {
+    for check in ["heartbeat", "object_store", "backup_age", "disk_use"] {
         let name = format!("vecdrill_check_passed{{check=\"{check}\"}}");
         assert_eq!(
             samples.iter().find(|(n, _)| *n == name).map(|s| s.1),
@@ -84,4 +84,67 @@ fn check_passes_on_a_healthy_setup_and_fails_on_a_stale_backup_and_a_dead_server
     assert!(samples
         .iter()
         .any(|(n, v)| n == "vecdrill_check_passed{check=\"heartbeat\"}" && *v == 0.0));
+}
+
+#[test]
+fn issue_25_redis_object_store_and_faiss_checks_pass_and_fail_as_they_should() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = crate::common::RedisServer::start(&tmp.path().join("redis"));
+    redis.fill("vectors:", 12);
+    let index = tmp.path().join("content.faiss");
+    std::fs::write(&index, crate::faiss_redis::flat_l2_index(8, 20)).unwrap();
+    let metrics = tmp.path().join("check.prom");
+    let healthy = vecdrill([
+        "check",
+        "--redis",
+        &redis.url(),
+        "--redis-prefix",
+        "vectors:",
+        "--faiss",
+        index.to_str().unwrap(),
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+        "--json",
+    ]);
+    healthy.expect_code(0);
+    let report = healthy.json();
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check: {report:#}"))
+    };
+    assert!(check("redis")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("12 under \"vectors:\""));
+    assert!(check("faiss")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("20 vectors, dimension 8"));
+    let samples = prometheus_samples(&metrics);
+    assert!(samples.iter().any(|(n, _)| n == "vecdrill_redis_seconds"));
+
+    // A truncated index, a Redis that is gone and an unreachable object store each fail,
+    // named, each on its own line.
+    std::fs::write(&index, &crate::faiss_redis::flat_l2_index(8, 20)[..100]).unwrap();
+    let url = redis.url();
+    redis.stop();
+    let failing = vecdrill([
+        "check",
+        "--redis",
+        &url,
+        "--faiss",
+        index.to_str().unwrap(),
+        "--repo",
+        "s3://no-such-bucket-vecdrill/x",
+    ]);
+    failing.expect_code(1);
+    let out = failing.stdout();
+    for name in ["redis", "faiss", "object_store"] {
+        assert!(out.contains(&format!("FAIL {name}")), "{name}: {out}");
+    }
 }

@@ -86,7 +86,7 @@ fn write_indexes(dir: &Path, count: u64, dim: u32, seed: u64) -> serde_json::Map
 }
 
 /// An `IndexFlatL2` file as faiss writes it: code, header, then the vectors.
-fn flat_l2_index(dim: u32, count: u64) -> Vec<u8> {
+pub(crate) fn flat_l2_index(dim: u32, count: u64) -> Vec<u8> {
     let mut bytes = b"IxF2".to_vec();
     bytes.extend_from_slice(&(dim as i32).to_le_bytes());
     bytes.extend_from_slice(&(count as i64).to_le_bytes());

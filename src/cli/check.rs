@@ -42,6 +42,15 @@ pub struct CheckArgs {
     /// Check only this source's backups (HOST:PATH as `list` shows it, or the path alone).
     #[arg(long, value_name = "SOURCE", requires = "repo")]
     pub source: Option<String>,
+    /// Redis whose PING to check (the metadata store of a FAISS + Redis setup).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// With --redis: count the keys under this prefix too (repeatable).
+    #[arg(long = "redis-prefix", value_name = "PREFIX", requires = "redis")]
+    pub redis_prefixes: Vec<String>,
+    /// A FAISS index file that must be there and parse whole (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub faiss: Vec<PathBuf>,
     /// Data directory whose filesystem's use to check.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -64,10 +73,15 @@ fn parse_disk_use(text: &str) -> Result<f64, String> {
 }
 
 pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
-    if args.url.is_none() && args.repo.is_none() && args.data_dir.is_none() {
+    if args.url.is_none()
+        && args.repo.is_none()
+        && args.data_dir.is_none()
+        && args.redis.is_none()
+        && args.faiss.is_empty()
+    {
         return Err(Failure {
             message: "nothing to check".into(),
-            hint: Some("give --url, --repo (with --max-backup-age) and/or --data-dir (with --max-disk-use)".into()),
+            hint: Some("give --url, --repo (with --max-backup-age), --redis, --faiss and/or --data-dir (with --max-disk-use)".into()),
             code: exit::BAD_INPUT,
         });
     }
@@ -87,7 +101,14 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
             .await,
         );
     }
+    if let Some(url) = &args.redis {
+        checks.push(health::redis(url, &args.redis_prefixes).await);
+    }
+    if !args.faiss.is_empty() {
+        checks.push(health::faiss(&args.faiss));
+    }
     if let Some(repo) = &args.repo {
+        checks.push(health::object_store(repo).await);
         checks.push(
             health::backup_age(
                 repo,
