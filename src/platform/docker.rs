@@ -249,7 +249,7 @@ impl DockerService {
                 // still running a moment later (a server that dies at once is caught here).
                 Some(HealthStatusEnum::NONE) | None if running => {
                     let since = *running_since.get_or_insert_with(Instant::now);
-                    if self.answers() || since.elapsed() >= SETTLE {
+                    if self.answers().await || since.elapsed() >= SETTLE {
                         return Ok(());
                     }
                 }
@@ -278,17 +278,15 @@ impl DockerService {
     }
 
     /// Whether something accepts connections on the target's address (when known).
-    fn answers(&self) -> bool {
-        use std::net::ToSocketAddrs;
+    async fn answers(&self) -> bool {
         let Some(addr) = self.env.listen_addr.as_deref() else {
             return false;
         };
-        addr.to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .is_some_and(|a| {
-                std::net::TcpStream::connect_timeout(&a, Duration::from_millis(100)).is_ok()
-            })
+        let connect = tokio::net::TcpStream::connect(addr);
+        matches!(
+            tokio::time::timeout(Duration::from_millis(100), connect).await,
+            Ok(Ok(_))
+        )
     }
 
     /// A failure naming what the container did, its exit code and its log's last lines.

@@ -312,7 +312,8 @@ pub async fn write_into(
             )));
         }
         let base_head = expected.unwrap_or(0);
-        replayed.rows -= staged.remove_rows_of(id, base_head).map_err(wal_failed)?;
+        let removed = staged.remove_rows_of(id, base_head).map_err(wal_failed)?;
+        replayed.rows = replayed.rows.saturating_sub(removed);
     }
     Ok(replayed)
 }
