@@ -184,6 +184,8 @@ where
             );
         }
     }
+    // The repository's count of gaps goes on from the last follower's.
+    report.gaps_total = previous.as_ref().map_or(0, |s| s.gaps_total);
     let outcome = run(
         repo,
         options,
@@ -230,9 +232,6 @@ where
     F: std::future::Future<Output = ()>,
 {
     tokio::pin!(stop);
-    let mut gaps_total = newest_state(repo, source)
-        .await?
-        .map_or(0, |s| s.gaps_total);
     let mut following = match continued_chain(repo, source).await? {
         Some(following) => following,
         None => new_base(repo, options, progress, report).await?,
@@ -269,7 +268,7 @@ where
             _ => None,
         };
         if let Some(what) = vanished {
-            gaps_total += 1;
+            report.gaps_total += 1;
             report.gaps += 1;
             let message = format!(
                 "gap in the shipped log of {}: {what}; writes in it can only be restored from a backup, so a new base backup is taken now",
@@ -328,7 +327,6 @@ where
         report.through = following.through;
         report.covered_until = Some(read_at);
         report.base = following.base.id.clone();
-        report.gaps_total = gaps_total;
         // Only what is shipped, and what Chroma itself would purge.
         report.rows_purged += live.purge(following.through)? as u64;
         if full {
@@ -361,7 +359,7 @@ where
                 covered_until: read_at,
                 through: following.through,
                 segments: following.number,
-                gaps_total,
+                gaps_total: report.gaps_total,
                 purge_was,
                 hostname: hostname(),
                 pid: std::process::id(),
