@@ -378,6 +378,57 @@ pub async fn object_store(repo_url: &str) -> Check {
     }
 }
 
+/// Every source's newest backup in `repo_url` has a copy in `copy_url` (a backup `vecdrill
+/// copy` or `backup --copy-to` put there, read back): seed 003's local and off-site copies.
+/// The value is how many sources' newest backups lack one.
+pub async fn copies(
+    repo_url: &str,
+    copy_url: &str,
+    copy_password: &crate::repo::password::PasswordSources,
+    source: Option<&str>,
+) -> Check {
+    let failed = |detail: String| Check {
+        name: "copy",
+        passed: false,
+        detail,
+        value: None,
+    };
+    let (_, newest) = match open_newest(repo_url, source).await {
+        Ok(opened) => opened,
+        Err(detail) => return failed(detail),
+    };
+    let copy_repo = match Repository::open_with(copy_url, copy_password, None).await {
+        Ok(repo) => repo,
+        Err(err) => return failed(format!("cannot open {copy_url}: {err}")),
+    };
+    let mut missing = Vec::new();
+    for manifest in &newest {
+        match copy_repo.manifest(&manifest.id).await {
+            Ok(copy) if copy.id == manifest.id => {}
+            Ok(_)
+            | Err(crate::repo::RepoError::BackupNotFound { .. })
+            | Err(crate::repo::RepoError::Empty) => {
+                missing.push(format!("{} (of {})", manifest.id, manifest.source_label()))
+            }
+            Err(err) => missing.push(format!("{}: {err}", manifest.id)),
+        }
+    }
+    let detail = if missing.is_empty() {
+        format!(
+            "the newest backup of each of {} source(s) is in {copy_url}",
+            newest.len()
+        )
+    } else {
+        format!("not in {copy_url}: {}", missing.join("; "))
+    };
+    Check {
+        name: "copy",
+        passed: missing.is_empty(),
+        detail,
+        value: Some(missing.len() as f64),
+    }
+}
+
 /// Each FAISS index file is there and parses whole.
 pub fn faiss(paths: &[std::path::PathBuf]) -> Check {
     let mut read = Vec::new();
@@ -464,6 +515,10 @@ pub fn metrics(checks: &[Check]) -> Vec<Metric> {
                 "object_store" => (
                     "vecdrill_object_store_seconds",
                     "time to read the repository's config from its object store",
+                ),
+                "copy" => (
+                    "vecdrill_copy_missing",
+                    "sources whose newest backup has no copy in the second repository",
                 ),
                 "log_lag" => (
                     "vecdrill_log_lag_seconds",

@@ -80,6 +80,12 @@ enum Command {
         after_help = "Examples:\n  vecdrill follow --repo s3://bucket/chroma --chroma-dir /srv/chroma \\\n      --take-over-purge --base-every 24h \\\n      --metrics-file /var/lib/node/vecdrill.prom\n  # catch up once, from cron\n  vecdrill follow --repo file:///srv/backups --chroma-dir /srv/chroma \\\n      --take-over-purge --once\n\nChroma (0.5.23 or newer) purges its log once its segments have applied it; the follower turns that off (--take-over-purge is the consent), ships each new row within --interval, then purges what is shipped and applied. A base backup is taken when there is none, on --base-every, and after a gap (rows gone before they were shipped), which is also logged, counted in the metrics and posted to --notify. SIGTERM or SIGINT ships what is left, sets the purge switch back and exits 0.\nExit codes: 0 stopped cleanly, 2 bad input (no consent, a Chroma without the switch), 3 could not run."
     )]
     Follow(cli::follow::FollowArgs),
+    /// Copy backups into another repository (an off-site second copy), sending only what it
+    /// lacks and verifying each copy there before it is listed.
+    #[command(
+        after_help = "Examples:\n  vecdrill copy --from-repo file:///srv/backups --repo s3://bucket/chroma latest\n  # every backup the destination lacks, from cron\n  vecdrill copy --from-repo file:///srv/backups --repo s3://bucket/chroma --all\n  VECDRILL_FROM_PASSWORD_FILE=/etc/vecdrill/pw-local \\\n      vecdrill copy --from-repo file:///srv/backups --repo s3://bucket/chroma \\\n      --password-file /etc/vecdrill/pw-offsite --all\n\nA copy keeps the backup's id, time and source, so `restore latest` works the same from either repository. Between an encrypted and an unencrypted repository (or two with different keys) every file is read back and re-encrypted for the destination; chunks the destination holds are never uploaded again. The log `vecdrill follow` shipped after a backup is copied with it.\nExit codes: 0 copied (or already there), 1 the source or the copy is damaged, 2 bad input, 3 could not run."
+    )]
+    Copy(cli::copy::CopyArgs),
     /// Create a repository, encrypted (the default) or not.
     #[command(
         after_help = "Examples:\n  VECDRILL_PASSWORD_FILE=/etc/vecdrill/pw \\\n      vecdrill init --repo s3://bucket/chroma\n  vecdrill init --repo file:///srv/backups --encryption none\n\nAn encrypted repository seals every object it holds (XChaCha20-Poly1305) under a random key that the password unlocks (Argon2id); the password comes from --password-file, --password-command, VECDRILL_PASSWORD_FILE, VECDRILL_PASSWORD_COMMAND or VECDRILL_PASSWORD. Without it the backups cannot be read by anyone."
@@ -285,6 +291,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Steps => Ok(cli::drill::list_steps()),
         Command::Backup(args) => cli::repo::backup(*args).await,
         Command::Follow(args) => cli::follow::follow(args).await,
+        Command::Copy(args) => cli::copy::run(args).await,
         Command::Init(args) => cli::repo::init(args).await,
         Command::Key(args) => cli::key::run(args).await,
         Command::List(args) => cli::repo::list(args).await,

@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod closed_stdout;
+mod copy;
 mod docker;
 mod drill;
 mod durability;

@@ -42,6 +42,12 @@ pub struct CheckArgs {
     /// Check only this source's backups (HOST:PATH as `list` shows it, or the path alone).
     #[arg(long, value_name = "SOURCE", requires = "repo")]
     pub source: Option<String>,
+    /// A second repository that must hold a copy of each source's newest backup in --repo
+    /// (`vecdrill copy`, `backup --copy-to`).
+    #[arg(long, value_name = "URL", requires = "repo")]
+    pub copy_repo: Option<String>,
+    #[command(flatten)]
+    pub copy_password: super::copy::CopyPasswordArgs,
     /// Redis whose PING to check (the metadata store of a FAISS + Redis setup).
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
@@ -123,6 +129,12 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
             health::unproven_age(repo, max.as_duration(), args.source.as_deref()).await;
         checks.push(check);
         more_metrics = metrics;
+    }
+    if let (Some(repo), Some(copy_repo)) = (&args.repo, &args.copy_repo) {
+        let password = args
+            .copy_password
+            .sources(&super::repo::PasswordArgs::default());
+        checks.push(health::copies(repo, copy_repo, &password, args.source.as_deref()).await);
     }
     if let (Some(repo), Some(max)) = (&args.repo, args.max_log_lag) {
         checks.push(health::log_lag(repo, max.as_duration(), args.source.as_deref()).await);

@@ -19,6 +19,7 @@ macro_rules! say_shown {
 }
 
 pub mod check;
+pub mod copy;
 pub mod drill;
 pub mod follow;
 pub mod history;

@@ -17,7 +17,7 @@ use vecdrill::platform::docker::{DockerService, DockerSpec};
 use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::shell::ShellSpec;
 use vecdrill::platform::{Service, ServiceEnv};
-use vecdrill::repo::format::{Manifest, Proof};
+use vecdrill::repo::format::{CopyRecord, Manifest, Proof};
 use vecdrill::repo::password::PasswordSources;
 use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
 use vecdrill::repo::{Repository, SourceChoice};
@@ -153,9 +153,16 @@ pub struct BackupArgs {
     /// otherwise carried over.
     #[arg(long)]
     pub read_all: bool,
-    /// After a successful backup, keep only the newest N of this source (e.g. 24).
+    /// After a successful backup, keep only the newest N of this source (e.g. 24), in the
+    /// repository and in --copy-to's.
     #[arg(long)]
     pub keep_last: Option<usize>,
+    /// After a successful backup, copy it into this second repository too (created on first
+    /// use; see `vecdrill copy`): a failed copy fails the command (the backup stays).
+    #[arg(long, value_name = "URL")]
+    pub copy_to: Option<String>,
+    #[command(flatten)]
+    pub copy_password: super::copy::CopyPasswordArgs,
     /// POST a JSON summary (with a Slack-compatible `text`) to this webhook.
     #[arg(long, value_name = "URL")]
     pub notify: Option<String>,
@@ -400,13 +407,20 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
     let mut history = args.records.open_history()?;
     let started_at = Utc::now();
     let result = create_backup(&args).await;
+    let copied = match (created(&result), &args.copy_to) {
+        (Some(manifest), Some(url)) => Some(copy_created(&args, manifest, url).await),
+        _ => None,
+    };
     let manifest = created(&result);
     let record = backup_record(BackupRun {
         repo: &args.repo.repo,
         target: backup_target(&args),
         started_at,
         finished_at: Utc::now(),
-        exit_code: result.as_ref().map_or_else(|f| f.code, |_| exit::SUCCESS),
+        exit_code: match (&result, &copied) {
+            (Err(failure), _) | (_, Some(Err(failure))) => failure.code,
+            _ => exit::SUCCESS,
+        },
         backup_id: manifest.map(|m| m.id.clone()),
         logical_bytes: manifest.map(|m| m.totals.logical_bytes),
         stored_bytes: manifest.map(|m| m.totals.stored_bytes),
@@ -414,7 +428,7 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
             .map(|m| format_of(m).recorded_counts(m).into_iter().collect())
             .unwrap_or_default(),
         detail: match &result {
-            Ok((outcome, rotation)) => backup_json(outcome, rotation),
+            Ok((outcome, rotation)) => with_copy(backup_json(outcome, rotation), copied.as_ref()),
             Err(failure) => serde_json::json!({ "error": failure.message, "hint": failure.hint }),
         },
     });
@@ -422,12 +436,18 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
     if let Some(url) = &args.notify {
         let spec = NotifySpec::new(url.clone(), args.notify_on);
         if spec.wants(record.passed) {
-            let error = result.as_ref().err().map(|f| f.message.as_str());
+            let error = match (&result, &copied) {
+                (Err(failure), _) | (_, Some(Err(failure))) => Some(failure.message.as_str()),
+                _ => None,
+            };
             super::records::notify(&spec, &vecdrill::notify::backup_summary(&record, error)).await;
         }
     }
     let (outcome, rotation) = result?;
-    let code = report_backup(&outcome, rotation, &args)?;
+    let code = report_backup(&outcome, rotation, copied.as_ref(), &args)?;
+    if let Some(Err(failure)) = copied {
+        return Err(failure);
+    }
     match (&outcome, args.prove) {
         (BackupOutcome::Created { manifest }, true) => prove_created(&args, manifest).await,
         _ => Ok(code),
@@ -466,6 +486,61 @@ async fn prove_created(args: &BackupArgs, manifest: &Manifest) -> Result<i32, Fa
     )
     .await?;
     Ok(report.exit_code)
+}
+
+/// `backup --copy-to`: the new backup copied into the second repository. A failure says that
+/// the backup itself is committed.
+async fn copy_created(
+    args: &BackupArgs,
+    manifest: &Manifest,
+    url: &str,
+) -> Result<vecdrill::commands::copy::CopyOutcome, Failure> {
+    let copy = async {
+        let repo = args.repo.open().await?;
+        super::copy::copy_into(
+            &repo,
+            &vecdrill::commands::copy::Selection::One(manifest.id.clone()),
+            &SourceChoice::default(),
+            url,
+            &args.copy_password.sources(&args.repo.password),
+            args.keep_last,
+            args.json,
+        )
+        .await
+    };
+    copy.await.map_err(|failure| Failure {
+        message: format!(
+            "backup {} is committed, but copying it into {} failed: {}",
+            manifest.id,
+            vecdrill::redaction::redact_url(url),
+            failure.message
+        ),
+        hint: Some(format!(
+            "{}run `vecdrill copy --from-repo {} --repo URL {}` once it is fixed",
+            failure
+                .hint
+                .map(|h| format!("{h}; then "))
+                .unwrap_or_default(),
+            vecdrill::redaction::redact_url(&args.repo.repo),
+            manifest.id
+        )),
+        code: failure.code,
+    })
+}
+
+/// The backup's JSON with what `--copy-to` did.
+fn with_copy(
+    mut shown: serde_json::Value,
+    copied: Option<&Result<vecdrill::commands::copy::CopyOutcome, Failure>>,
+) -> serde_json::Value {
+    match copied {
+        Some(Ok(outcome)) => shown["copy"] = serde_json::json!(outcome),
+        Some(Err(failure)) => {
+            shown["copy"] = serde_json::json!({ "error": failure.message, "hint": failure.hint })
+        }
+        None => {}
+    }
+    shown
 }
 
 fn created(result: &Result<(BackupOutcome, Rotation), Failure>) -> Option<&Manifest> {
@@ -612,10 +687,11 @@ fn backup_json(outcome: &BackupOutcome, rotation: &Rotation) -> serde_json::Valu
 fn report_backup(
     outcome: &BackupOutcome,
     rotation: Rotation,
+    copied: Option<&Result<vecdrill::commands::copy::CopyOutcome, Failure>>,
     args: &BackupArgs,
 ) -> Result<i32, Failure> {
     if args.json {
-        print_json(&backup_json(outcome, &rotation));
+        print_json(&with_copy(backup_json(outcome, &rotation), copied));
         return Ok(exit::SUCCESS);
     }
     match outcome {
@@ -641,6 +717,9 @@ fn report_backup(
     if let Some(reason) = rotation.deferred {
         say!("rotation: put off: {reason}");
     }
+    if let Some(Ok(outcome)) = copied {
+        super::copy::say_copied(outcome);
+    }
     Ok(exit::SUCCESS)
 }
 
@@ -655,6 +734,39 @@ struct BackupRow {
     size: String,
     added: String,
     proven: String,
+    copies: String,
+}
+
+/// Where a backup's copies are, as `--json` shows them.
+fn copies_json(records: &[CopyRecord]) -> serde_json::Value {
+    serde_json::json!(records
+        .iter()
+        .map(|r| serde_json::json!({
+            "repository": r.repository,
+            "url": r.url,
+            "copied_at": r.copied_at,
+        }))
+        .collect::<Vec<_>>())
+}
+
+/// Where a backup's copies are, and where it is a copy from, in a few words.
+fn copies_text(manifest: &Manifest, records: Option<&Vec<CopyRecord>>) -> String {
+    let mut said: Vec<String> = records
+        .into_iter()
+        .flatten()
+        .map(|r| format!("in {}", r.url))
+        .collect();
+    if let Some(origin) = &manifest.copied_from {
+        said.push(format!(
+            "copy of {}",
+            vecdrill::repo::keyring::short(&origin.repository)
+        ));
+    }
+    if said.is_empty() {
+        "-".into()
+    } else {
+        said.join(", ")
+    }
 }
 
 fn collections_summary(manifest: &Manifest) -> Vec<serde_json::Value> {
@@ -733,6 +845,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
         manifests.retain(|m| SourceChoice::names(named, m));
     }
     let proofs = repo.proofs().await?;
+    let copies = vecdrill::repo::copy::copies(&repo).await?;
     let chains = shipped::chains(&repo, &manifests).await?;
     if args.json {
         print_json(
@@ -740,6 +853,8 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
                 .iter()
                 .map(|m| {
                     let mut shown = summary(m, proofs.get(&m.id));
+                    shown["copies"] = copies_json(copies.get(&m.id).map_or(&[], |c| c));
+                    shown["copied_from"] = serde_json::json!(m.copied_from);
                     if let Some(chain) = chains.iter().find(|c| c.base.id == m.id) {
                         shown["log"] = log_json(chain);
                     }
@@ -771,6 +886,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
             size: bytes(m.totals.logical_bytes),
             added: bytes(m.totals.stored_bytes),
             proven: printable(&proof_text(proofs.get(&m.id))).into_owned(),
+            copies: printable(&copies_text(m, copies.get(&m.id))).into_owned(),
         })
         .collect();
     say_shown!("{}", Table::new(rows).with(Style::rounded()));
@@ -801,8 +917,10 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
     let manifest = repo.backup(&args.backup, &args.source.choice()).await?;
     let (details, lines) = format_of(&manifest).details(&manifest);
     let proof = repo.proof(&manifest.id).await?;
+    let copies = vecdrill::repo::copy::copies_of(&repo, &manifest.id).await?;
     if args.json {
         let mut value = serde_json::to_value(&manifest).unwrap_or_default();
+        value["copies"] = copies_json(&copies);
         value["collections"] = serde_json::Value::Array(collections_summary(&manifest));
         value["encrypted"] = serde_json::Value::Bool(repo.encrypted());
         value["proof"] = proof_json(proof.as_ref());
@@ -829,6 +947,21 @@ pub async fn info(args: InfoArgs) -> Result<i32, Failure> {
         say_shown!("{line}");
     }
     say_shown!("proven: {}", proof_text(proof.as_ref()));
+    if let Some(origin) = &manifest.copied_from {
+        say_shown!(
+            "a copy, made {} from repository {}",
+            format_utc(origin.copied_at),
+            origin.repository
+        );
+    }
+    for record in &copies {
+        say_shown!(
+            "copied {} into {} (repository {})",
+            format_utc(record.copied_at),
+            record.url,
+            record.repository
+        );
+    }
     if let Some(failure) = proof.as_ref().and_then(|p| p.failure.as_ref()) {
         say_shown!("  the newest proof failed: {failure}");
     }

@@ -58,10 +58,16 @@ async fn rotate(
     outcome: &BackupOutcome,
     keep_last: Option<usize>,
 ) -> Result<Rotation, RepoError> {
+    match (outcome, keep_last) {
+        (BackupOutcome::Created { .. }, Some(keep)) => keep_newest(repo, keep).await,
+        _ => Ok(Rotation::default()),
+    }
+}
+
+/// Keep each source's `keep` newest backups of `repo`; put off (no failure) when another
+/// process holds its lock.
+pub async fn keep_newest(repo: &Repository, keep: usize) -> Result<Rotation, RepoError> {
     let mut rotation = Rotation::default();
-    let (BackupOutcome::Created { .. }, Some(keep)) = (outcome, keep_last) else {
-        return Ok(rotation);
-    };
     let options = PruneOptions {
         policy: RetentionPolicy {
             keep_last: Some(keep.max(1)),

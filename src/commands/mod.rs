@@ -3,6 +3,7 @@
 //! call these, so a command and its step can never disagree.
 
 pub mod backup;
+pub mod copy;
 pub mod follow;
 pub mod verify;
 

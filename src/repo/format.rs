@@ -228,7 +228,48 @@ pub struct Manifest {
     /// Checks run on the captured files before this manifest was written.
     pub checks: Vec<CheckResult>,
     pub files: Vec<FileEntry>,
+    /// In this repository: files, bytes and chunks of the backup; the new ones are what
+    /// writing it here added (by `copy`, for a copy).
     pub totals: Totals,
+    /// Set on a backup `vecdrill copy` brought here from another repository: its id, time,
+    /// source, capture, checks and files' contents are the original's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<CopiedFrom>,
+}
+
+/// Where a copied backup came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CopiedFrom {
+    /// The id of the repository it was copied from.
+    pub repository: String,
+    pub copied_at: DateTime<Utc>,
+}
+
+/// That backup `backup` has a copy in repository `repository`: kept in the repository it was
+/// copied from (`copies/<backup>/<repository>.json`), so that `list` and `info` there can say
+/// where its copies are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    /// See [`Sealed`].
+    #[serde(default)]
+    pub checksum: String,
+    pub backup: String,
+    /// The id of the repository holding the copy.
+    pub repository: String,
+    /// Its URL as given to `copy`, credentials removed.
+    pub url: String,
+    pub copied_at: DateTime<Utc>,
+}
+
+impl CopyRecord {
+    /// The name it is stored under, below `copies/`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.backup, self.repository)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -438,6 +479,30 @@ impl Stored for Proof {
     }
 }
 
+impl Sealed for CopyRecord {
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
+}
+
+impl Stored for CopyRecord {
+    const KIND: &'static str = kinds::COPY;
+    const DIR: &'static str = "copies";
+    fn kind_and_version(&self) -> (&str, u32) {
+        (&self.kind, self.version)
+    }
+    fn check(&self, stored_as: &str) -> Result<(), String> {
+        if !is_valid_id(&self.backup) || !is_valid_id(&self.repository) || self.name() != stored_as
+        {
+            return Err(format!(
+                "it records backup {:?} in repository {:?}, not what its name says ({stored_as:?})",
+                self.backup, self.repository
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Stored for Manifest {
     const KIND: &'static str = kinds::MANIFEST;
     const DIR: &'static str = "snapshots";
@@ -616,6 +681,7 @@ pub mod kinds {
     pub const MANIFEST: &str = "vecdrill-manifest";
     pub const LOCK: &str = "vecdrill-lock";
     pub const PROOF: &str = "vecdrill-proof";
+    pub const COPY: &str = "vecdrill-copy";
 }
 
 /// Tags are kept as a sorted list; this builds it from user input.

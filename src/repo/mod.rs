@@ -16,6 +16,7 @@ use crate::exit::{self, Classify};
 
 pub mod archive;
 pub mod chunker;
+pub mod copy;
 pub mod crypto;
 pub mod format;
 pub mod index;

@@ -15,6 +15,35 @@ pub const PASSWORD_ENV: &str = "VECDRILL_PASSWORD";
 pub const PASSWORD_FILE_ENV: &str = "VECDRILL_PASSWORD_FILE";
 pub const PASSWORD_COMMAND_ENV: &str = "VECDRILL_PASSWORD_COMMAND";
 
+/// The environment variables one repository's password is taken from.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordEnv {
+    pub password: &'static str,
+    pub file: &'static str,
+    pub command: &'static str,
+}
+
+/// The repository a command works on (`--repo`).
+pub const MAIN_ENV: PasswordEnv = PasswordEnv {
+    password: PASSWORD_ENV,
+    file: PASSWORD_FILE_ENV,
+    command: PASSWORD_COMMAND_ENV,
+};
+
+/// The repository `vecdrill copy` copies from (`--from-repo`).
+pub const FROM_ENV: PasswordEnv = PasswordEnv {
+    password: "VECDRILL_FROM_PASSWORD",
+    file: "VECDRILL_FROM_PASSWORD_FILE",
+    command: "VECDRILL_FROM_PASSWORD_COMMAND",
+};
+
+/// The second repository a backup is copied into (`backup --copy-to`, `check --copy-repo`).
+pub const COPY_ENV: PasswordEnv = PasswordEnv {
+    password: "VECDRILL_COPY_PASSWORD",
+    file: "VECDRILL_COPY_PASSWORD_FILE",
+    command: "VECDRILL_COPY_PASSWORD_COMMAND",
+};
+
 /// What a password comes from, as given (flags win over the environment).
 #[derive(Clone, Default)]
 pub struct PasswordSources {
@@ -69,11 +98,26 @@ impl Classify for PasswordError {
 impl PasswordSources {
     /// The flags given, completed from the environment.
     pub fn from_env(file: Option<PathBuf>, command: Option<String>) -> Self {
+        Self::from_env_of(&MAIN_ENV, file, command)
+    }
+
+    /// The flags given for another repository, completed from its own variables (`env`).
+    pub fn from_env_of(env: &PasswordEnv, file: Option<PathBuf>, command: Option<String>) -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Self {
-            file: file.or_else(|| var(PASSWORD_FILE_ENV).map(PathBuf::from)),
-            command: command.or_else(|| var(PASSWORD_COMMAND_ENV)),
-            env: var(PASSWORD_ENV).map(Zeroizing::new),
+            file: file.or_else(|| var(env.file).map(PathBuf::from)),
+            command: command.or_else(|| var(env.command)),
+            env: var(env.password).map(Zeroizing::new),
+        }
+    }
+
+    /// These sources when any is given, else `fallback`'s: a second repository is opened with
+    /// the first one's password unless it is given its own.
+    pub fn or(self, fallback: &Self) -> Self {
+        if self.given() {
+            self
+        } else {
+            fallback.clone()
         }
     }
 

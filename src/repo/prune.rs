@@ -232,6 +232,9 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
         for id in &removed {
             repo.store.delete(&manifest_key(id)).await?;
             repo.store.delete(&proof_key(id)).await?;
+            for record in repo.store.list(&super::copy::copies_dir(id)).await? {
+                repo.store.delete(&record.key).await?;
+            }
         }
     }
     // The log shipped after a removed backup goes with it, and so does a chain whose backup

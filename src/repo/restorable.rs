@@ -112,6 +112,43 @@ pub async fn read_file(
     sink: ChunkSink,
     progress: &dyn Progress,
 ) -> Result<(), RepoError> {
+    read_checked(repo, file, located, what, sink, None, progress).await
+}
+
+/// [`read_file`], handing every decoded chunk to `in_order` too, in file order (for a copy
+/// into another repository, which must cut the file into the same chunks). The whole-file
+/// check comes after the last chunk is sent: whoever stores them must not commit before
+/// this returns `Ok`.
+pub async fn read_file_in_order(
+    repo: &Repository,
+    file: &FileEntry,
+    located: Vec<(Location, u64)>,
+    what: &str,
+    in_order: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    progress: &dyn Progress,
+) -> Result<(), RepoError> {
+    let no_writes: ChunkSink = Arc::new(|_, _| Ok(()));
+    read_checked(
+        repo,
+        file,
+        located,
+        what,
+        no_writes,
+        Some(in_order),
+        progress,
+    )
+    .await
+}
+
+async fn read_checked(
+    repo: &Repository,
+    file: &FileEntry,
+    located: Vec<(Location, u64)>,
+    what: &str,
+    sink: ChunkSink,
+    in_order: Option<&tokio::sync::mpsc::Sender<Vec<u8>>>,
+    progress: &dyn Progress,
+) -> Result<(), RepoError> {
     let corrupt = |detail: String| RepoError::Corrupt {
         what: what.to_string(),
         detail,
@@ -174,16 +211,25 @@ pub async fn read_file(
         .keys()
         .map_or_else(blake3::Hasher::new, |k| k.file_hasher());
     while let Some(plain) = runs.next().await {
-        let plain = plain?;
-        progress.advance(plain.iter().map(|c| c.len() as u64).sum());
-        hasher = tokio::task::spawn_blocking(move || {
-            plain.iter().for_each(|chunk| {
+        let run = plain?;
+        progress.advance(run.iter().map(|c| c.len() as u64).sum());
+        let plain;
+        (hasher, plain) = tokio::task::spawn_blocking(move || {
+            run.iter().for_each(|chunk| {
                 hasher.update(chunk);
             });
-            hasher
+            (hasher, run)
         })
         .await
         .map_err(|e| RepoError::io("hash task", std::io::Error::other(e)))?;
+        if let Some(in_order) = in_order {
+            for chunk in plain {
+                in_order
+                    .send(chunk)
+                    .await
+                    .map_err(|_| RepoError::io(what, std::io::Error::other("copy aborted")))?;
+            }
+        }
     }
     if hasher.finalize().as_bytes() != &file.hash.0 {
         return Err(corrupt(

@@ -213,6 +213,16 @@ impl Store {
     /// A JSON object's plain bytes: opened (and so authenticated) when the repository is
     /// encrypted; anything else there, plaintext resealed by someone without the key
     /// included, is refused as corrupt.
+    pub async fn get_plain(&self, rel: &str) -> Result<Vec<u8>, RepoError> {
+        self.get_opened(rel).await
+    }
+
+    /// Store a JSON object's plain bytes as [`Store::get_plain`] reads them back: sealed
+    /// under its name when the repository is encrypted (to copy one between repositories).
+    pub async fn put_plain(&self, rel: &str, plain: Vec<u8>) -> Result<(), RepoError> {
+        self.put(rel, self.sealing(rel, plain)).await
+    }
+
     async fn get_opened(&self, rel: &str) -> Result<Vec<u8>, RepoError> {
         let bytes = self
             .get(rel, limits::JSON_BYTES + OBJECT_OVERHEAD as u64)

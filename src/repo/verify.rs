@@ -123,52 +123,12 @@ pub async fn verify(
         };
         bytes_read += bytes.len() as u64;
         progress.advance(bytes.len() as u64);
-        let name = pack.clone();
         let entries = index
             .packs
             .get(pack)
             .map(|p| p.entries.clone())
             .unwrap_or_default();
-        let keys = repo.store.shared_keys();
-        let outcome = tokio::task::spawn_blocking(move || -> Result<(), RepoError> {
-            let keys = keys.as_deref();
-            // The trailer is the pack's own list of its chunks: an index file that lists
-            // others (a forged one, or one of another pack) is damage too.
-            let mut listed = open_pack(&name, &bytes, keys)?;
-            let mut indexed = entries.clone();
-            listed.sort_by_key(|e| e.offset);
-            indexed.sort_by_key(|e| e.offset);
-            if listed != indexed {
-                return Err(RepoError::Corrupt {
-                    what: format!("pack {name}"),
-                    detail: format!(
-                        "its trailer lists {} chunks and {} differ from what {} lists",
-                        listed.len(),
-                        listed.iter().filter(|e| !indexed.contains(e)).count()
-                            + indexed.iter().filter(|e| !listed.contains(e)).count(),
-                        super::index_key(&name)
-                    ),
-                });
-            }
-            for entry in &entries {
-                let stored = bytes
-                    .get(entry.offset as usize..(entry.offset + entry.length) as usize)
-                    .ok_or_else(|| RepoError::Corrupt {
-                        what: format!("pack {name}"),
-                        detail: format!("chunk {} lies outside the pack", entry.id),
-                    })?;
-                decode_chunk(
-                    entry,
-                    stored,
-                    &format!("pack {name}"),
-                    keys,
-                    Recheck::Always,
-                )?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| RepoError::io("verify task", std::io::Error::other(e)))?;
+        let outcome = check_pack(repo, pack, bytes, entries).await?;
         if let Err(err) = outcome {
             report(err.to_string());
         }
@@ -186,6 +146,58 @@ pub async fn verify(
         bytes_read,
         problems,
     })
+}
+
+/// Whether pack `name`, read whole as `bytes`, is what its index `entries` say: its trailer
+/// lists the same chunks, and every chunk decodes and re-hashes to its id. `Err` only when the
+/// check itself could not run; `Ok(Err)` is the damage found.
+pub async fn check_pack(
+    repo: &Repository,
+    name: &str,
+    bytes: bytes::Bytes,
+    entries: Vec<super::format::PackEntry>,
+) -> Result<Result<(), RepoError>, RepoError> {
+    let name = name.to_string();
+    let keys = repo.store.shared_keys();
+    tokio::task::spawn_blocking(move || -> Result<(), RepoError> {
+        let keys = keys.as_deref();
+        // The trailer is the pack's own list of its chunks: an index file that lists
+        // others (a forged one, or one of another pack) is damage too.
+        let mut listed = open_pack(&name, &bytes, keys)?;
+        let mut indexed = entries.clone();
+        listed.sort_by_key(|e| e.offset);
+        indexed.sort_by_key(|e| e.offset);
+        if listed != indexed {
+            return Err(RepoError::Corrupt {
+                what: format!("pack {name}"),
+                detail: format!(
+                    "its trailer lists {} chunks and {} differ from what {} lists",
+                    listed.len(),
+                    listed.iter().filter(|e| !indexed.contains(e)).count()
+                        + indexed.iter().filter(|e| !listed.contains(e)).count(),
+                    super::index_key(&name)
+                ),
+            });
+        }
+        for entry in &entries {
+            let stored = bytes
+                .get(entry.offset as usize..(entry.offset + entry.length) as usize)
+                .ok_or_else(|| RepoError::Corrupt {
+                    what: format!("pack {name}"),
+                    detail: format!("chunk {} lies outside the pack", entry.id),
+                })?;
+            decode_chunk(
+                entry,
+                stored,
+                &format!("pack {name}"),
+                keys,
+                Recheck::Always,
+            )?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| RepoError::io("verify task", std::io::Error::other(e)))
 }
 
 /// Read every distinct file of `manifests` back as a restore would, without writing it, and

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use super::chunker::chunk_file;
+use super::chunker::{chunk_file, Chunk};
 use super::format::{kinds, ChunkId, FileEntry, Manifest, PackIndex, Totals, FORMAT_VERSION};
 use super::index::ChunkIndex;
 use super::lock::{self, LockGuard};
@@ -41,6 +41,8 @@ pub struct BackupWriter {
     uploads: JoinSet<Result<PackIndex, RepoError>>,
     slots: Arc<Semaphore>,
     totals: Totals,
+    /// Every pack this writer uploaded, with its index.
+    written_packs: Vec<PackIndex>,
     lock: Option<LockGuard>,
 }
 
@@ -76,6 +78,7 @@ impl BackupWriter {
             uploads: JoinSet::new(),
             slots: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
             totals: Totals::default(),
+            written_packs: Vec::new(),
             lock: Some(lock),
         })
     }
@@ -91,18 +94,42 @@ impl BackupWriter {
             .map_err(|e| RepoError::io(format!("cannot read {}", path.display()), e))?;
         if let Some(entry) = self.unchanged(rel, &meta).await? {
             progress.advance(entry.size);
-            self.totals.files += 1;
-            self.totals.logical_bytes += entry.size;
-            self.totals.chunks += entry.chunks.len() as u64;
             return Ok(entry);
         }
-        let keys = self.repo.store.shared_keys();
-        let (mut chunks, reader) = chunk_file(
+        let (chunks, reader) = chunk_file(
             PathBuf::from(path),
             self.repo.config.chunker,
             CHUNK_QUEUE,
-            keys.clone(),
+            self.repo.store.shared_keys(),
         );
+        let ids = self.store_chunks(chunks, progress).await?;
+        let digest = reader
+            .await
+            .map_err(|e| RepoError::io("reading task", std::io::Error::other(e)))?
+            .map_err(|e| RepoError::io(format!("cannot read {}", path.display()), e))?;
+        self.account_file(digest.size);
+        Ok(FileEntry {
+            path: rel.to_string(),
+            size: digest.size,
+            mode: file_mode(&meta),
+            mtime: meta
+                .modified()
+                .map(DateTime::<Utc>::from)
+                .unwrap_or_else(|_| Utc::now()),
+            hash: digest.hash,
+            chunks: ids,
+        })
+    }
+
+    /// Store the chunks of one file as they arrive (ids as this repository names them),
+    /// those it lacks compressed into packs; their ids, in order. The caller accounts for the
+    /// file itself once it knows the file was read whole.
+    pub async fn store_chunks(
+        &mut self,
+        mut chunks: mpsc::Receiver<Chunk>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ChunkId>, RepoError> {
+        let keys = self.repo.store.shared_keys();
         let mut ids: Vec<ChunkId> = Vec::new();
         // Chunks compress on the blocking pool, several at once, and join the pack in order.
         let mut compressing = FuturesOrdered::new();
@@ -144,23 +171,21 @@ impl BackupWriter {
                 }
             }
         }
-        let digest = reader
-            .await
-            .map_err(|e| RepoError::io("reading task", std::io::Error::other(e)))?
-            .map_err(|e| RepoError::io(format!("cannot read {}", path.display()), e))?;
+        Ok(ids)
+    }
+
+    /// Take `entry` as it is when every chunk of it is stored here (accounted as a file of
+    /// this backup); whether it was.
+    pub async fn reuse(&mut self, entry: &FileEntry) -> Result<bool, RepoError> {
+        for id in &entry.chunks {
+            if !self.stored(id).await? {
+                return Ok(false);
+            }
+        }
         self.totals.files += 1;
-        self.totals.logical_bytes += digest.size;
-        Ok(FileEntry {
-            path: rel.to_string(),
-            size: digest.size,
-            mode: file_mode(&meta),
-            mtime: meta
-                .modified()
-                .map(DateTime::<Utc>::from)
-                .unwrap_or_else(|_| Utc::now()),
-            hash: digest.hash,
-            chunks: ids,
-        })
+        self.totals.logical_bytes += entry.size;
+        self.totals.chunks += entry.chunks.len() as u64;
+        Ok(true)
     }
 
     /// The parent backup's entry for `rel`, when the file is evidently the same (size, mtime
@@ -174,12 +199,7 @@ impl BackupWriter {
         let Some(parent) = self.parent.get(rel).filter(|p| same_file(p, meta)).cloned() else {
             return Ok(None);
         };
-        for id in &parent.chunks {
-            if !self.stored(id).await? {
-                return Ok(None);
-            }
-        }
-        Ok(Some(parent))
+        Ok(self.reuse(&parent).await?.then_some(parent))
     }
 
     /// Whether chunk `id` is already stored in a pack that exists. The first time a pack is
@@ -234,7 +254,9 @@ impl BackupWriter {
                 break permit;
             }
             if let Some(done) = self.uploads.join_next().await {
-                done.map_err(|e| RepoError::io("upload task", std::io::Error::other(e)))??;
+                let index =
+                    done.map_err(|e| RepoError::io("upload task", std::io::Error::other(e)))??;
+                self.written_packs.push(index);
             }
         };
         let store = self.repo.store.clone();
@@ -250,9 +272,32 @@ impl BackupWriter {
 
     async fn drain_uploads(&mut self) -> Result<(), RepoError> {
         while let Some(done) = self.uploads.join_next().await {
-            done.map_err(|e| RepoError::io("upload task", std::io::Error::other(e)))??;
+            let index =
+                done.map_err(|e| RepoError::io("upload task", std::io::Error::other(e)))??;
+            self.written_packs.push(index);
         }
         Ok(())
+    }
+
+    /// Finish and upload the last pack and wait for every upload: what was stored is in the
+    /// repository, not yet referenced by any backup. The packs this writer uploaded.
+    pub async fn finish_packs(&mut self) -> Result<&[PackIndex], RepoError> {
+        self.flush_pack().await?;
+        self.drain_uploads().await?;
+        Ok(&self.written_packs)
+    }
+
+    /// Write `manifest` (whose chunks must all be stored): only now does the backup exist.
+    pub async fn commit_manifest(mut self, manifest: Manifest) -> Result<Manifest, RepoError> {
+        self.finish_packs().await?;
+        self.repo
+            .store
+            .put_sealed(&manifest_key(&manifest.id), &manifest)
+            .await?;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await;
+        }
+        Ok(manifest)
     }
 
     /// Finish the packs, then write the manifest: only now does the backup exist.
@@ -261,8 +306,7 @@ impl BackupWriter {
         info: ManifestInfo,
         files: Vec<FileEntry>,
     ) -> Result<Manifest, RepoError> {
-        self.flush_pack().await?;
-        self.drain_uploads().await?;
+        self.finish_packs().await?;
         let manifest = Manifest {
             kind: kinds::MANIFEST.to_string(),
             version: FORMAT_VERSION,
@@ -278,15 +322,9 @@ impl BackupWriter {
             checks: info.checks,
             files,
             totals: self.totals.clone(),
+            copied_from: None,
         };
-        self.repo
-            .store
-            .put_sealed(&manifest_key(&manifest.id), &manifest)
-            .await?;
-        if let Some(lock) = self.lock.take() {
-            lock.release().await;
-        }
-        Ok(manifest)
+        self.commit_manifest(manifest).await
     }
 
     /// Give up: uploads already finished stay (a later backup reuses them, prune reclaims them);
@@ -297,6 +335,17 @@ impl BackupWriter {
         if let Some(lock) = self.lock.take() {
             lock.release().await;
         }
+    }
+
+    /// The keys chunks are named and sealed with here (an encrypted repository's).
+    pub fn keys(&self) -> Option<Arc<super::crypto::Keys>> {
+        self.repo.store.shared_keys()
+    }
+
+    /// Count a file whose chunks [`Self::store_chunks`] stored, once it was read whole.
+    pub fn account_file(&mut self, size: u64) {
+        self.totals.files += 1;
+        self.totals.logical_bytes += size;
     }
 
     /// Statistics so far (for retries of a hot capture).

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 mod backup;
 mod check_faiss;
 mod context;
+mod copy;
 mod count;
 mod export;
 mod fault;
@@ -221,6 +222,7 @@ pub static KINDS: &[StepKind] = &[
     writes::KIND,
     writes::COMPARE,
     verify::KIND,
+    copy::KIND,
     prove::KIND,
     export::KIND,
     import::KIND,

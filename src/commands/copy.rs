@@ -1,0 +1,115 @@
+//! `copy`: backups of one repository copied into another (see [`crate::repo::copy`]), chosen
+//! as the other commands choose them: one by id, prefix or `latest` of a source, or all.
+
+use serde::Serialize;
+
+use crate::progress::Progress;
+use crate::repo::copy::{copy_backups, CopyReport, Destination};
+use crate::repo::password::{PasswordSources, Prompt};
+use crate::repo::{RepoError, Repository, SourceChoice};
+
+/// Which backups of the source are copied.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// An id, a unique prefix, or `latest` (of the source `SourceChoice` picks).
+    One(String),
+    /// Every backup (of the chosen source, when one is named), oldest first.
+    All,
+}
+
+/// Where the copies go: the destination's URL and password, created on first use as a backup
+/// creates its repository (encrypted when a password is given).
+pub struct CopyTo<'a> {
+    pub url: &'a str,
+    pub password: &'a PasswordSources,
+    pub prompt: Option<Prompt<'a>>,
+    /// After copying, keep only each source's newest N there (as `backup --keep-last` does
+    /// in the repository backed up into).
+    pub keep_last: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CopyOutcome {
+    /// The destination, credentials removed, and its repository id.
+    pub to: String,
+    pub repository: String,
+    pub encrypted: bool,
+    pub copies: Vec<CopyReport>,
+    /// What `keep_last` removed there.
+    pub rotation: super::backup::Rotation,
+}
+
+pub async fn copy(
+    from: &Repository,
+    selection: &Selection,
+    choice: &SourceChoice,
+    to: &CopyTo<'_>,
+    progress: &dyn Progress,
+) -> Result<CopyOutcome, RepoError> {
+    let manifests = match selection {
+        Selection::One(id) => vec![from.backup(id, choice).await?],
+        Selection::All => {
+            let mut all = from.manifests().await?;
+            if let Some(named) = &choice.named {
+                all.retain(|m| SourceChoice::names(named, m));
+            }
+            if all.is_empty() {
+                return Err(RepoError::Empty);
+            }
+            all
+        }
+    };
+    // Both repositories open before anything is written to either.
+    let dest = Repository::open_or_create_with(to.url, to.password, to.prompt).await?;
+    if dest.config.id == from.config.id {
+        return Err(RepoError::KeyRefused {
+            reason: format!("{} is the repository being copied from", to.url),
+            instead: "give --repo another repository than --from-repo".into(),
+        });
+    }
+    let copies = copy_backups(
+        from,
+        &Destination {
+            repo: &dest,
+            url: to.url,
+        },
+        &manifests,
+        progress,
+    )
+    .await?;
+    let rotation = match to.keep_last {
+        Some(keep) => super::backup::keep_newest(&dest, keep).await?,
+        None => Default::default(),
+    };
+    Ok(CopyOutcome {
+        to: crate::redaction::redact_url(to.url),
+        repository: dest.config.id.clone(),
+        encrypted: dest.encrypted(),
+        copies,
+        rotation,
+    })
+}
+
+/// One copied backup in a line.
+pub fn describe(report: &CopyReport) -> String {
+    use crate::units::bytes;
+    let log = match report.log_segments {
+        0 => String::new(),
+        n => format!(", {n} log segment(s)"),
+    };
+    if report.already_there {
+        return format!("{}: already there{log}", report.backup);
+    }
+    format!(
+        "{}: {} files ({} read from the source, {} already there), {} new chunks of {}, {} uploaded, {} pack(s) read back{log}, in {:.1}s",
+        report.backup,
+        report.files,
+        report.files_read,
+        report.files_reused,
+        report.new_chunks,
+        report.chunks,
+        bytes(report.uploaded_bytes),
+        report.packs_read_back,
+        report.seconds,
+    )
+}

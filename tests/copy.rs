@@ -1,0 +1,381 @@
+//! Issue 25: `vecdrill copy` between repositories (file and S3, encrypted and not),
+//! `backup --copy-to`, `check --copy-repo`, and a copy killed midway.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::{
+    backup_json, repo_url, tree_hashes, vecdrill, vecdrill_env, workspace, ChromaServer, S3Server,
+};
+
+const COLLECTIONS: &[(&str, u64, usize)] = &[("docs", 1500, 32), ("faq", 300, 16)];
+
+/// `vecdrill copy --from-repo FROM --repo TO [EXTRA]... --json` with `env`, which must succeed.
+fn copy_json(from: &str, to: &str, extra: &[&str], env: &[(&str, String)]) -> Value {
+    let mut args = vec!["copy", "--from-repo", from, "--repo", to, "--json"];
+    args.extend_from_slice(extra);
+    let run = vecdrill_env(&args, env);
+    run.expect_code(0);
+    run.json()
+}
+
+fn list_json(repo: &str, env: &[(&str, String)]) -> Vec<Value> {
+    let run = vecdrill_env(["list", "--repo", repo, "--json"], env);
+    run.expect_code(0);
+    run.json().as_array().unwrap().clone()
+}
+
+fn id_of(backup: &Value) -> String {
+    backup["backup"]["manifest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Add `count` records in a new collection `name` to the Chroma directory `data`.
+fn add_collection(data: &Path, name: &str, count: u64) {
+    let server = ChromaServer::start(data);
+    vecdrill([
+        "seed",
+        "--url",
+        &server.url(),
+        "--collection",
+        name,
+        "--count",
+        &count.to_string(),
+        "--dim",
+        "16",
+        "--seed",
+        "9",
+    ])
+    .expect_code(0);
+    server.stop();
+}
+
+/// The files `backup` of `repo` restores to (restored into a scratch directory under `tmp`).
+fn restored(repo: &str, backup: &str, tmp: &Path, env: &[(&str, String)]) -> Vec<(String, String)> {
+    let scratch = tempfile::tempdir_in(tmp).unwrap();
+    let to = scratch.path().join("chroma");
+    let run = vecdrill_env(
+        [
+            "restore",
+            "--repo",
+            repo,
+            backup,
+            "--to",
+            to.to_str().unwrap(),
+            "--yes",
+            "--no-safety-backup",
+        ],
+        env,
+    );
+    run.expect_code(0);
+    tree_hashes(&to).into_iter().collect()
+}
+
+#[test]
+fn issue_25_copy_file_to_s3_and_back_sends_only_what_the_destination_lacks() {
+    let ws = workspace(COLLECTIONS);
+    let s3 = S3Server::start("offsite");
+    let env = s3.env();
+    let offsite = "s3://offsite/chroma";
+    let backup = backup_json(&ws.repo, &ws.data, &[]);
+    let first = id_of(&backup);
+
+    let copied = copy_json(&ws.repo, offsite, &["latest"], &env);
+    let report = &copied["copies"][0];
+    assert_eq!(report["backup"], first.as_str());
+    assert_eq!(report["already_there"], false);
+    assert_eq!(
+        report["bytes_read"], backup["backup"]["manifest"]["totals"]["logical_bytes"],
+        "a new destination holds nothing: every byte is read"
+    );
+    let uploaded_first = report["uploaded_bytes"].as_u64().unwrap();
+    assert!(uploaded_first > 0);
+    assert!(report["packs_read_back"].as_u64().unwrap() >= 1);
+
+    // Again: nothing is sent.
+    let again = copy_json(&ws.repo, offsite, &[&first], &env);
+    assert_eq!(again["copies"][0]["already_there"], true);
+    assert_eq!(again["copies"][0]["uploaded_bytes"], 0);
+
+    // A second backup after a small change: `--all` sends only that change.
+    add_collection(&ws.data, "extra", 50);
+    let second_backup = backup_json(&ws.repo, &ws.data, &[]);
+    let second = id_of(&second_backup);
+    let stored_second = second_backup["backup"]["manifest"]["totals"]["stored_bytes"]
+        .as_u64()
+        .unwrap();
+    let all = copy_json(&ws.repo, offsite, &["--all"], &env);
+    let copies = all["copies"].as_array().unwrap();
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0]["already_there"], true);
+    assert_eq!(copies[1]["backup"], second.as_str());
+    assert!(copies[1]["files_reused"].as_u64().unwrap() > 0);
+    let uploaded_second = copies[1]["uploaded_bytes"].as_u64().unwrap();
+    // What the second backup added to the source, give or take packing: not the whole.
+    assert!(
+        uploaded_second <= stored_second + stored_second / 10 && uploaded_second < uploaded_first,
+        "the second copy uploaded {uploaded_second} bytes, the backup stored {stored_second}, the first copy {uploaded_first}"
+    );
+
+    // Each side says where the copies are; the copies keep ids, times and sources.
+    let source_id = vecdrill(["info", "--repo", &ws.repo, "--json"]).json();
+    let local = list_json(&ws.repo, &[]);
+    let remote = list_json(offsite, &env);
+    assert_eq!(local.len(), 2);
+    assert_eq!(remote.len(), 2);
+    for (l, r) in local.iter().zip(&remote) {
+        assert_eq!(l["id"], r["id"]);
+        assert_eq!(l["created_at"], r["created_at"]);
+        assert_eq!(l["source"], r["source"]);
+        assert_eq!(l["copies"][0]["url"], offsite, "{l}");
+        assert!(r["copied_from"]["repository"].is_string(), "{r}");
+    }
+    assert!(source_id["copies"][0]["repository"].is_string());
+
+    // Both restore the same files; `latest` of the copy is the same backup.
+    assert_eq!(
+        restored(&ws.repo, "latest", ws.tmp.path(), &[]),
+        restored(offsite, "latest", ws.tmp.path(), &env)
+    );
+
+    // S3 → file: the copy of the copy verifies byte for byte.
+    let back = repo_url(&ws.tmp.path().join("back"));
+    let home = copy_json(offsite, &back, &["--all"], &env);
+    assert_eq!(home["copies"].as_array().unwrap().len(), 2);
+    assert!(home["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["already_there"] == false));
+    vecdrill(["verify", "--repo", &back, "--read-data"]).expect_code(0);
+    assert_eq!(
+        restored(&back, &first, ws.tmp.path(), &[]),
+        restored(&ws.repo, &first, ws.tmp.path(), &[])
+    );
+}
+
+#[test]
+fn issue_25_copy_between_encrypted_and_unencrypted_repositories_reencrypts() {
+    let ws = workspace(COLLECTIONS);
+    let pw = ws.tmp.path().join("pw");
+    std::fs::write(&pw, "first secret").unwrap();
+    let pw2 = ws.tmp.path().join("pw2");
+    std::fs::write(&pw2, "second secret").unwrap();
+    let encrypted = repo_url(&ws.tmp.path().join("encrypted"));
+    let pw_arg = pw.to_str().unwrap();
+    let first = id_of(&backup_json(
+        &encrypted,
+        &ws.data,
+        &["--password-file", pw_arg],
+    ));
+
+    // Encrypted → a new unencrypted repository.
+    let plain = repo_url(&ws.tmp.path().join("plain"));
+    let out = copy_json(&encrypted, &plain, &["--from-password-file", pw_arg], &[]);
+    assert_eq!(out["encrypted"], false);
+    assert_eq!(out["copies"][0]["backup"], first.as_str());
+    vecdrill(["verify", "--repo", &plain, "--read-data"]).expect_code(0);
+
+    // A second backup: the unchanged files are taken from the earlier copy, not read again.
+    add_collection(&ws.data, "extra", 50);
+    let second = id_of(&backup_json(
+        &encrypted,
+        &ws.data,
+        &["--password-file", pw_arg],
+    ));
+    let out = copy_json(&encrypted, &plain, &["--from-password-file", pw_arg], &[]);
+    let report = &out["copies"][0];
+    assert_eq!(report["backup"], second.as_str());
+    assert!(report["files_reused"].as_u64().unwrap() > 0, "{report}");
+    let manifest = vecdrill(["info", "--repo", &plain, &second, "--json"]).json();
+    let logical = manifest["totals"]["logical_bytes"].as_u64().unwrap();
+    assert!(report["bytes_read"].as_u64().unwrap() < logical, "{report}");
+
+    // Unencrypted → a new repository encrypted under another password.
+    let sealed = repo_url(&ws.tmp.path().join("sealed"));
+    let out = copy_json(
+        &plain,
+        &sealed,
+        &["--all", "--password-file", pw2.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out["encrypted"], true);
+    assert_eq!(out["copies"].as_array().unwrap().len(), 2);
+    let manifest_file = ws
+        .tmp
+        .path()
+        .join("sealed/snapshots")
+        .join(format!("{second}.json"));
+    let stored = std::fs::read(&manifest_file).unwrap();
+    assert!(
+        serde_json::from_slice::<Value>(&stored).is_err(),
+        "the copy's manifest is sealed, not plain JSON"
+    );
+    vecdrill([
+        "verify",
+        "--repo",
+        &sealed,
+        "--read-data",
+        "--password-file",
+        pw2.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    // The first password does not open it.
+    vecdrill(["list", "--repo", &sealed, "--password-file", pw_arg]).expect_code(2);
+
+    let pw2_env = [("VECDRILL_PASSWORD_FILE", pw2.display().to_string())];
+    let pw_env = [("VECDRILL_PASSWORD_FILE", pw.display().to_string())];
+    for id in [&first, &second] {
+        assert_eq!(
+            restored(&sealed, id, ws.tmp.path(), &pw2_env),
+            restored(&encrypted, id, ws.tmp.path(), &pw_env)
+        );
+    }
+}
+
+#[test]
+fn issue_25_backup_copy_to_keeps_a_second_copy_and_check_requires_it() {
+    let ws = workspace(&COLLECTIONS[..1]);
+    let second_repo = repo_url(&ws.tmp.path().join("second"));
+    let out = backup_json(&ws.repo, &ws.data, &["--copy-to", &second_repo]);
+    let id = id_of(&out);
+    assert_eq!(out["copy"]["copies"][0]["backup"], id.as_str(), "{out}");
+    let listed = list_json(&second_repo, &[]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+
+    let check = |expect: i32| {
+        let run = vecdrill([
+            "check",
+            "--repo",
+            &ws.repo,
+            "--copy-repo",
+            &second_repo,
+            "--json",
+        ]);
+        run.expect_code(expect);
+        let checks = run.json()["checks"].as_array().unwrap().clone();
+        checks.into_iter().find(|c| c["name"] == "copy").unwrap()
+    };
+    assert_eq!(check(0)["passed"], true);
+
+    // A backup without --copy-to: the second repository lacks the newest one.
+    let newer = id_of(&backup_json(&ws.repo, &ws.data, &[]));
+    let failed = check(1);
+    assert!(
+        failed["detail"].as_str().unwrap().contains(&newer),
+        "{failed}"
+    );
+
+    // The text list says where each backup's copy is.
+    let text = vecdrill(["list", "--repo", &ws.repo]);
+    text.expect_code(0);
+    assert!(
+        text.stdout().contains(&format!("in {second_repo}")),
+        "{}",
+        text.stdout()
+    );
+
+    // A copy that cannot be made fails the command, and says the backup is committed.
+    let blocked = ws.tmp.path().join("blocked");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let run = crate::common::backup_run(
+        &ws.repo,
+        &ws.data,
+        &["--copy-to", &repo_url(&blocked.join("repo"))],
+    );
+    assert_ne!(run.code(), 0);
+    assert!(run.stderr().contains("is committed"), "{}", run.stderr());
+    assert_eq!(list_json(&ws.repo, &[]).len(), 3);
+
+    // --keep-last rotates both repositories.
+    let kept = id_of(&backup_json(
+        &ws.repo,
+        &ws.data,
+        &["--copy-to", &second_repo, "--keep-last", "1"],
+    ));
+    for repo in [&ws.repo, &second_repo] {
+        let ids: Vec<Value> = list_json(repo, &[])
+            .iter()
+            .map(|b| b["id"].clone())
+            .collect();
+        assert_eq!(ids, vec![Value::from(kept.as_str())], "{repo}");
+    }
+}
+
+#[test]
+fn issue_25_a_killed_copy_leaves_the_destination_verifiable_and_a_rerun_completes_it() {
+    let ws = workspace(COLLECTIONS);
+    let id = id_of(&backup_json(&ws.repo, &ws.data, &[]));
+    let expected = restored(&ws.repo, &id, ws.tmp.path(), &[]);
+    let mut kills = 0;
+    for n in [1, 2, 4, 7] {
+        let dest_dir = ws.tmp.path().join(format!("dest-{n}"));
+        let dest = repo_url(&dest_dir);
+        let args = ["copy", "--from-repo", &ws.repo, "--repo", &dest, "latest"];
+        if crate::faults::killed_at("rename,renameat,renameat2", n, &args) {
+            kills += 1;
+            // Either no repository yet, or one whose listed backups all verify.
+            if dest_dir.join("config").exists() {
+                let listed = list_json(&dest, &[]);
+                assert!(listed.len() <= 1);
+                vecdrill(["verify", "--repo", &dest, "--read-data"]).expect_code(0);
+            }
+        }
+        // The source's lock taken by the killed copy does not stop the rerun.
+        let out = copy_json(&ws.repo, &dest, &["latest"], &[]);
+        assert_eq!(out["copies"][0]["backup"], id.as_str());
+        vecdrill(["verify", "--repo", &dest, "--read-data"]).expect_code(0);
+        assert_eq!(restored(&dest, &id, ws.tmp.path(), &[]), expected);
+    }
+    assert!(kills > 0, "no kill point was reached");
+}
+
+#[test]
+fn issue_25_a_damaged_source_is_not_copied() {
+    let ws = workspace(&COLLECTIONS[..1]);
+    backup_json(&ws.repo, &ws.data, &[]);
+    for pack in crate::common::files_under(&ws.repo_dir.join("packs")) {
+        let len = std::fs::metadata(&pack).unwrap().len() as usize;
+        crate::common::flip_byte(&pack, len / 2);
+    }
+    let dest = repo_url(&ws.tmp.path().join("dest"));
+    let run = vecdrill(["copy", "--from-repo", &ws.repo, "--repo", &dest, "latest"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("verify"), "{}", run.stderr());
+    assert!(list_json(&dest, &[]).is_empty(), "nothing is listed");
+    vecdrill(["verify", "--repo", &dest]).expect_code(0);
+}
+
+#[test]
+fn issue_25_the_offsite_restore_drill_recovers_from_the_copy_alone() {
+    let ws = workspace(&[("docs", 1200, 32)]);
+    let offsite = repo_url(&ws.tmp.path().join("offsite"));
+    let scenario = crate::common::project_root().join("scenarios/offsite-restore.yaml");
+    let run = crate::common::run_scenario(
+        &scenario,
+        &ws.tmp.path().join("reports"),
+        &[
+            format!("data_dir={}", ws.data.display()),
+            format!("port={}", crate::common::free_port()),
+            format!("chroma={}", crate::common::chroma_bin().display()),
+            format!("repo={}", ws.repo),
+            format!("offsite={offsite}"),
+        ],
+        &[],
+    );
+    run.expect_code(0);
+    let report = run.json();
+    assert_eq!(report["passed"], true, "{report:#}");
+    let copy = crate::common::report_step(&report, "offsite_copy");
+    assert_eq!(copy["outputs"]["copied"], 1);
+    let restore = crate::common::report_step(&report, "restore");
+    assert_eq!(restore["outputs"]["backup"], copy["outputs"]["backup"]);
+    // The restored backup is the copy's: the off-site repository lists it as one.
+    let listed = list_json(&offsite, &[]);
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0]["copied_from"]["repository"].is_string());
+}
