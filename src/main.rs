@@ -43,7 +43,7 @@ struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -86,6 +86,12 @@ enum Command {
         after_help = "Examples:\n  vecdrill copy --from-repo file:///srv/backups --repo s3://bucket/chroma latest\n  # every backup the destination lacks, from cron\n  vecdrill copy --from-repo file:///srv/backups --repo s3://bucket/chroma --all\n  VECDRILL_FROM_PASSWORD_FILE=/etc/vecdrill/pw-local \\\n      vecdrill copy --from-repo file:///srv/backups --repo s3://bucket/chroma \\\n      --password-file /etc/vecdrill/pw-offsite --all\n\nA copy keeps the backup's id, time and source, so `restore latest` works the same from either repository. Between an encrypted and an unencrypted repository (or two with different keys) every file is read back and re-encrypted for the destination; chunks the destination holds are never uploaded again. The log `vecdrill follow` shipped after a backup is copied with it.\nExit codes: 0 copied (or already there), 1 the source or the copy is damaged, 2 bad input, 3 could not run."
     )]
     Copy(cli::copy::CopyArgs),
+    /// An interactive menu for a terminal: create, list, show, verify, restore and copy
+    /// backups without remembering a flag, each shown as the command that does it.
+    #[command(
+        after_help = "Examples:\n  vecdrill menu\n  vecdrill menu --repo s3://bucket/chroma --chroma-dir /srv/chroma\n\nA restore from the menu shows its plan, backs up the data there now (tagged pre-restore), asks, then restores: the restored copy is checked before it is swapped in, and the data it replaces is kept beside it. Every choice prints the command line that does the same, then runs exactly that. Without a terminal the menu refuses to start (exit 2) and never waits for an answer."
+    )]
+    Menu(cli::menu::MenuArgs),
     /// Create a repository, encrypted (the default) or not.
     #[command(
         after_help = "Examples:\n  VECDRILL_PASSWORD_FILE=/etc/vecdrill/pw \\\n      vecdrill init --repo s3://bucket/chroma\n  vecdrill init --repo file:///srv/backups --encryption none\n\nAn encrypted repository seals every object it holds (XChaCha20-Poly1305) under a random key that the password unlocks (Argon2id); the password comes from --password-file, --password-command, VECDRILL_PASSWORD_FILE, VECDRILL_PASSWORD_COMMAND or VECDRILL_PASSWORD. Without it the backups cannot be read by anyone."
@@ -208,12 +214,16 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::RUNTIME as u8);
         }
     };
-    let quiet = if cli.quiet {
+    let Some(command) = cli.command else {
+        return no_command();
+    };
+    // The menu's questions are its output: it is never quiet.
+    let quiet = if cli.quiet && !matches!(command, Command::Menu(_)) {
         cli::quiet::Quiet::begin()
     } else {
         None
     };
-    let result = runtime.block_on(dispatch_until_interrupted(cli.command));
+    let result = runtime.block_on(dispatch_until_interrupted(command));
     let failed = !matches!(result, Ok(exit::SUCCESS)) || cli::stdout_failure().is_some();
     if let Some(quiet) = quiet {
         quiet.end(failed);
@@ -241,6 +251,18 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     vecdrill::repo::lock::release_again_after_shutdown();
     ExitCode::from(code as u8)
+}
+
+/// `vecdrill` alone: the help, and at a terminal the menu suggested (exit 2, as for any
+/// usage without a command).
+fn no_command() -> ExitCode {
+    use clap::CommandFactory;
+    let help = Cli::command().render_help();
+    eprintln!("{help}");
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("At a terminal, `vecdrill menu` shows the choices (create, list, show, verify, restore, copy backups) and the command line for each.");
+    }
+    ExitCode::from(exit::BAD_INPUT as u8)
 }
 
 /// Run one command. SIGINT or SIGTERM cancels it (its working files are removed as they drop)
@@ -292,6 +314,12 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Backup(args) => cli::repo::backup(*args).await,
         Command::Follow(args) => cli::follow::follow(args).await,
         Command::Copy(args) => cli::copy::run(args).await,
+        // The menu runs commands through this function: its future is boxed to end the cycle.
+        Command::Menu(args) => {
+            let menu: std::pin::Pin<Box<dyn std::future::Future<Output = Result<i32, Failure>>>> =
+                Box::pin(cli::menu::run(args));
+            menu.await
+        }
         Command::Init(args) => cli::repo::init(args).await,
         Command::Key(args) => cli::key::run(args).await,
         Command::List(args) => cli::repo::list(args).await,

@@ -16,6 +16,7 @@ mod follow;
 mod formats;
 mod hostile;
 mod latency;
+mod menu;
 mod mutation;
 mod new_user;
 mod prove;

@@ -24,6 +24,7 @@ pub mod drill;
 pub mod follow;
 pub mod history;
 pub mod key;
+pub mod menu;
 pub mod observer;
 pub mod platform;
 pub mod progress;

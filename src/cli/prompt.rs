@@ -13,6 +13,32 @@ pub fn for_terminal() -> Option<Prompt<'static>> {
     on_terminal().then_some(&ask)
 }
 
+/// [`for_terminal`], remembering each answer for the rest of the process: `vecdrill menu`
+/// asks a repository's password once, and the commands it runs are answered from memory.
+pub fn remembering() -> Option<Prompt<'static>> {
+    on_terminal().then_some(&ask_and_remember)
+}
+
+/// Answers typed at [`remembering`] prompts, by question (which names the repository).
+static REMEMBERED: std::sync::Mutex<Vec<(String, Zeroizing<String>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn ask_and_remember(question: &str) -> io::Result<String> {
+    let answer = ask(question)?;
+    if let Ok(mut remembered) = REMEMBERED.lock() {
+        remembered.push((question.to_string(), Zeroizing::new(answer.clone())));
+    }
+    Ok(answer)
+}
+
+fn recall(question: &str) -> Option<String> {
+    let remembered = REMEMBERED.lock().ok()?;
+    remembered
+        .iter()
+        .find(|(asked, _)| asked == question)
+        .map(|(_, answer)| answer.to_string())
+}
+
 /// The prompt for a new password (typed twice), when someone is at a terminal.
 pub fn for_new_password() -> Option<Prompt<'static>> {
     on_terminal().then_some(&ask_twice)
@@ -24,6 +50,9 @@ fn on_terminal() -> bool {
 
 /// Ask `question` on the terminal and read a password without showing it.
 pub fn ask(question: &str) -> io::Result<String> {
+    if let Some(known) = recall(question) {
+        return Ok(known);
+    }
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -177,6 +177,12 @@ pub fn vecdrill_command() -> Command {
         .env_remove("VECDRILL_PASSWORD")
         .env_remove("VECDRILL_PASSWORD_FILE")
         .env_remove("VECDRILL_PASSWORD_COMMAND")
+        .env_remove("VECDRILL_FROM_PASSWORD")
+        .env_remove("VECDRILL_FROM_PASSWORD_FILE")
+        .env_remove("VECDRILL_FROM_PASSWORD_COMMAND")
+        .env_remove("VECDRILL_COPY_PASSWORD")
+        .env_remove("VECDRILL_COPY_PASSWORD_FILE")
+        .env_remove("VECDRILL_COPY_PASSWORD_COMMAND")
         .stdin(Stdio::null());
     command
 }

@@ -1,10 +1,10 @@
 """Run a command on a pseudo-terminal, as a person at a terminal would, typing one answer
-after each password prompt shows.
+after each prompt shows: a password prompt, or a question of `vecdrill menu`.
 
 usage: terminal.py ANSWERS_JSON COMMAND [ARG...]
 
 ANSWERS_JSON is a JSON list of strings; the Nth is typed once the Nth prompt (a line starting
-"enter " and holding "password", ending ": ") has appeared. Everything the terminal showed is
+"enter " and holding "password", ending ": "; or a menu question, ending "]> ") has appeared. Everything the terminal showed is
 written to stdout; the exit code is the command's (128 + signal when a signal ended it).
 """
 
@@ -19,7 +19,7 @@ import sys
 import termios
 import time
 
-PROMPT = re.compile(rb"enter [^\n]*password[^\n]*: ")
+PROMPT = re.compile(rb"enter [^\n]*password[^\n]*: |\]> ")
 
 
 def main():

@@ -1,0 +1,192 @@
+//! Issue 25: `vecdrill menu`, seed 002's interactive tool, driven through a pseudo-terminal:
+//! list, restore with its pre-restore backup and confirmation, verify, exit; and never a
+//! prompt without a terminal.
+
+use serde_json::Value;
+
+use crate::common::{
+    backup_json, repo_url, tree_hashes, vecdrill, vecdrill_on_terminal, workspace, ChromaServer,
+};
+
+fn list(repo: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["list", "--repo", repo, "--json"];
+    args.extend_from_slice(extra);
+    let run = vecdrill(&args);
+    run.expect_code(0);
+    run.json().as_array().unwrap().clone()
+}
+
+/// Add records in a new collection, so that the data differs from the backup.
+fn change(data: &std::path::Path) {
+    let server = ChromaServer::start(data);
+    vecdrill([
+        "seed",
+        "--url",
+        &server.url(),
+        "--collection",
+        "later",
+        "--count",
+        "40",
+        "--dim",
+        "8",
+    ])
+    .expect_code(0);
+    server.stop();
+}
+
+#[test]
+fn issue_25_the_menu_lists_then_restores_after_a_pre_restore_backup_and_confirmation() {
+    let ws = workspace(&[("docs", 600, 16)]);
+    let taken = backup_json(&ws.repo, &ws.data, &[]);
+    let id = taken["backup"]["manifest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let backed_up = tree_hashes(&ws.data);
+    change(&ws.data);
+    let changed = tree_hashes(&ws.data);
+    assert_ne!(changed, backed_up);
+
+    let data = ws.data.to_str().unwrap();
+    // list; restore backup 1 into the directory (Enter: the one given), yes; exit.
+    let run = vecdrill_on_terminal(
+        &["menu", "--repo", &ws.repo, "--chroma-dir", data],
+        &["2\r", "5\r", "1\r", "\r", "y\r", "7\r"],
+        None,
+    );
+    let shown = run.stdout();
+    assert_eq!(run.code(), 0, "{shown}");
+    // Each choice shows the command that does the same.
+    for line in [
+        format!("$ vecdrill list --repo {}", ws.repo),
+        format!(
+            "$ vecdrill restore --repo {} {id} --to {data} --dry-run",
+            ws.repo
+        ),
+        format!(
+            "$ vecdrill backup --repo {} --chroma-dir {data} --tag pre-restore",
+            ws.repo
+        ),
+        format!(
+            "$ vecdrill restore --repo {} {id} --to {data} --yes",
+            ws.repo
+        ),
+    ] {
+        assert!(shown.contains(&line), "missing {line:?} in:\n{shown}");
+    }
+    assert!(shown.contains("verified:"), "{shown}");
+    // The data is the backup's again; what was there is a backup of its own.
+    assert_eq!(tree_hashes(&ws.data), backed_up);
+    let backups = list(&ws.repo, &[]);
+    assert_eq!(backups.len(), 2);
+    let pre = backups
+        .iter()
+        .find(|b| b["tags"] == serde_json::json!(["pre-restore"]))
+        .expect("a pre-restore backup");
+    let scratch = tempfile::tempdir().unwrap();
+    let to = scratch.path().join("chroma");
+    crate::common::restore_run(&ws.repo, pre["id"].as_str().unwrap(), &to, &[]).expect_code(0);
+    assert_eq!(tree_hashes(&to), changed);
+}
+
+#[test]
+fn issue_25_a_no_at_the_menus_confirmation_restores_nothing() {
+    let ws = workspace(&[("docs", 300, 8)]);
+    backup_json(&ws.repo, &ws.data, &[]);
+    change(&ws.data);
+    let before = tree_hashes(&ws.data);
+    let data = ws.data.to_str().unwrap();
+    let run = vecdrill_on_terminal(
+        &["menu", "--repo", &ws.repo, "--chroma-dir", data],
+        // A backup named before-upgrade (a directory nobody serves), then a restore declined.
+        &[
+            "1\r",
+            "\r",
+            "\r",
+            "before-upgrade\r",
+            "5\r",
+            "1\r",
+            "\r",
+            "n\r",
+            "7\r",
+        ],
+        None,
+    );
+    assert_eq!(run.code(), 0, "{}", run.stdout());
+    let tags: Vec<Value> = list(&ws.repo, &[])
+        .iter()
+        .map(|b| b["tags"].clone())
+        .collect();
+    assert!(
+        tags.contains(&serde_json::json!(["before-upgrade"])),
+        "{tags:?}"
+    );
+    assert!(
+        run.stdout().contains("nothing restored"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(tree_hashes(&ws.data), before);
+    assert!(!run.stdout().contains("--yes"), "{}", run.stdout());
+}
+
+#[test]
+fn issue_25_the_menu_asks_an_encrypted_repositorys_password_once() {
+    let ws = workspace(&[("docs", 300, 8)]);
+    let pw = ws.tmp.path().join("pw");
+    std::fs::write(&pw, "menu secret").unwrap();
+    let repo = repo_url(&ws.tmp.path().join("sealed"));
+    backup_json(&repo, &ws.data, &["--password-file", pw.to_str().unwrap()]);
+    // The password; list; verify backup 1 reading every byte; show it; exit.
+    let run = vecdrill_on_terminal(
+        &["menu", "--repo", &repo],
+        &[
+            "menu secret\r",
+            "2\r",
+            "4\r",
+            "1\r",
+            "\r",
+            "3\r",
+            "1\r",
+            "7\r",
+        ],
+        None,
+    );
+    let shown = run.stdout();
+    assert_eq!(run.code(), 0, "{shown}");
+    assert_eq!(shown.matches("enter the password").count(), 1, "{shown}");
+    assert!(shown.contains("--read-data"), "{shown}");
+    assert!(
+        !shown.contains("menu secret"),
+        "the password is never shown: {shown}"
+    );
+    assert!(shown.contains("collection docs"), "{shown}");
+}
+
+#[test]
+fn issue_25_without_a_terminal_the_menu_never_prompts_and_bare_vecdrill_suggests_it_on_one() {
+    let ws = workspace(&[("docs", 50, 4)]);
+    let run = vecdrill(["menu", "--repo", &ws.repo]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("no terminal"), "{}", run.stderr());
+    assert!(run.stdout().is_empty());
+
+    // Ctrl-C at a question ends the menu at once.
+    let interrupted = vecdrill_on_terminal(&["menu", "--repo", &ws.repo], &["\x03"], None);
+    assert_eq!(interrupted.code(), 130, "{}", interrupted.stdout());
+
+    let bare = vecdrill::<[&str; 0], &str>([]);
+    bare.expect_code(2);
+    assert!(
+        !bare.stderr().contains("vecdrill menu"),
+        "{}",
+        bare.stderr()
+    );
+    let on_terminal = vecdrill_on_terminal(&[], &[], None);
+    assert_eq!(on_terminal.code(), 2);
+    assert!(
+        on_terminal.stdout().contains("`vecdrill menu`"),
+        "{}",
+        on_terminal.stdout()
+    );
+}
