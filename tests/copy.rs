@@ -6,7 +6,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common::{
-    backup_json, repo_url, tree_hashes, vecdrill, vecdrill_env, workspace, ChromaServer, S3Server,
+    add_records, backup_json, repo_url, restore_run_env, tree_hashes, vecdrill, vecdrill_env,
+    workspace, S3Server,
 };
 
 const COLLECTIONS: &[(&str, u64, usize)] = &[("docs", 1500, 32), ("faq", 300, 16)];
@@ -33,43 +34,11 @@ fn id_of(backup: &Value) -> String {
         .to_string()
 }
 
-/// Add `count` records in a new collection `name` to the Chroma directory `data`.
-fn add_collection(data: &Path, name: &str, count: u64) {
-    let server = ChromaServer::start(data);
-    vecdrill([
-        "seed",
-        "--url",
-        &server.url(),
-        "--collection",
-        name,
-        "--count",
-        &count.to_string(),
-        "--dim",
-        "16",
-        "--seed",
-        "9",
-    ])
-    .expect_code(0);
-    server.stop();
-}
-
 /// The files `backup` of `repo` restores to (restored into a scratch directory under `tmp`).
 fn restored(repo: &str, backup: &str, tmp: &Path, env: &[(&str, String)]) -> Vec<(String, String)> {
     let scratch = tempfile::tempdir_in(tmp).unwrap();
     let to = scratch.path().join("chroma");
-    let run = vecdrill_env(
-        [
-            "restore",
-            "--repo",
-            repo,
-            backup,
-            "--to",
-            to.to_str().unwrap(),
-            "--yes",
-            "--no-safety-backup",
-        ],
-        env,
-    );
+    let run = restore_run_env(repo, backup, &to, &["--no-safety-backup"], env);
     run.expect_code(0);
     tree_hashes(&to).into_iter().collect()
 }
@@ -101,7 +70,7 @@ fn issue_25_copy_file_to_s3_and_back_sends_only_what_the_destination_lacks() {
     assert_eq!(again["copies"][0]["uploaded_bytes"], 0);
 
     // A second backup after a small change: `--all` sends only that change.
-    add_collection(&ws.data, "extra", 50);
+    add_records(&ws.data, "extra", 50, 16);
     let second_backup = backup_json(&ws.repo, &ws.data, &[]);
     let second = id_of(&second_backup);
     let stored_second = second_backup["backup"]["manifest"]["totals"]["stored_bytes"]
@@ -180,7 +149,7 @@ fn issue_25_copy_between_encrypted_and_unencrypted_repositories_reencrypts() {
     vecdrill(["verify", "--repo", &plain, "--read-data"]).expect_code(0);
 
     // A second backup: the unchanged files are taken from the earlier copy, not read again.
-    add_collection(&ws.data, "extra", 50);
+    add_records(&ws.data, "extra", 50, 16);
     let second = id_of(&backup_json(
         &encrypted,
         &ws.data,
@@ -348,6 +317,15 @@ fn issue_25_a_damaged_source_is_not_copied() {
     assert!(run.stderr().contains("verify"), "{}", run.stderr());
     assert!(list_json(&dest, &[]).is_empty(), "nothing is listed");
     vecdrill(["verify", "--repo", &dest]).expect_code(0);
+
+    // A repository is not copied into itself.
+    let itself = vecdrill(["copy", "--from-repo", &ws.repo, "--repo", &ws.repo]);
+    itself.expect_code(2);
+    assert!(
+        itself.stderr().contains("being copied from"),
+        "{}",
+        itself.stderr()
+    );
 }
 
 #[test]

@@ -970,3 +970,69 @@ fn issue_23_the_shipped_log_of_an_encrypted_repository_reveals_nothing() {
     crate::common::vecdrill_env(args, &password).expect_code(0);
     assert_eq!(served(&bin, &to), record["marks"]["m1"]["state"]);
 }
+
+#[test]
+fn issue_25_a_copy_carries_the_shipped_log_and_restores_to_a_moment_from_it() {
+    let bin = chroma_bin();
+    let Live {
+        tmp,
+        data,
+        repo,
+        server,
+    } = live(&bin);
+    write(
+        &bin,
+        &server,
+        json!([{"create": "docs"}, {"add": "docs", "from": 0, "to": 20}]),
+    );
+    let first = follow_once(&repo, &data, &[]);
+    assert_eq!(first["bases_taken"], 1, "{first:#}");
+    let record = write(
+        &bin,
+        &server,
+        json!([
+            {"add": "docs", "from": 20, "to": 40},
+            {"mark": "m1"},
+            {"add": "docs", "from": 40, "to": 50}
+        ]),
+    );
+    follow_once(&repo, &data, &[]);
+    server.stop();
+
+    let offsite = repo_url(&tmp.path().join("offsite"));
+    let copied = vecdrill([
+        "copy",
+        "--from-repo",
+        &repo,
+        "--repo",
+        &offsite,
+        "--all",
+        "--json",
+    ])
+    .expect_code(0)
+    .json();
+    let segments = copied["copies"][0]["log_segments"].as_u64().unwrap();
+    assert!(segments >= 1, "{copied:#}");
+    // Copied again: the chain is there already, nothing is sent.
+    let again = vecdrill([
+        "copy",
+        "--from-repo",
+        &repo,
+        "--repo",
+        &offsite,
+        "--all",
+        "--json",
+    ])
+    .expect_code(0)
+    .json();
+    assert_eq!(again["copies"][0]["log_segments"], 0, "{again:#}");
+
+    // The copy alone restores to the moment.
+    let mark = &record["marks"]["m1"];
+    let to = tmp.path().join("restored");
+    let restored = restore_at(&offsite, &second(mark), &to)
+        .expect_code(0)
+        .json();
+    assert_eq!(restored["status"], "restored", "{restored:#}");
+    assert_eq!(served(&bin, &to), mark["state"]);
+}

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::common::{
-    backup_json, repo_url, tree_hashes, vecdrill, vecdrill_on_terminal, workspace, ChromaServer,
+    add_records, backup_json, repo_url, tree_hashes, vecdrill, vecdrill_on_terminal, workspace,
 };
 
 fn list(repo: &str, extra: &[&str]) -> Vec<Value> {
@@ -18,20 +18,7 @@ fn list(repo: &str, extra: &[&str]) -> Vec<Value> {
 
 /// Add records in a new collection, so that the data differs from the backup.
 fn change(data: &std::path::Path) {
-    let server = ChromaServer::start(data);
-    vecdrill([
-        "seed",
-        "--url",
-        &server.url(),
-        "--collection",
-        "later",
-        "--count",
-        "40",
-        "--dim",
-        "8",
-    ])
-    .expect_code(0);
-    server.stop();
+    add_records(data, "later", 40, 8);
 }
 
 #[test]

@@ -93,12 +93,30 @@ async fn copy_locked(
 ) -> Result<Vec<CopyReport>, RepoError> {
     let index = ChunkIndex::load(from).await?;
     let naming = Naming::of(from, to.repo);
+    // The destination's backups, read once, for the earlier copies re-named files are taken
+    // from; each new copy joins them.
+    let mut held = match naming {
+        Naming::Different => to.repo.readable_manifests().await?,
+        Naming::Same => Vec::new(),
+    };
     let mut reports = Vec::with_capacity(manifests.len());
     for manifest in manifests {
         let started = std::time::Instant::now();
         let mut report = match existing_copy(to.repo, &manifest.id).await? {
             Some(_) => CopyReport::already_there(manifest),
-            None => copy_one(from, to.repo, &index, naming, manifest, progress).await?,
+            None => {
+                let earlier = match naming {
+                    Naming::Same => EarlierCopy::default(),
+                    Naming::Different => EarlierCopy::find(from, &held, manifest).await?,
+                };
+                let (report, copy) =
+                    copy_one(from, to.repo, &index, naming, &earlier, manifest, progress).await?;
+                if naming == Naming::Different {
+                    held.push(copy);
+                    held.sort_by_key(|m| m.created_at);
+                }
+                report
+            }
         };
         report.log_segments = copy_log(from, to.repo, &manifest.id).await?;
         record_copy(from, to, &manifest.id).await?;
@@ -174,9 +192,10 @@ async fn copy_one(
     to: &Repository,
     index: &ChunkIndex,
     naming: Naming,
+    earlier: &EarlierCopy,
     manifest: &Manifest,
     progress: &dyn Progress,
-) -> Result<CopyReport, RepoError> {
+) -> Result<(CopyReport, Manifest), RepoError> {
     // A backup that cannot be restored here is not copied anywhere.
     if let Some(problem) = problems(manifest, index).into_iter().next() {
         return Err(RepoError::Corrupt {
@@ -184,17 +203,13 @@ async fn copy_one(
             detail: format!("{problem}; `vecdrill verify` on the source says more"),
         });
     }
-    let earlier = match naming {
-        Naming::Same => EarlierCopy::default(),
-        Naming::Different => EarlierCopy::find(from, to, manifest).await?,
-    };
     let mut writer = BackupWriter::begin(to).await?;
     let (files, mut report) = match copy_files(
         from,
         &mut writer,
         index,
         naming,
-        &earlier,
+        earlier,
         manifest,
         progress,
     )
@@ -210,8 +225,8 @@ async fn copy_one(
         repository: from.config.id.clone(),
         copied_at: Utc::now(),
     };
-    commit_verified(to, writer, manifest, files, origin, &mut report).await?;
-    Ok(report)
+    let copy = commit_verified(to, writer, manifest, files, origin, &mut report).await?;
+    Ok((report, copy))
 }
 
 /// Every file of `manifest` stored in the destination: its entries there, and the report so far.
@@ -318,7 +333,7 @@ async fn commit_verified(
     files: Vec<FileEntry>,
     origin: CopiedFrom,
     report: &mut CopyReport,
-) -> Result<(), RepoError> {
+) -> Result<Manifest, RepoError> {
     let written = match writer.finish_packs().await {
         Ok(written) => written.to_vec(),
         Err(err) => {
@@ -344,8 +359,7 @@ async fn commit_verified(
     report.new_chunks = copy.totals.new_chunks;
     report.uploaded_bytes = copy.totals.stored_bytes;
     report.packs_read_back = written.len() as u64;
-    writer.commit_manifest(copy).await?;
-    Ok(())
+    writer.commit_manifest(copy).await
 }
 
 /// Whether `copy` restores from the destination as it stands: what `verify` checks of it,
@@ -392,13 +406,13 @@ struct EarlierCopy {
 }
 
 impl EarlierCopy {
+    /// `held`: the destination's backups, oldest first.
     async fn find(
         from: &Repository,
-        to: &Repository,
+        held: &[Manifest],
         manifest: &Manifest,
     ) -> Result<Self, RepoError> {
-        let copies = to.readable_manifests().await?;
-        let newest = copies
+        let newest = held
             .iter()
             .rev()
             .filter(|c| c.source_label() == manifest.source_label() && c.id != manifest.id)
@@ -464,7 +478,16 @@ async fn copy_log(from: &Repository, to: &Repository, id: &str) -> Result<u64, R
     segments.sort();
     let mut copied = 0;
     for key in segments.iter().filter(|k| !there.contains(*k)) {
-        let plain = from.store.get_plain(key).await?;
+        // A chain is only believed as far as it runs without a hole: one that cannot be read
+        // here ends what is copied, and is no reason to fail the backup's copy.
+        let plain = match from.store.get_plain(key).await {
+            Ok(plain) => plain,
+            Err(err @ RepoError::Corrupt { .. }) => {
+                tracing::warn!("the log after backup {id} is copied up to {key}, which is damaged in the source: {err}");
+                break;
+            }
+            Err(err) => return Err(err),
+        };
         to.store.put_plain(key, plain).await?;
         copied += 1;
     }
@@ -473,6 +496,10 @@ async fn copy_log(from: &Repository, to: &Repository, id: &str) -> Result<u64, R
 
 /// Note in the source that backup `id` has a copy in the destination.
 async fn record_copy(from: &Repository, to: &Destination<'_>, id: &str) -> Result<(), RepoError> {
+    let name = format!("{id}/{}", to.repo.config.id);
+    if from.store.size(&copy_record_key(&name)).await?.is_some() {
+        return Ok(());
+    }
     let record = CopyRecord {
         kind: kinds::COPY.to_string(),
         version: FORMAT_VERSION,

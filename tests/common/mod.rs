@@ -910,6 +910,17 @@ pub fn backup_json(repo: &str, data: &Path, extra: &[&str]) -> serde_json::Value
 
 /// `vecdrill restore --repo REPO BACKUP --to TO --yes [EXTRA]...`, whatever its outcome.
 pub fn restore_run(repo: &str, backup: &str, to: &Path, extra: &[&str]) -> Run {
+    restore_run_env(repo, backup, to, extra, &[])
+}
+
+/// [`restore_run`] with extra environment variables.
+pub fn restore_run_env(
+    repo: &str,
+    backup: &str,
+    to: &Path,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> Run {
     let mut args = vec![
         "restore",
         "--repo",
@@ -920,7 +931,28 @@ pub fn restore_run(repo: &str, backup: &str, to: &Path, extra: &[&str]) -> Run {
         "--yes",
     ];
     args.extend_from_slice(extra);
-    vecdrill(&args)
+    vecdrill_env(&args, env)
+}
+
+/// Add `count` records (dimension `dim`) in collection `name` to the Chroma directory `data`,
+/// through a server started on it and stopped again.
+pub fn add_records(data: &Path, name: &str, count: u64, dim: usize) {
+    let server = ChromaServer::start(data);
+    vecdrill([
+        "seed",
+        "--url",
+        &server.url(),
+        "--collection",
+        name,
+        "--count",
+        &count.to_string(),
+        "--dim",
+        &dim.to_string(),
+        "--seed",
+        "9",
+    ])
+    .expect_code(0);
+    server.stop();
 }
 
 /// Copy every file under `from` to the same place under `to`.
