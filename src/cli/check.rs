@@ -47,7 +47,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "URL", requires = "repo")]
     pub copy_repo: Option<String>,
     #[command(flatten)]
-    pub copy_password: super::copy::CopyPasswordArgs,
+    pub copy_password: super::repo_args::CopyPasswordArgs,
     /// Redis whose PING to check (the metadata store of a FAISS + Redis setup).
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
@@ -133,7 +133,7 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
     if let (Some(repo), Some(copy_repo)) = (&args.repo, &args.copy_repo) {
         let password = args
             .copy_password
-            .sources(&super::repo::PasswordArgs::default());
+            .sources(&super::repo_args::PasswordArgs::default());
         checks.push(health::copies(repo, copy_repo, &password, args.source.as_deref()).await);
     }
     if let (Some(repo), Some(max)) = (&args.repo, args.max_log_lag) {

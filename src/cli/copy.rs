@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use clap::Args;
 use vecdrill::commands::copy::{self, CopyOutcome, CopyTo, Selection};
 use vecdrill::exit;
-use vecdrill::repo::password::{PasswordSources, COPY_ENV, FROM_ENV};
+use vecdrill::repo::password::{PasswordSources, FROM_ENV};
 use vecdrill::repo::{Repository, SourceChoice};
 use vecdrill::text::printable;
 
-use super::repo::{PasswordArgs, RepoArg, SourceArg};
+use super::repo_args::{RepoArg, SourceArg};
 use super::{print_json, progress::for_terminal, prompt, Failure};
 
 #[derive(Args)]
@@ -119,30 +119,5 @@ pub fn say_copied(outcome: &CopyOutcome) {
     }
     if let Some(reason) = &outcome.rotation.deferred {
         say!("  rotation there: put off: {reason}");
-    }
-}
-
-/// The password of a second repository (`--copy-to`, `--copy-repo`): its own flags and
-/// VECDRILL_COPY_PASSWORD*, else the first repository's.
-#[derive(Args, Clone, Default)]
-pub struct CopyPasswordArgs {
-    /// The copy repository's password file (or VECDRILL_COPY_PASSWORD_FILE); without one,
-    /// --repo's password is used for it too.
-    #[arg(long, value_name = "FILE")]
-    pub copy_password_file: Option<PathBuf>,
-    /// Run this command (no shell) for the copy repository's password (or
-    /// VECDRILL_COPY_PASSWORD_COMMAND).
-    #[arg(long, value_name = "CMD")]
-    pub copy_password_command: Option<String>,
-}
-
-impl CopyPasswordArgs {
-    pub fn sources(&self, main: &PasswordArgs) -> PasswordSources {
-        PasswordSources::from_env_of(
-            &COPY_ENV,
-            self.copy_password_file.clone(),
-            self.copy_password_command.clone(),
-        )
-        .or(&main.sources())
     }
 }

@@ -38,7 +38,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub records: super::records::RecordArgs,
     #[command(flatten)]
-    pub password: super::repo::PasswordArgs,
+    pub password: super::repo_args::PasswordArgs,
 }
 
 /// How a loaded scenario is run (by `run`, and by `prove` with the drill it writes).

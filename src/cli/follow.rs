@@ -13,7 +13,7 @@ use vecdrill::metrics::Metric;
 use vecdrill::notify::{NotifyOn, NotifySpec};
 
 use super::progress::for_terminal;
-use super::repo::RepoArg;
+use super::repo_args::RepoArg;
 use super::{print_json, Failure};
 
 #[derive(Args)]

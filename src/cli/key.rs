@@ -12,7 +12,7 @@ use vecdrill::repo::keyring::{self, short};
 use vecdrill::repo::password::PasswordSources;
 use zeroize::Zeroizing;
 
-use super::repo::RepoArg;
+use super::repo_args::RepoArg;
 use super::{print_json, prompt, Failure};
 
 #[derive(Args)]

@@ -13,7 +13,7 @@ use vecdrill::repo::password::PasswordSources;
 use vecdrill::repo::{RepoError, Repository};
 use vecdrill::text::printable;
 
-use super::repo::PasswordArgs;
+use super::repo_args::PasswordArgs;
 use super::{prompt, Failure};
 
 #[derive(clap::Args)]

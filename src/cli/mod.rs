@@ -34,6 +34,7 @@ pub mod quiet;
 pub mod rebuild;
 pub mod records;
 pub mod repo;
+pub mod repo_args;
 pub mod transfer;
 
 use vecdrill::exit::Classify;

@@ -12,7 +12,7 @@ use vecdrill::repo::Repository;
 use vecdrill::report::DrillReport;
 
 use super::drill::{run_loaded, RunHow, Shown};
-use super::repo::{RepoArg, SourceArg};
+use super::repo_args::{RepoArg, SourceArg};
 use super::Failure;
 
 #[derive(Args)]

@@ -18,7 +18,6 @@ use vecdrill::platform::shell::ShellService;
 use vecdrill::platform::shell::ShellSpec;
 use vecdrill::platform::{Service, ServiceEnv};
 use vecdrill::repo::format::{CopyRecord, Manifest, Proof};
-use vecdrill::repo::password::PasswordSources;
 use vecdrill::repo::prune::{PruneOptions, RetentionPolicy};
 use vecdrill::repo::{Repository, SourceChoice};
 use vecdrill::targets::chroma::capture::CaptureMode;
@@ -30,69 +29,8 @@ use vecdrill::targets::protect::{
 use vecdrill::text::printable;
 use vecdrill::units::bytes;
 
+use super::repo_args::{CopyPasswordArgs, PasswordArgs, RepoArg, SourceArg};
 use super::{print_json, progress::for_terminal, prompt, Failure};
-
-#[derive(Args)]
-pub struct RepoArg {
-    /// Repository URL: file://DIR, s3://BUCKET/PREFIX, gs://..., az://... (S3 settings from AWS_*).
-    #[arg(long, env = "VECDRILL_REPO")]
-    pub repo: String,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-}
-
-/// Where an encrypted repository's password comes from (`VECDRILL_PASSWORD` too).
-#[derive(Args, Clone, Default)]
-pub struct PasswordArgs {
-    /// Read an encrypted repository's password from this file (or VECDRILL_PASSWORD_FILE).
-    #[arg(long)]
-    pub password_file: Option<PathBuf>,
-    /// Run this command (no shell) and take its output as the password (or
-    /// VECDRILL_PASSWORD_COMMAND).
-    #[arg(long)]
-    pub password_command: Option<String>,
-}
-
-impl PasswordArgs {
-    /// The flags, completed from the environment (read here, never through clap, whose help
-    /// would show an environment variable's value).
-    pub fn sources(&self) -> PasswordSources {
-        PasswordSources::from_env(self.password_file.clone(), self.password_command.clone())
-    }
-}
-
-impl RepoArg {
-    pub async fn open(&self) -> Result<Repository, vecdrill::repo::RepoError> {
-        Repository::open_with(&self.repo, &self.password.sources(), prompt::for_terminal()).await
-    }
-
-    /// Open, or create on first use: encrypted only when a password source is given (a
-    /// prompt is for opening an existing encrypted repository, asked once).
-    pub async fn open_or_create(&self) -> Result<Repository, vecdrill::repo::RepoError> {
-        Repository::open_or_create_with(
-            &self.repo,
-            &self.password.sources(),
-            prompt::for_terminal(),
-        )
-        .await
-    }
-}
-
-/// Which source's backups a command means when a repository holds several.
-#[derive(Args)]
-pub struct SourceArg {
-    /// Only backups of this source, as `list` shows it (HOST:PATH, or the path alone): `latest`
-    /// is its newest backup. Needed when the repository holds several sources and nothing else
-    /// says which.
-    #[arg(long, value_name = "SOURCE")]
-    pub source: Option<String>,
-}
-
-impl SourceArg {
-    pub fn choice(&self) -> SourceChoice {
-        SourceChoice::named(self.source.clone())
-    }
-}
 
 #[derive(Args)]
 pub struct BackupArgs {
@@ -162,7 +100,7 @@ pub struct BackupArgs {
     #[arg(long, value_name = "URL")]
     pub copy_to: Option<String>,
     #[command(flatten)]
-    pub copy_password: super::copy::CopyPasswordArgs,
+    pub copy_password: CopyPasswordArgs,
     /// POST a JSON summary (with a Slack-compatible `text`) to this webhook.
     #[arg(long, value_name = "URL")]
     pub notify: Option<String>,

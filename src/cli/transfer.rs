@@ -29,7 +29,7 @@ pub struct ExportArgs {
     #[arg(long, default_value = "latest", requires = "repo")]
     pub backup: String,
     #[command(flatten)]
-    pub password: super::repo::PasswordArgs,
+    pub password: super::repo_args::PasswordArgs,
     /// Collection to export (repeatable).
     #[arg(long = "collection")]
     pub collections: Vec<String>,
