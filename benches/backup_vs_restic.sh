@@ -23,14 +23,7 @@ work="$PWD/target/bench-work"
 rm -rf "$work"; mkdir -p "$work"
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="$work/restic"
 
-# time_of LABEL CMD...: wall seconds and peak RSS (KiB) of one command, into $results.
 results="$work/results.txt"
-time_of() {
-  local label=$1; shift
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > /dev/null 2> "$work/stderr.txt" || { cat "$work/stderr.txt" >&2; exit 1; }
-  echo "$label $(cat "$work/time.txt")" >> "$results"
-}
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "bench: round $round of $ROUNDS" >&2

@@ -30,3 +30,12 @@ chroma_data() {
   fi
   echo "$data"
 }
+
+# time_of LABEL CMD...: wall seconds and peak RSS (KiB) of one command, caches dropped first,
+# appended as "LABEL SECONDS KIB" to $results ($work holds its scratch files).
+time_of() {
+  local label=$1; shift
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > /dev/null 2> "$work/stderr.txt" || { cat "$work/stderr.txt" >&2; exit 1; }
+  echo "$label $(cat "$work/time.txt")" >> "$results"
+}

@@ -29,12 +29,6 @@ echo source-secret > "$work/pw-source"
 echo dest-secret > "$work/pw-dest"
 
 results="$work/results.txt"
-time_of() {
-  local label=$1; shift
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > /dev/null 2> "$work/stderr.txt" || { cat "$work/stderr.txt" >&2; exit 1; }
-  echo "$label $(cat "$work/time.txt")" >> "$results"
-}
 
 plain="file://$work/plain" sealed="file://$work/sealed"
 "$VECDRILL" backup --repo "$plain" --chroma-dir "$data" --no-history -q

@@ -853,24 +853,18 @@ fn issue_23_the_point_in_time_drill_brings_back_every_acknowledged_write_and_non
     assert!(Path::new(run_dir).join("writes.json").is_file());
 }
 
-#[test]
-fn issue_23_a_moment_is_proven_as_a_backup_is_served_and_counted_in_a_sandbox() {
-    let bin = chroma_bin();
-    let Live {
-        tmp,
-        data,
-        repo,
-        server,
-    } = live(&bin);
+/// A base backup of 30 records, then writes after it with the moment `m1` marked among them,
+/// shipped: the first follow pass's outcome and the writer's record.
+fn base_then_moment(bin: &Path, server: &ChromaServer, repo: &str, data: &Path) -> (Value, Value) {
     write(
-        &bin,
-        &server,
+        bin,
+        server,
         json!([{"create": "docs"}, {"add": "docs", "from": 0, "to": 30}]),
     );
-    let first = follow_once(&repo, &data, &[]);
+    let first = follow_once(repo, data, &[]);
     let record = write(
-        &bin,
-        &server,
+        bin,
+        server,
         json!([
             {"add": "docs", "from": 30, "to": 50},
             {"delete": "docs", "from": 0, "to": 5},
@@ -880,7 +874,20 @@ fn issue_23_a_moment_is_proven_as_a_backup_is_served_and_counted_in_a_sandbox() 
             {"add": "docs", "from": 50, "to": 60}
         ]),
     );
-    follow_once(&repo, &data, &[]);
+    follow_once(repo, data, &[]);
+    (first, record)
+}
+
+#[test]
+fn issue_23_a_moment_is_proven_as_a_backup_is_served_and_counted_in_a_sandbox() {
+    let bin = chroma_bin();
+    let Live {
+        tmp,
+        data,
+        repo,
+        server,
+    } = live(&bin);
+    let (first, record) = base_then_moment(&bin, &server, &repo, &data);
     server.stop();
     let server_cmd = format!("{} run --path {{dir}} --port {{port}}", bin.display());
     let reports = tmp.path().join("reports");
@@ -980,23 +987,8 @@ fn issue_25_a_copy_carries_the_shipped_log_and_restores_to_a_moment_from_it() {
         repo,
         server,
     } = live(&bin);
-    write(
-        &bin,
-        &server,
-        json!([{"create": "docs"}, {"add": "docs", "from": 0, "to": 20}]),
-    );
-    let first = follow_once(&repo, &data, &[]);
+    let (first, record) = base_then_moment(&bin, &server, &repo, &data);
     assert_eq!(first["bases_taken"], 1, "{first:#}");
-    let record = write(
-        &bin,
-        &server,
-        json!([
-            {"add": "docs", "from": 20, "to": 40},
-            {"mark": "m1"},
-            {"add": "docs", "from": 40, "to": 50}
-        ]),
-    );
-    follow_once(&repo, &data, &[]);
     server.stop();
 
     let offsite = repo_url(&tmp.path().join("offsite"));
