@@ -260,6 +260,16 @@ fn issue_25_backup_copy_to_keeps_a_second_copy_and_check_requires_it() {
     assert!(run.stderr().contains("is committed"), "{}", run.stderr());
     assert_eq!(list_json(&ws.repo, &[]).len(), 3);
 
+    // The next backup with --copy-to catches up what the second repository lacks.
+    let caught_up = backup_json(&ws.repo, &ws.data, &["--copy-to", &second_repo]);
+    assert_eq!(
+        caught_up["copy"]["copies"].as_array().unwrap().len(),
+        4,
+        "{caught_up}"
+    );
+    assert_eq!(list_json(&second_repo, &[]).len(), 4);
+    assert_eq!(check(0)["passed"], true);
+
     // --keep-last rotates both repositories.
     let kept = id_of(&backup_json(
         &ws.repo,
@@ -304,9 +314,9 @@ fn issue_25_a_killed_copy_leaves_the_destination_verifiable_and_a_rerun_complete
 }
 
 #[test]
-fn issue_25_a_damaged_source_is_not_copied() {
+fn issue_25_a_damaged_source_backup_is_not_copied_and_the_others_are() {
     let ws = workspace(&COLLECTIONS[..1]);
-    backup_json(&ws.repo, &ws.data, &[]);
+    let damaged = id_of(&backup_json(&ws.repo, &ws.data, &[]));
     for pack in crate::common::files_under(&ws.repo_dir.join("packs")) {
         let len = std::fs::metadata(&pack).unwrap().len() as usize;
         crate::common::flip_byte(&pack, len / 2);
@@ -314,12 +324,39 @@ fn issue_25_a_damaged_source_is_not_copied() {
     let dest = repo_url(&ws.tmp.path().join("dest"));
     let run = vecdrill(["copy", "--from-repo", &ws.repo, "--repo", &dest, "latest"]);
     run.expect_code(1);
-    assert!(run.stderr().contains("verify"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains(&format!("NOT COPIED {damaged}")),
+        "{}",
+        run.stderr()
+    );
     assert!(list_json(&dest, &[]).is_empty(), "nothing is listed");
     vecdrill(["verify", "--repo", &dest]).expect_code(0);
 
+    // Another source's backup, in packs of its own: `--all` copies it and names the other.
+    let other = crate::common::seeded_data_dir(&ws.tmp.path().join("other"), &[("faq", 200, 8)]);
+    let intact = id_of(&backup_json(&ws.repo, &other, &[]));
+    let run = vecdrill([
+        "copy",
+        "--from-repo",
+        &ws.repo,
+        "--repo",
+        &dest,
+        "--all",
+        "--json",
+    ]);
+    run.expect_code(1);
+    let copies = run.json()["copies"].as_array().unwrap().clone();
+    assert!(copies[0]["failed"].is_string(), "{copies:?}");
+    assert!(copies[1]["failed"].is_null(), "{copies:?}");
+    let listed: Vec<Value> = list_json(&dest, &[])
+        .iter()
+        .map(|b| b["id"].clone())
+        .collect();
+    assert_eq!(listed, vec![Value::from(intact.as_str())]);
+    vecdrill(["verify", "--repo", &dest, "--read-data"]).expect_code(0);
+
     // A repository is not copied into itself.
-    let itself = vecdrill(["copy", "--from-repo", &ws.repo, "--repo", &ws.repo]);
+    let itself = vecdrill(["copy", "--from-repo", &ws.repo, "--repo", &ws.repo, "--all"]);
     itself.expect_code(2);
     assert!(
         itself.stderr().contains("being copied from"),

@@ -73,7 +73,15 @@ pub async fn run(args: CopyArgs) -> Result<i32, Failure> {
     } else {
         say_copied(&outcome);
     }
-    Ok(exit::SUCCESS)
+    let failures = outcome.failures();
+    for failure in &failures {
+        eprintln!("NOT COPIED {}", printable(failure));
+    }
+    Ok(if failures.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    })
 }
 
 /// Copy `selection` of `from` into the repository at `url` (with a bar on a terminal).

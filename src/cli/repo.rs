@@ -435,16 +435,26 @@ async fn copy_created(
 ) -> Result<vecdrill::commands::copy::CopyOutcome, Failure> {
     let copy = async {
         let repo = args.repo.open().await?;
-        super::copy::copy_into(
+        // Every backup of this source the copy lacks, the new one last: one that failed to
+        // copy before is caught up now.
+        let outcome = super::copy::copy_into(
             &repo,
-            &vecdrill::commands::copy::Selection::One(manifest.id.clone()),
-            &SourceChoice::default(),
+            &vecdrill::commands::copy::Selection::All,
+            &SourceChoice::named(Some(manifest.source_label())),
             url,
             &args.copy_password.sources(&args.repo.password),
             args.keep_last,
             args.json,
         )
-        .await
+        .await?;
+        match outcome.failures() {
+            failures if failures.is_empty() => Ok(outcome),
+            failures => Err(Failure {
+                message: format!("not copied: {}", failures.join("; ")),
+                hint: Some("`vecdrill verify` on both repositories says more".into()),
+                code: exit::FAILED,
+            }),
+        }
     };
     copy.await.map_err(|failure| Failure {
         message: format!(

@@ -49,7 +49,8 @@ pub async fn copy(
     let manifests = match selection {
         Selection::One(id) => vec![from.backup(id, choice).await?],
         Selection::All => {
-            let mut all = from.manifests().await?;
+            // A damaged manifest is said (logged) and left, as `verify` reports it.
+            let mut all = from.readable_manifests().await?;
             if let Some(named) = &choice.named {
                 all.retain(|m| SourceChoice::names(named, m));
             }
@@ -90,6 +91,16 @@ pub async fn copy(
     })
 }
 
+impl CopyOutcome {
+    /// The backups that could not be copied, each with why.
+    pub fn failures(&self) -> Vec<String> {
+        self.copies
+            .iter()
+            .filter_map(|c| Some(format!("{}: {}", c.backup, c.failed.as_ref()?)))
+            .collect()
+    }
+}
+
 /// One copied backup in a line.
 pub fn describe(report: &CopyReport) -> String {
     use crate::units::bytes;
@@ -97,6 +108,9 @@ pub fn describe(report: &CopyReport) -> String {
         0 => String::new(),
         n => format!(", {n} log segment(s)"),
     };
+    if let Some(why) = &report.failed {
+        return format!("{}: NOT copied: {why}", report.backup);
+    }
     if report.already_there {
         return format!("{}: already there{log}", report.backup);
     }

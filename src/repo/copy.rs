@@ -61,6 +61,8 @@ pub struct CopyReport {
     pub packs_read_back: u64,
     pub log_segments: u64,
     pub seconds: f64,
+    /// Why the backup was not copied (damaged in the source, or its copy did not verify).
+    pub failed: Option<String>,
 }
 
 /// Where copies go and how they are recorded.
@@ -102,21 +104,38 @@ async fn copy_locked(
     let mut reports = Vec::with_capacity(manifests.len());
     for manifest in manifests {
         let started = std::time::Instant::now();
-        let mut report = match existing_copy(to.repo, &manifest.id).await? {
-            Some(_) => CopyReport::already_there(manifest),
-            None => {
+        let copied = match existing_copy(to.repo, &manifest.id).await {
+            Ok(Some(_)) => Ok(CopyReport::already_there(manifest)),
+            Ok(None) => {
                 let earlier = match naming {
                     Naming::Same => EarlierCopy::default(),
                     Naming::Different => EarlierCopy::find(from, &held, manifest).await?,
                 };
-                let (report, copy) =
-                    copy_one(from, to.repo, &index, naming, &earlier, manifest, progress).await?;
-                if naming == Naming::Different {
-                    held.push(copy);
-                    held.sort_by_key(|m| m.created_at);
-                }
-                report
+                copy_one(from, to.repo, &index, naming, &earlier, manifest, progress)
+                    .await
+                    .map(|(report, copy)| {
+                        if naming == Naming::Different {
+                            held.push(copy);
+                            held.sort_by_key(|m| m.created_at);
+                        }
+                        report
+                    })
             }
+            Err(err) => Err(err),
+        };
+        let mut report = match copied {
+            Ok(report) => report,
+            // One damaged backup (in the source, or its copy) keeps the others from nothing:
+            // it is reported, and the copy fails once the rest is done.
+            Err(err @ RepoError::Corrupt { .. }) => {
+                tracing::warn!("backup {} not copied: {err}", manifest.id);
+                reports.push(CopyReport {
+                    failed: Some(err.to_string()),
+                    ..CopyReport::not_copied(manifest)
+                });
+                continue;
+            }
+            Err(err) => return Err(err),
         };
         report.log_segments = copy_log(from, to.repo, &manifest.id).await?;
         record_copy(from, to, &manifest.id).await?;
@@ -171,10 +190,18 @@ async fn existing_copy(to: &Repository, id: &str) -> Result<Option<Manifest>, Re
 impl CopyReport {
     fn already_there(manifest: &Manifest) -> Self {
         Self {
-            backup: manifest.id.clone(),
             already_there: true,
-            files: manifest.files.len() as u64,
             files_reused: manifest.files.len() as u64,
+            ..Self::not_copied(manifest)
+        }
+    }
+
+    fn not_copied(manifest: &Manifest) -> Self {
+        Self {
+            backup: manifest.id.clone(),
+            already_there: false,
+            files: manifest.files.len() as u64,
+            files_reused: 0,
             files_read: 0,
             bytes_read: 0,
             chunks: manifest.totals.chunks,
@@ -183,6 +210,7 @@ impl CopyReport {
             packs_read_back: 0,
             log_segments: 0,
             seconds: 0.0,
+            failed: None,
         }
     }
 }
@@ -239,11 +267,7 @@ async fn copy_files(
     manifest: &Manifest,
     progress: &dyn Progress,
 ) -> Result<(Vec<FileEntry>, CopyReport), RepoError> {
-    let mut report = CopyReport {
-        already_there: false,
-        ..CopyReport::already_there(manifest)
-    };
-    report.files_reused = 0;
+    let mut report = CopyReport::not_copied(manifest);
     progress.start("copying", Some(manifest.totals.logical_bytes), Unit::Bytes);
     let mut files = Vec::with_capacity(manifest.files.len());
     for file in &manifest.files {

@@ -63,13 +63,27 @@ impl Step for Copy {
         };
         let choice = ctx.source_choice(self.source.clone());
         let outcome = copy(&from, &selection, &choice, &to, &NoProgress).await?;
-        let copied = outcome.copies.iter().filter(|c| !c.already_there).count();
-        Ok(outputs! {
+        let copied = outcome
+            .copies
+            .iter()
+            .filter(|c| !c.already_there && c.failed.is_none())
+            .count();
+        let out = outputs! {
             "backup" => outcome.copies.last().map(|c| c.backup.clone()).unwrap_or_default(),
             "copied" => copied,
-            "already_there" => outcome.copies.len() - copied,
+            "already_there" => outcome.copies.iter().filter(|c| c.already_there).count(),
             "new_chunks" => outcome.copies.iter().map(|c| c.new_chunks).sum::<u64>(),
             "uploaded_bytes" => outcome.copies.iter().map(|c| c.uploaded_bytes).sum::<u64>(),
-        })
+        };
+        match outcome.failures().first() {
+            None => Ok(out),
+            Some(first) => Err(StepError::Mismatch {
+                message: format!(
+                    "{} backup(s) not copied; first: {first}",
+                    outcome.failures().len()
+                ),
+                outputs: out,
+            }),
+        }
     }
 }
