@@ -124,7 +124,9 @@ fn issue_25_the_menu_asks_an_encrypted_repositorys_password_once() {
     std::fs::write(&pw, "menu secret").unwrap();
     let repo = repo_url(&ws.tmp.path().join("sealed"));
     backup_json(&repo, &ws.data, &["--password-file", pw.to_str().unwrap()]);
-    // The password; list; verify backup 1 reading every byte; show it; exit.
+    let offsite = repo_url(&ws.tmp.path().join("offsite"));
+    let offsite_answer = format!("{offsite}\r");
+    // The password; list; verify backup 1 reading every byte; show it; copy it; exit.
     let run = vecdrill_on_terminal(
         &["menu", "--repo", &repo],
         &[
@@ -135,12 +137,18 @@ fn issue_25_the_menu_asks_an_encrypted_repositorys_password_once() {
             "\r",
             "3\r",
             "1\r",
+            "6\r",
+            "1\r",
+            &offsite_answer,
             "7\r",
         ],
         None,
     );
     let shown = run.stdout();
     assert_eq!(run.code(), 0, "{shown}");
+    // The copy's command read the source with the password typed once.
+    assert!(shown.contains(&format!("--repo {offsite}")), "{shown}");
+    assert_eq!(list(&offsite, &[]).len(), 1, "{shown}");
     assert_eq!(shown.matches("enter the password").count(), 1, "{shown}");
     assert!(shown.contains("--read-data"), "{shown}");
     assert!(

@@ -178,7 +178,7 @@ impl Menu {
         args
     }
 
-    /// The Chroma directory, asked the first time it is needed.
+    /// The Chroma directory, asked each time it is needed (the last answer is the default).
     async fn chroma_dir(&mut self) -> Result<Option<String>, Failure> {
         let default = self
             .chroma_dir
@@ -196,7 +196,8 @@ impl Menu {
         let Some(dir) = self.chroma_dir().await? else {
             return Ok(Step::Ended);
         };
-        let Some(mode) = ask("a server is running on it: back up hot? [y/N]").await? else {
+        let Some(mode) = ask("is a server running on it (then the copy is hot)? [y/N]").await?
+        else {
             return Ok(Step::Ended);
         };
         let Some(tag) = ask("name (a tag; Enter for none) []").await? else {

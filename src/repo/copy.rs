@@ -330,8 +330,9 @@ async fn copy_file(
     };
     let storing = writer.store_chunks(chunk_rx, &NoProgress);
     let (read, (hash, size), stored) = tokio::join!(reading, naming, storing);
-    read?;
+    // A failed writer makes the reader fail too ("copy aborted"): its error is the cause.
     let chunks = stored?;
+    read?;
     if size != file.size {
         return Err(RepoError::Corrupt {
             what,
