@@ -210,6 +210,38 @@ fn round_trip_of_several_index_types_and_a_redis_with_several_prefixes() {
         assert_eq!(reloaded.count(prefix), count, "{prefix}");
         assert_eq!(redis.count(prefix), count);
     }
+
+    // Issue 25: a copy of a FAISS + Redis backup keeps what its format says, and restores the
+    // same bytes.
+    let offsite = repo_url(&tmp.path().join("offsite"));
+    vecdrill(["copy", "--from-repo", &repo, "--repo", &offsite]).expect_code(0);
+    let copied = vecdrill(["info", "--repo", &offsite, "latest", "--json"]);
+    copied.expect_code(0);
+    assert_eq!(copied.json()["faiss"], info["faiss"]);
+    assert_eq!(copied.json()["redis"], info["redis"]);
+    vecdrill([
+        "verify",
+        "--repo",
+        &offsite,
+        "--read-data",
+        "--expect-match",
+        "flat_l2.faiss=chimera-vectors:",
+    ])
+    .expect_code(0);
+    let from_copy = tmp.path().join("from-copy");
+    vecdrill([
+        "restore",
+        "--repo",
+        &offsite,
+        "latest",
+        "--to",
+        from_copy.to_str().unwrap(),
+        "--yes",
+    ])
+    .expect_code(0);
+    assert_eq!(tree_hashes(&from_copy.join("faiss")), original);
+    let rdb = |dir: &Path| std::fs::read(dir.join("redis/dump.rdb")).unwrap();
+    assert!(rdb(&from_copy) == rdb(&restored), "the same Redis snapshot");
 }
 
 #[test]
