@@ -198,7 +198,24 @@ fn log_to_stderr(default_level: &str) {
         .init();
 }
 
+/// At most two malloc arenas. glibc gives every thread that allocates while another holds an
+/// arena one of its own (up to 8 per core), and memory freed in one is not reused by another:
+/// with packs and chunks passed between the runtime's threads, a copy of 518 MiB peaked at
+/// 204 MiB and a restore at 140 MiB; with two arenas 121 and 74 MiB, and neither took longer.
+/// `MALLOC_ARENA_MAX` in the environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        const MALLOC_ARENAS: i32 = 2;
+        // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let default_level = match cli.verbose {
         0 => "warn",
