@@ -394,3 +394,33 @@ fn issue_25_the_offsite_restore_drill_recovers_from_the_copy_alone() {
     assert_eq!(listed.len(), 1);
     assert!(listed[0]["copied_from"]["repository"].is_string());
 }
+
+#[test]
+fn issue_25_planted_copy_records_and_log_objects_are_not_believed_or_carried() {
+    let ws = workspace(&COLLECTIONS[..1]);
+    let id = id_of(&backup_json(&ws.repo, &ws.data, &[]));
+    // A copy record too large to be one, and one that is not JSON of its type.
+    let records = ws.repo_dir.join("copies").join(&id);
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(records.join("a".repeat(32) + ".json"), vec![b' '; 100_000]).unwrap();
+    std::fs::write(records.join("b".repeat(32) + ".json"), "{}").unwrap();
+    // An object beside a chain that no follower writes.
+    let chain = ws.repo_dir.join("logs").join(&id);
+    std::fs::create_dir_all(&chain).unwrap();
+    std::fs::write(chain.join("evil.json"), "{}").unwrap();
+
+    let listed = list_json(&ws.repo, &[]);
+    assert_eq!(listed[0]["copies"], serde_json::json!([]), "{listed:?}");
+    let dest_dir = ws.tmp.path().join("dest");
+    let out = copy_json(&ws.repo, &repo_url(&dest_dir), &[], &[]);
+    assert_eq!(out["copies"][0]["log_segments"], 0, "{out}");
+    assert!(!dest_dir.join("logs").join(&id).join("evil.json").exists());
+    // The real record is read beside the planted ones.
+    assert_eq!(
+        list_json(&ws.repo, &[])[0]["copies"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

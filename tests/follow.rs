@@ -992,31 +992,24 @@ fn issue_25_a_copy_carries_the_shipped_log_and_restores_to_a_moment_from_it() {
     server.stop();
 
     let offsite = repo_url(&tmp.path().join("offsite"));
-    let copied = vecdrill([
-        "copy",
-        "--from-repo",
-        &repo,
-        "--repo",
-        &offsite,
-        "--all",
-        "--json",
-    ])
-    .expect_code(0)
-    .json();
+    let copy_all = || {
+        vecdrill([
+            "copy",
+            "--from-repo",
+            &repo,
+            "--repo",
+            &offsite,
+            "--all",
+            "--json",
+        ])
+        .expect_code(0)
+        .json()
+    };
+    let copied = copy_all();
     let segments = copied["copies"][0]["log_segments"].as_u64().unwrap();
     assert!(segments >= 1, "{copied:#}");
     // Copied again: the chain is there already, nothing is sent.
-    let again = vecdrill([
-        "copy",
-        "--from-repo",
-        &repo,
-        "--repo",
-        &offsite,
-        "--all",
-        "--json",
-    ])
-    .expect_code(0)
-    .json();
+    let again = copy_all();
     assert_eq!(again["copies"][0]["log_segments"], 0, "{again:#}");
 
     // The copy alone restores to the moment.

@@ -480,13 +480,21 @@ impl EarlierCopy {
 /// segments copied.
 async fn copy_log(from: &Repository, to: &Repository, id: &str) -> Result<u64, RepoError> {
     let dir = log_chain_dir(id);
+    // Only what a follower writes there (`<dir>/<number>.json`): any other name in the source
+    // is not carried into the destination.
+    let is_segment = |key: &str| {
+        key.strip_prefix(&dir)
+            .and_then(|k| k.strip_prefix('/'))
+            .and_then(|k| k.strip_suffix(".json"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
     let mut segments: Vec<String> = from
         .store
         .list(&dir)
         .await?
         .into_iter()
         .map(|o| o.key)
-        .filter(|k| k.ends_with(".json"))
+        .filter(|k| is_segment(k))
         .collect();
     if segments.is_empty() {
         return Ok(0);
@@ -561,7 +569,20 @@ async fn records_under(
     repo: &Repository,
     dir: &str,
 ) -> Result<HashMap<String, Vec<CopyRecord>>, RepoError> {
-    let listed = repo.store.list(dir).await?;
+    let (listed, oversized): (Vec<_>, Vec<_>) = repo
+        .store
+        .list(dir)
+        .await?
+        .into_iter()
+        .partition(|object| object.size <= MAX_RECORD_BYTES);
+    // A record is a few hundred bytes: a large object there is not read (16 are read at once).
+    for object in oversized {
+        tracing::warn!(
+            "ignoring copy record {}: it is {} bytes, more than {MAX_RECORD_BYTES}",
+            object.key,
+            object.size
+        );
+    }
     let mut loading = futures::stream::iter(listed.into_iter().map(|object| async move {
         (
             load_stored::<CopyRecord>(&repo.store, &object.key).await,
@@ -588,6 +609,9 @@ async fn records_under(
     }
     Ok(copies)
 }
+
+/// Largest copy record read (one holds two ids, a URL and a time).
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// The copy records of backup `id` go with it (see `prune`).
 pub fn copies_dir(id: &str) -> String {
