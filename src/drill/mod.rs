@@ -492,20 +492,17 @@ fn create_run_dir(
         source,
     };
     std::fs::create_dir_all(report_dir).map_err(|e| err(report_dir, e))?;
-    for n in 1.. {
-        let name = if n == 1 {
-            format!("{safe}-{stamp}")
-        } else {
-            format!("{safe}-{stamp}-{n}")
-        };
-        let dir = report_dir.join(name);
+    // The directory's name is the run's id in the history, which several report directories
+    // (and hosts) may share: a random part keeps two runs started in the same second apart.
+    loop {
+        let random = crate::repo::random_id();
+        let dir = report_dir.join(format!("{safe}-{stamp}-{}", &random[..8]));
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(err(&dir, e)),
         }
     }
-    unreachable!("the loop returns")
 }
 
 /// `host:port` from an http(s) URL, so a process service can tell whether the port is taken.
@@ -587,4 +584,31 @@ pub fn plan(scenario: &Scenario) -> Vec<String> {
         );
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_different_ids_in_any_report_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = Utc::now();
+        let name = |dir: PathBuf| dir.file_name().unwrap().to_string_lossy().into_owned();
+        let first = name(create_run_dir(&tmp.path().join("a"), "prove", at).unwrap());
+        let same_dir = name(create_run_dir(&tmp.path().join("a"), "prove", at).unwrap());
+        let other_dir = name(create_run_dir(&tmp.path().join("b"), "prove", at).unwrap());
+        let stamp = format!("prove-{}-", at.format("%Y%m%dT%H%M%SZ"));
+        for id in [&first, &same_dir, &other_dir] {
+            assert!(
+                id.starts_with(&stamp) && id.len() == stamp.len() + 8,
+                "{id}"
+            );
+        }
+        assert_ne!(first, same_dir);
+        assert_ne!(first, other_dir);
+        // A scenario's name cannot climb out of the report directory.
+        let odd = name(create_run_dir(&tmp.path().join("a"), "../x y", at).unwrap());
+        assert!(odd.starts_with("---x-y-"), "{odd}");
+    }
 }
