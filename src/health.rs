@@ -267,18 +267,18 @@ pub async fn log_lag(repo_url: &str, max_lag: Duration, source: Option<&str>) ->
         Ok(manifests) => manifests,
         Err(err) => return failed(format!("cannot read every backup: {err}")),
     };
-    let chains = match crate::targets::chroma::shipped::chains(&repo, &manifests).await {
-        Ok(chains) => chains,
+    let reaches = match crate::targets::chroma::shipped::reaches(&repo, &manifests).await {
+        Ok(reaches) => reaches,
         Err(err) => return failed(format!("cannot read the shipped log: {err}")),
     };
     let mut lags = Vec::new();
     let mut late = Vec::new();
     for manifest in newest.iter().filter(|m| m.source.kind == "chroma") {
         let label = manifest.source_label();
-        let shipped = chains
+        let shipped = reaches
             .iter()
-            .filter(|c| c.base.source_label() == label)
-            .map(|c| c.read_until())
+            .filter(|r| r.source == label)
+            .map(|r| r.read_until)
             .max();
         let Some(shipped) = shipped else {
             late.push(format!(

@@ -334,17 +334,61 @@ fn issue_23_restore_at_each_moment_gives_back_exactly_what_the_writer_had_then()
     let mut segments = crate::common::names_in(&chain_dir);
     segments.sort();
     assert_eq!(segments.len(), 6, "{segments:?}");
+    // `list` tells a chain's reach from its listing, state and last segment: whole, it
+    // reaches the last moment restored above; with a hole, only up to the hole.
+    let listed_log = || {
+        let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == first["base"])
+            .unwrap()["log"]
+            .clone()
+    };
+    let reaches_until = |log: &Value| {
+        chrono::DateTime::parse_from_rfc3339(log["restores_until"].as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let m4 = record["marks"]["m4"]["second"].as_i64().unwrap();
+    let whole = listed_log();
+    assert_eq!(whole["segments"], 6, "{whole:#}");
+    assert!(whole["broken"].is_null(), "{whole:#}");
+    assert!(reaches_until(&whole) >= m4, "{whole:#}");
+
+    // Segments are read ahead of the one being checked: a damaged third segment is still the
+    // break named, not a hole after it, and once it is mended the hole is.
     crate::common::flip_byte(&chain_dir.join(&segments[2]), 200);
+    let fifth = std::fs::read(chain_dir.join(&segments[4])).unwrap();
+    std::fs::remove_file(chain_dir.join(&segments[4])).unwrap();
+    let holed = listed_log();
+    assert_eq!(holed["segments"], 4, "{holed:#}");
+    assert_eq!(holed["broken"], "segment 5 is missing", "{holed:#}");
+    assert!(reaches_until(&holed) < m4, "{holed:#}");
     let verified = vecdrill(["verify", "--repo", &repo]);
     verified.expect_code(1);
     assert!(
         verified.stdout().contains("then breaks")
             && verified
                 .stdout()
-                .contains(&segments[2].replace(".json", "")),
+                .contains(&segments[2].replace(".json", ""))
+            && !verified.stdout().contains("missing"),
         "{}",
         verified.stdout()
     );
+    crate::common::flip_byte(&chain_dir.join(&segments[2]), 200);
+    let verified = vecdrill(["verify", "--repo", &repo]);
+    verified.expect_code(1);
+    assert!(
+        verified
+            .stdout()
+            .contains("then breaks: segment 5 is missing"),
+        "{}",
+        verified.stdout()
+    );
+    std::fs::write(chain_dir.join(&segments[4]), fifth).unwrap();
+    crate::common::flip_byte(&chain_dir.join(&segments[2]), 200);
     restore_at(
         &repo,
         &second(&record["marks"]["m1"]),

@@ -794,7 +794,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
     }
     let proofs = repo.proofs().await?;
     let copies = vecdrill::repo::copy::copies(&repo).await?;
-    let chains = shipped::chains(&repo, &manifests).await?;
+    let reaches = shipped::reaches(&repo, &manifests).await?;
     if args.json {
         print_json(
             &manifests
@@ -803,8 +803,8 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
                     let mut shown = summary(m, proofs.get(&m.id));
                     shown["copies"] = copies_json(copies.get(&m.id).map_or(&[], |c| c));
                     shown["copied_from"] = serde_json::json!(m.copied_from);
-                    if let Some(chain) = chains.iter().find(|c| c.base.id == m.id) {
-                        shown["log"] = log_json(chain);
+                    if let Some(reach) = reaches.iter().find(|r| r.base == m.id) {
+                        shown["log"] = log_json(reach);
                     }
                     shown
                 })
@@ -838,7 +838,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
         })
         .collect();
     say_shown!("{}", Table::new(rows).with(Style::rounded()));
-    for (source, windows) in shipped::windows(&chains) {
+    for (source, windows) in shipped::windows(&reaches) {
         say_shown!(
             "{source} restores to any second (restore --at) of: {}",
             pitr::describe_windows(&windows)
@@ -848,15 +848,14 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
 }
 
 /// A backup's shipped log chain, as `list --json` shows it.
-fn log_json(chain: &shipped::Chain) -> serde_json::Value {
-    let (from, until) = (chain.from(), chain.until());
+fn log_json(reach: &shipped::Reach) -> serde_json::Value {
+    let (from, until) = (reach.from, reach.until());
     serde_json::json!({
-        "segments": chain.segments.len(),
-        "rows": chain.rows(),
-        "through": chain.through(),
+        "segments": reach.segments,
+        "through": reach.through,
         "restores_from": (from <= until).then_some(from),
         "restores_until": (from <= until).then_some(until),
-        "broken": chain.broken,
+        "broken": reach.broken,
     })
 }
 

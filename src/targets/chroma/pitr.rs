@@ -45,18 +45,26 @@ pub async fn choose(
         .filter(|m| m.source.kind == "chroma" && m.source_label() == label)
         .cloned()
         .collect();
-    let chains = shipped::chains(repo, &of_source).await?;
-    let chosen = chains
-        .iter()
-        .filter(|c| c.from() <= at && at <= c.until())
-        .max_by_key(|c| c.from());
-    if let Some(chain) = chosen {
-        return Ok(PointInTime {
-            at,
-            chain: chain.clone(),
-        });
+    // A chain begins where its base's log ends, so the bases tell which chains can reach the
+    // second: those are read, newest first, until one does; the others are not read at all.
+    let mut bases = shipped::bases_with_logs(repo, &of_source).await?;
+    bases.sort_by_key(|m| std::cmp::Reverse((shipped::chain_begins(m), m.created_at)));
+    for base in bases.iter().filter(|m| shipped::chain_begins(m) <= at) {
+        let chain = shipped::read_chain(repo, base).await?;
+        if at <= chain.until() {
+            return Ok(PointInTime { at, chain });
+        }
     }
-    let windows = shipped::windows(&chains).remove(&label).unwrap_or_default();
+    // Refused: the windows told are those of chains read whole, so that a damaged segment
+    // shortens them here as it did above.
+    let reaches: Vec<_> = shipped::chains(repo, &of_source)
+        .await?
+        .iter()
+        .map(Chain::reach)
+        .collect();
+    let windows = shipped::windows(&reaches)
+        .remove(&label)
+        .unwrap_or_default();
     Err(ProtectError::Uncovered {
         at: crate::duration::format_utc(at),
         of: label,

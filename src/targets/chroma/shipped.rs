@@ -182,6 +182,13 @@ pub fn anchors(manifest: &Manifest) -> bool {
         .is_ok_and(|layout| layout.log_recorded)
 }
 
+/// Where a chain continuing `base` begins (see [`Chain::from`]), known from the base alone.
+pub fn chain_begins(base: &Manifest) -> DateTime<Utc> {
+    base_head(base)
+        .and_then(|h| h.time().ok())
+        .unwrap_or(base.created_at)
+}
+
 /// A chain as read back: the segments that run without a hole from its base, and how far
 /// they cover.
 #[derive(Debug, Clone)]
@@ -207,43 +214,116 @@ impl Chain {
     /// The first moment the chain restores: the base's newest logged write (the base holds
     /// nothing later), or the backup's time where nothing was logged.
     pub fn from(&self) -> DateTime<Utc> {
-        base_head(&self.base)
-            .and_then(|h| h.time().ok())
-            .unwrap_or(self.base.created_at)
+        chain_begins(&self.base)
     }
 
-    /// The last second the chain restores whole: the one before its last read (its last
-    /// segment's, or the follower's word that nothing was logged since), or before the base's
-    /// own time when it has no segment. Log times are whole seconds, so a row of the second
-    /// a read began in may have been logged after it.
+    /// The last second the chain restores whole (see [`until_of`]).
     pub fn until(&self) -> DateTime<Utc> {
-        whole_second(self.read_until()) - chrono::Duration::seconds(1)
+        until_of(self.read_until())
     }
 
     /// The moment up to which every row logged is in the base or the chain: its last read.
     pub fn read_until(&self) -> DateTime<Utc> {
-        let mut read = self.base.created_at;
-        if let Some(last) = self.segments.last() {
-            read = read.max(last.read_at);
-            if let Some(state) = &self.state {
-                if self.broken.is_none() && state.through == last.through {
-                    read = read.max(state.covered_until);
-                }
-            }
-        }
-        read
+        read_until_of(
+            &self.base,
+            self.segments.last(),
+            self.state.as_ref(),
+            self.broken.is_some(),
+        )
     }
 
     pub fn through(&self) -> i64 {
-        self.segments
-            .last()
-            .map(|s| s.through)
-            .or_else(|| base_head(&self.base).map(|h| h.seq_id))
-            .unwrap_or(0)
+        through_of(&self.base, self.segments.last())
     }
 
     pub fn rows(&self) -> usize {
         self.segments.iter().map(|s| s.rows).sum()
+    }
+
+    /// How far the chain reaches, every segment read.
+    pub fn reach(&self) -> Reach {
+        Reach {
+            base: self.base.id.clone(),
+            source: self.base.source_label(),
+            from: self.from(),
+            read_until: self.read_until(),
+            through: self.through(),
+            segments: self.segments.len() as u64,
+            broken: self.broken.clone(),
+        }
+    }
+}
+
+/// How far a chain reaches: what `list`, `check --max-log-lag` and `restore --at`'s refusal
+/// show. [`outline`] tells it from the listing, the follower's state and the last segment
+/// alone, so that these stay quick however long a chain grows (a follower may ship a segment
+/// every second); whether every segment between is intact is for `verify` and for a restore
+/// to the moment, which read them all.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// The base backup's id, and its source's label.
+    pub base: String,
+    pub source: String,
+    /// See [`Chain::from`] and [`Chain::read_until`].
+    pub from: DateTime<Utc>,
+    pub read_until: DateTime<Utc>,
+    /// The position of the last row shipped (or the base's newest, before any segment).
+    pub through: i64,
+    /// Segments that run from the base without a hole.
+    pub segments: u64,
+    /// Where the chain was found broken, if it was: nothing past it is believed.
+    pub broken: Option<String>,
+}
+
+impl Reach {
+    pub fn until(&self) -> DateTime<Utc> {
+        until_of(self.read_until)
+    }
+}
+
+/// The last second a chain read up to `read_until` restores whole: the one before that read
+/// (its last segment's, or the follower's word that nothing was logged since), or before the
+/// base's own time when it has no segment. Log times are whole seconds, so a row of the
+/// second a read began in may have been logged after it.
+fn until_of(read_until: DateTime<Utc>) -> DateTime<Utc> {
+    whole_second(read_until) - chrono::Duration::seconds(1)
+}
+
+/// Every row logged up to this moment is in `base` or its chain up to segment `last`; the
+/// follower's state moves it on while nothing more was logged, unless the chain is broken.
+fn read_until_of(
+    base: &Manifest,
+    last: Option<&SegmentSummary>,
+    state: Option<&FollowState>,
+    broken: bool,
+) -> DateTime<Utc> {
+    let mut read = base.created_at;
+    if let Some(last) = last {
+        read = read.max(last.read_at);
+        if let Some(state) = state {
+            if !broken && state.through == last.through {
+                read = read.max(state.covered_until);
+            }
+        }
+    }
+    read
+}
+
+fn through_of(base: &Manifest, last: Option<&SegmentSummary>) -> i64 {
+    last.map(|s| s.through)
+        .or_else(|| base_head(base).map(|h| h.seq_id))
+        .unwrap_or(0)
+}
+
+impl SegmentSummary {
+    fn of(segment: &LogSegment) -> Self {
+        SegmentSummary {
+            number: segment.number,
+            read_at: segment.read_at,
+            through: segment.through,
+            rows: segment.rows.len(),
+            has_catalog: segment.catalog.is_some(),
+        }
     }
 }
 
@@ -261,12 +341,16 @@ pub async fn stored_numbers(repo: &Repository, base: &str) -> Result<Vec<u64>, R
         .await?
         .iter()
         .filter_map(|o| {
-            o.key
+            let number = o
+                .key
                 .strip_prefix(&prefix)?
                 .strip_prefix('/')?
                 .strip_suffix(".json")?
                 .parse()
-                .ok()
+                .ok()?;
+            // Only the name the follower gives segment `number`: `1.json` beside
+            // `0000000001.json` is not a second segment 1.
+            (o.key == segment_key(base, number)).then_some(number)
         })
         .collect();
     numbers.sort_unstable();
@@ -294,27 +378,29 @@ pub async fn load_state(repo: &Repository, base: &str) -> Result<Option<FollowSt
     }
 }
 
+/// Segments loaded ahead of the one being checked. A segment is up to [`MAX_SEGMENT_ROWS`]
+/// rows, so a few at a time keep memory to a few segments while the store's latency overlaps.
+const SEGMENTS_IN_FLIGHT: usize = 4;
+
 /// Read chain `base` back: every segment in order, checked against the one before it, as far
 /// as it runs unbroken.
 pub async fn read_chain(repo: &Repository, base: &Manifest) -> Result<Chain, RepoError> {
+    use futures::StreamExt;
+
     let mut chain = Chain {
         base: base.clone(),
         segments: Vec::new(),
         broken: None,
         state: load_state(repo, &base.id).await?,
     };
+    let numbers = stored_numbers(repo, &base.id).await?;
+    let contiguous = contiguous(&numbers);
+    let mut loads = futures::stream::iter(numbers[..contiguous].iter().copied())
+        .map(|number| async move { (number, load_segment(repo, &base.id, number).await) })
+        .buffered(SEGMENTS_IN_FLIGHT);
     let mut through = base_head(base).map_or(0, |h| h.seq_id);
-    for (i, number) in stored_numbers(repo, &base.id)
-        .await?
-        .into_iter()
-        .enumerate()
-    {
-        let key = segment_key(&base.id, number);
-        if number != i as u64 + 1 {
-            chain.broken = Some(format!("segment {} is missing", i + 1));
-            break;
-        }
-        let segment = match load_segment(repo, &base.id, number).await {
+    while let Some((number, loaded)) = loads.next().await {
+        let segment = match loaded {
             Ok(segment) => segment,
             Err(err @ (RepoError::Corrupt { .. } | RepoError::NewerFormat { .. })) => {
                 chain.broken = Some(err.to_string());
@@ -324,19 +410,17 @@ pub async fn read_chain(repo: &Repository, base: &Manifest) -> Result<Chain, Rep
         };
         if segment.after != through {
             chain.broken = Some(format!(
-                "{key} continues from position {}, but the chain stands at {through}",
+                "{} continues from position {}, but the chain stands at {through}",
+                segment_key(&base.id, number),
                 segment.after
             ));
             break;
         }
         through = segment.through;
-        chain.segments.push(SegmentSummary {
-            number,
-            read_at: segment.read_at,
-            through: segment.through,
-            rows: segment.rows.len(),
-            has_catalog: segment.catalog.is_some(),
-        });
+        chain.segments.push(SegmentSummary::of(&segment));
+    }
+    if chain.broken.is_none() && contiguous < numbers.len() {
+        chain.broken = Some(format!("segment {} is missing", contiguous + 1));
     }
     if let Some(broken) = &chain.broken {
         tracing::warn!(
@@ -347,8 +431,60 @@ pub async fn read_chain(repo: &Repository, base: &Manifest) -> Result<Chain, Rep
     Ok(chain)
 }
 
-/// Every chain of the Chroma backups in `manifests` that have at least one segment.
-pub async fn chains(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Chain>, RepoError> {
+/// How many of the stored segment `numbers` run 1, 2, … without a hole: only those can belong
+/// to the chain.
+fn contiguous(numbers: &[u64]) -> usize {
+    numbers
+        .iter()
+        .zip(1..)
+        .take_while(|(stored, expected)| **stored == *expected)
+        .count()
+}
+
+/// How far chain `base` reaches, told from the listing, the follower's state and the last
+/// segment that follows the base without a hole (see [`Reach`]). A damaged last segment
+/// has the whole chain read, to find where it breaks.
+pub async fn outline(repo: &Repository, base: &Manifest) -> Result<Reach, RepoError> {
+    let numbers = stored_numbers(repo, &base.id).await?;
+    let contiguous = contiguous(&numbers);
+    let last = match contiguous {
+        0 => None,
+        n => match load_segment(repo, &base.id, n as u64).await {
+            Ok(segment) => Some(SegmentSummary::of(&segment)),
+            Err(RepoError::Corrupt { .. } | RepoError::NewerFormat { .. }) => {
+                return Ok(read_chain(repo, base).await?.reach())
+            }
+            Err(err) => return Err(err),
+        },
+    };
+    let broken =
+        (contiguous < numbers.len()).then(|| format!("segment {} is missing", contiguous + 1));
+    let state = load_state(repo, &base.id).await?;
+    Ok(Reach {
+        base: base.id.clone(),
+        source: base.source_label(),
+        from: chain_begins(base),
+        read_until: read_until_of(base, last.as_ref(), state.as_ref(), broken.is_some()),
+        through: through_of(base, last.as_ref()),
+        segments: contiguous as u64,
+        broken,
+    })
+}
+
+/// How far each chain of the Chroma backups in `manifests` reaches (see [`outline`]).
+pub async fn reaches(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Reach>, RepoError> {
+    let mut reaches = Vec::new();
+    for base in bases_with_logs(repo, manifests).await? {
+        reaches.push(outline(repo, base).await?);
+    }
+    Ok(reaches)
+}
+
+/// The Chroma backups in `manifests` that have at least one shipped segment.
+pub async fn bases_with_logs<'a>(
+    repo: &Repository,
+    manifests: &'a [Manifest],
+) -> Result<Vec<&'a Manifest>, RepoError> {
     let with_logs: std::collections::BTreeSet<String> = repo
         .store
         .list(LOGS_DIR)
@@ -359,8 +495,16 @@ pub async fn chains(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Cha
             Some(rest.split('/').next()?.to_string())
         })
         .collect();
+    Ok(manifests
+        .iter()
+        .filter(|m| with_logs.contains(&m.id))
+        .collect())
+}
+
+/// Every chain of the Chroma backups in `manifests` that have at least one segment.
+pub async fn chains(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Chain>, RepoError> {
     let mut chains = Vec::new();
-    for manifest in manifests.iter().filter(|m| with_logs.contains(&m.id)) {
+    for manifest in bases_with_logs(repo, manifests).await? {
         chains.push(read_chain(repo, manifest).await?);
     }
     Ok(chains)
@@ -370,13 +514,13 @@ pub async fn chains(repo: &Repository, manifests: &[Manifest]) -> Result<Vec<Cha
 pub type Window = (DateTime<Utc>, DateTime<Utc>);
 
 /// The recoverable windows of each source (by its label), oldest first.
-pub fn windows(chains: &[Chain]) -> BTreeMap<String, Vec<Window>> {
+pub fn windows(reaches: &[Reach]) -> BTreeMap<String, Vec<Window>> {
     let mut windows: BTreeMap<String, Vec<Window>> = BTreeMap::new();
-    for chain in chains.iter().filter(|c| c.from() <= c.until()) {
+    for reach in reaches.iter().filter(|r| r.from <= r.until()) {
         windows
-            .entry(chain.base.source_label())
+            .entry(reach.source.clone())
             .or_default()
-            .push((chain.from(), chain.until()));
+            .push((reach.from, reach.until()));
     }
     for spans in windows.values_mut() {
         spans.sort();
