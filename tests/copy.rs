@@ -270,6 +270,32 @@ fn issue_25_backup_copy_to_keeps_a_second_copy_and_check_requires_it() {
     assert_eq!(list_json(&second_repo, &[]).len(), 4);
     assert_eq!(check(0)["passed"], true);
 
+    // The second repository keeps fewer (its own prune): catching up does not send back what
+    // its retention removed, and says so; a copy by id sends one back on purpose.
+    vecdrill(["prune", "--repo", &second_repo, "--keep-last", "1"]).expect_code(0);
+    let pruned_there: Vec<String> = caught_up["copy"]["copies"].as_array().unwrap()[..3]
+        .iter()
+        .map(|c| c["backup"].as_str().unwrap().to_string())
+        .collect();
+    let next = backup_json(&ws.repo, &ws.data, &["--copy-to", &second_repo]);
+    let sent: Vec<&Value> = next["copy"]["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["already_there"] == false)
+        .collect();
+    assert_eq!(sent.len(), 1, "{next}");
+    assert_eq!(sent[0]["backup"], id_of(&next).as_str(), "{next}");
+    assert_eq!(
+        next["copy"]["removed_there"],
+        serde_json::json!(pruned_there)
+    );
+    assert_eq!(list_json(&second_repo, &[]).len(), 2);
+    let again = copy_json(&ws.repo, &second_repo, &[&pruned_there[0]], &[]);
+    assert_eq!(again["copies"][0]["already_there"], false, "{again}");
+    assert_eq!(again["removed_there"], serde_json::json!([]));
+    assert_eq!(list_json(&second_repo, &[]).len(), 3);
+
     // --keep-last rotates both repositories.
     let kept = id_of(&backup_json(
         &ws.repo,

@@ -119,6 +119,12 @@ pub fn say_copied(outcome: &CopyOutcome) {
     for report in &outcome.copies {
         say!("  {}", printable(&copy::describe(report)));
     }
+    for id in &outcome.removed_there {
+        say!(
+            "  {}: not sent again: removed there since it was copied (copy it by id to send it again)",
+            printable(id)
+        );
+    }
     if let Some(pruned) = &outcome.rotation.pruned {
         say!(
             "  rotation there: removed {} old backup(s)",

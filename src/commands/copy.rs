@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::progress::Progress;
-use crate::repo::copy::{copy_backups, CopyReport, Destination};
+use crate::repo::copy::{copy_backups, removed_since_copied, CopyReport, Destination};
 use crate::repo::password::{PasswordSources, Prompt};
 use crate::repo::{RepoError, Repository, SourceChoice};
 
@@ -35,6 +35,8 @@ pub struct CopyOutcome {
     pub repository: String,
     pub encrypted: bool,
     pub copies: Vec<CopyReport>,
+    /// Backups not sent again by `Selection::All`: copied there before, removed there since.
+    pub removed_there: Vec<String>,
     /// What `keep_last` removed there.
     pub rotation: super::backup::Rotation,
 }
@@ -68,6 +70,17 @@ pub async fn copy(
             instead: "give --repo another repository than --from-repo".into(),
         });
     }
+    // A backup copied there before and gone from there since was removed there, by that
+    // repository's own retention or by hand: every backup (`backup --copy-to` included) does
+    // not send it again, which would undo that retention on each run; one named by id does.
+    let removed_there = match selection {
+        Selection::All => removed_since_copied(from, &dest, &manifests).await?,
+        Selection::One(_) => Vec::new(),
+    };
+    let manifests: Vec<_> = manifests
+        .into_iter()
+        .filter(|m| !removed_there.contains(&m.id))
+        .collect();
     let copies = copy_backups(
         from,
         &Destination {
@@ -87,6 +100,7 @@ pub async fn copy(
         repository: dest.config.id.clone(),
         encrypted: dest.encrypted(),
         copies,
+        removed_there,
         rotation,
     })
 }

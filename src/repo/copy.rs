@@ -172,6 +172,26 @@ impl Naming {
     }
 }
 
+/// Of `manifests`, the ids the source's copy records say were copied into `to` and that `to`
+/// no longer holds.
+pub async fn removed_since_copied(
+    from: &Repository,
+    to: &Repository,
+    manifests: &[Manifest],
+) -> Result<Vec<String>, RepoError> {
+    let records = copies(from).await?;
+    let mut removed = Vec::new();
+    for manifest in manifests {
+        let copied_there = records
+            .get(&manifest.id)
+            .is_some_and(|records| records.iter().any(|r| r.repository == to.config.id));
+        if copied_there && to.store.size(&manifest_key(&manifest.id)).await?.is_none() {
+            removed.push(manifest.id.clone());
+        }
+    }
+    Ok(removed)
+}
+
 /// The destination's backup `id`, when it holds one (readable) already. One it holds damaged
 /// is not overwritten: that is for a person to look at.
 async fn existing_copy(to: &Repository, id: &str) -> Result<Option<Manifest>, RepoError> {

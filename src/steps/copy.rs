@@ -72,6 +72,7 @@ impl Step for Copy {
             "backup" => outcome.copies.last().map(|c| c.backup.clone()).unwrap_or_default(),
             "copied" => copied,
             "already_there" => outcome.copies.iter().filter(|c| c.already_there).count(),
+            "removed_there" => outcome.removed_there.len(),
             "new_chunks" => outcome.copies.iter().map(|c| c.new_chunks).sum::<u64>(),
             "uploaded_bytes" => outcome.copies.iter().map(|c| c.uploaded_bytes).sum::<u64>(),
         };
