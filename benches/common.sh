@@ -39,3 +39,20 @@ time_of() {
   /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" > /dev/null 2> "$work/stderr.txt" || { cat "$work/stderr.txt" >&2; exit 1; }
   echo "$label $(cat "$work/time.txt")" >> "$results"
 }
+
+# chroma_beside_repo NAME: a fresh target/bench-NAME ($work) holding an unencrypted repository
+# ($repo), the history and an empty $results, and a Chroma server on a free port ($port) over
+# the empty directory $work/chroma, up before this returns and stopped when the script exits.
+chroma_beside_repo() {
+  work="$PWD/target/bench-$1"
+  rm -rf "$work"; mkdir -p "$work/chroma"
+  export VECDRILL_HISTORY="$work/history.sqlite"
+  repo="file://$work/repo"
+  "$VECDRILL" init --repo "$repo" --encryption none > /dev/null 2>&1
+  results="$work/results.txt"; : > "$results"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  .venv/bin/chroma run --path "$work/chroma" --port "$port" > "$work/chroma.log" 2>&1 &
+  chroma_pid=$!
+  trap 'kill $chroma_pid 2>/dev/null || true' EXIT
+  until curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" > /dev/null; do sleep 0.1; done
+}

@@ -28,21 +28,8 @@ GATE_RATIO="${GATE_RATIO:-0.95}"
 GATE_LAG="${GATE_LAG:-2.0}"
 . benches/common.sh
 prepare
-CHROMA=$PWD/.venv/bin/chroma
-
-work="$PWD/target/bench-follow"
-rm -rf "$work"; mkdir -p "$work/chroma"
-export VECDRILL_HISTORY="$work/history.sqlite"
-repo="file://$work/repo"
-"$VECDRILL" init --repo "$repo" --encryption none > /dev/null 2>&1
-results="$work/results.txt"; : > "$results"
+chroma_beside_repo follow
 samples="$work/samples.txt"; : > "$samples"
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$CHROMA" run --path "$work/chroma" --port "$port" > "$work/chroma.log" 2>&1 &
-chroma_pid=$!
-trap 'kill $chroma_pid 2>/dev/null || true' EXIT
-until curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" > /dev/null; do sleep 0.1; done
 # A first collection, so that the follower's first base is not of an empty database.
 "$VECDRILL" seed --url "http://127.0.0.1:$port" --collection warmup --count 2000 --dim "$DIM" > /dev/null
 

@@ -21,20 +21,7 @@ ROUNDS="${ROUNDS:-3}"
 BASELINE="${BASELINE:-}"
 . benches/common.sh
 prepare
-CHROMA=$PWD/.venv/bin/chroma
-
-work="$PWD/target/bench-long-chain"
-rm -rf "$work"; mkdir -p "$work/chroma"
-export VECDRILL_HISTORY="$work/history.sqlite"
-repo="file://$work/repo"
-"$VECDRILL" init --repo "$repo" --encryption none > /dev/null 2>&1
-results="$work/results.txt"; : > "$results"
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$CHROMA" run --path "$work/chroma" --port "$port" > "$work/chroma.log" 2>&1 &
-chroma_pid=$!
-trap 'kill $chroma_pid 2>/dev/null || true' EXIT
-until curl -sf "http://127.0.0.1:$port/api/v2/heartbeat" > /dev/null; do sleep 0.1; done
+chroma_beside_repo long-chain
 "$VECDRILL" seed --url "http://127.0.0.1:$port" --collection warmup --count 500 --dim 64 > /dev/null
 
 "$VECDRILL" follow --repo "$repo" --chroma-dir "$work/chroma" --take-over-purge \

@@ -16,7 +16,7 @@
 //! no backup refers to, never a listed backup that cannot be restored. The log a follower
 //! shipped after the backup goes with it, and the source records where the copy is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -180,16 +180,17 @@ pub async fn removed_since_copied(
     manifests: &[Manifest],
 ) -> Result<Vec<String>, RepoError> {
     let records = copies(from).await?;
-    let mut removed = Vec::new();
-    for manifest in manifests {
-        let copied_there = records
-            .get(&manifest.id)
-            .is_some_and(|records| records.iter().any(|r| r.repository == to.config.id));
-        if copied_there && to.store.size(&manifest_key(&manifest.id)).await?.is_none() {
-            removed.push(manifest.id.clone());
-        }
-    }
-    Ok(removed)
+    let held: HashSet<String> = to.stored_backup_ids().await?.into_iter().collect();
+    Ok(manifests
+        .iter()
+        .filter(|m| {
+            records
+                .get(&m.id)
+                .is_some_and(|records| records.iter().any(|r| r.repository == to.config.id))
+                && !held.contains(&m.id)
+        })
+        .map(|m| m.id.clone())
+        .collect())
 }
 
 /// The destination's backup `id`, when it holds one (readable) already. One it holds damaged

@@ -522,6 +522,18 @@ impl Repository {
         self.config.encrypted()
     }
 
+    /// The ids the backups are stored under, from one listing (none read: damaged ones too).
+    pub async fn stored_backup_ids(&self) -> Result<Vec<String>, RepoError> {
+        Ok(self
+            .store
+            .list("snapshots")
+            .await?
+            .iter()
+            .filter(|o| o.key.ends_with(".json"))
+            .map(|o| stored_name(&o.key, "snapshots").to_string())
+            .collect())
+    }
+
     /// Every backup, oldest first, and every manifest that cannot be read. One damaged
     /// manifest must not hide the others: listing, verifying, backing up and restoring another
     /// backup go on, each saying what it could not read.
@@ -625,14 +637,7 @@ impl Repository {
         }
         // A prefix is matched against the names the manifests are stored under, so a damaged
         // manifest elsewhere does not stand in the way.
-        let stored: Vec<String> = self
-            .store
-            .list("snapshots")
-            .await?
-            .iter()
-            .filter(|o| o.key.ends_with(".json"))
-            .map(|o| stored_name(&o.key, "snapshots").to_string())
-            .collect();
+        let stored = self.stored_backup_ids().await?;
         if stored.is_empty() {
             return Err(RepoError::Empty);
         }
