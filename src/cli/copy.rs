@@ -35,7 +35,8 @@ pub struct CopyArgs {
     /// Backup id (or a unique prefix), or `latest`.
     #[arg(default_value = "latest", conflicts_with = "all")]
     pub backup: String,
-    /// Copy every backup (of --source, when given) that the destination lacks.
+    /// Copy every backup (of --source, when given) that the destination lacks, except those
+    /// copied there before and removed there since (by its retention): name one to send it.
     #[arg(long)]
     pub all: bool,
     /// Print what was copied as JSON on stdout; no progress bar.
