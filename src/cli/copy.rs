@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use vecdrill::commands::copy::{self, CopyOutcome, CopyTo, Selection};
+use vecdrill::commands::copy::{self, CopyOutcome, CopyTo};
+use vecdrill::commands::Backups;
 use vecdrill::exit;
 use vecdrill::repo::password::{PasswordSources, FROM_ENV};
 use vecdrill::repo::{Repository, SourceChoice};
@@ -55,9 +56,9 @@ pub async fn run(args: CopyArgs) -> Result<i32, Failure> {
     let from =
         Repository::open_with(&args.from_repo, &from_password, prompt::for_terminal()).await?;
     let selection = if args.all {
-        Selection::All
+        Backups::All
     } else {
-        Selection::One(args.backup.clone())
+        Backups::One(args.backup.clone())
     };
     let outcome = copy_into(
         &from,
@@ -88,7 +89,7 @@ pub async fn run(args: CopyArgs) -> Result<i32, Failure> {
 /// Copy `selection` of `from` into the repository at `url` (with a bar on a terminal).
 pub async fn copy_into(
     from: &Repository,
-    selection: &Selection,
+    selection: &Backups,
     choice: &SourceChoice,
     url: &str,
     password: &PasswordSources,

@@ -439,7 +439,7 @@ async fn copy_created(
         // copy before is caught up now.
         let outcome = super::copy::copy_into(
             &repo,
-            &vecdrill::commands::copy::Selection::All,
+            &vecdrill::commands::Backups::All,
             &SourceChoice::named(Some(manifest.source_label())),
             url,
             &args.copy_password.sources(&args.repo.password),

@@ -3,19 +3,11 @@
 
 use serde::Serialize;
 
+use super::Backups;
 use crate::progress::Progress;
 use crate::repo::copy::{copy_backups, removed_since_copied, CopyReport, Destination};
 use crate::repo::password::{PasswordSources, Prompt};
 use crate::repo::{RepoError, Repository, SourceChoice};
-
-/// Which backups of the source are copied.
-#[derive(Debug, Clone)]
-pub enum Selection {
-    /// An id, a unique prefix, or `latest` (of the source `SourceChoice` picks).
-    One(String),
-    /// Every backup (of the chosen source, when one is named), oldest first.
-    All,
-}
 
 /// Where the copies go: the destination's URL and password, created on first use as a backup
 /// creates its repository (encrypted when a password is given).
@@ -35,7 +27,7 @@ pub struct CopyOutcome {
     pub repository: String,
     pub encrypted: bool,
     pub copies: Vec<CopyReport>,
-    /// Backups not sent again by `Selection::All`: copied there before, removed there since.
+    /// Backups not sent again by `Backups::All`: copied there before, removed there since.
     pub removed_there: Vec<String>,
     /// What `keep_last` removed there.
     pub rotation: super::backup::Rotation,
@@ -43,14 +35,14 @@ pub struct CopyOutcome {
 
 pub async fn copy(
     from: &Repository,
-    selection: &Selection,
+    selection: &Backups,
     choice: &SourceChoice,
     to: &CopyTo<'_>,
     progress: &dyn Progress,
 ) -> Result<CopyOutcome, RepoError> {
     let manifests = match selection {
-        Selection::One(id) => vec![from.backup(id, choice).await?],
-        Selection::All => {
+        Backups::One(id) => vec![from.backup(id, choice).await?],
+        Backups::All => {
             // A damaged manifest is said (logged) and left, as `verify` reports it.
             let mut all = from.readable_manifests().await?;
             if let Some(named) = &choice.named {
@@ -74,8 +66,8 @@ pub async fn copy(
     // repository's own retention or by hand: every backup (`backup --copy-to` included) does
     // not send it again, which would undo that retention on each run; one named by id does.
     let removed_there = match selection {
-        Selection::All => removed_since_copied(from, &dest, &manifests).await?,
-        Selection::One(_) => Vec::new(),
+        Backups::All => removed_since_copied(from, &dest, &manifests).await?,
+        Backups::One(_) => Vec::new(),
     };
     let manifests: Vec<_> = manifests
         .into_iter()

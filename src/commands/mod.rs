@@ -2,6 +2,25 @@
 //! prompts, no history. The command line (`src/cli/`) and the drill steps (`src/steps/`) both
 //! call these, so a command and its step can never disagree.
 
+/// Which backups a command works on: `verify` and `copy` take the same choice.
+#[derive(Debug, Clone)]
+pub enum Backups {
+    /// Every backup (of the chosen source, where the command narrows it).
+    All,
+    /// One backup: an id, a unique prefix or `latest` (of the chosen source).
+    One(String),
+}
+
+impl Backups {
+    /// A drill step's `backup:` field: `all`, or one backup.
+    pub fn of_step(backup: &str) -> Self {
+        match backup {
+            "all" => Backups::All,
+            id => Backups::One(id.to_string()),
+        }
+    }
+}
+
 pub mod backup;
 pub mod copy;
 pub mod follow;

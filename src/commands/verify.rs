@@ -6,14 +6,8 @@ use crate::repo::format::CheckResult;
 use crate::repo::verify::VerifyReport;
 use crate::repo::{RepoError, Repository, SourceChoice};
 
-/// Which backups to verify.
-#[derive(Debug, Clone)]
-pub enum Backups {
-    /// Every backup; a manifest that cannot be read is a problem too.
-    All,
-    /// One backup: an id, a unique prefix or `latest` (of the source `source` chooses).
-    One(String),
-}
+/// Which backups to verify: with `All`, a manifest that cannot be read is a problem too.
+pub use super::Backups;
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {

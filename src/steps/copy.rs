@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Outputs, Step, StepContext, StepError, StepKind};
-use crate::commands::copy::{copy, CopyTo, Selection};
+use crate::commands::copy::{copy, CopyTo};
+use crate::commands::Backups;
 use crate::outputs;
 use crate::progress::NoProgress;
 use crate::targets::spec::TargetKind;
@@ -51,10 +52,7 @@ pub const KIND: StepKind = StepKind {
 impl Step for Copy {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let from = ctx.open_repo(self.repo.as_deref()).await?;
-        let selection = match self.backup.as_str() {
-            "all" => Selection::All,
-            id => Selection::One(id.to_string()),
-        };
+        let selection = Backups::of_step(&self.backup);
         let to = CopyTo {
             url: &self.to,
             password: ctx.passwords,

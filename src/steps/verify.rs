@@ -50,10 +50,7 @@ impl Step for Verify {
     async fn run(&self, ctx: &mut StepContext<'_>) -> Result<Outputs, StepError> {
         let repo = ctx.open_repo(self.repo.as_deref()).await?;
         let options = VerifyOptions {
-            backups: match self.backup.as_str() {
-                "all" => Backups::All,
-                id => Backups::One(id.to_string()),
-            },
+            backups: Backups::of_step(&self.backup),
             source: ctx.source_choice(self.source.clone()),
             read_data: self.read_data,
             expect_match: self.expect_match.clone().into_iter().collect(),
