@@ -22,6 +22,18 @@ pub struct Check {
     pub value: Option<f64>,
 }
 
+impl Check {
+    /// A check that failed, with why, and nothing measured.
+    pub fn failed(name: &'static str, detail: String) -> Self {
+        Check {
+            name,
+            passed: false,
+            detail,
+            value: None,
+        }
+    }
+}
+
 /// Heartbeat: the target's health probe (Chroma's heartbeat), at `url`; failed only when
 /// `attempts` tries in a row fail (seed 004: "3 failed health checks" before alerting),
 /// `interval` apart, each within `timeout`.
@@ -59,24 +71,17 @@ pub async fn heartbeat(
             tokio::time::sleep(interval).await;
         }
     }
-    Check {
-        name: "heartbeat",
-        passed: false,
-        detail: format!("{attempts} failed heartbeats in a row; last: {last}"),
-        value: None,
-    }
+    Check::failed(
+        "heartbeat",
+        format!("{attempts} failed heartbeats in a row; last: {last}"),
+    )
 }
 
 /// Every source's newest backup must be younger than `max_age` (when given): a stale source
 /// must not hide behind a fresh one. `source` limits the check to one (as `list` names it).
 /// The value is the age of the stalest source's newest backup.
 pub async fn backup_age(repo_url: &str, max_age: Option<Duration>, source: Option<&str>) -> Check {
-    let failed = |detail: String| Check {
-        name: "backup_age",
-        passed: false,
-        detail,
-        value: None,
-    };
+    let failed = |detail: String| Check::failed("backup_age", detail);
     let (_, manifests) = match open_newest(repo_url, source).await {
         Ok(opened) => opened,
         Err(detail) => return failed(detail),
@@ -181,12 +186,7 @@ pub async fn unproven_age(
     max_age: Duration,
     source: Option<&str>,
 ) -> (Check, Vec<Metric>) {
-    let failed = |detail: String| Check {
-        name: "unproven_age",
-        passed: false,
-        detail,
-        value: None,
-    };
+    let failed = |detail: String| Check::failed("unproven_age", detail);
     let (repo, newest) = match open_newest(repo_url, source).await {
         Ok(opened) => opened,
         Err(detail) => return (failed(detail), Vec::new()),
@@ -253,12 +253,7 @@ pub async fn unproven_age(
 /// the time since its newest chain's last read, failing above `max_lag` and for a Chroma
 /// source with no shipped log at all.
 pub async fn log_lag(repo_url: &str, max_lag: Duration, source: Option<&str>) -> Check {
-    let failed = |detail: String| Check {
-        name: "log_lag",
-        passed: false,
-        detail,
-        value: None,
-    };
+    let failed = |detail: String| Check::failed("log_lag", detail);
     let (repo, newest) = match open_newest(repo_url, source).await {
         Ok(opened) => opened,
         Err(detail) => return failed(detail),
@@ -320,12 +315,7 @@ pub async fn log_lag(repo_url: &str, max_lag: Duration, source: Option<&str>) ->
 /// value is the round trip in seconds.
 pub async fn redis(url: &str, prefixes: &[String]) -> Check {
     let shown = crate::redaction::redact_url(url);
-    let failed = |detail: String| Check {
-        name: "redis",
-        passed: false,
-        detail,
-        value: None,
-    };
+    let failed = |detail: String| Check::failed("redis", detail);
     let began = std::time::Instant::now();
     let redis = match crate::targets::redis::RedisTarget::new(url) {
         Ok(redis) => redis,
@@ -369,12 +359,7 @@ pub async fn object_store(repo_url: &str) -> Check {
             ),
             value: Some(began.elapsed().as_secs_f64()),
         },
-        Err(err) => Check {
-            name: "object_store",
-            passed: false,
-            detail: format!("{repo_url}: {err}"),
-            value: None,
-        },
+        Err(err) => Check::failed("object_store", format!("{repo_url}: {err}")),
     }
 }
 
@@ -387,12 +372,7 @@ pub async fn copies(
     copy_password: &crate::repo::password::PasswordSources,
     source: Option<&str>,
 ) -> Check {
-    let failed = |detail: String| Check {
-        name: "copy",
-        passed: false,
-        detail,
-        value: None,
-    };
+    let failed = |detail: String| Check::failed("copy", detail);
     let (_, newest) = match open_newest(repo_url, source).await {
         Ok(opened) => opened,
         Err(detail) => return failed(detail),
@@ -462,12 +442,10 @@ pub fn disk_use(dir: &Path, max_percent: Option<f64>) -> Check {
     let stats = match nix::sys::statvfs::statvfs(dir) {
         Ok(stats) => stats,
         Err(err) => {
-            return Check {
-                name: "disk_use",
-                passed: false,
-                detail: format!("cannot read the filesystem of {}: {err}", dir.display()),
-                value: None,
-            }
+            return Check::failed(
+                "disk_use",
+                format!("cannot read the filesystem of {}: {err}", dir.display()),
+            )
         }
     };
     let used = stats.blocks().saturating_sub(stats.blocks_free()) as f64;
