@@ -19,8 +19,7 @@ DIM="${DIM:-384}"
 prepare restic
 data=$(chroma_data "$COUNT" "$DIM")
 
-work="$PWD/target/bench-work"
-rm -rf "$work"; mkdir -p "$work"
+fresh_work work
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="$work/restic"
 
 results="$work/results.txt"

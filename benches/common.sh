@@ -40,13 +40,20 @@ time_of() {
   echo "$label $(cat "$work/time.txt")" >> "$results"
 }
 
+# fresh_work NAME: an empty target/bench-NAME as $work, where the runs record their history
+# (never the user's).
+fresh_work() {
+  work="$PWD/target/bench-$1"
+  rm -rf "$work"; mkdir -p "$work"
+  export VECDRILL_HISTORY="$work/history.sqlite"
+}
+
 # chroma_beside_repo NAME: a fresh target/bench-NAME ($work) holding an unencrypted repository
 # ($repo), the history and an empty $results, and a Chroma server on a free port ($port) over
 # the empty directory $work/chroma, up before this returns and stopped when the script exits.
 chroma_beside_repo() {
-  work="$PWD/target/bench-$1"
-  rm -rf "$work"; mkdir -p "$work/chroma"
-  export VECDRILL_HISTORY="$work/history.sqlite"
+  fresh_work "$1"
+  mkdir "$work/chroma"
   repo="file://$work/repo"
   "$VECDRILL" init --repo "$repo" --encryption none > /dev/null 2>&1
   results="$work/results.txt"; : > "$results"

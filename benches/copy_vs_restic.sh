@@ -23,8 +23,7 @@ DIM="${DIM:-384}"
 prepare restic
 data=$(chroma_data "$COUNT" "$DIM")
 
-work="$PWD/target/bench-copy"
-rm -rf "$work"; mkdir -p "$work"
+fresh_work copy
 echo source-secret > "$work/pw-source"
 echo dest-secret > "$work/pw-dest"
 

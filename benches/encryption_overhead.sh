@@ -21,10 +21,9 @@ GATE="${GATE:-1.15}"
 prepare restic
 data=$(chroma_data "$COUNT" "$DIM")
 
-work="$PWD/target/bench-encryption"
-rm -rf "$work"; mkdir -p "$work"
+fresh_work encryption
 echo "a benchmark password" > "$work/password"
-export RESTIC_PASSWORD_FILE="$work/password" VECDRILL_HISTORY="$work/history.sqlite"
+export RESTIC_PASSWORD_FILE="$work/password"
 results="$work/results.txt"
 
 # time_of LABEL CMD...: wall, user and system seconds of one command, into $results.

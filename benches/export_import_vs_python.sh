@@ -3,7 +3,7 @@
 # one run (issue 5).
 #
 # Data: COUNT x DIM records (default 20,000 x 384) written by `vecdrill seed` into a fresh
-# Chroma directory under target/bench-work/. Targets: API export rows/s >= 1.8x the Python
+# Chroma directory under target/bench-export/. Targets: API export rows/s >= 1.8x the Python
 # client paging 5000 at a time; offline export >= 5x; import rows/s reported against the
 # Python client's `add` (batches of 5000). Peak memory of each vecdrill command is reported.
 # Results are ratios; absolute rates depend on the machine. Needs .venv (bash .ci/setup).
@@ -15,8 +15,7 @@ DIM="${DIM:-384}"
 . benches/common.sh
 prepare
 PY=$PWD/.venv/bin/python
-work="$PWD/target/bench-work/export"
-rm -rf "$work"; mkdir -p "$work"
+fresh_work export
 results="$work/results.txt"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -28,9 +28,8 @@ prepare
 data=$(chroma_data "$COUNT" "$DIM")
 CHROMA=$PWD/.venv/bin/chroma
 
-work="$PWD/target/bench-prove"
-rm -rf "$work"; mkdir -p "$work"
-export VECDRILL_HISTORY="$work/history.sqlite" TMPDIR="$work/tmp"
+fresh_work prove
+export TMPDIR="$work/tmp"
 mkdir -p "$TMPDIR"
 repo="file://$work/repo"
 "$VECDRILL" init --repo "$repo" --encryption none > /dev/null 2>&1
