@@ -141,8 +141,28 @@ fn issue_25_copy_between_encrypted_and_unencrypted_repositories_reencrypts() {
         &["--password-file", pw_arg],
     ));
 
-    // Encrypted → a new unencrypted repository.
+    // Encrypted → unencrypted: not into a repository that would be created unencrypted only
+    // because no password was given for it; into one created so on purpose.
     let plain = repo_url(&ws.tmp.path().join("plain"));
+    let refused = vecdrill([
+        "copy",
+        "--from-repo",
+        &encrypted,
+        "--repo",
+        &plain,
+        "--from-password-file",
+        pw_arg,
+    ]);
+    refused.expect_code(2);
+    assert!(
+        refused
+            .stderr()
+            .contains("init --repo URL --encryption none"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(!ws.tmp.path().join("plain").exists());
+    vecdrill(["init", "--repo", &plain, "--encryption", "none"]).expect_code(0);
     let out = copy_json(&encrypted, &plain, &["--from-password-file", pw_arg], &[]);
     assert_eq!(out["encrypted"], false);
     assert_eq!(out["copies"][0]["backup"], first.as_str());

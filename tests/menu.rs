@@ -126,7 +126,8 @@ fn issue_25_the_menu_asks_an_encrypted_repositorys_password_once() {
     backup_json(&repo, &ws.data, &["--password-file", pw.to_str().unwrap()]);
     let offsite = repo_url(&ws.tmp.path().join("offsite"));
     let offsite_answer = format!("{offsite}\r");
-    // The password; list; verify backup 1 reading every byte; show it; copy it; exit.
+    // The password; list; verify backup 1 reading every byte; show it; copy it into a new
+    // repository, encrypted as its source is, under the new password asked for it; exit.
     let run = vecdrill_on_terminal(
         &["menu", "--repo", &repo],
         &[
@@ -140,6 +141,7 @@ fn issue_25_the_menu_asks_an_encrypted_repositorys_password_once() {
             "6\r",
             "1\r",
             &offsite_answer,
+            "offsite secret\r",
             "7\r",
         ],
         None,
@@ -148,11 +150,19 @@ fn issue_25_the_menu_asks_an_encrypted_repositorys_password_once() {
     assert_eq!(run.code(), 0, "{shown}");
     // The copy's command read the source with the password typed once.
     assert!(shown.contains(&format!("--repo {offsite}")), "{shown}");
-    assert_eq!(list(&offsite, &[]).len(), 1, "{shown}");
+    let offsite_pw = ws.tmp.path().join("offsite-pw");
+    std::fs::write(&offsite_pw, "offsite secret").unwrap();
+    let offsite_pw = ["--password-file", offsite_pw.to_str().unwrap()];
+    assert_eq!(list(&offsite, &offsite_pw).len(), 1, "{shown}");
+    vecdrill(["list", "--repo", &offsite]).expect_code(2);
+    assert!(
+        shown.contains("enter a password for the new repository"),
+        "{shown}"
+    );
     assert_eq!(shown.matches("enter the password").count(), 1, "{shown}");
     assert!(shown.contains("--read-data"), "{shown}");
     assert!(
-        !shown.contains("menu secret"),
+        !shown.contains("menu secret") && !shown.contains("offsite secret"),
         "the password is never shown: {shown}"
     );
     assert!(shown.contains("collection docs"), "{shown}");

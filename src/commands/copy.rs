@@ -55,7 +55,7 @@ pub async fn copy(
         }
     };
     // Both repositories open before anything is written to either.
-    let dest = Repository::open_or_create_with(to.url, to.password, to.prompt).await?;
+    let dest = open_destination(from, to).await?;
     if dest.config.id == from.config.id {
         return Err(RepoError::KeyRefused {
             reason: format!("{} is the repository being copied from", to.url),
@@ -132,4 +132,27 @@ pub fn describe(report: &CopyReport) -> String {
         report.packs_read_back,
         report.seconds,
     )
+}
+
+/// The destination, created on first use: encrypted when a password is given for it, or when
+/// the source is encrypted (a terminal then asks for the new password). Without a terminal,
+/// an encrypted source's backups do not go into a new repository that would be unencrypted
+/// only because no password was given: that takes creating it so on purpose.
+async fn open_destination(from: &Repository, to: &CopyTo<'_>) -> Result<Repository, RepoError> {
+    let sealed = from.encrypted();
+    if sealed && !to.password.given() && to.prompt.is_none() {
+        match Repository::open_with(to.url, to.password, None).await {
+            Err(RepoError::NotARepository { .. }) => {
+                return Err(RepoError::KeyRefused {
+                    reason: format!(
+                        "{} is not a repository yet, and no password is given for it: the encrypted backups would be copied into an unencrypted one",
+                        crate::redaction::redact_url(to.url)
+                    ),
+                    instead: "give it a password (--password-file, --password-command or VECDRILL_PASSWORD*; for backup --copy-to, --copy-password-*), or create it unencrypted on purpose first: vecdrill init --repo URL --encryption none".into(),
+                })
+            }
+            other => return other,
+        }
+    }
+    Repository::open_or_create_as(to.url, to.password, to.prompt, sealed).await
 }

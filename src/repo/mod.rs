@@ -499,11 +499,22 @@ impl Repository {
         sources: &PasswordSources,
         prompt: Option<Prompt<'_>>,
     ) -> Result<Self, RepoError> {
+        Self::open_or_create_as(url, sources, prompt, false).await
+    }
+
+    /// [`Self::open_or_create_with`], creating it encrypted also when `encrypted` asks so
+    /// without a password source (then `prompt` asks for a new password).
+    pub async fn open_or_create_as(
+        url: &str,
+        sources: &PasswordSources,
+        prompt: Option<Prompt<'_>>,
+        encrypted: bool,
+    ) -> Result<Self, RepoError> {
         match Self::open_with(url, sources, prompt).await {
             Err(RepoError::NotARepository { .. }) => {}
             other => return other,
         }
-        let encryption = if sources.given() {
+        let encryption = if encrypted || sources.given() {
             Encryption::RepoKey
         } else {
             Encryption::None
