@@ -332,6 +332,51 @@ fn issue_25_backup_copy_to_keeps_a_second_copy_and_check_requires_it() {
 }
 
 #[test]
+fn issue_25_backup_copy_to_at_a_terminal_asks_the_password_once_and_seals_the_new_copy() {
+    let ws = workspace(&COLLECTIONS[..1]);
+    let pw = ws.tmp.path().join("pw");
+    std::fs::write(&pw, "typed secret").unwrap();
+    let sealed = repo_url(&ws.tmp.path().join("sealed"));
+    vecdrill([
+        "init",
+        "--repo",
+        &sealed,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let offsite = repo_url(&ws.tmp.path().join("offsite"));
+    let data = ws.data.to_str().unwrap();
+    // The repository's password, typed once for the backup and its copy; then the new
+    // copy repository's own.
+    let run = crate::common::vecdrill_on_terminal(
+        &[
+            "backup",
+            "--repo",
+            &sealed,
+            "--chroma-dir",
+            data,
+            "--copy-to",
+            &offsite,
+        ],
+        &["typed secret\r", "offsite secret\r"],
+        None,
+    );
+    let shown = run.stdout();
+    assert_eq!(run.code(), 0, "{shown}");
+    assert_eq!(shown.matches("enter the password").count(), 1, "{shown}");
+    assert!(
+        shown.contains("enter a password for the new repository"),
+        "{shown}"
+    );
+    let offsite_pw = ws.tmp.path().join("offsite-pw");
+    std::fs::write(&offsite_pw, "offsite secret").unwrap();
+    let env = [("VECDRILL_PASSWORD_FILE", offsite_pw.display().to_string())];
+    assert_eq!(list_json(&offsite, &env).len(), 1);
+    vecdrill(["list", "--repo", &offsite]).expect_code(2);
+}
+
+#[test]
 fn issue_25_a_killed_copy_leaves_the_destination_verifiable_and_a_rerun_completes_it() {
     let ws = workspace(COLLECTIONS);
     let id = id_of(&backup_json(&ws.repo, &ws.data, &[]));

@@ -344,9 +344,19 @@ pub struct StatsArgs {
 pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
     let mut history = args.records.open_history()?;
     let started_at = Utc::now();
-    let result = create_backup(&args).await;
-    let copied = match (created(&result), &args.copy_to) {
-        (Some(manifest), Some(url)) => Some(copy_created(&args, manifest, url).await),
+    // Opened once: the copy and the proof after the backup use it too, so a password is
+    // asked (or its command run, its key derived) once.
+    let (repo, result) = match args.repo.open_or_create().await {
+        Ok(repo) => {
+            let result = create_backup(&args, &repo).await;
+            (Some(repo), result)
+        }
+        Err(err) => (None, Err(err.into())),
+    };
+    let copied = match (created(&result), &args.copy_to, &repo) {
+        (Some(manifest), Some(url), Some(repo)) => {
+            Some(copy_created(&args, repo, manifest, url).await)
+        }
         _ => None,
     };
     let manifest = created(&result);
@@ -386,22 +396,27 @@ pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
     if let Some(Err(failure)) = copied {
         return Err(failure);
     }
-    match (&outcome, args.prove) {
-        (BackupOutcome::Created { manifest }, true) => prove_created(&args, manifest).await,
+    match (&outcome, args.prove, &repo) {
+        (BackupOutcome::Created { manifest }, true, Some(repo)) => {
+            prove_created(&args, repo, manifest).await
+        }
         _ => Ok(code),
     }
 }
 
 /// `backup --prove`: the new backup proven at once; the backup's own results stay the only
 /// ones on stdout with --json, and its metrics file is the backup's.
-async fn prove_created(args: &BackupArgs, manifest: &Manifest) -> Result<i32, Failure> {
-    let repo = args.repo.open().await?;
+async fn prove_created(
+    args: &BackupArgs,
+    repo: &Repository,
+    manifest: &Manifest,
+) -> Result<i32, Failure> {
     let records = super::records::RecordArgs {
         metrics_file: None,
         ..args.records.clone()
     };
     let report = super::prove::prove_backup(
-        &repo,
+        repo,
         &args.repo,
         manifest,
         super::prove::ProveHow {
@@ -430,15 +445,15 @@ async fn prove_created(args: &BackupArgs, manifest: &Manifest) -> Result<i32, Fa
 /// the backup itself is committed.
 async fn copy_created(
     args: &BackupArgs,
+    repo: &Repository,
     manifest: &Manifest,
     url: &str,
 ) -> Result<vecdrill::commands::copy::CopyOutcome, Failure> {
     let copy = async {
-        let repo = args.repo.open().await?;
         // Every backup of this source the copy lacks, the new one last: one that failed to
         // copy before is caught up now.
         let outcome = super::copy::copy_into(
-            &repo,
+            repo,
             &vecdrill::commands::Backups::All,
             &SourceChoice::named(Some(manifest.source_label())),
             url,
@@ -557,11 +572,13 @@ async fn container_data_dir(container: &str) -> Result<PathBuf, Failure> {
 }
 
 /// Take the backup, then rotate when asked.
-async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), Failure> {
+async fn create_backup(
+    args: &BackupArgs,
+    repo: &Repository,
+) -> Result<(BackupOutcome, Rotation), Failure> {
     use vecdrill::commands::backup::{
         BackupOptions, BackupSettings, BackupSource, ChromaSource, FaissRedisSource,
     };
-    let repo = args.repo.open_or_create().await?;
     let mut service: Option<Box<dyn Service>> = match (&args.stop_cmd, &args.start_cmd) {
         (Some(stop), Some(start)) => Some(Box::new(ShellService::new(
             ShellSpec {
@@ -614,7 +631,7 @@ async fn create_backup(args: &BackupArgs) -> Result<(BackupOutcome, Rotation), F
     };
     let progress = for_terminal(args.json);
     let backed = vecdrill::commands::backup::backup(
-        &repo,
+        repo,
         &options,
         service.as_deref_mut(),
         progress.as_ref(),
