@@ -453,6 +453,16 @@ impl Runner<'_> {
             },
             _ = interrupted => Attempt::Interrupted,
         };
+        if let Attempt::Done(outputs) | Attempt::Failed(_, outputs) = &attempt {
+            // A scenario may only name declared outputs (`has_output`): one a step gives but
+            // does not declare could never be used, so every test run of a step checks it.
+            debug_assert!(
+                outputs.keys().all(|name| spec.kind.has_output(name)),
+                "step kind `{}` gives undeclared outputs: {:?}",
+                spec.kind.name,
+                outputs.keys().collect::<Vec<_>>()
+            );
+        }
         // Cut off between its stop and its start, a cold backup would leave the service down:
         // start it (starting a running service is no error), unless its watcher has.
         if matches!(attempt, Attempt::Interrupted) && step.restarts_service() {

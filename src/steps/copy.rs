@@ -36,6 +36,7 @@ pub const KIND: StepKind = StepKind {
         "backup",
         "copied",
         "already_there",
+        "removed_there",
         "new_chunks",
         "uploaded_bytes",
     ],

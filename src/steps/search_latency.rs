@@ -57,6 +57,7 @@ pub const KIND: StepKind = StepKind {
         "qps",
         "errors",
         "collection",
+        "queue_delay_max_ms",
     ],
     needs_service: false,
     targets: &[TargetKind::Chroma],

@@ -43,7 +43,7 @@ fn default_k() -> usize {
 pub const CAPTURE: StepKind = StepKind {
     name: "capture_state",
     summary: "remember per-collection counts and the top-k of `probes` fixed queries (of the target, or the server at `url`)",
-    outputs: &["name", "total", "collections", "probes"],
+    outputs: &["name", "total", "collections", "probes", "counts"],
     needs_service: false,
     targets: &[TargetKind::Chroma],
     needs_repo: false,
@@ -121,6 +121,7 @@ pub const COMPARE: StepKind = StepKind {
         "identical_probes",
         "total_probes",
         "counts_equal",
+        "collections",
     ],
     needs_service: false,
     targets: &[TargetKind::Chroma],
