@@ -157,9 +157,9 @@ enum Command {
         after_help = "Examples:\n  RAILWAY_TOKEN=... vecdrill platform status --service bmad-chromadb-production\n  vecdrill platform restart --scenario scenarios/railway/restart.yaml \\\n      --var project=PROJECT_ID --yes\n  vecdrill platform stop --project PROJECT_ID --service chromadb --json --yes"
     )]
     Platform(PlatformArgs),
-    /// Health checks for cron and uptime monitors: heartbeat, newest backup's age, disk use.
+    /// Health checks for cron and uptime monitors: heartbeat, backups' age, proof and second copy, the object store, Redis, FAISS files, log lag, disk use.
     #[command(
-        after_help = "Examples:\n  vecdrill check --url http://127.0.0.1:8000 --repo s3://bucket/chroma \\\n      --max-backup-age 26h --data-dir /srv/chroma --max-disk-use 85%\n  vecdrill check --url http://127.0.0.1:8000 \\\n      --metrics-file /var/lib/node_exporter/textfile/vecdrill.prom --json"
+        after_help = "Examples:\n  vecdrill check --url http://127.0.0.1:8000 --repo s3://bucket/chroma \\\n      --max-backup-age 26h --data-dir /srv/chroma --max-disk-use 85%\n  vecdrill check --repo file:///srv/backups --max-backup-age 26h \\\n      --copy-repo s3://bucket/chroma --max-unproven-age 8d\n  vecdrill check --redis redis://127.0.0.1:6379 --redis-prefix doc: \\\n      --faiss /srv/faiss/index.faiss\n  vecdrill check --url http://127.0.0.1:8000 \\\n      --metrics-file /var/lib/node_exporter/textfile/vecdrill.prom --json"
     )]
     Check(CheckArgs),
     /// The record of every drill and backup: list, show one, or a scenario's monthly trend.

@@ -53,3 +53,33 @@ fn issue_25_quiet_prints_nothing_on_success_and_everything_on_failure() {
     assert_eq!(fine.stdout(), "");
     assert_eq!(fine.stderr(), "");
 }
+
+/// Seed 002's cron line (`--quiet --max-backups 30`) works as written: `--max-backups` is
+/// `--keep-last`, and the rotation is as silent as the backup.
+#[test]
+fn issue_25_seed_002s_cron_flags_rotate_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 20, 4)]);
+    let repo = repo_url(&tmp.path().join("repo"));
+    let dir = data.to_str().unwrap();
+    for _ in 0..3 {
+        let run = vecdrill([
+            "backup",
+            "--repo",
+            &repo,
+            "--chroma-dir",
+            dir,
+            "--quiet",
+            "--max-backups",
+            "2",
+        ]);
+        run.expect_code(0);
+        assert_eq!((run.stdout().as_str(), run.stderr().as_str()), ("", ""));
+    }
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed:#}");
+    // Seed 001's cleanup spelling, `--keep`, is prune's --keep-last.
+    vecdrill(["prune", "--repo", &repo, "--keep", "1"]).expect_code(0);
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]).json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed:#}");
+}

@@ -93,7 +93,7 @@ pub struct BackupArgs {
     pub read_all: bool,
     /// After a successful backup, keep only the newest N of this source (e.g. 24), in the
     /// repository and in --copy-to's.
-    #[arg(long)]
+    #[arg(long, value_name = "N", visible_alias = "max-backups")]
     pub keep_last: Option<usize>,
     /// After a successful backup, copy it into this second repository too (created on first
     /// use; see `vecdrill copy`): a failed copy fails the command (the backup stays).
@@ -242,7 +242,7 @@ pub struct PruneArgs {
     #[command(flatten)]
     pub repo: RepoArg,
     /// Keep each source's N newest backups.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", visible_alias = "keep")]
     pub keep_last: Option<usize>,
     /// Keep the newest backup of each of a source's last N hours that have one.
     #[arg(long, value_name = "N")]
