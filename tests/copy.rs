@@ -348,31 +348,41 @@ fn issue_25_backup_copy_to_at_a_terminal_asks_the_password_once_and_seals_the_ne
     let offsite = repo_url(&ws.tmp.path().join("offsite"));
     let data = ws.data.to_str().unwrap();
     // The repository's password, typed once for the backup and its copy; then the new
-    // copy repository's own.
-    let run = crate::common::vecdrill_on_terminal(
-        &[
-            "backup",
-            "--repo",
-            &sealed,
-            "--chroma-dir",
-            data,
-            "--copy-to",
-            &offsite,
-        ],
-        &["typed secret\r", "offsite secret\r"],
-        None,
-    );
+    // copy repository's own, typed twice: two that differ create nothing (the backup stays).
+    let backup_copied_to = |answers: &[&str]| {
+        crate::common::vecdrill_on_terminal(
+            &[
+                "backup",
+                "--repo",
+                &sealed,
+                "--chroma-dir",
+                data,
+                "--copy-to",
+                &offsite,
+            ],
+            answers,
+            None,
+        )
+    };
+    let mistyped = backup_copied_to(&["typed secret\r", "offsite secret\r", "offsite secert\r"]);
+    let shown = mistyped.stdout();
+    assert_eq!(mistyped.code(), 2, "{shown}");
+    assert!(shown.contains("the two passwords typed differ"), "{shown}");
+    assert!(!ws.tmp.path().join("offsite/config").exists(), "{shown}");
+    let run = backup_copied_to(&["typed secret\r", "offsite secret\r", "offsite secret\r"]);
     let shown = run.stdout();
     assert_eq!(run.code(), 0, "{shown}");
     assert_eq!(shown.matches("enter the password").count(), 1, "{shown}");
     assert!(
-        shown.contains("enter a password for the new repository"),
+        shown.contains("enter a password for the new repository")
+            && shown.contains("enter the same password again"),
         "{shown}"
     );
     let offsite_pw = ws.tmp.path().join("offsite-pw");
     std::fs::write(&offsite_pw, "offsite secret").unwrap();
     let env = [("VECDRILL_PASSWORD_FILE", offsite_pw.display().to_string())];
-    assert_eq!(list_json(&offsite, &env).len(), 1);
+    // The backup the mistyped run committed is caught up with the new one.
+    assert_eq!(list_json(&offsite, &env).len(), 2);
     vecdrill(["list", "--repo", &offsite]).expect_code(2);
 }
 

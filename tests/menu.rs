@@ -142,6 +142,7 @@ fn issue_25_the_menu_asks_an_encrypted_repositorys_password_once() {
             "1\r",
             &offsite_answer,
             "offsite secret\r",
+            "offsite secret\r",
             "7\r",
         ],
         None,

@@ -174,12 +174,12 @@ fn new_password(args: &NewPasswordArgs) -> Result<Zeroizing<String>, Failure> {
         file: args.new_password_file.clone(),
         ..PasswordSources::default()
     };
-    if sources.file.is_none() && prompt::for_new_password().is_none() {
+    if sources.file.is_none() && prompt::for_terminal().is_none() {
         return Err(Failure {
             message: "no new password was given".into(),
             hint: Some("give it with --new-password-file FILE, or type it on a terminal".into()),
             code: exit::BAD_INPUT,
         });
     }
-    Ok(sources.resolve("enter the new password: ", prompt::for_new_password())?)
+    Ok(sources.resolve_new("enter the new password: ", prompt::for_terminal())?)
 }

@@ -39,11 +39,6 @@ fn recall(question: &str) -> Option<String> {
         .map(|(_, answer)| answer.to_string())
 }
 
-/// The prompt for a new password (typed twice), when someone is at a terminal.
-pub fn for_new_password() -> Option<Prompt<'static>> {
-    on_terminal().then_some(&ask_twice)
-}
-
 fn on_terminal() -> bool {
     io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
 }
@@ -73,16 +68,6 @@ pub fn ask(question: &str) -> io::Result<String> {
     };
     (&tty).write_all(b"\n")?;
     typed.map(|line| line.to_string())
-}
-
-/// Ask twice: a new password is typed the same way both times or refused.
-pub fn ask_twice(question: &str) -> io::Result<String> {
-    let first = Zeroizing::new(ask(question)?);
-    let second = Zeroizing::new(ask("enter the same password again: ")?);
-    if first != second {
-        return Err(io::Error::other("the two passwords typed differ"));
-    }
-    Ok(first.to_string())
 }
 
 /// The terminal's settings, put back when dropped (also when reading failed).

@@ -300,7 +300,7 @@ pub async fn init(args: InitArgs) -> Result<i32, Failure> {
         &args.repo.repo,
         encryption,
         &args.repo.password.sources(),
-        prompt::for_new_password(),
+        prompt::for_terminal(),
     )
     .await?;
     if args.json {

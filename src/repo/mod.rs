@@ -413,7 +413,7 @@ impl Repository {
     ) -> Result<Self, RepoError> {
         // The password first: a missing one leaves nothing behind.
         let password = match encryption {
-            Encryption::RepoKey => Some(sources.resolve(
+            Encryption::RepoKey => Some(sources.resolve_new(
                 &format!("enter a password for the new repository {url}: "),
                 prompt,
             )?),

@@ -133,6 +133,25 @@ impl PasswordSources {
         question: &str,
         prompt: Option<Prompt<'_>>,
     ) -> Result<Zeroizing<String>, PasswordError> {
+        self.resolve_asking(question, prompt, Typed::Once)
+    }
+
+    /// [`Self::resolve`] for a password being set: typed at the prompt, it is asked twice and
+    /// refused when the two differ (a typo would leave a repository nobody can open).
+    pub fn resolve_new(
+        &self,
+        question: &str,
+        prompt: Option<Prompt<'_>>,
+    ) -> Result<Zeroizing<String>, PasswordError> {
+        self.resolve_asking(question, prompt, Typed::Twice)
+    }
+
+    fn resolve_asking(
+        &self,
+        question: &str,
+        prompt: Option<Prompt<'_>>,
+        typed: Typed,
+    ) -> Result<Zeroizing<String>, PasswordError> {
         let password = match (&self.file, &self.command) {
             (Some(_), Some(_)) => {
                 return Err(PasswordError::Missing(
@@ -143,13 +162,17 @@ impl PasswordSources {
             (None, Some(command)) => from_command(command)?,
             (None, None) => match (&self.env, prompt) {
                 (Some(env), _) => env.clone(),
-                (None, Some(prompt)) => Zeroizing::new(prompt(question).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::Interrupted {
-                        PasswordError::Interrupted
-                    } else {
-                        PasswordError::Missing(format!("cannot read the password: {e}"))
+                (None, Some(prompt)) => {
+                    let first = ask(prompt, question)?;
+                    if typed == Typed::Twice
+                        && *ask(prompt, "enter the same password again: ")? != *first
+                    {
+                        return Err(PasswordError::Missing(
+                            "the two passwords typed differ: nothing was changed".into(),
+                        ));
                     }
-                })?),
+                    first
+                }
                 (None, None) => {
                     return Err(PasswordError::Missing(
                         "the repository is encrypted and no password was given".into(),
@@ -162,6 +185,22 @@ impl PasswordSources {
         }
         Ok(password)
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Typed {
+    Once,
+    Twice,
+}
+
+fn ask(prompt: Prompt<'_>, question: &str) -> Result<Zeroizing<String>, PasswordError> {
+    prompt(question).map(Zeroizing::new).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            PasswordError::Interrupted
+        } else {
+            PasswordError::Missing(format!("cannot read the password: {e}"))
+        }
+    })
 }
 
 /// The file's text, without a byte-order mark or the whitespace around it (as editors and
