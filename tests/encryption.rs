@@ -1097,8 +1097,12 @@ fn issue_20_every_kind_of_object_changed_without_the_key_is_named_and_refused() 
         "--chroma-dir",
         enc.data.to_str().unwrap(),
     ]);
-    run.expect_code(1);
-    assert!(run.stderr().contains(&lock), "{}", run.stderr());
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains(&lock) && run.stderr().contains("delete that object"),
+        "{}",
+        run.stderr()
+    );
     flip_at(&work.join(&keys_before[0]), |n| n / 2);
     let run = enc.run(&["list", "--repo", &repo_url(&work)]);
     run.expect_code(2);

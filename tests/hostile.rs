@@ -772,3 +772,54 @@ fn issue_15_one_damaged_manifest_does_not_hide_the_other_backups_nor_decide_late
     );
     assert!(!tmp.path().join("other").exists());
 }
+
+/// A stray file under `index/` or `locks/` (a file manager's `.DS_Store`, anything not named
+/// as vecdrill names them) is not vecdrill's and stops nothing; a well-named pack index that
+/// cannot be read leaves out only its own chunks (restore goes on, verify names it, prune
+/// refuses), and an unreadable lock holds the repository, named, until it is removed.
+#[test]
+fn issue_25_stray_and_unreadable_index_and_lock_objects_are_told_apart() {
+    let (tmp, data, repo_dir, repo) = backed_up();
+    std::fs::create_dir_all(repo_dir.join("locks")).unwrap();
+    for stray in ["index/.DS_Store", "index/junk.json", "locks/.DS_Store"] {
+        std::fs::write(repo_dir.join(stray), "not vecdrill's").unwrap();
+    }
+    let to = tmp.path().join("restored");
+    restore_run(&repo, "latest", &to, &[]).expect_code(0);
+    assert_eq!(tree_hashes(&to), tree_hashes(&data));
+    vecdrill(["verify", "--repo", &repo, "--read-data"]).expect_code(0);
+    let offsite = repo_url(&tmp.path().join("offsite"));
+    vecdrill(["copy", "--from-repo", &repo, "--repo", &offsite, "--all"]).expect_code(0);
+    backup_run(&repo, &data, &[]).expect_code(0);
+    vecdrill(["prune", "--repo", &repo, "--keep-last", "1"]).expect_code(0);
+
+    // A well-named index no pack has: its (no) chunks are left out, with a warning naming it.
+    let forged = format!("index/{}.json", "0".repeat(64));
+    std::fs::write(repo_dir.join(&forged), "{ damaged").unwrap();
+    let again = tmp.path().join("again");
+    let restored = restore_run(&repo, "latest", &again, &[]);
+    restored.expect_code(0);
+    assert!(restored.stderr().contains(&forged), "{}", restored.stderr());
+    assert_eq!(tree_hashes(&again), tree_hashes(&data));
+    let verified = vecdrill(["verify", "--repo", &repo]);
+    verified.expect_code(1);
+    assert!(verified.stdout().contains(&forged), "{}", verified.stdout());
+    let pruned = vecdrill(["prune", "--repo", &repo, "--keep-last", "1"]);
+    pruned.expect_code(1);
+    assert!(pruned.stderr().contains(&forged), "{}", pruned.stderr());
+    std::fs::remove_file(repo_dir.join(&forged)).unwrap();
+
+    // A well-named lock that cannot be read: named, with what to do; gone, all is well.
+    let lock = format!("locks/{}.json", "a".repeat(32));
+    std::fs::create_dir_all(repo_dir.join("locks")).unwrap();
+    std::fs::write(repo_dir.join(&lock), "{ damaged").unwrap();
+    let blocked = backup_run(&repo, &data, &[]);
+    blocked.expect_code(3);
+    assert!(
+        blocked.stderr().contains(&lock) && blocked.stderr().contains("delete that object"),
+        "{}",
+        blocked.stderr()
+    );
+    std::fs::remove_file(repo_dir.join(&lock)).unwrap();
+    backup_run(&repo, &data, &[]).expect_code(0);
+}

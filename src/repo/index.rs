@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use super::format::{ChunkId, PackEntry, PackIndex};
 use super::store::Store;
@@ -23,29 +23,74 @@ pub struct ChunkIndex {
     pub packs: HashMap<String, PackIndex>,
     /// Second locations of chunks stored twice, until [`Self::load`] has chosen between them.
     alternates: Vec<Location>,
+    /// Index objects that cannot be read (damaged, forged, of a newer format), with why: the
+    /// chunks they would locate are missing from this index. A restore or a backup goes on
+    /// without them (every chunk read is checked against its id anyway); `prune`, which must
+    /// know every pack's contents before deleting any, refuses.
+    pub unreadable: Vec<(String, String)>,
 }
 
 impl ChunkIndex {
+    /// Every readable pack index, each unreadable one named in a warning and kept in
+    /// [`Self::unreadable`].
     pub async fn load(repo: &Repository) -> Result<Self, RepoError> {
+        let this = Self::load_quietly(repo).await?;
+        for (key, why) in &this.unreadable {
+            tracing::warn!("pack index {key} cannot be read, its chunks are left out: {why}");
+        }
+        Ok(this)
+    }
+
+    /// [`Self::load`] without the warnings, for `verify`, which reports them as problems.
+    pub async fn load_quietly(repo: &Repository) -> Result<Self, RepoError> {
         let listed = repo.store.list("index").await?;
         let store = repo.store.clone();
-        let files: Vec<(String, PackIndex)> =
-            futures::stream::iter(listed.into_iter().map(|object| {
-                let store = store.clone();
-                async move {
-                    let index = load_pack_index(&store, &object.key).await?;
-                    Ok::<_, RepoError>((object.key, index))
-                }
-            }))
-            .buffer_unordered(16)
-            .try_collect()
-            .await?;
+        let loaded: Vec<(String, Result<PackIndex, RepoError>)> = futures::stream::iter(
+            listed
+                .into_iter()
+                .filter(|object| is_index_key(&object.key))
+                .map(|object| {
+                    let store = store.clone();
+                    async move {
+                        let index = load_pack_index(&store, &object.key).await;
+                        (object.key, index)
+                    }
+                }),
+        )
+        .buffer_unordered(16)
+        .collect()
+        .await;
         let mut this = Self::default();
-        for (_, index) in files {
-            this.insert(index);
+        for (key, index) in loaded {
+            match index {
+                Ok(index) => this.insert(index),
+                Err(
+                    err @ (RepoError::Corrupt { .. }
+                    | RepoError::NewerFormat { .. }
+                    | RepoError::ObjectMissing { .. }),
+                ) => this.unreadable.push((key, err.to_string())),
+                Err(err) => return Err(err),
+            }
         }
+        this.unreadable.sort();
         this.prefer_intact(&repo.store).await?;
         Ok(this)
+    }
+
+    /// [`Self::load`] for what must see every pack's contents (`prune`): an unreadable index
+    /// is an error naming it.
+    pub async fn load_complete(repo: &Repository) -> Result<Self, RepoError> {
+        let this = Self::load_quietly(repo).await?;
+        match this.unreadable.first() {
+            None => Ok(this),
+            Some((key, why)) => Err(RepoError::Corrupt {
+                what: key.clone(),
+                detail: format!(
+                    "{why} ({} unreadable pack index(es)); nothing was removed: which chunks its pack holds is unknown",
+                    this.unreadable.len()
+                ),
+            }),
+        }
     }
 
     /// A chunk can be stored twice: a backup that found its pack missing or damaged stores it
@@ -113,6 +158,14 @@ impl ChunkIndex {
     pub fn get(&self, id: &ChunkId) -> Option<&Location> {
         self.chunks.get(id)
     }
+}
+
+/// Whether `key` is a pack index's name (`index/<pack>.json`): anything else under `index/`
+/// (an editor's or a file manager's droppings) is not vecdrill's, and is left alone.
+fn is_index_key(key: &str) -> bool {
+    key.strip_prefix("index/")
+        .and_then(|name| name.strip_suffix(".json"))
+        .is_some_and(super::format::is_digest)
 }
 
 /// The pack index stored at `key` (`index/<pack>.json`): sealed, of a known version, naming the

@@ -178,6 +178,16 @@ async fn find_conflict(
             Ok(lock) => lock,
             // Released between the listing and the read.
             Err(RepoError::ObjectMissing { .. }) => continue,
+            // Not named as a lock is (a file manager's `.DS_Store`): not vecdrill's.
+            Err(RepoError::Corrupt { .. }) if !is_lock_key(&object.key) => continue,
+            // Whose it is and whether it excludes this command cannot be known: it holds the
+            // repository until someone who knows removes it.
+            Err(RepoError::Corrupt { detail, .. }) => {
+                return Ok(Some(format!(
+                    "a lock that cannot be read, {} ({detail}); if no vecdrill command is using the repository, delete that object",
+                    object.key
+                )))
+            }
             Err(err) => return Err(err),
         };
         let ours = held().iter().any(|(k, _)| k == &object.key);
@@ -213,6 +223,14 @@ async fn find_conflict(
         }
     }
     Ok(None)
+}
+
+/// Whether `key` is a lock's name (`locks/<hex id>.json`, as [`acquire`] writes them): an
+/// unreadable object named otherwise is not vecdrill's and excludes nothing.
+fn is_lock_key(key: &str) -> bool {
+    key.strip_prefix("locks/")
+        .and_then(|name| name.strip_suffix(".json"))
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Whether `lock` names a process of this host that no longer exists. A lock of another host

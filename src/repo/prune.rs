@@ -224,7 +224,7 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
         .iter()
         .flat_map(|m| m.files.iter().flat_map(|f| f.chunks.iter().copied()))
         .collect();
-    let index = ChunkIndex::load(repo).await?;
+    let index = ChunkIndex::load_complete(repo).await?;
     let mut indexed: HashSet<String> = index.packs.keys().cloned().collect();
     if !options.dry_run {
         // Manifests first: once gone, nothing refers to their chunks. A removed backup's

@@ -63,10 +63,14 @@ pub fn locate(index: &ChunkIndex, file: &FileEntry) -> Result<Vec<(Location, u64
     let mut offset = 0u64;
     for id in &file.chunks {
         let location = index.get(id).ok_or_else(|| {
-            problem(
-                format!("chunk {id}"),
-                "not in any pack index (a pack or its index is missing)".into(),
-            )
+            let why = match index.unreadable.first() {
+                None => "not in any pack index (a pack or its index is missing)".to_string(),
+                Some((key, _)) => format!(
+                    "not in any readable pack index (a pack or its index is missing, or in one of the {} that cannot be read, first {key})",
+                    index.unreadable.len()
+                ),
+            };
+            problem(format!("chunk {id}"), why)
         })?;
         located.push((location.clone(), offset));
         offset = offset.saturating_add(location.entry.raw_length);

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::format::{limits, Manifest};
-use super::index::{load_pack_index, ChunkIndex};
+use super::index::ChunkIndex;
 use super::pack::{decode_chunk, open_pack, Recheck};
 pub use super::restorable::Problem;
 use super::restorable::{locate, problems as unrestorable, read_file};
@@ -54,7 +54,13 @@ pub async fn verify(
     progress: &dyn Progress,
 ) -> Result<VerifyReport, RepoError> {
     let mut problems = key_problems(repo).await?;
-    let index = load_index_tolerant(repo, &mut problems).await?;
+    let index = ChunkIndex::load_quietly(repo).await?;
+    problems.extend(index.unreadable.iter().map(|(key, why)| Problem {
+        backup: None,
+        file: None,
+        object: key.clone(),
+        problem: why.clone(),
+    }));
 
     // Which backups and files use each pack: to name them when the pack is damaged.
     let mut users: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
@@ -286,30 +292,4 @@ async fn key_problems(repo: &Repository) -> Result<Vec<Problem>, RepoError> {
             problem: key.problem.unwrap_or_default(),
         })
         .collect())
-}
-
-/// Like [`ChunkIndex::load`], but an unreadable index file is a problem to report, not the end.
-async fn load_index_tolerant(
-    repo: &Repository,
-    problems: &mut Vec<Problem>,
-) -> Result<ChunkIndex, RepoError> {
-    let mut index = ChunkIndex::default();
-    for object in repo.store.list("index").await? {
-        match load_pack_index(&repo.store, &object.key).await {
-            Ok(pack_index) => index.insert(pack_index),
-            Err(
-                err @ (RepoError::Corrupt { .. }
-                | RepoError::NewerFormat { .. }
-                | RepoError::ObjectMissing { .. }),
-            ) => problems.push(Problem {
-                backup: None,
-                file: None,
-                object: object.key.clone(),
-                problem: err.to_string(),
-            }),
-            Err(err) => return Err(err),
-        }
-    }
-    index.prefer_intact(&repo.store).await?;
-    Ok(index)
 }
