@@ -456,13 +456,74 @@ fn issue_25_a_damaged_source_backup_is_not_copied_and_the_others_are() {
     assert_eq!(listed, vec![Value::from(intact.as_str())]);
     vecdrill(["verify", "--repo", &dest, "--read-data"]).expect_code(0);
 
-    // A repository is not copied into itself.
+    // A repository is not copied into itself; nor backed up into and copied to at once
+    // (refused before the backup, however the path is written).
     let itself = vecdrill(["copy", "--from-repo", &ws.repo, "--repo", &ws.repo, "--all"]);
     itself.expect_code(2);
     assert!(
         itself.stderr().contains("being copied from"),
         "{}",
         itself.stderr()
+    );
+    let before = list_json(&ws.repo, &[]).len();
+    let same = ws
+        .repo_dir
+        .join("..")
+        .join(ws.repo_dir.file_name().unwrap());
+    let data = other.to_str().unwrap();
+    let twice = vecdrill(
+        [
+            "backup",
+            "--repo",
+            &ws.repo,
+            "--chroma-dir",
+            data,
+            "--copy-to",
+        ]
+        .into_iter()
+        .chain([same.to_str().unwrap()]),
+    );
+    twice.expect_code(2);
+    assert!(twice.stderr().contains("--copy-to"), "{}", twice.stderr());
+    assert_eq!(list_json(&ws.repo, &[]).len(), before, "no backup was made");
+
+    // A source no backup has is named as such, with the sources there are.
+    let nope = vecdrill(
+        ["copy", "--from-repo", &ws.repo, "--repo", &dest, "--all"]
+            .into_iter()
+            .chain(["--source", "nowhere:/nothing"]),
+    );
+    nope.expect_code(2);
+    assert!(
+        nope.stderr().contains("nowhere:/nothing"),
+        "{}",
+        nope.stderr()
+    );
+
+    // A manifest that cannot be read is not copied: named, and the exit code says so.
+    let manifest = ws.repo_dir.join(format!("snapshots/{intact}.json"));
+    std::fs::write(&manifest, "{ truncated").unwrap();
+    let run = vecdrill([
+        "copy",
+        "--from-repo",
+        &ws.repo,
+        "--repo",
+        &dest,
+        "--all",
+        "--json",
+    ]);
+    run.expect_code(1);
+    let copies = run.json()["copies"].as_array().unwrap().clone();
+    let unreadable = copies
+        .iter()
+        .find(|c| c["backup"] == intact.as_str())
+        .expect("the unreadable manifest reported");
+    assert!(
+        unreadable["failed"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("snapshots/{intact}.json")),
+        "{copies:?}"
     );
 }
 

@@ -342,6 +342,15 @@ pub struct StatsArgs {
 }
 
 pub async fn backup(args: BackupArgs) -> Result<i32, Failure> {
+    if let Some(url) = &args.copy_to {
+        if vecdrill::repo::store::Store::same_place(url, &args.repo.repo) {
+            return Err(Failure {
+                message: format!("--copy-to {url} is the repository backed up into (--repo)"),
+                hint: Some("give --copy-to a second repository: another disk or bucket".into()),
+                code: exit::BAD_INPUT,
+            });
+        }
+    }
     let mut history = args.records.open_history()?;
     let started_at = Utc::now();
     // Opened once: the copy and the proof after the backup use it too, so a password is

@@ -40,15 +40,20 @@ pub async fn copy(
     to: &CopyTo<'_>,
     progress: &dyn Progress,
 ) -> Result<CopyOutcome, RepoError> {
+    // Damaged manifests are not copied and say so (exit 1) when every backup is asked for;
+    // with a source named, whose they are cannot be told: they are logged.
+    let mut unreadable = Vec::new();
     let manifests = match selection {
         Backups::One(id) => vec![from.backup(id, choice).await?],
         Backups::All => {
-            // A damaged manifest is said (logged) and left, as `verify` reports it.
-            let mut all = from.readable_manifests().await?;
-            if let Some(named) = &choice.named {
-                all.retain(|m| SourceChoice::names(named, m));
-            }
-            if all.is_empty() {
+            let all = if choice.named.is_some() {
+                choice.all_of_named(from.readable_manifests().await?)?
+            } else {
+                let scanned = from.scan().await?;
+                unreadable = scanned.damaged.iter().map(CopyReport::unreadable).collect();
+                scanned.manifests
+            };
+            if all.is_empty() && unreadable.is_empty() {
                 return Err(RepoError::Empty);
             }
             all
@@ -59,7 +64,7 @@ pub async fn copy(
     if dest.config.id == from.config.id {
         return Err(RepoError::KeyRefused {
             reason: format!("{} is the repository being copied from", to.url),
-            instead: "give --repo another repository than --from-repo".into(),
+            instead: "copy into another repository (another disk or bucket)".into(),
         });
     }
     // A backup copied there before and gone from there since was removed there, by that
@@ -83,6 +88,7 @@ pub async fn copy(
         progress,
     )
     .await?;
+    let copies = copies.into_iter().chain(unreadable).collect();
     let rotation = match to.keep_last {
         Some(keep) => super::backup::keep_newest(&dest, keep).await?,
         None => Default::default(),

@@ -217,6 +217,29 @@ impl CopyReport {
         }
     }
 
+    /// A backup whose manifest cannot be read: not copied, and why.
+    pub fn unreadable(damaged: &super::DamagedManifest) -> Self {
+        let id = damaged.key.trim_start_matches("snapshots/");
+        Self {
+            backup: id.strip_suffix(".json").unwrap_or(id).to_string(),
+            already_there: false,
+            files: 0,
+            files_reused: 0,
+            files_read: 0,
+            bytes_read: 0,
+            chunks: 0,
+            new_chunks: 0,
+            uploaded_bytes: 0,
+            packs_read_back: 0,
+            log_segments: 0,
+            seconds: 0.0,
+            failed: Some(format!(
+                "its manifest {} cannot be read: {}",
+                damaged.key, damaged.problem
+            )),
+        }
+    }
+
     fn not_copied(manifest: &Manifest) -> Self {
         Self {
             backup: manifest.id.clone(),

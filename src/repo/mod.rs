@@ -63,6 +63,12 @@ pub enum RepoError {
     Corrupt { what: String, detail: String },
     #[error("no backup {id:?} in the repository")]
     BackupNotFound { id: String },
+    #[error("{prefix:?} is ambiguous: {count} backups start with it: {shown}")]
+    AmbiguousBackup {
+        prefix: String,
+        count: usize,
+        shown: String,
+    },
     #[error("the repository has no backups yet")]
     Empty,
     #[error("the repository is locked by {holder}")]
@@ -141,6 +147,7 @@ impl Classify for RepoError {
             Self::BadUrl { .. }
             | Self::NotARepository { .. }
             | Self::BackupNotFound { .. }
+            | Self::AmbiguousBackup { .. }
             | Self::SeveralSources { .. }
             | Self::NoSuchSource { .. }
             | Self::Empty => exit::BAD_INPUT,
@@ -160,6 +167,7 @@ impl Classify for RepoError {
         match self {
             Self::NotARepository { .. } => Some("check --repo (or VECDRILL_REPO); `vecdrill backup` creates a repository on first use".into()),
             Self::BackupNotFound { .. } | Self::Empty => Some("`vecdrill list --repo URL` shows the backups".into()),
+            Self::AmbiguousBackup { .. } => Some("give more of the id (`vecdrill list --repo URL` shows them whole)".into()),
             Self::SeveralSources { .. } | Self::NoSuchSource { .. } => Some("name a source with --source as `vecdrill list` shows it (HOST:PATH, or the path alone), or name a backup by its id".into()),
             Self::Corrupt { .. } | Self::ObjectMissing { .. } => Some(
                 "run `vecdrill verify --repo URL --read-data` to find every damaged backup; restore an older backup that verifies".into(),
@@ -670,8 +678,10 @@ impl Repository {
                     .collect::<Vec<_>>()
                     .join(", ");
                 let more = if n > 10 { ", …" } else { "" };
-                Err(RepoError::BackupNotFound {
-                    id: format!("{id} (ambiguous: {n} backups start with it: {shown}{more})"),
+                Err(RepoError::AmbiguousBackup {
+                    prefix: id.to_string(),
+                    count: n,
+                    shown: format!("{shown}{more}"),
                 })
             }
         }
@@ -711,6 +721,23 @@ impl SourceChoice {
     /// Whether `named` (as `--source` gives it) names the source of `manifest`.
     pub fn names(named: &str, manifest: &Manifest) -> bool {
         manifest.source.path == named || manifest.source_label() == named
+    }
+
+    /// `manifests` of the source named (`--source`), or all when none is: a name no backup
+    /// has is an error listing the sources there are, not an empty answer.
+    pub fn all_of_named(&self, mut manifests: Vec<Manifest>) -> Result<Vec<Manifest>, RepoError> {
+        let Some(named) = &self.named else {
+            return Ok(manifests);
+        };
+        let sources = sources_of(&manifests.iter().collect::<Vec<_>>());
+        manifests.retain(|m| Self::names(named, m));
+        if manifests.is_empty() && !sources.is_empty() {
+            return Err(RepoError::NoSuchSource {
+                named: named.clone(),
+                sources,
+            });
+        }
+        Ok(manifests)
     }
 
     /// The newest of `manifests` (oldest first) from the one source this choice picks.

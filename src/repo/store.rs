@@ -49,6 +49,26 @@ impl Store {
     /// `s3://BUCKET/PREFIX`, `gs://BUCKET/PREFIX`, `az://CONTAINER/PREFIX`, `memory://`. A
     /// local directory is created only when `create` is set (a backup creating its repository);
     /// a command that only reads finds a mistyped one missing instead of creating it.
+    /// Whether two repository URLs name the same place, as far as can be told without opening
+    /// them: one local directory (however its path is written), or one URL.
+    pub fn same_place(a: &str, b: &str) -> bool {
+        fn local(url: &str) -> Option<PathBuf> {
+            match url.split_once("://") {
+                None => Some(PathBuf::from(url)),
+                Some(("file", path)) => Some(PathBuf::from(path)),
+                Some(_) => None,
+            }
+        }
+        match (local(a), local(b)) {
+            (Some(x), Some(y)) => match (x.canonicalize(), y.canonicalize()) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => std::path::absolute(&x).ok() == std::path::absolute(&y).ok(),
+            },
+            (None, None) => a.trim_end_matches('/') == b.trim_end_matches('/'),
+            _ => false,
+        }
+    }
+
     pub fn open(url: &str, create: bool) -> Result<Self, RepoError> {
         let bad = |reason: String| RepoError::BadUrl {
             url: url.to_string(),
