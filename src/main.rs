@@ -193,9 +193,19 @@ fn log_to_stderr(default_level: &str) {
     let filter =
         from_env.unwrap_or_else(|| default_level.parse().expect("a bare level is a filter"));
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colours for a person at a terminal, never escape codes in cron's mail or a file.
+                .with_ansi(colours_on_stderr()),
+        )
         .with(filter)
         .init();
+}
+
+fn colours_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// At most two malloc arenas. glibc gives every thread that allocates while another holds an
