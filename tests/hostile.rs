@@ -800,6 +800,12 @@ fn issue_25_stray_and_unreadable_index_and_lock_objects_are_told_apart() {
     let restored = restore_run(&repo, "latest", &again, &[]);
     restored.expect_code(0);
     assert!(restored.stderr().contains(&forged), "{}", restored.stderr());
+    // Logged to a pipe (cron's mail, a file): no terminal colour codes.
+    assert!(
+        !restored.stderr().contains('\x1b'),
+        "{:?}",
+        restored.stderr()
+    );
     assert_eq!(tree_hashes(&again), tree_hashes(&data));
     let verified = vecdrill(["verify", "--repo", &repo]);
     verified.expect_code(1);
