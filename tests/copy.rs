@@ -311,10 +311,22 @@ fn issue_25_backup_copy_to_keeps_a_second_copy_and_check_requires_it() {
         serde_json::json!(pruned_there)
     );
     assert_eq!(list_json(&second_repo, &[]).len(), 2);
+    // The source's list stops saying they are there.
+    let copy_of = |id: &str| {
+        list_json(&ws.repo, &[])
+            .into_iter()
+            .find(|b| b["id"] == id)
+            .unwrap()["copies"][0]
+            .clone()
+    };
+    assert!(copy_of(&pruned_there[0])["removed_there_at"].is_string());
+    let text = vecdrill(["list", "--repo", &ws.repo]).stdout();
+    assert!(text.contains("removed from"), "{text}");
     let again = copy_json(&ws.repo, &second_repo, &[&pruned_there[0]], &[]);
     assert_eq!(again["copies"][0]["already_there"], false, "{again}");
     assert_eq!(again["removed_there"], serde_json::json!([]));
     assert_eq!(list_json(&second_repo, &[]).len(), 3);
+    assert!(copy_of(&pruned_there[0])["removed_there_at"].is_null());
 
     // --keep-last rotates both repositories.
     let kept = id_of(&backup_json(

@@ -719,6 +719,7 @@ fn copies_json(records: &[CopyRecord]) -> serde_json::Value {
             "repository": r.repository,
             "url": r.url,
             "copied_at": r.copied_at,
+            "removed_there_at": r.removed_there_at,
         }))
         .collect::<Vec<_>>())
 }
@@ -728,7 +729,10 @@ fn copies_text(manifest: &Manifest, records: Option<&Vec<CopyRecord>>) -> String
     let mut said: Vec<String> = records
         .into_iter()
         .flatten()
-        .map(|r| format!("in {}", r.url))
+        .map(|r| match r.removed_there_at {
+            None => format!("in {}", r.url),
+            Some(_) => format!("removed from {}", r.url),
+        })
         .collect();
     if let Some(origin) = &manifest.copied_from {
         said.push(format!(

@@ -5,7 +5,9 @@ use serde::Serialize;
 
 use super::Backups;
 use crate::progress::Progress;
-use crate::repo::copy::{copy_backups, removed_since_copied, CopyReport, Destination};
+use crate::repo::copy::{
+    copy_backups, record_removed_there, removed_since_copied, CopyReport, Destination,
+};
 use crate::repo::password::{PasswordSources, Prompt};
 use crate::repo::{RepoError, Repository, SourceChoice};
 
@@ -74,6 +76,7 @@ pub async fn copy(
         Backups::All => removed_since_copied(from, &dest, &manifests).await?,
         Backups::One(_) => Vec::new(),
     };
+    record_removed_there(from, &dest, &removed_there).await?;
     let manifests: Vec<_> = manifests
         .into_iter()
         .filter(|m| !removed_there.contains(&m.id))

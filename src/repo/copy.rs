@@ -573,8 +573,13 @@ async fn copy_log(from: &Repository, to: &Repository, id: &str) -> Result<u64, R
 
 /// Note in the source that backup `id` has a copy in the destination.
 async fn record_copy(from: &Repository, to: &Destination<'_>, id: &str) -> Result<(), RepoError> {
-    let name = format!("{id}/{}", to.repo.config.id);
-    if from.store.size(&copy_record_key(&name)).await?.is_some() {
+    let key = copy_record_key(&format!("{id}/{}", to.repo.config.id));
+    // One that says the copy was removed there is written again: it is there again.
+    if from.store.size(&key).await?.is_some()
+        && load_stored::<CopyRecord>(&from.store, &key)
+            .await
+            .is_ok_and(|r| r.removed_there_at.is_none())
+    {
         return Ok(());
     }
     let record = CopyRecord {
@@ -585,10 +590,31 @@ async fn record_copy(from: &Repository, to: &Destination<'_>, id: &str) -> Resul
         repository: to.repo.config.id.clone(),
         url: crate::redaction::redact_url(to.url),
         copied_at: Utc::now(),
+        removed_there_at: None,
     };
     from.store
         .put_sealed(&copy_record_key(&record.name()), &record)
         .await
+}
+
+/// Note in the source that backups `ids`, copied into `to` before, are gone from there: `list`
+/// stops saying they are there.
+pub async fn record_removed_there(
+    from: &Repository,
+    to: &Repository,
+    ids: &[String],
+) -> Result<(), RepoError> {
+    for id in ids {
+        let key = copy_record_key(&format!("{id}/{}", to.config.id));
+        let Ok(mut record) = load_stored::<CopyRecord>(&from.store, &key).await else {
+            continue;
+        };
+        if record.removed_there_at.is_none() {
+            record.removed_there_at = Some(Utc::now());
+            from.store.put_sealed(&key, &record).await?;
+        }
+    }
+    Ok(())
 }
 
 fn copy_record_key(name: &str) -> String {

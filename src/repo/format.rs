@@ -263,6 +263,10 @@ pub struct CopyRecord {
     /// Its URL as given to `copy`, credentials removed.
     pub url: String,
     pub copied_at: DateTime<Utc>,
+    /// When a later copy into that repository found the backup gone from there (its own
+    /// retention, or a person): the record stays, so catching up does not send it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_there_at: Option<DateTime<Utc>>,
 }
 
 impl CopyRecord {
