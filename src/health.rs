@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::metrics::Metric;
 use crate::repo::format::Manifest;
+use crate::repo::password::{PasswordSources, Prompt};
 use crate::repo::Repository;
 use crate::targets::Target;
 
@@ -80,9 +81,10 @@ pub async fn heartbeat(
 /// Every source's newest backup must be younger than `max_age` (when given): a stale source
 /// must not hide behind a fresh one. `source` limits the check to one (as `list` names it).
 /// The value is the age of the stalest source's newest backup.
-pub async fn backup_age(repo_url: &str, max_age: Option<Duration>, source: Option<&str>) -> Check {
+pub async fn backup_age(opened: &Opened, max_age: Option<Duration>, source: Option<&str>) -> Check {
+    let repo_url = &opened.url;
     let failed = |detail: String| Check::failed("backup_age", detail);
-    let (_, manifests) = match open_newest(repo_url, source).await {
+    let (_, manifests) = match open_newest(opened, source).await {
         Ok(opened) => opened,
         Err(detail) => return failed(detail),
     };
@@ -131,21 +133,44 @@ pub async fn backup_age(repo_url: &str, max_age: Option<Duration>, source: Optio
     }
 }
 
-/// Each source's newest backup (of `source` only, when named). A damaged manifest could be a
-/// newest backup, whose age is unknown: no answer then.
-/// The repository at `repo_url`, opened, and each source's newest backup (see
-/// [`newest_per_source`]); why not, as a check's detail.
-async fn open_newest(
-    repo_url: &str,
+/// The repository `check`'s repository checks read, opened once (one password, one key
+/// derivation), and how long opening it took.
+pub struct Opened {
+    pub url: String,
+    repo: Result<Repository, String>,
+    took: Duration,
+}
+
+impl Opened {
+    pub async fn open(url: &str, password: &PasswordSources, prompt: Option<Prompt<'_>>) -> Self {
+        let began = std::time::Instant::now();
+        let repo = Repository::open_with(url, password, prompt)
+            .await
+            .map_err(|err| err.to_string());
+        Self {
+            url: url.to_string(),
+            repo,
+            took: began.elapsed(),
+        }
+    }
+}
+
+/// The repository, and each source's newest backup (see [`newest_per_source`]); why not, as a
+/// check's detail.
+async fn open_newest<'o>(
+    opened: &'o Opened,
     source: Option<&str>,
-) -> Result<(Repository, Vec<Manifest>), String> {
-    let repo = Repository::open(repo_url)
-        .await
-        .map_err(|err| format!("cannot open {repo_url}: {err}"))?;
-    let newest = newest_per_source(&repo, repo_url, source).await?;
+) -> Result<(&'o Repository, Vec<Manifest>), String> {
+    let repo = opened
+        .repo
+        .as_ref()
+        .map_err(|err| format!("cannot open {}: {err}", opened.url))?;
+    let newest = newest_per_source(repo, &opened.url, source).await?;
     Ok((repo, newest))
 }
 
+/// Each source's newest backup (of `source` only, when named). A damaged manifest could be a
+/// newest backup, whose age is unknown: no answer then.
 async fn newest_per_source(
     repo: &Repository,
     repo_url: &str,
@@ -182,12 +207,12 @@ async fn newest_per_source(
 /// one has gone unproven longer than `max_age` since it was made; with the metrics of the
 /// newest passing proof among them (when, and the RTO it measured).
 pub async fn unproven_age(
-    repo_url: &str,
+    opened: &Opened,
     max_age: Duration,
     source: Option<&str>,
 ) -> (Check, Vec<Metric>) {
     let failed = |detail: String| Check::failed("unproven_age", detail);
-    let (repo, newest) = match open_newest(repo_url, source).await {
+    let (repo, newest) = match open_newest(opened, source).await {
         Ok(opened) => opened,
         Err(detail) => return (failed(detail), Vec::new()),
     };
@@ -252,9 +277,9 @@ pub async fn unproven_age(
 /// How far behind the newest write each Chroma source's shipped log is (`vecdrill follow`):
 /// the time since its newest chain's last read, failing above `max_lag` and for a Chroma
 /// source with no shipped log at all.
-pub async fn log_lag(repo_url: &str, max_lag: Duration, source: Option<&str>) -> Check {
+pub async fn log_lag(opened: &Opened, max_lag: Duration, source: Option<&str>) -> Check {
     let failed = |detail: String| Check::failed("log_lag", detail);
-    let (repo, newest) = match open_newest(repo_url, source).await {
+    let (repo, newest) = match open_newest(opened, source).await {
         Ok(opened) => opened,
         Err(detail) => return failed(detail),
     };
@@ -347,17 +372,17 @@ pub async fn redis(url: &str, prefixes: &[String]) -> Check {
 
 /// The repository's object store answers: its config read back, timed (seed 003's storage
 /// connectivity); the value is the seconds it took.
-pub async fn object_store(repo_url: &str) -> Check {
-    let began = std::time::Instant::now();
-    match Repository::open(repo_url).await {
+pub fn object_store(opened: &Opened) -> Check {
+    let repo_url = &opened.url;
+    match &opened.repo {
         Ok(_) => Check {
             name: "object_store",
             passed: true,
             detail: format!(
                 "{repo_url} answered in {}",
-                crate::duration::format_duration(began.elapsed())
+                crate::duration::format_duration(opened.took)
             ),
-            value: Some(began.elapsed().as_secs_f64()),
+            value: Some(opened.took.as_secs_f64()),
         },
         Err(err) => Check::failed("object_store", format!("{repo_url}: {err}")),
     }
@@ -367,13 +392,13 @@ pub async fn object_store(repo_url: &str) -> Check {
 /// copy` or `backup --copy-to` put there, read back): seed 003's local and off-site copies.
 /// The value is how many sources' newest backups lack one.
 pub async fn copies(
-    repo_url: &str,
+    opened: &Opened,
     copy_url: &str,
-    copy_password: &crate::repo::password::PasswordSources,
+    copy_password: &PasswordSources,
     source: Option<&str>,
 ) -> Check {
     let failed = |detail: String| Check::failed("copy", detail);
-    let (_, newest) = match open_newest(repo_url, source).await {
+    let (_, newest) = match open_newest(opened, source).await {
         Ok(opened) => opened,
         Err(detail) => return failed(detail),
     };

@@ -167,6 +167,27 @@ fn issue_25_copy_between_encrypted_and_unencrypted_repositories_reencrypts() {
     assert_eq!(out["encrypted"], false);
     assert_eq!(out["copies"][0]["backup"], first.as_str());
     vecdrill(["verify", "--repo", &plain, "--read-data"]).expect_code(0);
+    // check reads the encrypted repository with --password-file, the copy unencrypted.
+    let checked = vecdrill([
+        "check",
+        "--repo",
+        &encrypted,
+        "--password-file",
+        pw_arg,
+        "--max-backup-age",
+        "1h",
+        "--copy-repo",
+        &plain,
+    ]);
+    checked.expect_code(0);
+    // Without it, each repository check says it cannot open the repository.
+    let unopened = vecdrill(["check", "--repo", &encrypted, "--max-backup-age", "1h"]);
+    unopened.expect_code(1);
+    assert!(
+        unopened.stdout().contains("no password was given"),
+        "{}",
+        unopened.stdout()
+    );
 
     // A second backup: the unchanged files are taken from the earlier copy, not read again.
     add_records(&ws.data, "extra", 50, 16);

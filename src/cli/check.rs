@@ -47,6 +47,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "URL", requires = "repo")]
     pub copy_repo: Option<String>,
     #[command(flatten)]
+    pub password: super::repo_args::PasswordArgs,
+    #[command(flatten)]
     pub copy_password: super::repo_args::CopyPasswordArgs,
     /// Redis whose PING to check (the metadata store of a FAISS + Redis setup).
     #[arg(long, value_name = "URL")]
@@ -113,8 +115,16 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
     if !args.faiss.is_empty() {
         checks.push(health::faiss(&args.faiss));
     }
-    if let Some(repo) = &args.repo {
-        checks.push(health::object_store(repo).await);
+    // Opened once for every repository check, with --repo's password.
+    let opened = match &args.repo {
+        Some(url) => Some(
+            health::Opened::open(url, &args.password.sources(), super::prompt::for_terminal())
+                .await,
+        ),
+        None => None,
+    };
+    if let Some(repo) = &opened {
+        checks.push(health::object_store(repo));
         checks.push(
             health::backup_age(
                 repo,
@@ -124,19 +134,17 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
             .await,
         );
     }
-    if let (Some(repo), Some(max)) = (&args.repo, args.max_unproven_age) {
+    if let (Some(repo), Some(max)) = (&opened, args.max_unproven_age) {
         let (check, metrics) =
             health::unproven_age(repo, max.as_duration(), args.source.as_deref()).await;
         checks.push(check);
         more_metrics = metrics;
     }
-    if let (Some(repo), Some(copy_repo)) = (&args.repo, &args.copy_repo) {
-        let password = args
-            .copy_password
-            .sources(&super::repo_args::PasswordArgs::default());
+    if let (Some(repo), Some(copy_repo)) = (&opened, &args.copy_repo) {
+        let password = args.copy_password.sources(&args.password);
         checks.push(health::copies(repo, copy_repo, &password, args.source.as_deref()).await);
     }
-    if let (Some(repo), Some(max)) = (&args.repo, args.max_log_lag) {
+    if let (Some(repo), Some(max)) = (&opened, args.max_log_lag) {
         checks.push(health::log_lag(repo, max.as_duration(), args.source.as_deref()).await);
     }
     if let Some(dir) = &args.data_dir {

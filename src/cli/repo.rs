@@ -488,12 +488,13 @@ async fn copy_created(
             failure.message
         ),
         hint: Some(format!(
-            "{}run `vecdrill copy --from-repo {} --repo URL {}` once it is fixed",
+            "{}run `vecdrill copy --from-repo {} --repo {} {}` once it is fixed",
             failure
                 .hint
                 .map(|h| format!("{h}; then "))
                 .unwrap_or_default(),
             vecdrill::redaction::redact_url(&args.repo.repo),
+            vecdrill::redaction::redact_url(url),
             manifest.id
         )),
         code: failure.code,

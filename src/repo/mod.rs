@@ -177,12 +177,7 @@ impl Classify for RepoError {
             ),
             Self::NewerFormat { .. } => Some("upgrade vecdrill to read this repository".into()),
             Self::Password(e) => e.hint(),
-            Self::WrongPassword { .. } => Some(format!(
-                "check the password given with --password-file or {}, --password-command or {}, or {}",
-                password::PASSWORD_FILE_ENV,
-                password::PASSWORD_COMMAND_ENV,
-                password::PASSWORD_ENV
-            )),
+            Self::WrongPassword { .. } => Some(format!("check the password given for it: {}", password::WHERE_PASSWORDS_GO)),
             Self::AlreadyARepository { .. } => Some("use it as it is, or give another --repo".into()),
             Self::NotYet { instead, .. } | Self::KeyRefused { instead, .. } => Some(instead.clone()),
             Self::NotEncrypted { .. } => Some("keys belong to encrypted repositories (`vecdrill init` makes one; `vecdrill info` says whether a repository is)".into()),
@@ -298,8 +293,9 @@ impl Repository {
             key_id: None,
         };
         if repo.config.encrypted() {
-            let password =
-                sources.resolve(&format!("enter the password of repository {url}: "), prompt)?;
+            let password = sources
+                .resolve(&format!("enter the password of repository {url}: "), prompt)
+                .map_err(|err| err.of_repository(url))?;
             let (keys, key_id) = repo.unlock(url, password.as_bytes()).await?;
             repo.check_authenticated(&keys)?;
             repo.store.unlock(Arc::new(keys));

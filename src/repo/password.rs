@@ -88,9 +88,24 @@ impl Classify for PasswordError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Missing(_) => Some(format!(
-                "give the repository's password with --password-file or {PASSWORD_FILE_ENV}, --password-command or {PASSWORD_COMMAND_ENV}, or {PASSWORD_ENV}, or type it on a terminal"
+                "give its password, or type it on a terminal: {WHERE_PASSWORDS_GO}"
             )),
             Self::Interrupted => None,
+        }
+    }
+}
+
+/// Which options give which repository's password, for hints: a command may open two.
+pub const WHERE_PASSWORDS_GO: &str = "--repo's with --password-file, --password-command or VECDRILL_PASSWORD[_FILE|_COMMAND]; --from-repo's with --from-password-file, --from-password-command or VECDRILL_FROM_PASSWORD[_FILE|_COMMAND]; --copy-to's and --copy-repo's with --copy-password-file, --copy-password-command or VECDRILL_COPY_PASSWORD[_FILE|_COMMAND]";
+
+impl PasswordError {
+    /// This error, saying which repository's password it is about.
+    pub fn of_repository(self, url: &str) -> Self {
+        match self {
+            Self::Missing(why) => {
+                Self::Missing(format!("{}: {why}", crate::redaction::redact_url(url)))
+            }
+            other => other,
         }
     }
 }
