@@ -287,7 +287,7 @@ pub async fn log_lag(opened: &Opened, max_lag: Duration, source: Option<&str>) -
         Ok(manifests) => manifests,
         Err(err) => return failed(format!("cannot read every backup: {err}")),
     };
-    let reaches = match crate::targets::chroma::shipped::reaches(&repo, &manifests).await {
+    let reaches = match crate::targets::chroma::shipped::reaches(repo, &manifests).await {
         Ok(reaches) => reaches,
         Err(err) => return failed(format!("cannot read the shipped log: {err}")),
     };
