@@ -93,6 +93,17 @@ fn issue_25_redis_object_store_and_faiss_checks_pass_and_fail_as_they_should() {
     redis.fill("vectors:", 12);
     let index = tmp.path().join("content.faiss");
     std::fs::write(&index, crate::faiss_redis::flat_l2_index(8, 20)).unwrap();
+
+    // A metrics file that cannot be written does not hide the results.
+    let unwritable = tmp.path().join("no-such-dir/check.prom");
+    let run = vecdrill(
+        ["check", "--faiss", index.to_str().unwrap(), "--json"]
+            .into_iter()
+            .chain(["--metrics-file", unwritable.to_str().unwrap()]),
+    );
+    run.expect_code(3);
+    assert_eq!(run.json()["checks"][0]["name"], "faiss", "{}", run.stdout());
+    assert!(run.stderr().contains("cannot write"), "{}", run.stderr());
     let metrics = tmp.path().join("check.prom");
     let healthy = vecdrill([
         "check",

@@ -150,15 +150,6 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
     if let Some(dir) = &args.data_dir {
         checks.push(health::disk_use(dir, args.max_disk_use));
     }
-    if let Some(path) = &args.metrics_file {
-        let mut metrics = health::metrics(&checks);
-        metrics.extend(more_metrics);
-        vecdrill::metrics::write(path, &metrics).map_err(|e| Failure {
-            message: format!("cannot write {}: {e}", path.display()),
-            hint: None,
-            code: exit::RUNTIME,
-        })?;
-    }
     let passed = checks.iter().all(|c| c.passed);
     if args.json {
         print_json(&serde_json::json!({ "passed": passed, "checks": checks }));
@@ -171,6 +162,16 @@ pub async fn check(args: CheckArgs) -> Result<i32, Failure> {
                 c.detail
             );
         }
+    }
+    // After the results: a metrics file that cannot be written must not hide them.
+    if let Some(path) = &args.metrics_file {
+        let mut metrics = health::metrics(&checks);
+        metrics.extend(more_metrics);
+        vecdrill::metrics::write(path, &metrics).map_err(|e| Failure {
+            message: format!("cannot write {}: {e}", path.display()),
+            hint: None,
+            code: exit::RUNTIME,
+        })?;
     }
     Ok(if passed { exit::SUCCESS } else { exit::FAILED })
 }
