@@ -64,11 +64,11 @@ impl ChunkIndex {
         for (key, index) in loaded {
             match index {
                 Ok(index) => this.insert(index),
-                Err(
-                    err @ (RepoError::Corrupt { .. }
-                    | RepoError::NewerFormat { .. }
-                    | RepoError::ObjectMissing { .. }),
-                ) => this.unreadable.push((key, err.to_string())),
+                // Said without the key, which the caller names.
+                Err(RepoError::Corrupt { detail, .. }) => this.unreadable.push((key, detail)),
+                Err(err @ (RepoError::NewerFormat { .. } | RepoError::ObjectMissing { .. })) => {
+                    this.unreadable.push((key, err.to_string()))
+                }
                 Err(err) => return Err(err),
             }
         }

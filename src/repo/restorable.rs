@@ -37,16 +37,15 @@ pub struct Problem {
 }
 
 impl std::fmt::Display for Problem {
-    /// `backup B file F: OBJECT PROBLEM`, `-` for what it does not touch.
+    /// `backup B file F: OBJECT: PROBLEM`, without the backup or file it does not touch.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "backup {} file {}: {} {}",
-            self.backup.as_deref().unwrap_or("-"),
-            self.file.as_deref().unwrap_or("-"),
-            self.object,
-            self.problem
-        )
+        if let Some(backup) = &self.backup {
+            write!(f, "backup {backup} ")?;
+        }
+        if let Some(file) = &self.file {
+            write!(f, "file {file} ")?;
+        }
+        write!(f, "{}: {}", self.object, self.problem)
     }
 }
 

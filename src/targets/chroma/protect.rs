@@ -375,10 +375,16 @@ fn count_checks(recorded: &ChromaLayout, restored: &ChromaLayout) -> Vec<CheckRe
             CheckResult {
                 name: format!("count:{}", collection.name),
                 passed: found == Some(collection.count),
-                detail: format!(
-                    "{:?} read back, {} recorded in the backup",
-                    found, collection.count
-                ),
+                detail: match found {
+                    Some(count) => format!(
+                        "{count} read back, {} recorded in the backup",
+                        collection.count
+                    ),
+                    None => format!(
+                        "the collection is missing from what was read back, {} recorded in the backup",
+                        collection.count
+                    ),
+                },
             }
         })
         .collect()
@@ -472,10 +478,11 @@ impl crate::targets::BackupFormat for ChromaFormat {
         )];
         lines.extend(layout.collections.iter().map(|c| {
             format!(
-                "  collection {:<30} {:>10} records  dim {:?}",
+                "  collection {:<30} {:>10} records  dim {}",
                 printable(&c.name),
                 c.count,
                 c.dimension
+                    .map_or("not set (no record yet)".to_string(), |d| d.to_string())
             )
         }));
         (serde_json::Map::new(), lines)
