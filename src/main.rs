@@ -14,8 +14,8 @@ use cli::history::{BaselineArgs, HistoryArgs};
 use cli::platform::PlatformArgs;
 use cli::rebuild::RebuildArgs;
 use cli::repo::{
-    ArchiveArgs, BackupArgs, InfoArgs, InitArgs, ListArgs, PruneArgs, RestoreArgs, StatsArgs,
-    VerifyArgs,
+    ArchiveArgs, BackupArgs, ForgetArgs, InfoArgs, InitArgs, ListArgs, PruneArgs, RestoreArgs,
+    StatsArgs, VerifyArgs,
 };
 use cli::transfer::{ExportArgs, ImportArgs};
 use cli::Failure;
@@ -134,6 +134,12 @@ enum Command {
         after_help = "Examples:\n  vecdrill prune --repo file:///srv/backups --keep-last 24\n  vecdrill prune --repo s3://bucket/chroma --keep-daily 7 --keep-weekly 4 \\\n      --keep-monthly 6 --dry-run"
     )]
     Prune(PruneArgs),
+    /// Remove one backup by its whole id, also one whose manifest is damaged; `prune` then
+    /// reclaims its space.
+    #[command(
+        after_help = "Example:\n  vecdrill forget --repo file:///srv/backups 20261130T231030Z-20692e62\n  vecdrill prune --repo file:///srv/backups --keep-last 24"
+    )]
+    Forget(ForgetArgs),
     /// Storage used by a repository.
     #[command(after_help = "Example:\n  vecdrill stats --repo file:///srv/backups --json")]
     Stats(StatsArgs),
@@ -354,6 +360,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Verify(args) => cli::repo::verify(args).await,
         Command::Restore(args) => cli::repo::restore(args).await,
         Command::Prune(args) => cli::repo::prune(args).await,
+        Command::Forget(args) => cli::repo::forget(args).await,
         Command::Archive(args) => cli::repo::archive(args).await,
         Command::Prove(args) => cli::prove::prove(args).await,
         Command::Stats(args) => cli::repo::stats(args).await,

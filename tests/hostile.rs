@@ -829,3 +829,37 @@ fn issue_25_stray_and_unreadable_index_and_lock_objects_are_told_apart() {
     std::fs::remove_file(repo_dir.join(&lock)).unwrap();
     backup_run(&repo, &data, &[]).expect_code(0);
 }
+
+/// A damaged manifest stops `prune` (it judges every backup): the way out is `forget` with the
+/// backup's whole id, which removes it even unreadable, and `prune` then reclaims its space.
+#[test]
+fn issue_25_a_damaged_manifest_is_forgotten_by_its_whole_id_and_prune_goes_on() {
+    let (_tmp, data, repo_dir, repo) = backed_up();
+    let manifest = only_manifest(&repo_dir);
+    let id = manifest.file_stem().unwrap().to_str().unwrap().to_string();
+    std::fs::write(&manifest, "{ damaged").unwrap();
+    let kept = backup_json(&repo, &data, &["--read-all"])["backup"]["manifest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refused = vecdrill(["prune", "--repo", &repo, "--keep-last", "5"]);
+    refused.expect_code(1);
+    assert!(
+        refused
+            .stderr()
+            .contains(&format!("vecdrill forget --repo URL {id}")),
+        "{}",
+        refused.stderr()
+    );
+    // Nothing by a prefix, nothing that is not there.
+    vecdrill(["forget", "--repo", &repo, &id[..8]]).expect_code(2);
+    vecdrill(["forget", "--repo", &repo, "20000101T000000Z-00000000"]).expect_code(2);
+    assert!(manifest.exists());
+    vecdrill(["forget", "--repo", &repo, &id]).expect_code(0);
+    assert!(!manifest.exists());
+    vecdrill(["prune", "--repo", &repo, "--keep-last", "5"]).expect_code(0);
+    let listed = vecdrill(["list", "--repo", &repo, "--json"]);
+    listed.expect_code(0);
+    assert_eq!(listed.json()[0]["id"], kept.as_str());
+    vecdrill(["verify", "--repo", &repo, "--read-data"]).expect_code(0);
+}

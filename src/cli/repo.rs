@@ -238,6 +238,25 @@ pub struct ArchiveArgs {
 }
 
 #[derive(Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// The backup's whole id, as `list` shows it or as a damaged manifest is named
+    /// (`snapshots/<id>.json`): no prefix, no `latest`.
+    pub id: String,
+}
+
+pub async fn forget(args: ForgetArgs) -> Result<i32, Failure> {
+    let repo = args.repo.open().await?;
+    vecdrill::repo::prune::forget(&repo, &args.id).await?;
+    say!(
+        "removed backup {}; `vecdrill prune` reclaims the space only it used",
+        args.id
+    );
+    Ok(exit::SUCCESS)
+}
+
+#[derive(Args)]
 pub struct PruneArgs {
     #[command(flatten)]
     pub repo: RepoArg,

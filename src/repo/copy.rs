@@ -202,7 +202,7 @@ async fn existing_copy(to: &Repository, id: &str) -> Result<Option<Manifest>, Re
         Err(err) => Err(RepoError::Corrupt {
             what: format!("the destination's backup {id}"),
             detail: format!(
-                "{err}; it is not overwritten: remove it (`vecdrill prune`) or copy elsewhere"
+                "{err}; it is not overwritten: remove it there (`vecdrill forget --repo URL {id}`) or copy elsewhere"
             ),
         }),
     }

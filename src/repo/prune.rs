@@ -177,6 +177,32 @@ pub struct PruneReport {
     pub bytes_freed: u64,
 }
 
+/// Remove the one backup stored as `id` (restic's `forget`): its manifest, proof and copy
+/// records, also when its manifest cannot be read, which is the way out for a damaged one
+/// (`prune` refuses to judge a repository holding one). Its chunks, packs and shipped log go at
+/// the next `prune`. Only a whole id: nothing is removed by a prefix.
+pub async fn forget(repo: &Repository, id: &str) -> Result<(), RepoError> {
+    let guard = lock::acquire(repo, true, "forget").await?;
+    let result = match repo.stored_backup_ids().await {
+        Ok(ids) if ids.iter().any(|stored| stored == id) => remove_backup(repo, id).await,
+        Ok(_) => Err(RepoError::BackupNotFound { id: id.to_string() }),
+        Err(err) => Err(err),
+    };
+    guard.release().await;
+    result
+}
+
+/// The manifest first: once gone, nothing refers to the backup's chunks. Its proof and copy
+/// records go with it.
+async fn remove_backup(repo: &Repository, id: &str) -> Result<(), RepoError> {
+    repo.store.delete(&manifest_key(id)).await?;
+    repo.store.delete(&proof_key(id)).await?;
+    for record in repo.store.list(&super::copy::copies_dir(id)).await? {
+        repo.store.delete(&record.key).await?;
+    }
+    Ok(())
+}
+
 pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneReport, RepoError> {
     let guard = lock::acquire(repo, true, "prune").await?;
     let result = prune_locked(repo, options).await;
@@ -185,7 +211,21 @@ pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneRep
 }
 
 async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<PruneReport, RepoError> {
-    let manifests = repo.manifests().await?;
+    let manifests = repo.manifests().await.map_err(|err| match err {
+        RepoError::Corrupt { what, detail } if what.starts_with("snapshots/") => {
+            let id = what
+                .trim_start_matches("snapshots/")
+                .trim_end_matches(".json")
+                .to_string();
+            RepoError::Corrupt {
+                detail: format!(
+                    "{detail}; prune judges every backup, so it removes nothing while one cannot be read: once looked at, `vecdrill forget --repo URL {id}` removes that one"
+                ),
+                what,
+            }
+        }
+        other => other,
+    })?;
     let proven: BTreeSet<String> = match options.policy.keep_proven {
         Some(_) => repo
             .proofs()
@@ -230,11 +270,7 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
         // Manifests first: once gone, nothing refers to their chunks. A removed backup's
         // proof goes with it.
         for id in &removed {
-            repo.store.delete(&manifest_key(id)).await?;
-            repo.store.delete(&proof_key(id)).await?;
-            for record in repo.store.list(&super::copy::copies_dir(id)).await? {
-                repo.store.delete(&record.key).await?;
-            }
+            remove_backup(repo, id).await?;
         }
     }
     // The log shipped after a removed backup goes with it, and so does a chain whose backup
