@@ -16,35 +16,48 @@ pub struct Metric {
     pub value: f64,
 }
 
-/// Render metrics in the text exposition format (one HELP and TYPE line per name).
+/// Render metrics in the text exposition format: one group per name (its HELP and TYPE lines,
+/// then every sample of it), as the format requires, in the order names first appear.
 pub fn render(metrics: &[Metric]) -> String {
-    let mut out = String::new();
-    let mut described = std::collections::HashSet::new();
+    let mut names: Vec<&'static str> = Vec::new();
     for m in metrics {
-        if described.insert(m.name) {
-            let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
-            let _ = writeln!(out, "# TYPE {} gauge", m.name);
+        if !names.contains(&m.name) {
+            names.push(m.name);
         }
-        let labels: Vec<String> = m
-            .labels
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k}=\"{}\"",
-                    v.replace('\\', "\\\\")
-                        .replace('"', "\\\"")
-                        .replace('\n', "\\n")
-                )
-            })
-            .collect();
-        let labels = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}}", labels.join(","))
-        };
-        let _ = writeln!(out, "{}{labels} {}", m.name, m.value);
+    }
+    let mut out = String::new();
+    for name in names {
+        let mut group = metrics.iter().filter(|m| m.name == name).peekable();
+        if let Some(first) = group.peek() {
+            let _ = writeln!(out, "# HELP {name} {}", first.help);
+            let _ = writeln!(out, "# TYPE {name} gauge");
+        }
+        for m in group {
+            sample(&mut out, m);
+        }
     }
     out
+}
+
+fn sample(out: &mut String, m: &Metric) {
+    let labels: Vec<String> = m
+        .labels
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+            )
+        })
+        .collect();
+    let labels = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", labels.join(","))
+    };
+    let _ = writeln!(out, "{}{labels} {}", m.name, m.value);
 }
 
 /// Write `metrics` to `path` atomically.
@@ -59,6 +72,35 @@ pub fn write(path: &Path, metrics: &[Metric]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_name_is_one_group_however_its_samples_were_interleaved() {
+        let metric = |name, check: &str| Metric {
+            name,
+            help: "h",
+            labels: vec![("check", check.into())],
+            value: 1.0,
+        };
+        let text = render(&[
+            metric("vecdrill_check_passed", "a"),
+            metric("vecdrill_redis_seconds", "a"),
+            metric("vecdrill_check_passed", "b"),
+        ]);
+        let names: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split('{').next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "vecdrill_check_passed",
+                "vecdrill_check_passed",
+                "vecdrill_redis_seconds"
+            ],
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_help_type_and_escaped_labels_once_per_name() {
