@@ -532,6 +532,13 @@ fn issue_25_a_damaged_source_backup_is_not_copied_and_the_others_are() {
         "{}",
         nope.stderr()
     );
+    let listed = vecdrill(["list", "--repo", &ws.repo, "--source", "nowhere:/nothing"]);
+    listed.expect_code(2);
+    assert!(
+        listed.stderr().contains("its sources"),
+        "{}",
+        listed.stderr()
+    );
 
     // A manifest that cannot be read is not copied: named, and the exit code says so.
     let manifest = ws.repo_dir.join(format!("snapshots/{intact}.json"));

@@ -838,10 +838,7 @@ pub async fn list(args: ListArgs) -> Result<i32, Failure> {
     } else {
         exit::FAILED
     };
-    let mut manifests = backups.manifests;
-    if let Some(named) = &args.source.source {
-        manifests.retain(|m| SourceChoice::names(named, m));
-    }
+    let manifests = args.source.choice().all_of_named(backups.manifests)?;
     let proofs = repo.proofs().await?;
     let copies = vecdrill::repo::copy::copies(&repo).await?;
     let reaches = shipped::reaches(&repo, &manifests).await?;
