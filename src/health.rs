@@ -348,7 +348,7 @@ pub async fn redis(url: &str, prefixes: &[String]) -> Check {
     };
     let keys = match redis.dbsize().await {
         Ok(keys) => keys,
-        Err(err) => return failed(format!("{shown} does not answer: {err}")),
+        Err(err) => return failed(format!("{shown}: {err}")),
     };
     let round_trip = began.elapsed();
     let counts = match redis.count_prefixes(prefixes).await {

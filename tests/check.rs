@@ -94,6 +94,17 @@ fn issue_25_redis_object_store_and_faiss_checks_pass_and_fail_as_they_should() {
     let index = tmp.path().join("content.faiss");
     std::fs::write(&index, crate::faiss_redis::flat_l2_index(8, 20)).unwrap();
 
+    // A FIFO given as an index is refused, not opened (the open would wait for a writer).
+    let fifo = tmp.path().join("index.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let refused = vecdrill(["check", "--faiss", fifo.to_str().unwrap()]);
+    refused.expect_code(1);
+    assert!(
+        refused.stdout().contains("not a regular file"),
+        "{}",
+        refused.stdout()
+    );
+
     // A metrics file that cannot be written does not hide the results.
     let unwritable = tmp.path().join("no-such-dir/check.prom");
     let run = vecdrill(

@@ -109,7 +109,7 @@ pub async fn copy_into(
 /// What a copy did, a line per backup.
 pub fn say_copied(outcome: &CopyOutcome) {
     say_shown!(
-        "copied into {} (repository {}, {}):",
+        "copy into {} (repository {}, {}):",
         outcome.to,
         &outcome.repository[..8.min(outcome.repository.len())],
         if outcome.encrypted {

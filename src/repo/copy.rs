@@ -128,7 +128,7 @@ async fn copy_locked(
             // One damaged backup (in the source, or its copy) keeps the others from nothing:
             // it is reported, and the copy fails once the rest is done.
             Err(err @ RepoError::Corrupt { .. }) => {
-                tracing::warn!("backup {} not copied: {err}", manifest.id);
+                tracing::debug!("backup {} not copied: {err}", manifest.id);
                 reports.push(CopyReport {
                     failed: Some(err.to_string()),
                     ..CopyReport::not_copied(manifest)

@@ -91,6 +91,10 @@ fn open(path: &Path) -> Result<(String, FileSource), FaissError> {
         file: file.clone(),
         message: e.to_string(),
     };
+    // Not opened unless a regular file: a FIFO would hang the open, a device has no size.
+    if !std::fs::metadata(path).map_err(failed)?.is_file() {
+        return Err(failed(std::io::Error::other("not a regular file")));
+    }
     let opened = std::fs::File::open(path).map_err(failed)?;
     let size = opened.metadata().map_err(failed)?.len();
     Ok((file, FileSource(opened, size)))
@@ -528,8 +532,8 @@ impl Reader<'_> {
                 Ok(info(&format!("faiss:{other}"), &h, None, false))
             }
             other => Err(format!(
-                "not a faiss index (starts with {:?})",
-                other.escape_debug().to_string()
+                "not a faiss index (starts with \"{}\")",
+                other.escape_debug()
             )),
         }
     }
