@@ -275,7 +275,7 @@ async fn copy_one(
             detail: format!("{problem}; `vecdrill verify` on the source says more"),
         });
     }
-    let mut writer = BackupWriter::begin(to).await?;
+    let mut writer = BackupWriter::begin_as(to, "copy").await?;
     let (files, mut report) = match copy_files(
         from,
         &mut writer,

@@ -58,9 +58,14 @@ pub struct ManifestInfo {
 }
 
 impl BackupWriter {
-    /// Take a shared lock and load the chunk index.
+    /// Take a shared lock and load the chunk index, for a backup.
     pub async fn begin(repo: &Repository) -> Result<Self, RepoError> {
-        let lock = lock::acquire(repo, false, "backup").await?;
+        Self::begin_as(repo, "backup").await
+    }
+
+    /// [`Self::begin`] for `operation` (what the lock says holds it: `copy`).
+    pub async fn begin_as(repo: &Repository, operation: &str) -> Result<Self, RepoError> {
+        let lock = lock::acquire(repo, false, operation).await?;
         let index = match ChunkIndex::load(repo).await {
             Ok(index) => index,
             Err(err) => {
