@@ -469,17 +469,21 @@ fn issue_25_a_damaged_source_backup_is_not_copied_and_the_others_are() {
     // Another source's backup, in packs of its own: `--all` copies it and names the other.
     let other = crate::common::seeded_data_dir(&ws.tmp.path().join("other"), &[("faq", 200, 8)]);
     let intact = id_of(&backup_json(&ws.repo, &other, &[]));
-    let run = vecdrill([
-        "copy",
-        "--from-repo",
-        &ws.repo,
-        "--repo",
-        &dest,
-        "--all",
-        "--json",
-    ]);
-    run.expect_code(1);
-    let copies = run.json()["copies"].as_array().unwrap().clone();
+    // Every backup copied, some not: exit 1, each named in --json.
+    let copy_all_failing = || {
+        let run = vecdrill([
+            "copy",
+            "--from-repo",
+            &ws.repo,
+            "--repo",
+            &dest,
+            "--all",
+            "--json",
+        ]);
+        run.expect_code(1);
+        run.json()["copies"].as_array().unwrap().clone()
+    };
+    let copies = copy_all_failing();
     assert!(copies[0]["failed"].is_string(), "{copies:?}");
     assert!(copies[1]["failed"].is_null(), "{copies:?}");
     let listed: Vec<Value> = list_json(&dest, &[])
@@ -543,17 +547,7 @@ fn issue_25_a_damaged_source_backup_is_not_copied_and_the_others_are() {
     // A manifest that cannot be read is not copied: named, and the exit code says so.
     let manifest = ws.repo_dir.join(format!("snapshots/{intact}.json"));
     std::fs::write(&manifest, "{ truncated").unwrap();
-    let run = vecdrill([
-        "copy",
-        "--from-repo",
-        &ws.repo,
-        "--repo",
-        &dest,
-        "--all",
-        "--json",
-    ]);
-    run.expect_code(1);
-    let copies = run.json()["copies"].as_array().unwrap().clone();
+    let copies = copy_all_failing();
     let unreadable = copies
         .iter()
         .find(|c| c["backup"] == intact.as_str())
