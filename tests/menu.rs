@@ -85,7 +85,8 @@ fn issue_25_a_no_at_the_menus_confirmation_restores_nothing() {
     let data = ws.data.to_str().unwrap();
     let run = vecdrill_on_terminal(
         &["menu", "--repo", &ws.repo, "--chroma-dir", data],
-        // A backup named before-upgrade (a directory nobody serves), then a restore declined.
+        // A backup named before-upgrade (a directory nobody serves), then a restore declined
+        // (after an answer that is neither).
         &[
             "1\r",
             "\r",
@@ -94,12 +95,15 @@ fn issue_25_a_no_at_the_menus_confirmation_restores_nothing() {
             "5\r",
             "1\r",
             "\r",
+            "sure\r",
             "n\r",
             "7\r",
         ],
         None,
     );
     assert_eq!(run.code(), 0, "{}", run.stdout());
+    // An answer that is neither yes nor no is asked again, not taken for either.
+    assert!(run.stdout().contains("answer y or n"), "{}", run.stdout());
     let tags: Vec<Value> = list(&ws.repo, &[])
         .iter()
         .map(|b| b["tags"].clone())

@@ -196,7 +196,8 @@ impl Menu {
         let Some(dir) = self.chroma_dir().await? else {
             return Ok(Step::Ended);
         };
-        let Some(mode) = ask("is a server running on it (then the copy is hot)? [y/N]").await?
+        let Some(hot) =
+            ask_yes_no("is a server running on it (then the copy is hot)?", false).await?
         else {
             return Ok(Step::Ended);
         };
@@ -206,7 +207,7 @@ impl Menu {
         let mut line = vec!["backup".to_string()];
         line.extend(self.repo_args());
         line.extend(["--chroma-dir".into(), dir]);
-        if is_yes(&mode) {
+        if hot {
             line.extend(["--mode".into(), "hot".into()]);
         }
         if !tag.is_empty() {
@@ -243,13 +244,13 @@ impl Menu {
             Chosen::Backup(id) => id,
             other => return Ok(other.step()),
         };
-        let Some(read) = ask("read every byte back (slower, complete)? [Y/n]").await? else {
+        let Some(read) = ask_yes_no("read every byte back (slower, complete)?", true).await? else {
             return Ok(Step::Ended);
         };
         let mut line = vec!["verify".to_string()];
         line.extend(self.repo_args());
         line.push(id);
-        if !is_no(&read) {
+        if read {
             line.push("--read-data".into());
         }
         run_line(&line).await;
@@ -290,14 +291,14 @@ impl Menu {
                 say!("the current data could not be backed up (see above); the restore still keeps it beside the restored directory as a safety copy");
             }
         }
-        let question = format!("replace {dir} with backup {id}? [y/N]");
-        match ask(&question).await? {
+        let question = format!("replace {dir} with backup {id}?");
+        match ask_yes_no(&question, false).await? {
             None => return Ok(Step::Ended),
-            Some(answer) if !is_yes(&answer) => {
+            Some(false) => {
                 say!("nothing restored");
                 return Ok(Step::Asked);
             }
-            Some(_) => {}
+            Some(true) => {}
         }
         restore.push("--yes".into());
         if run_line(&restore).await {
@@ -468,10 +469,19 @@ fn print_prompt(text: &str) {
     let _ = std::io::stdout().flush();
 }
 
-fn is_yes(answer: &str) -> bool {
-    matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
-fn is_no(answer: &str) -> bool {
-    matches!(answer.to_ascii_lowercase().as_str(), "n" | "no")
+/// Ask until the answer is yes or no (Enter takes `default`, shown in capitals); `None` when
+/// the terminal ended. Anything else is asked again, not taken for either.
+async fn ask_yes_no(question: &str, default: bool) -> Result<Option<bool>, Failure> {
+    let choices = if default { "[Y/n]" } else { "[y/N]" };
+    loop {
+        let Some(answer) = ask(&format!("{question} {choices}")).await? else {
+            return Ok(None);
+        };
+        match answer.to_ascii_lowercase().as_str() {
+            "" => return Ok(Some(default)),
+            "y" | "yes" => return Ok(Some(true)),
+            "n" | "no" => return Ok(Some(false)),
+            _ => say!("answer y or n"),
+        }
+    }
 }
