@@ -473,14 +473,18 @@ impl Repository {
         if stored.id != config.id {
             return Self::open_with(url, sources, prompt).await;
         }
-        if config.encrypted() {
-            tracing::info!(url, "created encrypted repository {}", config.id);
-        } else {
-            tracing::warn!(
-                "created repository {} at {url} unencrypted: whoever can read its store reads every document and vector (`vecdrill init` with a password makes an encrypted one)",
-                config.id
-            );
-        }
+        // Unencrypted on purpose (`init --encryption none`) needs no warning; created so on
+        // first use, it does (see `open_or_create_as`).
+        tracing::info!(
+            url,
+            "created {} repository {}",
+            if config.encrypted() {
+                "encrypted"
+            } else {
+                "unencrypted"
+            },
+            config.id
+        );
         if let Some(keys) = keys {
             store.unlock(Arc::new(keys));
         }
@@ -527,6 +531,13 @@ impl Repository {
             // Created meanwhile by another process: use it.
             Err(RepoError::AlreadyARepository { .. }) => {
                 Self::open_with(url, sources, prompt).await
+            }
+            Ok(repo) if !repo.encrypted() => {
+                tracing::warn!(
+                    "created repository {} at {url} unencrypted: whoever can read its store reads every document and vector (`vecdrill init` with a password makes an encrypted one)",
+                    repo.config.id
+                );
+                Ok(repo)
             }
             other => other,
         }
