@@ -39,7 +39,7 @@ pub const COPIES_DIR: &str = "copies";
 const CHUNK_QUEUE: usize = 4;
 
 /// What copying one backup did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct CopyReport {
     pub backup: String,
     /// The destination held the backup already: nothing but a missing log was copied.
@@ -219,42 +219,22 @@ impl CopyReport {
 
     /// A backup whose manifest cannot be read: not copied, and why.
     pub fn unreadable(damaged: &super::DamagedManifest) -> Self {
-        let id = damaged.key.trim_start_matches("snapshots/");
         Self {
-            backup: id.strip_suffix(".json").unwrap_or(id).to_string(),
-            already_there: false,
-            files: 0,
-            files_reused: 0,
-            files_read: 0,
-            bytes_read: 0,
-            chunks: 0,
-            new_chunks: 0,
-            uploaded_bytes: 0,
-            packs_read_back: 0,
-            log_segments: 0,
-            seconds: 0.0,
+            backup: super::stored_name(&damaged.key, "snapshots").to_string(),
             failed: Some(format!(
                 "its manifest {} cannot be read: {}",
                 damaged.key, damaged.problem
             )),
+            ..Self::default()
         }
     }
 
     fn not_copied(manifest: &Manifest) -> Self {
         Self {
             backup: manifest.id.clone(),
-            already_there: false,
             files: manifest.files.len() as u64,
-            files_reused: 0,
-            files_read: 0,
-            bytes_read: 0,
             chunks: manifest.totals.chunks,
-            new_chunks: 0,
-            uploaded_bytes: 0,
-            packs_read_back: 0,
-            log_segments: 0,
-            seconds: 0.0,
-            failed: None,
+            ..Self::default()
         }
     }
 }
@@ -574,11 +554,10 @@ async fn copy_log(from: &Repository, to: &Repository, id: &str) -> Result<u64, R
 /// Note in the source that backup `id` has a copy in the destination.
 async fn record_copy(from: &Repository, to: &Destination<'_>, id: &str) -> Result<(), RepoError> {
     let key = copy_record_key(&format!("{id}/{}", to.repo.config.id));
-    // One that says the copy was removed there is written again: it is there again.
-    if from.store.size(&key).await?.is_some()
-        && load_stored::<CopyRecord>(&from.store, &key)
-            .await
-            .is_ok_and(|r| r.removed_there_at.is_none())
+    // One that says the copy was removed there (or cannot be read) is written again.
+    if load_stored::<CopyRecord>(&from.store, &key)
+        .await
+        .is_ok_and(|r| r.removed_there_at.is_none())
     {
         return Ok(());
     }

@@ -213,10 +213,7 @@ pub async fn prune(repo: &Repository, options: &PruneOptions) -> Result<PruneRep
 async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<PruneReport, RepoError> {
     let manifests = repo.manifests().await.map_err(|err| match err {
         RepoError::Corrupt { what, detail } if what.starts_with("snapshots/") => {
-            let id = what
-                .trim_start_matches("snapshots/")
-                .trim_end_matches(".json")
-                .to_string();
+            let id = super::stored_name(&what, "snapshots").to_string();
             RepoError::Corrupt {
                 detail: format!(
                     "{detail}; prune judges every backup, so it removes nothing while one cannot be read: once looked at, `vecdrill forget --repo URL {id}` removes that one"
