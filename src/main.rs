@@ -140,6 +140,12 @@ enum Command {
         after_help = "Example:\n  vecdrill forget --repo file:///srv/backups 20261130T231030Z-20692e62\n  vecdrill prune --repo file:///srv/backups --keep-last 24"
     )]
     Forget(ForgetArgs),
+    /// Mend a repository's metadata: `repair index` writes lost or damaged pack indexes again
+    /// from their packs.
+    #[command(
+        after_help = "Examples:\n  vecdrill repair index --repo file:///srv/backups --dry-run\n  vecdrill repair index --repo s3://bucket/chroma\n  vecdrill repair index --repo s3://bucket/chroma --read-all-packs\n\nEach pack repeats its index in a trailer, so an index that was deleted, damaged or forged is written again from its pack once the pack checks against its name; the index of a pack that is gone is removed. Nothing else is changed: a damaged pack is named and left. Exit codes: 0 every pack indexed, 1 damaged packs remain, 2 bad input, 3 could not run."
+    )]
+    Repair(cli::repair::RepairArgs),
     /// Storage used by a repository.
     #[command(after_help = "Example:\n  vecdrill stats --repo file:///srv/backups --json")]
     Stats(StatsArgs),
@@ -361,6 +367,7 @@ async fn dispatch(command: Command) -> Result<i32, Failure> {
         Command::Restore(args) => cli::repo::restore(args).await,
         Command::Prune(args) => cli::repo::prune(args).await,
         Command::Forget(args) => cli::repo::forget(args).await,
+        Command::Repair(args) => cli::repair::run(args).await,
         Command::Archive(args) => cli::repo::archive(args).await,
         Command::Prove(args) => cli::prove::prove(args).await,
         Command::Stats(args) => cli::repo::stats(args).await,

@@ -24,6 +24,7 @@ mod quiet;
 mod railway;
 mod rebuild;
 mod records;
+mod repair;
 mod report_files;
 mod repository;
 mod seed_bench;

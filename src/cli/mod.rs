@@ -33,6 +33,7 @@ pub mod prove;
 pub mod quiet;
 pub mod rebuild;
 pub mod records;
+pub mod repair;
 pub mod repo;
 pub mod repo_args;
 pub mod transfer;

@@ -26,6 +26,7 @@ pub mod lock;
 pub mod pack;
 pub mod password;
 pub mod prune;
+pub mod repair;
 pub mod restorable;
 pub mod restore;
 pub mod sealed_stream;
@@ -169,6 +170,9 @@ impl Classify for RepoError {
             Self::BackupNotFound { .. } | Self::Empty => Some("`vecdrill list --repo URL` shows the backups".into()),
             Self::AmbiguousBackup { .. } => Some("give more of the id (`vecdrill list --repo URL` shows them whole)".into()),
             Self::SeveralSources { .. } | Self::NoSuchSource { .. } => Some("name a source with --source as `vecdrill list` shows it (HOST:PATH, or the path alone), or name a backup by its id".into()),
+            Self::Corrupt { what, .. } if what.starts_with("index") => Some(
+                "`vecdrill repair index --repo URL` writes pack indexes again from their packs; `vecdrill verify --repo URL` then says what, if anything, is still missing".into(),
+            ),
             Self::Corrupt { .. } | Self::ObjectMissing { .. } => Some(
                 "run `vecdrill verify --repo URL --read-data` to find every damaged backup; restore an older backup that verifies".into(),
             ),
@@ -224,6 +228,12 @@ pub fn follow_state_key(id: &str) -> String {
 
 pub fn pack_key(pack: &str) -> String {
     format!("packs/{}/{pack}", pack.get(..2).unwrap_or("__"))
+}
+
+/// The pack stored at `key`, when `key` is where vecdrill stores a pack ([`pack_key`]).
+pub fn pack_named(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?;
+    (format::is_digest(name) && key == pack_key(name)).then_some(name)
 }
 
 pub fn index_key(pack: &str) -> String {

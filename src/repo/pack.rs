@@ -211,38 +211,62 @@ fn pack_name(keys: Option<&Keys>, bytes: &[u8]) -> String {
     }
 }
 
+/// A pack's last bytes, after its trailer: the trailer's length (u32 LE), the magic and the
+/// version byte.
+pub const FOOTER_BYTES: u64 = 9;
+
+/// Where the trailer of a pack of `size` bytes lies, read from its footer (its last
+/// [`FOOTER_BYTES`]): `Err` says why there is none.
+pub fn trailer_range(footer: &[u8], size: u64) -> Result<std::ops::Range<u64>, String> {
+    let Some(end) = size
+        .checked_sub(FOOTER_BYTES)
+        .filter(|_| footer.len() as u64 == FOOTER_BYTES && &footer[4..8] == MAGIC)
+    else {
+        return Err("no pack trailer".into());
+    };
+    let len = u32::from_le_bytes(footer[..4].try_into().expect("4 bytes"));
+    let start = end
+        .checked_sub(u64::from(len))
+        .ok_or("trailer length out of range")?;
+    Ok(start..end)
+}
+
+/// The index entries a pack's trailer holds (opened with `keys` in an encrypted repository).
+/// They are not yet checked against the pack: see [`PackIndex::validate`].
+pub fn read_trailer(trailer: &[u8], keys: Option<&Keys>) -> Result<Vec<PackEntry>, String> {
+    let opened;
+    let trailer = match keys {
+        Some(keys) => {
+            opened = keys
+                .open_object(TRAILER_NAME, trailer)
+                .map_err(|e| format!("its trailer: {e}"))?;
+            &opened[..]
+        }
+        None => trailer,
+    };
+    serde_json::from_slice(trailer).map_err(|e| format!("unreadable trailer: {e}"))
+}
+
 /// Check a whole pack against its name and read its trailer.
 pub fn open_pack(
     name: &str,
     bytes: &[u8],
     keys: Option<&Keys>,
 ) -> Result<Vec<PackEntry>, RepoError> {
-    let what = format!("pack {name}");
-    let corrupt = |detail: &str| RepoError::Corrupt {
-        what: what.clone(),
-        detail: detail.to_string(),
+    let corrupt = |detail: String| RepoError::Corrupt {
+        what: format!("pack {name}"),
+        detail,
     };
     if pack_name(keys, bytes) != name {
         return Err(corrupt(match keys {
             Some(_) => "its content does not match its name (keyed BLAKE3): it was changed, or written without the repository's key",
             None => "its content does not match its name (BLAKE3)",
-        }));
+        }.into()));
     }
-    let n = bytes.len();
-    if n < 9 || &bytes[n - 5..n - 1] != MAGIC {
-        return Err(corrupt("no pack trailer"));
-    }
-    let len = u32::from_le_bytes(bytes[n - 9..n - 5].try_into().expect("4 bytes")) as usize;
-    let start = (n - 9)
-        .checked_sub(len)
-        .ok_or_else(|| corrupt("trailer length out of range"))?;
-    let trailer = match keys {
-        Some(keys) => keys
-            .open_object(TRAILER_NAME, &bytes[start..n - 9])
-            .map_err(|e| corrupt(&format!("its trailer: {e}")))?,
-        None => bytes[start..n - 9].to_vec(),
-    };
-    serde_json::from_slice(&trailer).map_err(|e| corrupt(&format!("unreadable trailer: {e}")))
+    let size = bytes.len() as u64;
+    let footer = &bytes[bytes.len().saturating_sub(FOOTER_BYTES as usize)..];
+    let range = trailer_range(footer, size).map_err(corrupt)?;
+    read_trailer(&bytes[range.start as usize..range.end as usize], keys).map_err(corrupt)
 }
 
 #[cfg(test)]
@@ -263,6 +287,12 @@ mod tests {
             let pack = builder.finish(keys);
             let entries = open_pack(&pack.name, &pack.bytes, keys).unwrap();
             assert_eq!(entries, pack.index.entries);
+            // The trailer alone, as `repair index` reads it: two ranged reads.
+            let size = pack.bytes.len() as u64;
+            let footer = &pack.bytes[(size - FOOTER_BYTES) as usize..];
+            let range = trailer_range(footer, size).unwrap();
+            let trailer = &pack.bytes[range.start as usize..range.end as usize];
+            assert_eq!(read_trailer(trailer, keys).unwrap(), entries);
             for (entry, data) in entries.iter().zip(&chunks) {
                 let stored =
                     &pack.bytes[entry.offset as usize..(entry.offset + entry.length) as usize];
@@ -278,6 +308,22 @@ mod tests {
             let stored = &damaged[entry.offset as usize..(entry.offset + entry.length) as usize];
             assert!(decode_chunk(entry, stored, "test", keys, Recheck::Always).is_err());
         }
+    }
+
+    #[test]
+    fn a_forged_footer_never_points_outside_the_pack() {
+        let footer = |len: u32| [&len.to_le_bytes()[..], MAGIC, &[1]].concat();
+        assert_eq!(trailer_range(&footer(10), 100), Ok(81..91));
+        assert_eq!(trailer_range(&footer(91), 100), Ok(0..91));
+        assert!(trailer_range(&footer(92), 100).is_err());
+        assert!(trailer_range(&footer(u32::MAX), 100).is_err());
+        assert!(trailer_range(&footer(0), 8).is_err());
+        assert!(trailer_range(b"short", 100).is_err());
+        let mut wrong_magic = footer(10);
+        wrong_magic[5] ^= 1;
+        assert!(trailer_range(&wrong_magic, 100).is_err());
+        assert!(read_trailer(b"[{", None).is_err());
+        assert!(read_trailer(b"[]", Some(&Keys::generate())).is_err());
     }
 
     #[test]

@@ -14,9 +14,10 @@ use serde::Serialize;
 use super::format::{limits, ChunkId, Manifest};
 use super::index::ChunkIndex;
 use super::pack::{open_pack, PackBuilder};
+use super::store::Listed;
 use super::{
-    follow_state_key, index_key, lock, manifest_key, pack_key, proof_key, RepoError, Repository,
-    LOGS_DIR,
+    follow_state_key, index_key, lock, manifest_key, pack_key, pack_named, proof_key, RepoError,
+    Repository, LOGS_DIR,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -262,7 +263,30 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
         .flat_map(|m| m.files.iter().flat_map(|f| f.chunks.iter().copied()))
         .collect();
     let index = ChunkIndex::load_complete(repo).await?;
-    let mut indexed: HashSet<String> = index.packs.keys().cloned().collect();
+    let unindexed: Vec<Listed> = repo
+        .store
+        .list("packs")
+        .await?
+        .into_iter()
+        // Only packs: anything else under `packs/` is not vecdrill's, and is left alone.
+        .filter(|object| {
+            pack_named(&object.key).is_some_and(|name| !index.packs.contains_key(name))
+        })
+        .collect();
+    // Packs without an index are deleted below, as a dead backup's leftovers. A pack whose
+    // index was lost is not one: it may hold chunks kept backups use. Nothing is removed
+    // until the index is whole again.
+    let unlocated = used.iter().filter(|id| !index.contains(id)).count();
+    if let (true, Some(first)) = (unlocated > 0, unindexed.first()) {
+        return Err(RepoError::Corrupt {
+            what: "index".into(),
+            detail: format!(
+                "{unlocated} chunk(s) that kept backups use are in no pack index, and {} pack(s) have none (first {}): they may hold those chunks, so nothing was removed",
+                unindexed.len(),
+                first.key
+            ),
+        });
+    }
     if !options.dry_run {
         // Manifests first: once gone, nothing refers to their chunks. A removed backup's
         // proof goes with it.
@@ -335,7 +359,6 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
             builder.add(entry.id, stored, entry.raw_length, entry.encoding);
         }
         let rewritten = builder.finish(keys);
-        indexed.insert(rewritten.name.clone());
         // New pack and index first; only then is the old one dropped.
         repo.store
             .put(&pack_key(&rewritten.name), rewritten.bytes)
@@ -347,19 +370,11 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
         repo.store.delete(&pack_key(name)).await?;
     }
     // Packs with no index were left by a backup that died before writing it.
-    for object in repo.store.list("packs").await? {
-        let name = object
-            .key
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        if !indexed.contains(&name) {
-            report.packs_deleted += 1;
-            report.bytes_freed += object.size;
-            if !options.dry_run {
-                repo.store.delete(&object.key).await?;
-            }
+    for object in unindexed {
+        report.packs_deleted += 1;
+        report.bytes_freed += object.size;
+        if !options.dry_run {
+            repo.store.delete(&object.key).await?;
         }
     }
     Ok(report)

@@ -1,0 +1,91 @@
+//! `repair index`: a repository's pack indexes written again from its packs (restic's
+//! `repair index`), for when an index was lost or damaged and `prune` refuses or a backup
+//! does not restore.
+
+use clap::{Args, Subcommand};
+use vecdrill::exit;
+use vecdrill::repo::repair::repair_index;
+
+use super::repo_args::RepoArg;
+use super::{print_json, Failure};
+
+#[derive(Args)]
+pub struct RepairArgs {
+    #[command(subcommand)]
+    pub command: RepairCommand,
+}
+
+#[derive(Subcommand)]
+pub enum RepairCommand {
+    /// Write missing, damaged or wrong pack indexes again from their packs (each pack repeats
+    /// its index in a trailer), and remove the indexes of packs that are gone. A pack that
+    /// does not check against its name is named and left as it is.
+    Index(RepairIndexArgs),
+}
+
+#[derive(Args)]
+pub struct RepairIndexArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    /// Read every pack, not only those without a readable index of their size, and write again
+    /// every index that differs from its pack's trailer.
+    #[arg(long)]
+    pub read_all_packs: bool,
+    /// Say what would be written and removed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print what was done as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: RepairArgs) -> Result<i32, Failure> {
+    let RepairCommand::Index(args) = args.command;
+    let repo = args.repo.open().await?;
+    let repair = repair_index(&repo, args.read_all_packs, args.dry_run).await?;
+    let code = if repair.whole() {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    };
+    if args.json {
+        print_json(&repair);
+        return Ok(code);
+    }
+    let (rebuilt, removed) = match repair.dry_run {
+        true => ("would write", "would remove"),
+        false => ("wrote", "removed"),
+    };
+    for done in &repair.rebuilt {
+        say_shown!("{rebuilt} {}: {}", done.object, done.why);
+    }
+    for done in &repair.removed {
+        say_shown!("{removed} {}: {}", done.object, done.why);
+    }
+    for damaged in &repair.damaged {
+        say_shown!("DAMAGED {}: {}; left as it is", damaged.object, damaged.why);
+    }
+    let (dry, written, gone) = match repair.dry_run {
+        true => ("dry run: ", "to write", "to remove"),
+        false => ("", "written", "removed"),
+    };
+    say!(
+        "{dry}{} pack(s), {} read; {} index(es) {written}, {} {gone}, {} damaged pack(s)",
+        repair.packs,
+        repair.packs_read,
+        repair.rebuilt.len(),
+        repair.removed.len(),
+        repair.damaged.len()
+    );
+    if !repair.whole() {
+        return Err(Failure {
+            message: format!(
+                "{} pack(s) do not check: the chunks in them cannot be indexed or read",
+                repair.damaged.len()
+            ),
+            hint: Some("`vecdrill verify --repo URL` names the backups that used them: restore an older backup that verifies, and `vecdrill forget` the damaged ones".into()),
+            code,
+        });
+    }
+    Ok(code)
+}
