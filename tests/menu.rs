@@ -38,7 +38,7 @@ fn issue_25_the_menu_lists_then_restores_after_a_pre_restore_backup_and_confirma
     // list; restore backup 1 into the directory (Enter: the one given), yes; exit.
     let run = vecdrill_on_terminal(
         &["menu", "--repo", &ws.repo, "--chroma-dir", data],
-        &["2\r", "5\r", "1\r", "\r", "y\r", "7\r"],
+        &["2\r", "5\r", "1\r", "\r", "y\r", "8\r"],
         None,
     );
     let shown = run.stdout();
@@ -97,7 +97,7 @@ fn issue_25_a_no_at_the_menus_confirmation_restores_nothing() {
             "\r",
             "sure\r",
             "n\r",
-            "7\r",
+            "8\r",
         ],
         None,
     );
@@ -147,7 +147,7 @@ fn issue_25_the_menu_asks_an_encrypted_repositorys_password_once() {
             &offsite_answer,
             "offsite secret\r",
             "offsite secret\r",
-            "7\r",
+            "8\r",
         ],
         None,
     );
@@ -199,4 +199,39 @@ fn issue_25_without_a_terminal_the_menu_never_prompts_and_bare_vecdrill_suggests
         "{}",
         on_terminal.stdout()
     );
+}
+
+/// Removing a backup from the menu asks first, no by default, then runs `forget` with the
+/// chosen backup's id: the other backup stays.
+#[test]
+fn issue_25_the_menu_removes_a_backup_only_when_told_yes() {
+    let ws = workspace(&[("docs", 50, 4)]);
+    let first = backup_json(&ws.repo, &ws.data, &[])["backup"]["manifest"]["id"].clone();
+    let second = backup_json(&ws.repo, &ws.data, &[])["backup"]["manifest"]["id"].clone();
+    // Remove the older (2nd shown, newest first): declined by default, then confirmed.
+    let run = vecdrill_on_terminal(
+        &[
+            "menu",
+            "--repo",
+            &ws.repo,
+            "--chroma-dir",
+            ws.data.to_str().unwrap(),
+        ],
+        &["7\r", "2\r", "\r", "7\r", "2\r", "y\r", "8\r"],
+        None,
+    );
+    let shown = run.stdout();
+    assert_eq!(run.code(), 0, "{shown}");
+    assert!(shown.contains("nothing removed"), "{shown}");
+    let forget = format!(
+        "vecdrill forget --repo {} {}",
+        ws.repo,
+        first.as_str().unwrap()
+    );
+    assert_eq!(shown.matches(&forget).count(), 1, "{shown}");
+    let ids: Vec<Value> = list(&ws.repo, &[])
+        .iter()
+        .map(|b| b["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![second]);
 }

@@ -36,6 +36,7 @@ const CHOICES: &[&str] = &[
     "verify a backup",
     "restore a backup (the current data backed up first)",
     "copy a backup to another repository",
+    "remove a backup (forget)",
     "exit",
 ];
 
@@ -73,7 +74,8 @@ pub async fn run(args: MenuArgs) -> Result<i32, Failure> {
             "4" => menu.verify().await?,
             "5" => menu.restore().await?,
             "6" => menu.copy().await?,
-            "7" | "q" | "exit" | "quit" => return Ok(exit::SUCCESS),
+            "7" => menu.forget().await?,
+            "8" | "q" | "exit" | "quit" => return Ok(exit::SUCCESS),
             other => {
                 say_shown!("{other:?} is not one of the choices");
                 Step::Asked
@@ -327,6 +329,30 @@ impl Menu {
             line.extend(["--from-password-command".into(), command.clone()]);
         }
         line.extend(["--repo".into(), to, id]);
+        run_line(&line).await;
+        Ok(Step::Asked)
+    }
+
+    /// One backup removed, after a confirmation that defaults to no; `prune` reclaims its
+    /// space later.
+    async fn forget(&mut self) -> Result<Step, Failure> {
+        let id = match self.choose_backup("remove").await? {
+            Chosen::Backup(id) => id,
+            other => return Ok(other.step()),
+        };
+        let question =
+            format!("remove backup {id} from the repository? it cannot be restored afterwards");
+        match ask_yes_no(&question, false).await? {
+            None => return Ok(Step::Ended),
+            Some(false) => {
+                say!("nothing removed");
+                return Ok(Step::Asked);
+            }
+            Some(true) => {}
+        }
+        let mut line = vec!["forget".to_string()];
+        line.extend(self.repo_args());
+        line.push(id);
         run_line(&line).await;
         Ok(Step::Asked)
     }
