@@ -482,6 +482,31 @@ fn issue_21_an_encrypted_backup_is_proven_with_the_password_given_on_the_command
         report_step(&run.json(), "count docs")["outputs"]["total"],
         200
     );
+
+    // Typed at a terminal instead: asked once, for the opening and for the proof's steps.
+    let server = format!(
+        "{} run --path {{dir}} --port {{port}}",
+        chroma_bin().display()
+    );
+    let reports = tmp.path().join("typed");
+    let typed = crate::common::vecdrill_on_terminal(
+        &[
+            "prove",
+            "--repo",
+            &repo,
+            "latest",
+            "--server-cmd",
+            &server,
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+        &["proof password\r"],
+        None,
+    );
+    let shown = typed.stdout();
+    assert_eq!(typed.code(), 0, "{shown}");
+    assert_eq!(shown.matches("enter the password").count(), 1, "{shown}");
+    assert!(!shown.contains("proof password"), "{shown}");
 }
 
 #[test]

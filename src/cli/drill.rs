@@ -172,7 +172,9 @@ pub async fn run(args: RunArgs) -> Result<i32, Failure> {
 /// Run a loaded scenario: its passwords checked first, its report written, its verdict shown,
 /// the run recorded in the history and notified. The report, whose exit code is the run's.
 pub async fn run_loaded(scenario: &Scenario, how: RunHow<'_>) -> Result<DrillReport, Failure> {
-    drill::check_passwords(scenario, &how.passwords).await?;
+    // Remembered: a password typed when the repository was opened (`prove`) is not asked again.
+    let passwords =
+        drill::check_passwords(scenario, &how.passwords, super::prompt::remembering()).await?;
     // Open the history before the drill starts: a history that cannot be written is found
     // out before anything is broken on purpose.
     let mut history = how.records.open_history()?;
@@ -184,7 +186,7 @@ pub async fn run_loaded(scenario: &Scenario, how: RunHow<'_>) -> Result<DrillRep
     let options = RunOptions {
         report_dir: how.report_dir,
         baseline,
-        passwords: how.passwords,
+        passwords,
     };
     let report = drill::run(scenario, &options, &super::observer::LiveLines, interrupt).await?;
     vecdrill::report::write_files(&report, std::path::Path::new(&report.run_dir)).map_err(

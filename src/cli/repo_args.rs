@@ -39,19 +39,17 @@ impl PasswordArgs {
 }
 
 impl RepoArg {
+    /// Open it, a password typed at a terminal remembered for the rest of the command (a
+    /// proof's drill opens the repository again).
     pub async fn open(&self) -> Result<Repository, vecdrill::repo::RepoError> {
-        Repository::open_with(&self.repo, &self.password.sources(), prompt::for_terminal()).await
+        Repository::open_with(&self.repo, &self.password.sources(), prompt::remembering()).await
     }
 
     /// Open, or create on first use: encrypted only when a password source is given (a
     /// prompt is for opening an existing encrypted repository, asked once).
     pub async fn open_or_create(&self) -> Result<Repository, vecdrill::repo::RepoError> {
-        Repository::open_or_create_with(
-            &self.repo,
-            &self.password.sources(),
-            prompt::for_terminal(),
-        )
-        .await
+        Repository::open_or_create_with(&self.repo, &self.password.sources(), prompt::remembering())
+            .await
     }
 }
 

@@ -17,6 +17,8 @@ pub mod timeline;
 use crate::duration::millis;
 use crate::exit::{self, Classify};
 use crate::platform::{self, Service, ServiceEnv, ServiceSpec};
+use crate::repo::password::{PasswordError, PasswordSources, Prompt};
+use crate::repo::{RepoError, Repository};
 use crate::scenario::{Scenario, StepSpec};
 use crate::steps::{Memory, Outputs, StepContext};
 use outcome::{DrillReport, Failure, ReportParts};
@@ -108,13 +110,15 @@ pub fn interrupt_on_signals() -> Interrupt {
 
 /// Open every encrypted repository the scenario's steps use with the password they will be
 /// given (`passwords`), before anything is broken on purpose: a missing or wrong password
-/// is found here, not after the disaster step. A repository that does not exist yet (a backup
-/// step creates it) or cannot be reached now is left to its step.
+/// is found here, not after the disaster step. With no password given and a terminal
+/// (`prompt`), it is asked there once and given to every step, which run unattended: the
+/// sources the drill runs with. A repository that does not exist yet (a backup step creates
+/// it) or cannot be reached now is left to its step.
 pub async fn check_passwords(
     scenario: &Scenario,
-    passwords: &crate::repo::password::PasswordSources,
-) -> Result<(), crate::repo::RepoError> {
-    use crate::repo::{RepoError, Repository};
+    passwords: &PasswordSources,
+    prompt: Option<Prompt<'_>>,
+) -> Result<PasswordSources, RepoError> {
     let mut urls: Vec<String> = scenario
         .steps
         .iter()
@@ -129,14 +133,29 @@ pub async fn check_passwords(
         .collect();
     urls.sort();
     urls.dedup();
+    let mut passwords = passwords.clone();
     for url in urls {
+        let typed = match Repository::open_with(&url, &passwords, None).await {
+            Err(RepoError::Password(PasswordError::Missing(_)))
+                if !passwords.given() && prompt.is_some() =>
+            {
+                passwords
+                    .resolve(&crate::repo::password_question(&url), prompt)
+                    .map_err(|err| err.of_repository(&url))?
+            }
+            Err(err @ (RepoError::Password(_) | RepoError::WrongPassword { .. })) => {
+                return Err(err)
+            }
+            _ => continue,
+        };
+        passwords.env = Some(typed);
         if let Err(err @ (RepoError::Password(_) | RepoError::WrongPassword { .. })) =
-            Repository::open_with(&url, passwords, None).await
+            Repository::open_with(&url, &passwords, None).await
         {
             return Err(err);
         }
     }
-    Ok(())
+    Ok(passwords)
 }
 
 /// Run a scenario to completion and write its report.

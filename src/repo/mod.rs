@@ -236,6 +236,12 @@ pub fn pack_named(key: &str) -> Option<&str> {
     (format::is_digest(name) && key == pack_key(name)).then_some(name)
 }
 
+/// What a terminal is asked for repository `url`'s password: the same words each time, so an
+/// answer remembered for the process (see the command line's prompts) is found again.
+pub fn password_question(url: &str) -> String {
+    format!("enter the password of repository {url}: ")
+}
+
 pub fn index_key(pack: &str) -> String {
     format!("index/{pack}.json")
 }
@@ -304,7 +310,7 @@ impl Repository {
         };
         if repo.config.encrypted() {
             let password = sources
-                .resolve(&format!("enter the password of repository {url}: "), prompt)
+                .resolve(&password_question(url), prompt)
                 .map_err(|err| err.of_repository(url))?;
             let (keys, key_id) = repo.unlock(url, password.as_bytes()).await?;
             repo.check_authenticated(&keys)?;
