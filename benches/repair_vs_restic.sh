@@ -30,18 +30,20 @@ ours="file://$work/vecdrill"
 restic -r "$work/restic" --password-file "$work/pw" init -q
 restic -r "$work/restic" --password-file "$work/pw" backup -q "$data"
 
-vecdrill_repair() { "$VECDRILL" repair index --repo "$ours" --password-file "$work/pw" --json "$@"; }
-restic_repair() { restic -r "$work/restic" --password-file "$work/pw" repair index -q "$@"; }
+vecdrill_repair=("$VECDRILL" repair index --repo "$ours" --password-file "$work/pw" --json)
+# restic 0.16 renamed `rebuild-index` to `repair index`.
+if restic repair index --help > /dev/null 2>&1; then rebuild=(repair index); else rebuild=(rebuild-index); fi
+restic_repair=(restic -r "$work/restic" --password-file "$work/pw" --no-cache "${rebuild[@]}" -q)
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "bench: round $round of $ROUNDS" >&2
   rm -f "$work"/vecdrill/index/* "$work"/restic/index/*
-  time_of vecdrill_lost vecdrill_repair
-  time_of restic_lost restic_repair
-  time_of vecdrill_nothing vecdrill_repair
-  time_of restic_nothing restic_repair
-  time_of vecdrill_read_all vecdrill_repair --read-all-packs
-  time_of restic_read_all restic_repair --read-all-packs
+  time_of vecdrill_lost "${vecdrill_repair[@]}"
+  time_of restic_lost "${restic_repair[@]}"
+  time_of vecdrill_nothing "${vecdrill_repair[@]}"
+  time_of restic_nothing "${restic_repair[@]}"
+  time_of vecdrill_read_all "${vecdrill_repair[@]}" --read-all-packs
+  time_of restic_read_all "${restic_repair[@]}" --read-all-packs
 done
 "$VECDRILL" verify --repo "$ours" --password-file "$work/pw" --read-data > /dev/null
 

@@ -200,6 +200,52 @@ fn issue_25_lost_indexes_are_rebuilt_from_the_packs_and_prune_never_deletes_thei
     let now: PackIndex = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     assert_eq!(now.entries.last(), Some(&dropped));
     repo.every_backup_restores();
+
+    // A pack cut to nothing, its index lost with another's: named, and the other one is
+    // still written (one bad pack stops nothing else).
+    let (cut, other) = (&packs[0], &packs[1]);
+    let cut_bytes = std::fs::read(cut).unwrap();
+    std::fs::write(cut, b"").unwrap();
+    std::fs::remove_file(repo.dir.join(index_of(cut))).unwrap();
+    std::fs::remove_file(repo.dir.join(index_of(other))).unwrap();
+    let refused = repo.run(&["repair", "index", "--json"]);
+    refused.expect_code(1);
+    let report = refused.json();
+    assert_eq!(
+        objects(&report, "rebuilt"),
+        vec![index_of(other)],
+        "{report:#}"
+    );
+    let cut_key = cut.strip_prefix(&repo.dir).unwrap().display().to_string();
+    assert_eq!(
+        objects(&report, "damaged"),
+        vec![cut_key.clone()],
+        "{report:#}"
+    );
+    std::fs::write(cut, &cut_bytes).unwrap();
+    repo.repair(&[]);
+
+    // A pack moved by hand: named where it is and where it belongs, its index kept, exit 1;
+    // put back, all is well.
+    let moved = repo
+        .dir
+        .join("packs/moved-here")
+        .join(cut.file_name().unwrap());
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(cut, &moved).unwrap();
+    let refused = repo.run(&["repair", "index"]);
+    refused.expect_code(1);
+    let said = refused.stdout();
+    assert!(said.contains(&format!("MISSING {cut_key}")), "{said}");
+    assert!(said.contains(&format!("belongs at {cut_key}")), "{said}");
+    assert!(
+        repo.dir.join(index_of(cut)).exists(),
+        "the index of a missing pack is kept"
+    );
+    std::fs::rename(&moved, cut).unwrap();
+    let mended = repo.repair(&[]);
+    assert!(objects(&mended, "missing").is_empty(), "{mended:#}");
+    repo.every_backup_restores();
 }
 
 /// In an encrypted repository: a damaged index is written again from its pack's (sealed)

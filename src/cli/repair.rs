@@ -65,25 +65,33 @@ pub async fn run(args: RepairArgs) -> Result<i32, Failure> {
     for damaged in &repair.damaged {
         say_shown!("DAMAGED {}: {}; left as it is", damaged.object, damaged.why);
     }
+    for missing in &repair.missing {
+        say_shown!("MISSING {}: {}", missing.object, missing.why);
+    }
+    for stray in &repair.strays {
+        say_shown!("NOT A PACK {}: {}", stray.object, stray.why);
+    }
     let (dry, written, gone) = match repair.dry_run {
         true => ("dry run: ", "to write", "to remove"),
         false => ("", "written", "removed"),
     };
     say!(
-        "{dry}{} pack(s), {} read; {} index(es) {written}, {} {gone}, {} damaged pack(s)",
+        "{dry}{} pack(s), {} read; {} index(es) {written}, {} {gone}; {} damaged and {} missing pack(s)",
         repair.packs,
         repair.packs_read,
         repair.rebuilt.len(),
         repair.removed.len(),
-        repair.damaged.len()
+        repair.damaged.len(),
+        repair.missing.len()
     );
     if !repair.whole() {
         return Err(Failure {
             message: format!(
-                "{} pack(s) do not check: the chunks in them cannot be indexed or read",
-                repair.damaged.len()
+                "{} pack(s) damaged and {} missing: the chunks in them cannot be read",
+                repair.damaged.len(),
+                repair.missing.len()
             ),
-            hint: Some("`vecdrill verify --repo URL` names the backups that used them: restore an older backup that verifies, and `vecdrill forget` the damaged ones".into()),
+            hint: Some("a pack moved by hand goes back where its name says (packs/<first 2 hex>/<name>); `vecdrill verify --repo URL` names the backups that used the others: restore an older backup that verifies, and `vecdrill forget` the damaged ones, after which `prune` reclaims the packs".into()),
             code,
         });
     }

@@ -171,7 +171,7 @@ impl Classify for RepoError {
             Self::AmbiguousBackup { .. } => Some("give more of the id (`vecdrill list --repo URL` shows them whole)".into()),
             Self::SeveralSources { .. } | Self::NoSuchSource { .. } => Some("name a source with --source as `vecdrill list` shows it (HOST:PATH, or the path alone), or name a backup by its id".into()),
             Self::Corrupt { what, .. } if what.starts_with("index") => Some(
-                "`vecdrill repair index --repo URL` writes pack indexes again from their packs; `vecdrill verify --repo URL` then says what, if anything, is still missing".into(),
+                "`vecdrill repair index --repo URL` writes pack indexes again from their packs; a pack it finds damaged or missing holds chunks that are lost: `vecdrill verify --repo URL` names the backups that used them, and once those are forgotten (`vecdrill forget`) nothing is waiting on them".into(),
             ),
             Self::Corrupt { .. } | Self::ObjectMissing { .. } => Some(
                 "run `vecdrill verify --repo URL --read-data` to find every damaged backup; restore an older backup that verifies".into(),

@@ -247,6 +247,50 @@ pub fn read_trailer(trailer: &[u8], keys: Option<&Keys>) -> Result<Vec<PackEntry
     serde_json::from_slice(trailer).map_err(|e| format!("unreadable trailer: {e}"))
 }
 
+/// What a trailer must hold to be taken as its pack's index, beyond the format's sizes that
+/// [`PackIndex::validate`] checks: the repository's version byte in the `footer`, at least one
+/// chunk, in offset order, each whole before the trailer, none overlapping another or listed
+/// twice, each encoded as the repository encodes chunks. A pack vecdrill wrote always does.
+pub fn check_trailer(
+    entries: &[PackEntry],
+    footer: &[u8],
+    pack_size: u64,
+    keys: Option<&Keys>,
+) -> Result<(), String> {
+    let (version, encoding) = match keys {
+        Some(_) => (ENCRYPTED_PACK_VERSION, Encoding::ZstdXchacha20poly1305),
+        None => (FORMAT_VERSION as u8, Encoding::Zstd),
+    };
+    let found = footer.last().copied().unwrap_or_default();
+    if found != version {
+        return Err(format!(
+            "its version byte is {found}, a pack of this repository's has {version}"
+        ));
+    }
+    let trailer_start = trailer_range(footer, pack_size)?.start;
+    if entries.is_empty() {
+        return Err("it lists no chunk".into());
+    }
+    let mut end = 0u64;
+    let mut listed = std::collections::HashSet::with_capacity(entries.len());
+    for entry in entries {
+        let problem = if entry.encoding != encoding {
+            "is not encoded as this repository encodes chunks"
+        } else if entry.offset < end {
+            "overlaps the chunk before it"
+        } else if entry.offset.saturating_add(entry.length) > trailer_start {
+            "runs into the trailer"
+        } else if !listed.insert(entry.id) {
+            "is listed twice"
+        } else {
+            end = entry.offset + entry.length;
+            continue;
+        };
+        return Err(format!("chunk {} {problem}", entry.id));
+    }
+    Ok(())
+}
+
 /// Check a whole pack against its name and read its trailer.
 pub fn open_pack(
     name: &str,
@@ -293,6 +337,27 @@ mod tests {
             let range = trailer_range(footer, size).unwrap();
             let trailer = &pack.bytes[range.start as usize..range.end as usize];
             assert_eq!(read_trailer(trailer, keys).unwrap(), entries);
+            assert_eq!(check_trailer(&entries, footer, size, keys), Ok(()));
+            let other_keys = Keys::generate();
+            let other = if keys.is_some() {
+                None
+            } else {
+                Some(&other_keys)
+            };
+            assert!(check_trailer(&entries, footer, size, other).is_err());
+            let twice = [entries.clone(), entries.clone()].concat();
+            assert!(check_trailer(&twice, footer, size, keys).is_err());
+            let mut reversed = entries.clone();
+            reversed.reverse();
+            assert!(check_trailer(&reversed, footer, size, keys)
+                .unwrap_err()
+                .contains("overlaps"));
+            let mut into_trailer = entries.clone();
+            into_trailer.last_mut().unwrap().length += 1;
+            assert!(check_trailer(&into_trailer, footer, size, keys)
+                .unwrap_err()
+                .contains("runs into the trailer"));
+            assert!(check_trailer(&[], footer, size, keys).is_err());
             for (entry, data) in entries.iter().zip(&chunks) {
                 let stored =
                     &pack.bytes[entry.offset as usize..(entry.offset + entry.length) as usize];

@@ -1,22 +1,28 @@
 //! `repair index` (restic's): the pack indexes written again from the packs. Each pack ends in
 //! a trailer repeating its index (see [`super::pack`]), so an index that was lost, damaged or
 //! forged is written again from its pack's trailer (sealed in an encrypted repository), or
-//! with `--read-all-packs` from the whole pack checked against its name. An index whose pack is
-//! gone describes nothing that can be read, and is removed. A pack whose trailer (or, read
-//! whole, whose content) does not check is named and left as it is: nothing here deletes data.
+//! with `--read-all-packs` from the whole pack checked against its name. The trailer alone is
+//! not bound to the pack's name: a chunk located through it is still checked against its id
+//! when read (a sealed one by its tag), so a pack copied over another gives back true chunks
+//! or an error, never wrong data.
+//!
+//! Nothing that can still tell something is removed: an index whose pack is gone is kept (it
+//! names what is lost, and finds the pack again if it is put back), and a damaged pack or an
+//! object under `packs/` where no pack belongs is named and left. Only an index that cannot
+//! be read, of a pack that is not there, is removed: it blocks `prune` and tells nothing.
 //!
 //! Under the exclusive lock: no backup writes a pack and its index meanwhile, so a pack
 //! without an index here is one a dead backup left or one whose index was lost, never one
 //! being written.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use serde::Serialize;
 
 use super::format::{kinds, limits, PackIndex, FORMAT_VERSION};
 use super::index::ChunkIndex;
-use super::pack::{open_pack, read_trailer, trailer_range, FOOTER_BYTES};
+use super::pack::{check_trailer, open_pack, read_trailer, trailer_range, FOOTER_BYTES};
 use super::{index_key, lock, pack_key, pack_named, stored_name, RepoError, Repository};
 
 /// Packs read at once: with `--read-all-packs`, each is held whole (at most the format's pack
@@ -39,16 +45,22 @@ pub struct IndexRepair {
     pub packs_read: usize,
     /// Indexes written from their packs (`index/<pack>.json`).
     pub rebuilt: Vec<Repaired>,
-    /// Indexes of packs that are gone.
+    /// Indexes that cannot be read, of packs that are gone: nothing can be read through them.
     pub removed: Vec<Repaired>,
     /// Packs that do not check against their names or trailers: left as they are.
     pub damaged: Vec<Repaired>,
+    /// Packs an index names that are gone: their indexes are kept (they name what is lost,
+    /// and a pack put back is found through them again).
+    pub missing: Vec<Repaired>,
+    /// Objects under `packs/` not where vecdrill keeps a pack: left as they are.
+    pub strays: Vec<Repaired>,
 }
 
 impl IndexRepair {
-    /// Whether every pack is now indexed from a pack that checks.
+    /// Whether every pack an index names is there and every pack is indexed from a trailer
+    /// that checks.
     pub fn whole(&self) -> bool {
-        self.damaged.is_empty()
+        self.damaged.is_empty() && self.missing.is_empty()
     }
 }
 
@@ -78,15 +90,23 @@ async fn repair_locked(
         .map(|(key, why)| (stored_name(key, "index"), why.as_str()))
         .collect();
     let mut packs = BTreeMap::new();
+    let mut strays = Vec::new();
     for object in repo.store.list("packs").await? {
-        // Only objects where vecdrill puts packs: anything else there is not a pack.
-        if let Some(name) = pack_named(&object.key) {
-            packs.insert(name.to_string(), object.size);
+        // Only objects where vecdrill puts packs are packs; anything else is named, and left.
+        match pack_named(&object.key) {
+            Some(name) => {
+                packs.insert(name.to_string(), object.size);
+            }
+            None => strays.push(Repaired {
+                why: stray_advice(&object.key),
+                object: object.key,
+            }),
         }
     }
     let mut repair = IndexRepair {
         dry_run,
         packs: packs.len(),
+        strays,
         ..IndexRepair::default()
     };
     let mut to_read = Vec::new();
@@ -145,23 +165,43 @@ async fn repair_locked(
         });
     }
     drop(read);
-    let gone: BTreeSet<&str> = index
-        .packs
-        .keys()
-        .map(String::as_str)
-        .chain(unreadable.keys().copied())
-        .filter(|name| !packs.contains_key(*name))
-        .collect();
-    for name in gone {
+    for (name, indexed) in &index.packs {
+        if !packs.contains_key(name) {
+            repair.missing.push(Repaired {
+                object: pack_key(name),
+                why: format!(
+                    "{} names it, with {} chunk(s): they cannot be read unless the pack comes back; the index is kept",
+                    index_key(name),
+                    indexed.entries.len()
+                ),
+            });
+        }
+    }
+    // Nothing can be read through these: not even which chunks they held.
+    for name in unreadable.keys().filter(|name| !packs.contains_key(**name)) {
         if !dry_run {
             repo.store.delete(&index_key(name)).await?;
         }
         repair.removed.push(Repaired {
             object: index_key(name),
-            why: format!("its pack {} is gone", pack_key(name)),
+            why: format!(
+                "it cannot be read and its pack {} is not there",
+                pack_key(name)
+            ),
         });
     }
     Ok(repair)
+}
+
+/// What to say of an object under `packs/` that is not where vecdrill keeps a pack: where it
+/// belongs, when it is named as a pack is.
+fn stray_advice(key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or_default();
+    if super::format::is_digest(name) {
+        format!("not where vecdrill keeps a pack: if it is one moved by hand, it belongs at {}; left as it is", pack_key(name))
+    } else {
+        "not a pack (not named as vecdrill names packs); left as it is".into()
+    }
 }
 
 /// Why a pack gave no index: its own damage (named, and the repair goes on) or the store
@@ -201,19 +241,31 @@ async fn rebuild_from_pack(
             limits::PACK_BYTES
         )));
     }
-    let (entries, pack_size) = if whole {
+    let (entries, pack_size, footer) = if whole {
         let bytes = repo.store.get(&key, limits::PACK_BYTES).await?;
-        (open_pack(name, &bytes, keys)?, bytes.len() as u64)
+        let entries = open_pack(name, &bytes, keys)?;
+        let footer = bytes.slice(bytes.len() - FOOTER_BYTES as usize..);
+        (entries, bytes.len() as u64, footer)
     } else {
-        let footer_at = size.saturating_sub(FOOTER_BYTES);
-        let footer = repo.store.get_range(&key, footer_at..size).await?;
+        if size <= FOOTER_BYTES {
+            return Err(NoIndex::Damaged(format!(
+                "it is {size} bytes: too short to hold a trailer"
+            )));
+        }
+        let footer = repo
+            .store
+            .get_range(&key, size - FOOTER_BYTES..size)
+            .await?;
         let range = trailer_range(&footer, size).map_err(NoIndex::Damaged)?;
+        if range.is_empty() {
+            return Err(NoIndex::Damaged("its trailer is empty".into()));
+        }
         let trailer = repo.store.get_range(&key, range).await?;
-        (
-            read_trailer(&trailer, keys).map_err(NoIndex::Damaged)?,
-            size,
-        )
+        let entries = read_trailer(&trailer, keys).map_err(NoIndex::Damaged)?;
+        (entries, size, footer)
     };
+    check_trailer(&entries, &footer, pack_size, keys)
+        .map_err(|why| NoIndex::Damaged(format!("its trailer cannot be an index: {why}")))?;
     let rebuilt = PackIndex {
         kind: kinds::INDEX.to_string(),
         version: FORMAT_VERSION,

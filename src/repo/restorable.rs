@@ -63,9 +63,9 @@ pub fn locate(index: &ChunkIndex, file: &FileEntry) -> Result<Vec<(Location, u64
     for id in &file.chunks {
         let location = index.get(id).ok_or_else(|| {
             let why = match index.unreadable.first() {
-                None => "not in any pack index (a pack or its index is missing; `vecdrill repair index` rebuilds a lost index from its pack)".to_string(),
+                None => "not in any pack index (a pack or its index is missing; `vecdrill repair index` writes an index again from a pack that is still there)".to_string(),
                 Some((key, _)) => format!(
-                    "not in any readable pack index (a pack or its index is missing, or in one of the {} that cannot be read, first {key}; `vecdrill repair index` rebuilds indexes from their packs)",
+                    "not in any readable pack index (a pack or its index is missing, or in one of the {} that cannot be read, first {key}; `vecdrill repair index` writes indexes again from packs that are still there)",
                     index.unreadable.len()
                 ),
             };
