@@ -368,3 +368,52 @@ fn issue_17_persistent_store_faults_end_in_exit_3_naming_the_object() {
     }
     eprintln!("persistent store faults: {:?}", proxy.injected());
 }
+
+/// A bucket that does not exist (a typo in `--repo`) is said to be one, with what to do: not
+/// "object keys/... is missing from the repository", which sent users to `verify`.
+#[test]
+fn issue_25_a_bucket_that_does_not_exist_is_named_as_such() {
+    let s3 = S3Server::start("present");
+    let env = with_secret(s3.env());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = seeded_data_dir(tmp.path(), &[("docs", 50, 4)]);
+    let data = data.to_str().unwrap();
+    for args in [
+        vec![
+            "init",
+            "--repo",
+            "s3://absent/chroma",
+            "--encryption",
+            "none",
+        ],
+        vec![
+            "backup",
+            "--repo",
+            "s3://absent/chroma",
+            "--chroma-dir",
+            data,
+        ],
+    ] {
+        let refused = run(&args, &env);
+        refused.expect_code(2);
+        let said = refused.stderr();
+        assert!(
+            said.contains("s3://absent/chroma") && said.contains("does not exist"),
+            "{said}"
+        );
+        assert!(said.contains("create the bucket first"), "{said}");
+        assert!(!said.contains("is missing from the repository"), "{said}");
+    }
+    // The bucket that is there works.
+    run(
+        &[
+            "backup",
+            "--repo",
+            "s3://present/chroma",
+            "--chroma-dir",
+            data,
+        ],
+        &env,
+    )
+    .expect_code(0);
+}

@@ -45,6 +45,10 @@ pub enum RepoError {
     #[error("{url} is not a vecdrill repository (no `config` object)")]
     NotARepository { url: String },
     #[error(
+        "nothing can be written into {url}: the bucket (or container) it names does not exist"
+    )]
+    NoSuchPlace { url: String },
+    #[error(
         "{what} was written by a newer vecdrill (format {found}, this one reads up to {supported})"
     )]
     NewerFormat {
@@ -62,6 +66,9 @@ pub enum RepoError {
     ObjectMissing { key: String },
     #[error("{what} is corrupt: {detail}")]
     Corrupt { what: String, detail: String },
+    /// Chunks backups use that no pack index locates, while packs without an index exist.
+    #[error("the pack indexes are incomplete: {detail}")]
+    IncompleteIndex { detail: String },
     #[error("no backup {id:?} in the repository")]
     BackupNotFound { id: String },
     #[error("{prefix:?} is ambiguous: {count} backups start with it: {shown}")]
@@ -144,9 +151,12 @@ impl RepoError {
 impl Classify for RepoError {
     fn exit_code(&self) -> i32 {
         match self {
-            Self::Corrupt { .. } | Self::ObjectMissing { .. } => exit::FAILED,
+            Self::Corrupt { .. } | Self::ObjectMissing { .. } | Self::IncompleteIndex { .. } => {
+                exit::FAILED
+            }
             Self::BadUrl { .. }
             | Self::NotARepository { .. }
+            | Self::NoSuchPlace { .. }
             | Self::BackupNotFound { .. }
             | Self::AmbiguousBackup { .. }
             | Self::SeveralSources { .. }
@@ -166,13 +176,15 @@ impl Classify for RepoError {
 
     fn hint(&self) -> Option<String> {
         match self {
+            Self::NoSuchPlace { .. } => Some("create the bucket first (vecdrill creates the objects in it, not the bucket), or check --repo for a typo".into()),
             Self::NotARepository { .. } => Some("check --repo (or VECDRILL_REPO); `vecdrill backup` creates a repository on first use".into()),
             Self::BackupNotFound { .. } | Self::Empty => Some("`vecdrill list --repo URL` shows the backups".into()),
             Self::AmbiguousBackup { .. } => Some("give more of the id (`vecdrill list --repo URL` shows them whole)".into()),
             Self::SeveralSources { .. } | Self::NoSuchSource { .. } => Some("name a source with --source as `vecdrill list` shows it (HOST:PATH, or the path alone), or name a backup by its id".into()),
-            Self::Corrupt { what, .. } if what.starts_with("index") => Some(
-                "`vecdrill repair index --repo URL` writes pack indexes again from their packs; a pack it finds damaged or missing holds chunks that are lost: `vecdrill verify --repo URL` names the backups that used them, and once those are forgotten (`vecdrill forget`) nothing is waiting on them".into(),
-            ),
+            Self::IncompleteIndex { .. } => Some(REPAIR_INDEX_HINT.into()),
+            Self::Corrupt { what, .. } if what.starts_with("index") => {
+                Some(REPAIR_INDEX_HINT.into())
+            }
             Self::Corrupt { .. } | Self::ObjectMissing { .. } => Some(
                 "run `vecdrill verify --repo URL --read-data` to find every damaged backup; restore an older backup that verifies".into(),
             ),
@@ -192,6 +204,9 @@ impl Classify for RepoError {
         }
     }
 }
+
+/// What to do about pack indexes that are missing or cannot be read.
+const REPAIR_INDEX_HINT: &str = "`vecdrill repair index --repo URL` writes pack indexes again from their packs; a pack it finds damaged or missing holds chunks that are lost: `vecdrill verify --repo URL` names the backups that used them, and once those are forgotten (`vecdrill forget`) nothing is waiting on them";
 
 /// An opened repository.
 #[derive(Debug, Clone)]

@@ -278,8 +278,7 @@ async fn prune_locked(repo: &Repository, options: &PruneOptions) -> Result<Prune
     // until the index is whole again.
     let unlocated = used.iter().filter(|id| !index.contains(id)).count();
     if let (true, Some(first)) = (unlocated > 0, unindexed.first()) {
-        return Err(RepoError::Corrupt {
-            what: "index".into(),
+        return Err(RepoError::IncompleteIndex {
             detail: format!(
                 "{unlocated} chunk(s) that kept backups use are in no pack index, and {} pack(s) have none (first {}): they may hold those chunks, so nothing was removed",
                 unindexed.len(),

@@ -171,6 +171,10 @@ impl Store {
 
     fn error(&self, op: &'static str, rel: &str, source: object_store::Error) -> RepoError {
         match source {
+            // A write creates its object: only the place it goes into can be missing.
+            object_store::Error::NotFound { .. } if op == "put" => RepoError::NoSuchPlace {
+                url: self.url.clone(),
+            },
             object_store::Error::NotFound { .. } => RepoError::ObjectMissing {
                 key: rel.to_string(),
             },
