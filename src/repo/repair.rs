@@ -65,8 +65,9 @@ impl IndexRepair {
 }
 
 /// Rebuild every index that is missing, unreadable or not of its pack's size (with
-/// `read_all_packs`, also every one that differs from its pack's trailer), and remove the
-/// indexes of packs that are gone. With `dry_run`, say so and change nothing.
+/// `read_all_packs`, also every one that differs from its pack's trailer), name damaged and
+/// missing packs and strays, and remove the unreadable indexes of packs that are not there.
+/// With `dry_run`, say what would be written and removed, and change nothing.
 pub async fn repair_index(
     repo: &Repository,
     read_all_packs: bool,
@@ -164,7 +165,6 @@ async fn repair_locked(
             why: format!("{why}; {chunks} chunk(s) indexed from the pack"),
         });
     }
-    drop(read);
     for (name, indexed) in &index.packs {
         if !packs.contains_key(name) {
             repair.missing.push(Repaired {
