@@ -1144,6 +1144,39 @@ fn issue_20_a_drill_with_a_wrong_password_stops_before_its_first_step() {
         assert!(!marker.exists(), "a step ran");
         assert!(!reports.exists(), "a run was started");
     }
+
+    // The repository a copy step copies into is checked too: under another password, the
+    // drill stops before its first step, not at the copy.
+    let other = repo_url(&enc.root.join("other"));
+    vecdrill_env(
+        ["init", "--repo", &other],
+        &[("VECDRILL_PASSWORD", "another password".into())],
+    )
+    .expect_code(0);
+    let text = format!(
+        "name: encrypted-copy-drill\n\
+         target:\n  kind: chroma\n  url: http://127.0.0.1:9\n  data_dir: {data}\n\
+         repo: {repo}\n\
+         steps:\n  - {{ do: shell, with: {{ command: touch {marker} }} }}\n  \
+         - {{ do: copy, with: {{ to: \"{other}\" }} }}\n",
+        data = enc.data.display(),
+        repo = enc.repo,
+        marker = marker.display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    let run = crate::common::run_scenario(
+        &path,
+        &reports,
+        &[],
+        &[("VECDRILL_PASSWORD", PASSWORD.to_string())],
+    );
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("opens none") && run.stderr().contains(&other),
+        "{}",
+        run.stderr()
+    );
+    assert!(!marker.exists(), "a step ran");
 }
 
 /// tests/fixtures/repo-format-1 was written by vecdrill at commit 34af40d, before encryption

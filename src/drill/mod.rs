@@ -124,9 +124,18 @@ pub async fn check_passwords(
         .iter()
         .chain(&scenario.rollback)
         .filter(|step| step.kind.needs_repo)
-        .filter_map(|step| match step.with.get("repo") {
-            Some(own) => own.as_str().map(str::to_string),
-            None => scenario.repo.clone(),
+        .flat_map(|step| {
+            let own = match step.with.get("repo") {
+                Some(own) => own.as_str().map(str::to_string),
+                None => scenario.repo.clone(),
+            };
+            let others = step.kind.other_repos.iter().filter_map(|field| {
+                step.with
+                    .get(*field)
+                    .and_then(|url| url.as_str())
+                    .map(str::to_string)
+            });
+            own.into_iter().chain(others).collect::<Vec<_>>()
         })
         // Known only once an earlier step has run.
         .filter(|url| !url.contains("${"))

@@ -58,6 +58,7 @@ pub const KIND: StepKind = StepKind {
     needs_service: false,
     targets: TargetKind::ALL,
     needs_repo: true,
+    other_repos: &[],
     restores_data: false,
     platform_time: false,
     measures: &[],

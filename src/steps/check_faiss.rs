@@ -30,6 +30,7 @@ pub const KIND: StepKind = StepKind {
     needs_service: false,
     targets: &[TargetKind::FaissRedis],
     needs_repo: false,
+    other_repos: &[],
     restores_data: false,
     platform_time: false,
     measures: &[],

@@ -43,6 +43,7 @@ pub const KIND: StepKind = StepKind {
     needs_service: false,
     targets: TargetKind::ALL,
     needs_repo: true,
+    other_repos: &["to"],
     restores_data: false,
     platform_time: false,
     measures: &[],

@@ -37,6 +37,7 @@ pub const KIND: StepKind = StepKind {
     needs_service: false,
     targets: &[TargetKind::Chroma],
     needs_repo: true,
+    other_repos: &[],
     restores_data: false,
     platform_time: false,
     measures: &[],

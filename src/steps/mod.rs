@@ -137,6 +137,9 @@ pub struct StepKind {
     pub targets: &'static [TargetKind],
     /// Whether it needs a backup repository: the scenario's `repo:` or its own.
     pub needs_repo: bool,
+    /// The `with:` fields naming further repositories it opens (`copy`'s `to`): their
+    /// passwords are checked before the first step too.
+    pub other_repos: &'static [&'static str],
     /// Whether it puts a backup's data in place: the restored backup's age is the run's RPO.
     pub restores_data: bool,
     /// Whether its time counts as platform time in the RTO split (service operations and

@@ -80,6 +80,7 @@ pub const COMPARE_NEIGHBOURS: StepKind = StepKind {
     needs_service: false,
     targets: &[TargetKind::Chroma],
     needs_repo: false,
+    other_repos: &[],
     restores_data: false,
     platform_time: false,
     measures: &[],

@@ -28,6 +28,7 @@ pub const KIND: StepKind = StepKind {
     needs_service: false,
     targets: &[TargetKind::Chroma],
     needs_repo: false,
+    other_repos: &[],
     restores_data: false,
     platform_time: false,
     measures: &[],

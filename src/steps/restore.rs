@@ -83,6 +83,7 @@ pub const KIND: StepKind = StepKind {
     needs_service: false,
     targets: TargetKind::ALL,
     needs_repo: true,
+    other_repos: &[],
     restores_data: true,
     platform_time: true,
     measures: &[Objective::Rpo],

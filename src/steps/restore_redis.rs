@@ -50,6 +50,7 @@ pub const KIND: StepKind = StepKind {
     needs_service: true,
     targets: &[TargetKind::FaissRedis],
     needs_repo: false,
+    other_repos: &[],
     restores_data: false,
     platform_time: true,
     measures: &[],

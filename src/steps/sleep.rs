@@ -20,6 +20,7 @@ pub const KIND: StepKind = StepKind {
     needs_service: false,
     targets: TargetKind::ALL,
     needs_repo: false,
+    other_repos: &[],
     restores_data: false,
     platform_time: false,
     measures: &[],
