@@ -370,9 +370,11 @@ fn issue_17_persistent_store_faults_end_in_exit_3_naming_the_object() {
 }
 
 /// A bucket that does not exist (a typo in `--repo`) is said to be one, with what to do: not
-/// "object keys/... is missing from the repository", which sent users to `verify`.
+/// "object keys/... is missing from the repository", which sent users to `verify`, nor "not a
+/// vecdrill repository". Credentials the store refuses and a store that is not there are
+/// each named as what they are.
 #[test]
-fn issue_25_a_bucket_that_does_not_exist_is_named_as_such() {
+fn issue_25_a_missing_bucket_refused_credentials_and_no_store_are_each_named() {
     let s3 = S3Server::start("present");
     let env = with_secret(s3.env());
     let tmp = tempfile::tempdir().unwrap();
@@ -404,6 +406,14 @@ fn issue_25_a_bucket_that_does_not_exist_is_named_as_such() {
         assert!(said.contains("create the bucket first"), "{said}");
         assert!(!said.contains("is missing from the repository"), "{said}");
     }
+    // Read commands say so too, rather than "not a vecdrill repository".
+    let listed = run(&["list", "--repo", "s3://absent/chroma"], &env);
+    listed.expect_code(2);
+    assert!(
+        listed.stderr().contains("does not exist"),
+        "{}",
+        listed.stderr()
+    );
     // The bucket that is there works.
     run(
         &[
@@ -416,4 +426,39 @@ fn issue_25_a_bucket_that_does_not_exist_is_named_as_such() {
         &env,
     )
     .expect_code(0);
+
+    // Credentials the store refuses (403): said so, in one line, with what to check, never
+    // the store's XML answer or the secret (checked by `run`).
+    let refusing = S3Server::start_refusing();
+    for args in [
+        vec!["list", "--repo", "s3://present/chroma"],
+        vec![
+            "backup",
+            "--repo",
+            "s3://present/chroma",
+            "--chroma-dir",
+            data,
+        ],
+    ] {
+        let refused = run(&args, &with_secret(refusing.env()));
+        refused.expect_code(3);
+        let said = refused.stderr();
+        assert!(
+            said.contains("refused") && said.contains("credentials"),
+            "{said}"
+        );
+        assert!(!said.contains("<?xml"), "{said}");
+    }
+    // Nothing listening where the store should be: the connection refused is named.
+    let port = crate::common::free_port();
+    let nowhere = run(
+        &["list", "--repo", "s3://present/chroma"],
+        &with_secret(S3Server::env_for_port(port)),
+    );
+    nowhere.expect_code(3);
+    assert!(
+        nowhere.stderr().contains("Connection refused"),
+        "{}",
+        nowhere.stderr()
+    );
 }

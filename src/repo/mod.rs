@@ -44,10 +44,14 @@ pub enum RepoError {
     BadUrl { url: String, reason: String },
     #[error("{url} is not a vecdrill repository (no `config` object)")]
     NotARepository { url: String },
-    #[error(
-        "nothing can be written into {url}: the bucket (or container) it names does not exist"
-    )]
+    #[error("{url}: the bucket (or container) it names does not exist")]
     NoSuchPlace { url: String },
+    #[error("{url}: the object store refused the {op} of {key}: its credentials are wrong or may not do that")]
+    Refused {
+        url: String,
+        op: &'static str,
+        key: String,
+    },
     #[error(
         "{what} was written by a newer vecdrill (format {found}, this one reads up to {supported})"
     )]
@@ -56,7 +60,7 @@ pub enum RepoError {
         found: u32,
         supported: u32,
     },
-    #[error("object store {op} of {key} failed: {source}")]
+    #[error("object store {op} of {key} failed: {}", store::described(source))]
     Store {
         op: &'static str,
         key: String,
@@ -170,13 +174,16 @@ impl Classify for RepoError {
             | Self::NoSuchKey { .. }
             | Self::KeyRefused { .. }
             | Self::NotYet { .. } => exit::BAD_INPUT,
-            Self::Store { .. } | Self::Locked { .. } | Self::Io { .. } => exit::RUNTIME,
+            Self::Store { .. } | Self::Refused { .. } | Self::Locked { .. } | Self::Io { .. } => {
+                exit::RUNTIME
+            }
         }
     }
 
     fn hint(&self) -> Option<String> {
         match self {
-            Self::NoSuchPlace { .. } => Some("create the bucket first (vecdrill creates the objects in it, not the bucket), or check --repo for a typo".into()),
+            Self::NoSuchPlace { .. } => Some("create the bucket first (vecdrill creates the objects in it, not the bucket), or check the repository URL for a typo".into()),
+            Self::Refused { .. } => Some("check the credentials the store is given (AWS_*, GOOGLE_*, AZURE_*) and that they may list, read, write and delete under the repository's prefix; -v shows the store's answer".into()),
             Self::NotARepository { .. } => Some("check --repo (or VECDRILL_REPO); `vecdrill backup` creates a repository on first use".into()),
             Self::BackupNotFound { .. } | Self::Empty => Some("`vecdrill list --repo URL` shows the backups".into()),
             Self::AmbiguousBackup { .. } => Some("give more of the id (`vecdrill list --repo URL` shows them whole)".into()),

@@ -172,12 +172,26 @@ impl Store {
     fn error(&self, op: &'static str, rel: &str, source: object_store::Error) -> RepoError {
         match source {
             // A write creates its object: only the place it goes into can be missing.
+            source if names_missing_place(&source) => RepoError::NoSuchPlace {
+                url: self.url.clone(),
+            },
             object_store::Error::NotFound { .. } if op == "put" => RepoError::NoSuchPlace {
                 url: self.url.clone(),
             },
             object_store::Error::NotFound { .. } => RepoError::ObjectMissing {
                 key: rel.to_string(),
             },
+            // The store's answer (an XML body for S3) only with -v: it is long, and says no
+            // more than that access was refused.
+            source @ (object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }) => {
+                tracing::debug!("the object store refused the {op} of {rel}: {source}");
+                RepoError::Refused {
+                    url: self.url.clone(),
+                    op,
+                    key: rel.to_string(),
+                }
+            }
             source => RepoError::Store {
                 op,
                 key: rel.to_string(),
@@ -432,6 +446,39 @@ impl Store {
 }
 
 const READ_RETRIES: u32 = 2;
+
+/// Whether `err` is a store saying the bucket or container itself does not exist, by the
+/// documented error codes of S3 (`NoSuchBucket`) and Azure (`ContainerNotFound`) in its
+/// answer: a 404 alone cannot tell a missing bucket from a missing object.
+fn names_missing_place(err: &object_store::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// `err` as the store said it, with its innermost cause when that is not already in it: an
+/// HTTP client's "error sending request" says nothing of the "Connection refused (os error
+/// 111)" under it. Only the innermost cause is added, never the layers between, which can
+/// hold a request's URL (and a signed URL's query).
+pub fn described(err: &object_store::Error) -> String {
+    let text = err.to_string();
+    let mut innermost: Option<&(dyn std::error::Error + 'static)> = None;
+    let mut cause = std::error::Error::source(err);
+    while let Some(error) = cause {
+        innermost = Some(error);
+        cause = error.source();
+    }
+    match innermost.map(|e| e.to_string()) {
+        Some(root) if !root.is_empty() && !text.contains(&root) => format!("{text} ({root})"),
+        _ => text,
+    }
+}
 
 /// Whether the connection broke while `err`'s answer was on its way (a cut-off body).
 fn broke_off(err: &object_store::Error) -> bool {

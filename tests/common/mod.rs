@@ -340,6 +340,19 @@ pub struct S3Server {
 
 impl S3Server {
     pub fn start(bucket: &str) -> Self {
+        let server = Self::spawn(&[]);
+        let port = server.port;
+        server.http(&format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+        server
+    }
+
+    /// A server that checks every request's signature, as a real S3 does, against credentials
+    /// it has none of: it refuses everything (403).
+    pub fn start_refusing() -> Self {
+        Self::spawn(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])
+    }
+
+    fn spawn(env: &[(&str, &str)]) -> Self {
         let bin = std::env::var("VECDRILL_TEST_MOTO")
             .map(PathBuf::from)
             .unwrap_or_else(|_| project_root().join(".venv-s3/bin/moto_server"));
@@ -351,6 +364,7 @@ impl S3Server {
         let port = free_port();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -365,7 +379,6 @@ impl S3Server {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        server.http(&format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
         server
     }
 
