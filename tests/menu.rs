@@ -202,13 +202,25 @@ fn issue_25_without_a_terminal_the_menu_never_prompts_and_bare_vecdrill_suggests
 }
 
 /// Removing a backup from the menu asks first, no by default, then runs `forget` with the
-/// chosen backup's id: the other backup stays.
+/// chosen backup's id: the other backup stays. A backup whose manifest cannot be read is shown,
+/// and removed by its id; `q` at the choice goes back to the menu.
 #[test]
 fn issue_25_the_menu_removes_a_backup_only_when_told_yes() {
     let ws = workspace(&[("docs", 50, 4)]);
-    let first = backup_json(&ws.repo, &ws.data, &[])["backup"]["manifest"]["id"].clone();
-    let second = backup_json(&ws.repo, &ws.data, &[])["backup"]["manifest"]["id"].clone();
-    // Remove the older (2nd shown, newest first): declined by default, then confirmed.
+    let id = |taken: Value| {
+        taken["backup"]["manifest"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = id(backup_json(&ws.repo, &ws.data, &[]));
+    let second = id(backup_json(&ws.repo, &ws.data, &[]));
+    let damaged = id(backup_json(&ws.repo, &ws.data, &[]));
+    let manifest = ws.repo_dir.join(format!("snapshots/{damaged}.json"));
+    std::fs::write(&manifest, "{ damaged").unwrap();
+    let damaged_answer = format!("{damaged}\r");
+    // Remove the older readable one (2nd shown, newest first): declined by default, then
+    // confirmed; back with q; then the damaged one, by its id.
     let run = vecdrill_on_terminal(
         &[
             "menu",
@@ -217,21 +229,34 @@ fn issue_25_the_menu_removes_a_backup_only_when_told_yes() {
             "--chroma-dir",
             ws.data.to_str().unwrap(),
         ],
-        &["7\r", "2\r", "\r", "7\r", "2\r", "y\r", "8\r"],
+        &[
+            "7\r",
+            "2\r",
+            "\r",
+            "7\r",
+            "2\r",
+            "y\r",
+            "7\r",
+            "q\r",
+            "7\r",
+            &damaged_answer,
+            "y\r",
+            "8\r",
+        ],
         None,
     );
     let shown = run.stdout();
     assert_eq!(run.code(), 0, "{shown}");
     assert!(shown.contains("nothing removed"), "{shown}");
-    let forget = format!(
-        "vecdrill forget --repo {} {}",
-        ws.repo,
-        first.as_str().unwrap()
-    );
-    assert_eq!(shown.matches(&forget).count(), 1, "{shown}");
+    assert!(shown.contains(&format!("DAMAGED {damaged}")), "{shown}");
+    for removed in [&first, &damaged] {
+        let forget = format!("vecdrill forget --repo {} {removed}", ws.repo);
+        assert_eq!(shown.matches(&forget).count(), 1, "{shown}");
+    }
+    assert!(!manifest.exists());
     let ids: Vec<Value> = list(&ws.repo, &[])
         .iter()
         .map(|b| b["id"].clone())
         .collect();
-    assert_eq!(ids, vec![second]);
+    assert_eq!(ids, vec![Value::from(second)]);
 }

@@ -230,7 +230,7 @@ impl Menu {
     }
 
     async fn show(&mut self) -> Result<Step, Failure> {
-        let id = match self.choose_backup("show").await? {
+        let id = match self.choose_backup("show", false).await? {
             Chosen::Backup(id) => id,
             other => return Ok(other.step()),
         };
@@ -242,7 +242,7 @@ impl Menu {
     }
 
     async fn verify(&mut self) -> Result<Step, Failure> {
-        let id = match self.choose_backup("verify").await? {
+        let id = match self.choose_backup("verify", false).await? {
             Chosen::Backup(id) => id,
             other => return Ok(other.step()),
         };
@@ -263,7 +263,7 @@ impl Menu {
     /// a confirmation, then the restore (which checks the restored copy before swapping it
     /// in, and keeps the current data beside it).
     async fn restore(&mut self) -> Result<Step, Failure> {
-        let id = match self.choose_backup("restore").await? {
+        let id = match self.choose_backup("restore", false).await? {
             Chosen::Backup(id) => id,
             other => return Ok(other.step()),
         };
@@ -310,7 +310,7 @@ impl Menu {
     }
 
     async fn copy(&mut self) -> Result<Step, Failure> {
-        let id = match self.choose_backup("copy").await? {
+        let id = match self.choose_backup("copy", false).await? {
             Chosen::Backup(id) => id,
             other => return Ok(other.step()),
         };
@@ -336,7 +336,7 @@ impl Menu {
     /// One backup removed, after a confirmation that defaults to no; `prune` reclaims its
     /// space later.
     async fn forget(&mut self) -> Result<Step, Failure> {
-        let id = match self.choose_backup("remove").await? {
+        let id = match self.choose_backup("remove", true).await? {
             Chosen::Backup(id) => id,
             other => return Ok(other.step()),
         };
@@ -358,14 +358,28 @@ impl Menu {
     }
 
     /// The newest backups, numbered; the one chosen, by id (never `latest`, which a backup
-    /// taken on the way, such as a restore's, would move).
-    async fn choose_backup(&mut self, what: &str) -> Result<Chosen, Failure> {
+    /// taken on the way, such as a restore's, would move). Backups whose manifest cannot be
+    /// read are shown too; with `damaged_too` (removing) one of them is chosen by its id.
+    /// `q` goes back to the menu.
+    async fn choose_backup(&mut self, what: &str, damaged_too: bool) -> Result<Chosen, Failure> {
         let backups = match &self.repo {
-            Some(repo) => repo.scan().await?.manifests,
-            None => Vec::new(),
+            Some(repo) => repo.scan().await?,
+            None => vecdrill::repo::Backups::default(),
         };
-        let newest: Vec<&Manifest> = backups.iter().rev().take(SHOWN_BACKUPS).collect();
-        if newest.is_empty() {
+        let newest: Vec<&Manifest> = backups.manifests.iter().rev().take(SHOWN_BACKUPS).collect();
+        for damaged in &backups.damaged {
+            say_shown!(
+                "  DAMAGED {}: {}{}",
+                damaged.backup_id(),
+                damaged.problem,
+                if damaged_too {
+                    " (type its id to remove it)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if newest.is_empty() && (!damaged_too || backups.damaged.is_empty()) {
             say!("there are no backups yet: create one first");
             return Ok(Chosen::Back);
         }
@@ -385,16 +399,20 @@ impl Menu {
                 }
             );
         }
+        let default = if newest.is_empty() { "" } else { "1" };
         loop {
-            let Some(answer) = ask(&format!("{what} which backup (number or id) [1]")).await?
-            else {
+            let question = format!("{what} which backup (number or id, q to go back) [{default}]");
+            let Some(answer) = ask(&question).await? else {
                 return Ok(Chosen::Ended);
             };
             let answer = if answer.is_empty() {
-                "1".into()
+                default.to_string()
             } else {
                 answer
             };
+            if answer == "q" {
+                return Ok(Chosen::Back);
+            }
             if let Some(m) = answer
                 .parse::<usize>()
                 .ok()
@@ -402,6 +420,9 @@ impl Menu {
                 .and_then(|i| newest.get(i))
             {
                 return Ok(Chosen::Backup(m.id.clone()));
+            }
+            if damaged_too && backups.damaged.iter().any(|d| d.backup_id() == answer) {
+                return Ok(Chosen::Backup(answer));
             }
             match repo.manifest(&answer).await {
                 Ok(m) => return Ok(Chosen::Backup(m.id)),

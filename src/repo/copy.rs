@@ -220,7 +220,7 @@ impl CopyReport {
     /// A backup whose manifest cannot be read: not copied, and why.
     pub fn unreadable(damaged: &super::DamagedManifest) -> Self {
         Self {
-            backup: super::stored_name(&damaged.key, "snapshots").to_string(),
+            backup: damaged.backup_id().to_string(),
             failed: Some(format!(
                 "its manifest {} cannot be read: {}",
                 damaged.key, damaged.problem

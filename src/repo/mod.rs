@@ -671,11 +671,7 @@ impl Repository {
                 (Some(damaged), Some(Some(newest))) => damaged >= newest,
                 _ => true,
             };
-            if let Some(newer) = backups
-                .damaged
-                .iter()
-                .find(|d| may_be_newer(stored_name(&d.key, "snapshots")))
-            {
+            if let Some(newer) = backups.damaged.iter().find(|d| may_be_newer(d.backup_id())) {
                 let than = match latest {
                     Some(latest) => format!("backup {}", latest.id),
                     None => "every readable backup (there is none)".into(),
@@ -854,6 +850,13 @@ pub struct Backups {
 pub struct DamagedManifest {
     pub key: String,
     pub problem: String,
+}
+
+impl DamagedManifest {
+    /// The id of the backup it would describe: the name it is stored under.
+    pub fn backup_id(&self) -> &str {
+        stored_name(&self.key, "snapshots")
+    }
 }
 
 impl Repository {

@@ -14,7 +14,7 @@ use super::index::ChunkIndex;
 use super::pack::{decode_chunk, open_pack, Recheck};
 pub use super::restorable::Problem;
 use super::restorable::{locate, problems as unrestorable, read_file};
-use super::{pack_key, stored_name, DamagedManifest, RepoError, Repository};
+use super::{pack_key, DamagedManifest, RepoError, Repository};
 use crate::progress::{Progress, Unit};
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,7 +36,7 @@ impl VerifyReport {
     /// Manifests that could not be read are problems too (their backups cannot be restored).
     pub fn add_damaged(&mut self, damaged: &[DamagedManifest]) {
         self.problems.extend(damaged.iter().map(|d| Problem {
-            backup: Some(stored_name(&d.key, "snapshots").to_string()),
+            backup: Some(d.backup_id().to_string()),
             file: None,
             object: d.key.clone(),
             problem: d.problem.clone(),
