@@ -406,6 +406,14 @@ fn issue_25_a_missing_bucket_refused_credentials_and_no_store_are_each_named() {
         assert!(said.contains("create the bucket first"), "{said}");
         assert!(!said.contains("is missing from the repository"), "{said}");
     }
+    // Said before any password is asked: an encrypted init with none given names the bucket.
+    let init = run(&["init", "--repo", "s3://absent/chroma"], &env);
+    init.expect_code(2);
+    assert!(
+        init.stderr().contains("does not exist"),
+        "{}",
+        init.stderr()
+    );
     // Read commands say so too, rather than "not a vecdrill repository".
     let listed = run(&["list", "--repo", "s3://absent/chroma"], &env);
     listed.expect_code(2);

@@ -453,6 +453,22 @@ impl Repository {
         sources: &PasswordSources,
         prompt: Option<Prompt<'_>>,
     ) -> Result<Self, RepoError> {
+        // Where it goes, before the password is asked (twice, at a terminal): a repository
+        // already there, or a bucket that is not, is said at once. Nothing is created yet.
+        match Store::open(url, false) {
+            Ok(store) => match store.get(CONFIG_KEY, format::limits::JSON_BYTES).await {
+                Ok(_) => {
+                    return Err(RepoError::AlreadyARepository {
+                        url: url.to_string(),
+                    })
+                }
+                Err(RepoError::ObjectMissing { .. }) => {}
+                Err(err) => return Err(err),
+            },
+            // A local directory that does not exist yet.
+            Err(RepoError::NotARepository { .. }) => {}
+            Err(err) => return Err(err),
+        }
         // The password first: a missing one leaves nothing behind.
         let password = match encryption {
             Encryption::RepoKey => Some(sources.resolve_new(
