@@ -15,6 +15,36 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Every `http(s)://…?query` in `text` without its query: a signed or SAS URL carries its
+/// token there (an object store's error names the request it made).
+pub fn redact_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let next_url = |s: &str| {
+        ["http://", "https://"]
+            .iter()
+            .filter_map(|p| s.find(p))
+            .min()
+    };
+    while let Some(at) = next_url(rest) {
+        out.push_str(&rest[..at]);
+        let url_len = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')'))
+            .unwrap_or(rest.len() - at);
+        let url = &rest[at..at + url_len];
+        match url.split_once('?') {
+            Some((before, _)) => {
+                out.push_str(before);
+                out.push_str("?…");
+            }
+            None => out.push_str(url),
+        }
+        rest = &rest[at + url_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `scheme://host[:port]/…`: enough to recognise a webhook, without a token in its path.
 pub fn redact_webhook(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -43,6 +73,19 @@ mod tests {
             "redis://127.0.0.1:6379"
         );
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn urls_in_text_lose_their_queries() {
+        assert_eq!(
+            redact_queries("Error performing GET https://acct.blob.core.windows.net/c/config?sv=2022&sig=SECRET in 1s - HTTP error"),
+            "Error performing GET https://acct.blob.core.windows.net/c/config?… in 1s - HTTP error"
+        );
+        assert_eq!(
+            redact_queries("a (http://h/x?t=1) and http://h/y then https://h/z?u=2"),
+            "a (http://h/x?…) and http://h/y then https://h/z?…"
+        );
+        assert_eq!(redact_queries("no url here"), "no url here");
     }
 
     #[test]

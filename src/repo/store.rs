@@ -185,7 +185,10 @@ impl Store {
             // more than that access was refused.
             source @ (object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. }) => {
-                tracing::debug!("the object store refused the {op} of {rel}: {source}");
+                tracing::debug!(
+                    "the object store refused the {op} of {rel}: {}",
+                    described(&source)
+                );
                 RepoError::Refused {
                     url: self.url.clone(),
                     op,
@@ -216,7 +219,8 @@ impl Store {
             .is_ok_and(|stored| stored == bytes)
         {
             tracing::warn!(
-                "the object store reported the write of {rel} as failed ({err}), yet it reads back whole: written"
+                "the object store reported the write of {rel} as failed ({}), yet it reads back whole: written",
+                described(&err)
             );
             return Ok(());
         }
@@ -418,7 +422,8 @@ impl Store {
                     retries += 1;
                     let pause = Duration::from_millis(200 * u64::from(retries));
                     tracing::info!(
-                        "reading {rel} broke off ({source}); retrying in {pause:?}, retry {retries} of {READ_RETRIES}"
+                        "reading {rel} broke off ({}); retrying in {pause:?}, retry {retries} of {READ_RETRIES}",
+                        described(&source)
                     );
                     tokio::time::sleep(pause).await;
                 }
@@ -464,8 +469,8 @@ fn names_missing_place(err: &object_store::Error) -> bool {
 
 /// `err` as the store said it, with its innermost cause when that is not already in it: an
 /// HTTP client's "error sending request" says nothing of the "Connection refused (os error
-/// 111)" under it. Only the innermost cause is added, never the layers between, which can
-/// hold a request's URL (and a signed URL's query).
+/// 111)" under it. Only the innermost cause is added, never the layers between; a URL's query
+/// (a SAS token, a signature) is never shown.
 pub fn described(err: &object_store::Error) -> String {
     let text = err.to_string();
     let mut innermost: Option<&(dyn std::error::Error + 'static)> = None;
@@ -474,10 +479,11 @@ pub fn described(err: &object_store::Error) -> String {
         innermost = Some(error);
         cause = error.source();
     }
-    match innermost.map(|e| e.to_string()) {
+    let described = match innermost.map(|e| e.to_string()) {
         Some(root) if !root.is_empty() && !text.contains(&root) => format!("{text} ({root})"),
         _ => text,
-    }
+    };
+    crate::redaction::redact_queries(&described)
 }
 
 /// Whether the connection broke while `err`'s answer was on its way (a cut-off body).
