@@ -143,7 +143,7 @@ enum Command {
     /// Mend a repository's metadata: `repair index` writes lost or damaged pack indexes again
     /// from their packs.
     #[command(
-        after_help = "Examples:\n  vecdrill repair index --repo file:///srv/backups --dry-run\n  vecdrill repair index --repo s3://bucket/chroma\n  vecdrill repair index --repo s3://bucket/chroma --read-all-packs\n\nEach pack repeats its index in a trailer, so an index that was deleted, damaged or forged is written again from its pack once the pack checks against its name; the index of a pack that is gone is removed. Nothing else is changed: a damaged pack is named and left. Exit codes: 0 every pack indexed, 1 damaged packs remain, 2 bad input, 3 could not run."
+        after_help = "Examples:\n  vecdrill repair index --repo file:///srv/backups --dry-run\n  vecdrill repair index --repo s3://bucket/chroma\n  vecdrill repair index --repo s3://bucket/chroma --read-all-packs\n\nEach pack repeats its index in a trailer (sealed in an encrypted repository), so an index that was deleted, damaged or forged is written again from it; --read-all-packs also reads every pack whole and checks it against its name. Nothing that still tells something is removed: a damaged pack, a pack an index names that is gone (its index is kept) and an object under packs/ where no pack belongs are named and left; only an unreadable index of a pack that is not there is removed. Exit codes: 0 every pack indexed and present, 1 damaged or missing packs, 2 bad input, 3 could not run."
     )]
     Repair(cli::repair::RepairArgs),
     /// Storage used by a repository.

@@ -18,8 +18,8 @@ pub struct RepairArgs {
 #[derive(Subcommand)]
 pub enum RepairCommand {
     /// Write missing, damaged or wrong pack indexes again from their packs (each pack repeats
-    /// its index in a trailer), and remove the indexes of packs that are gone. A pack that
-    /// does not check against its name is named and left as it is.
+    /// its index in a trailer). Damaged and missing packs, and objects under packs/ where no
+    /// pack belongs, are named and left as they are.
     Index(RepairIndexArgs),
 }
 
