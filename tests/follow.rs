@@ -518,6 +518,20 @@ fn issue_23_a_running_follower_keeps_up_and_gives_the_purge_back_when_stopped() 
     assert_eq!(report["through"].as_f64(), Some(newest), "{report:#}");
 
     assert!(report["bases_taken"].as_u64().unwrap() >= 2, "{report:#}");
+    // The chains meet across each new base: one window, no second between two chains that
+    // neither restores (the old chain ships what was written while the new base was taken).
+    let listed = vecdrill(["list", "--repo", &repo]);
+    let windows = listed
+        .stdout()
+        .lines()
+        .find(|line| line.contains("restores to any second"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !windows.is_empty() && !windows.contains(';'),
+        "{}",
+        listed.stdout()
+    );
 
     // Either side of a base taken while following: each moment from its own chain.
     let mut bases = Vec::new();

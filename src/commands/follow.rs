@@ -239,9 +239,14 @@ where
     let mut last_state: Option<Instant> = None;
     // Told to stop: one more pass ships what is left.
     let mut stopping = false;
+    // A new base taken on schedule, followed once the old chain has shipped the rows written
+    // while it was taken (up to the base's own newest row, which the purge switch still
+    // keeps): the old chain's reach then meets the new one's, with no second between them
+    // that neither restores.
+    let mut next: Option<Following> = None;
     loop {
         let read_at = Utc::now();
-        let (rows, catalog, head) = live.read_after(following.through, MAX_SEGMENT_ROWS)?;
+        let (mut rows, catalog, head) = live.read_after(following.through, MAX_SEGMENT_ROWS)?;
         let last_gone = match &following.last {
             Some(last) => !live
                 .row_at(last.seq_id)?
@@ -276,6 +281,8 @@ where
             );
             tracing::error!("{message}");
             observer.gap(&message);
+            // This base takes the place of one being handed over to.
+            next = None;
             following = new_base(repo, options, progress, report).await?;
             continue;
         }
@@ -285,6 +292,12 @@ where
                 "the log of {} holds a row vecdrill cannot restore ({bad}); nothing past it was shipped",
                 options.dir.display()
             )));
+        }
+        // The old chain's last rows: none past the new base's, which its own chain ships (and
+        // only what both have shipped is purged).
+        let handing_over = next.is_some();
+        if let Some(next) = &next {
+            rows.retain(|row| row.seq_id <= next.through);
         }
         let changed = following.catalog.as_ref() != Some(&catalog);
         let full = rows.len() == MAX_SEGMENT_ROWS;
@@ -333,6 +346,10 @@ where
             // More is waiting: read on at once.
             continue;
         }
+        if handing_over {
+            following = next.take().expect("handing over to a new base");
+            continue;
+        }
         let last = options.once || stopping;
         if last_state.is_none_or(|at| at.elapsed() >= STATE_EVERY) || last {
             // A prune may have removed the base (a newer backup of the source was kept in
@@ -379,7 +396,7 @@ where
                 .is_ok_and(|age| age >= every)
         });
         if due {
-            following = new_base(repo, options, progress, report).await?;
+            next = Some(new_base(repo, options, progress, report).await?);
             continue;
         }
         tokio::select! {
