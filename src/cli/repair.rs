@@ -52,9 +52,16 @@ pub async fn run(args: RepairArgs) -> Result<i32, Failure> {
         print_json(&repair);
         return Ok(code);
     }
-    let (rebuilt, removed) = match repair.dry_run {
-        true => ("would write", "would remove"),
-        false => ("wrote", "removed"),
+    // The verbs for each object, then for the totals.
+    let (rebuilt, removed, dry, written, gone) = match repair.dry_run {
+        true => (
+            "would write",
+            "would remove",
+            "dry run: ",
+            "to write",
+            "to remove",
+        ),
+        false => ("wrote", "removed", "", "written", "removed"),
     };
     for done in &repair.rebuilt {
         say_shown!("{rebuilt} {}: {}", done.object, done.why);
@@ -71,10 +78,6 @@ pub async fn run(args: RepairArgs) -> Result<i32, Failure> {
     for stray in &repair.strays {
         say_shown!("NOT A PACK {}: {}", stray.object, stray.why);
     }
-    let (dry, written, gone) = match repair.dry_run {
-        true => ("dry run: ", "to write", "to remove"),
-        false => ("", "written", "removed"),
-    };
     say!(
         "{dry}{} pack(s), {} read; {} index(es) {written}, {} {gone}; {} damaged and {} missing pack(s)",
         repair.packs,
