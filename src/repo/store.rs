@@ -171,10 +171,10 @@ impl Store {
 
     fn error(&self, op: &'static str, rel: &str, source: object_store::Error) -> RepoError {
         match source {
-            // A write creates its object: only the place it goes into can be missing.
             source if names_missing_place(&source) => RepoError::NoSuchPlace {
                 url: self.url.clone(),
             },
+            // A write creates its object: only the place it goes into can be missing.
             object_store::Error::NotFound { .. } if op == "put" => RepoError::NoSuchPlace {
                 url: self.url.clone(),
             },
